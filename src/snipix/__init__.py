@@ -1,0 +1,1 @@
+"""Snipix backend: durable, fast, observable persistence for the Snipix video editor."""

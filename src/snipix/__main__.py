@@ -1,0 +1,3 @@
+from snipix.cli import main
+
+main()

@@ -1,0 +1,207 @@
+"""The `snipix` command: serve, the embedded engine, database tools.
+
+Every command fails with one line on stderr (`error: ...`) and a non-zero status: 2 for a bad
+setting or option, 1 for anything else that stopped it. SIGTERM and SIGINT stop the service
+first (in-flight requests finish) and then every process the command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from snipix.db.client import DatabaseUnreachable, connect, ping
+from snipix.db.engine import EngineStartError, serve_engine
+from snipix.db.engine_record import DataDirInUse
+from snipix.db.indexes import IndexConflict, catalogue, ensure_indexes, list_indexes
+from snipix.db.launcher import EngineLaunchError, database_endpoint
+from snipix.db.migrations import MigrationLocked
+from snipix.observability.logging import configure_logging
+from snipix.settings import Settings, describe_errors, mongodb_hosts
+
+app = typer.Typer(
+    name="snipix",
+    help="Snipix backend: the API service, its embedded database engine and tools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database tools (use MONGODB_URI, or the embedded engine).")
+app.add_typer(db_app, name="db", no_args_is_help=True)
+
+# Failures a person can act on: shown as one line, never as a traceback.
+_EXPECTED = (
+    DatabaseUnreachable,
+    DataDirInUse,
+    EngineLaunchError,
+    EngineStartError,
+    IndexConflict,
+    MigrationLocked,
+)
+
+
+class _StopRequested(Exception):
+    """SIGTERM/SIGINT arrived; unwind so every `finally` stops what it started."""
+
+
+def _on_stop_signal(signum: int, _frame: FrameType | None) -> None:
+    raise _StopRequested(signal.Signals(signum).name)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        for line in describe_errors(error):
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _command(settings: Settings) -> Iterator[None]:
+    """Common frame: logging, stop signals, one-line failures."""
+    configure_logging(settings)
+    previous = {s: signal.signal(s, _on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _StopRequested:
+        pass
+    except _EXPECTED as error:
+        _fail(str(error))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="SNIPIX_HOST", help="Address to bind.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(envvar="SNIPIX_PORT", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(envvar="SNIPIX_WORKERS", min=1, max=64)] = 1,
+) -> None:
+    """Run the API (with the embedded engine when MONGODB_URI is not set)."""
+    settings = _load_settings()
+    with _command(settings), database_endpoint(settings) as effective:
+        # Fail here, in one line, rather than as a lifespan traceback in every worker.
+        asyncio.run(_check_database(effective))
+        assert effective.mongodb_uri is not None
+        os.environ["MONGODB_URI"] = effective.mongodb_uri.get_secret_value()
+        uvicorn.run(
+            "snipix.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            server_header=False,
+        )
+
+
+async def _check_database(settings: Settings) -> None:
+    client = await connect(settings)
+    await client.close()
+
+
+@app.command()
+def engine(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data directory (default: SNIPIX_DATA_DIR, ./.snipix/data)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 27017,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run the embedded MongoDB-compatible engine in the foreground, like mongod."""
+    settings = _load_settings()
+    with _command(settings):
+        asyncio.run(
+            serve_engine(
+                (data_dir or settings.data_dir), host=host, port=port, parent_pid=parent_pid
+            )
+        )
+
+
+@db_app.command("ping")
+def db_ping() -> None:
+    """Check that the database answers, and how fast."""
+    settings = _load_settings()
+    with _command(settings), database_endpoint(settings) as effective:
+        version, latency_ms = asyncio.run(_ping(effective))
+        assert effective.mongodb_uri is not None
+        hosts = mongodb_hosts(effective.mongodb_uri.get_secret_value())
+        typer.echo(
+            f"ok: MongoDB {version} at {hosts} answered in {latency_ms:.1f} ms "
+            f"(database {effective.database_name})"
+        )
+
+
+async def _ping(settings: Settings) -> tuple[str, float]:
+    client = await connect(settings)
+    try:
+        info = await ping(client)
+    finally:
+        await client.close()
+    return info.version, info.latency_ms
+
+
+@db_app.command("indexes")
+def db_indexes() -> None:
+    """Create every index of the data model (idempotent) and list the database's indexes."""
+    settings = _load_settings()
+    with _command(settings), database_endpoint(settings) as effective:
+        for line in asyncio.run(_indexes(effective)):
+            typer.echo(line)
+
+
+async def _indexes(settings: Settings) -> list[str]:
+    client = await connect(settings)
+    try:
+        db = client[settings.database_name]
+        created = await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
+        listing = await list_indexes(db)
+    finally:
+        await client.close()
+    lines = [f"ensured {len(created)} indexes in database {settings.database_name}"]
+    for collection, indexes in listing.items():
+        for index in indexes:
+            keys = ", ".join(f"{k}:{v}" for k, v in dict(index["key"]).items())
+            extras = [
+                f"{option}={index[option]}"
+                for option in ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds")
+                if index.get(option)
+            ]
+            lines.append(f"{collection:<22} {index['name']:<26} {keys}  {' '.join(extras)}".rstrip())
+    return lines
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings, secrets masked."""
+    settings = _load_settings()
+    for name, value in settings.describe().items():
+        typer.echo(f"{name}={value}")
+
+
+def main() -> None:
+    app()

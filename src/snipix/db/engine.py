@@ -1,0 +1,124 @@
+"""The embedded MongoDB-compatible engine, served like a local `mongod`.
+
+mongoeco's SQLite engine behind its wire-protocol proxy: the service (and any tool) reaches
+it with the same PyMongo client it uses for Atlas, so there is one database code path. It
+runs as its own process (`snipix engine`), so the service can be restarted without
+restarting the database and the database can be stopped under a running service (which is
+how the fault tests exercise reconnection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import structlog
+from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+
+from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord
+
+log = structlog.get_logger(__name__)
+
+
+class EngineStartError(Exception):
+    """The engine could not start (address in use, unreadable data directory, ...)."""
+
+
+class DurableSQLiteEngine(SQLiteEngine):  # type: ignore[misc]
+    """SQLiteEngine with `synchronous=FULL`: an acknowledged write survives power loss.
+
+    mongoeco opens its WAL database with `synchronous=NORMAL`, which survives a process
+    crash but may drop the last commits on an OS crash or power cut. Editors must never
+    lose acknowledged work, so every commit is fsynced; the cost is write latency on the
+    local default only (Atlas has its own journal).
+    """
+
+    def _create_sqlite_connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection = super()._create_sqlite_connection()
+        connection.execute("PRAGMA synchronous=FULL")
+        return connection
+
+
+def _watch_parent(parent_pid: int, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Stop when the process that started us is gone, so no engine is ever orphaned."""
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if os.getppid() != parent_pid:
+                log.warning("engine parent exited; stopping", parent_pid=parent_pid)
+                stop.set()
+                return
+            await asyncio.sleep(0.5)
+
+    return asyncio.create_task(watch(), name="engine-parent-watch")
+
+
+async def serve_engine(
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 27017,
+    parent_pid: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve `data_dir` until SIGTERM/SIGINT (or `stop`), then close cleanly.
+
+    Takes the data directory's lock first: two engines must never open the same files.
+    """
+    data_dir = data_dir.resolve()
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    server: AsyncMongoEcoProxyServer | None = None
+    watcher: asyncio.Task[None] | None = None
+    try:
+        engine = DurableSQLiteEngine(str(data_dir / DATA_FILE))
+        server = AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
+        try:
+            await server.start()
+        except OSError as error:
+            raise EngineStartError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}"
+            ) from None
+        address = server.address
+        record = EngineRecord(
+            pid=os.getpid(),
+            host=address.host,
+            port=address.port,
+            data_dir=str(data_dir),
+            started_at=time.time(),
+            version=version("mongoeco"),
+        )
+        record.write(data_dir)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        if parent_pid is not None:
+            watcher = _watch_parent(parent_pid, stop)
+        log.info("engine serving", uri=record.uri, data_dir=str(data_dir), pid=record.pid)
+        await stop.wait()
+        log.info("engine stopping", data_dir=str(data_dir))
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if server is not None:
+            await server.close()
+        EngineRecord.remove(data_dir, os.getpid())
+        lock.release()
+    log.info("engine stopped", data_dir=str(data_dir))
+
+
+def engine_info(record: EngineRecord) -> dict[str, Any]:
+    return {"pid": record.pid, "uri": record.uri, "dataDir": record.data_dir}

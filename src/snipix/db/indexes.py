@@ -1,0 +1,159 @@
+"""Every index of the data model, in one catalogue, created idempotently.
+
+One place to review "is every query backed by an index?" (see docs/architecture.md). The
+names are fixed so a query can `hint` one and an explain test can name it. Creating an
+index that already exists with the same definition is a no-op, so start-up and
+`snipix db indexes` can run any number of times; an index whose definition changed under
+the same name is reported (it needs a deliberate drop and rebuild, never a silent one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
+from pymongo.errors import OperationFailure
+
+from snipix.db.client import Database
+
+# MongoDB's codes for "an index with this name/keys exists with other options".
+_INDEX_CONFLICT_CODES = {85, 86}
+
+KeySpec = Sequence[tuple[str, Any]]
+
+
+class IndexConflict(Exception):
+    """An existing index has the catalogue's name but a different definition."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    collection: str
+    name: str
+    keys: KeySpec
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        return IndexModel(list(self.keys), name=self.name, **self.options)
+
+
+_ACTIVE = {"partialFilterExpression": {"isDeleted": False}}
+
+
+def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
+    """The indexes the data model in docs/architecture.md relies on."""
+    return (
+        # projects: the owner's active list in either sort order (partial: deleted rows are
+        # not in the index at all), ranked text search, and the retention sweep.
+        IndexSpec(
+            "projects",
+            "active_by_updated",
+            [("userId", ASCENDING), ("updatedAt", DESCENDING), ("_id", DESCENDING)],
+            _ACTIVE,
+        ),
+        IndexSpec(
+            "projects",
+            "active_by_created",
+            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            _ACTIVE,
+        ),
+        IndexSpec(
+            "projects",
+            "text_name_description",
+            [("name", TEXT), ("description", TEXT)],
+            {"weights": {"name": 3, "description": 1}},
+        ),
+        IndexSpec(
+            "projects",
+            "retention",
+            [("isDeleted", ASCENDING), ("deletedAt", ASCENDING)],
+        ),
+        IndexSpec(
+            "project_versions",
+            "project_version",
+            [("projectId", ASCENDING), ("version", DESCENDING)],
+            {"unique": True},
+        ),
+        IndexSpec("timelines", "project", [("projectId", ASCENDING)], {"unique": True}),
+        IndexSpec(
+            "timeline_revisions",
+            "project_version",
+            [("projectId", ASCENDING), ("version", DESCENDING)],
+            {"unique": True},
+        ),
+        # A compound sparse index would still index every revision (projectId is always
+        # present); the partial filter keeps only revisions that carry a key.
+        IndexSpec(
+            "timeline_revisions",
+            "project_idempotency_key",
+            [("projectId", ASCENDING), ("idempotencyKey", ASCENDING)],
+            {"unique": True, "partialFilterExpression": {"idempotencyKey": {"$exists": True}}},
+        ),
+        IndexSpec(
+            "timeline_snapshots",
+            "project_version",
+            [("projectId", ASCENDING), ("version", DESCENDING)],
+            {"unique": True},
+        ),
+        IndexSpec("transcripts", "project", [("projectId", ASCENDING)], {"unique": True}),
+        IndexSpec(
+            "transcript_segments",
+            "project_start",
+            [("projectId", ASCENDING), ("start", ASCENDING)],
+        ),
+        IndexSpec("transcript_segments", "text", [("text", TEXT)]),
+        IndexSpec(
+            "editing_sessions",
+            "user_project",
+            [("userId", ASCENDING), ("projectId", ASCENDING)],
+            {"unique": True},
+        ),
+        IndexSpec(
+            "editing_sessions",
+            "user_recent",
+            [("userId", ASCENDING), ("lastOpenedAt", DESCENDING)],
+        ),
+        IndexSpec("audit_log", "entity_at", [("entityId", ASCENDING), ("at", DESCENDING)]),
+        IndexSpec("audit_log", "user_at", [("userId", ASCENDING), ("at", DESCENDING)]),
+        IndexSpec(
+            "audit_log",
+            "expire_at",
+            [("at", ASCENDING)],
+            {"expireAfterSeconds": audit_retention_days * 86_400},
+        ),
+    )
+
+
+async def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
+    """Create every index in `specs` (no-op for existing identical ones); return their names.
+
+    Raises `IndexConflict` naming the collection and index when a definition changed.
+    """
+    by_collection: dict[str, list[IndexSpec]] = {}
+    for spec in specs:
+        by_collection.setdefault(spec.collection, []).append(spec)
+    created: list[str] = []
+    for collection, group in by_collection.items():
+        try:
+            names = await db[collection].create_indexes([spec.model() for spec in group])
+        except OperationFailure as error:
+            if error.code in _INDEX_CONFLICT_CODES:
+                raise IndexConflict(
+                    f"an index on {collection} conflicts with the catalogue "
+                    f"({error.details.get('errmsg') if error.details else error}); "
+                    "drop it so it can be rebuilt with the new definition"
+                ) from None
+            raise
+        created += [f"{collection}.{name}" for name in names]
+    return created
+
+
+async def list_indexes(db: Database) -> dict[str, list[dict[str, Any]]]:
+    """Every index of every collection in the database, by collection."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name in sorted(await db.list_collection_names()):
+        cursor = await db[name].list_indexes()
+        result[name] = [dict(index) async for index in cursor]
+    return result

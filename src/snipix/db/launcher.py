@@ -1,0 +1,161 @@
+"""Find or start the database a command should use.
+
+Every command that needs the database goes through `database_endpoint`: `MONGODB_URI` when
+set; otherwise the embedded engine already serving the data directory; otherwise an engine
+started for the duration of the command and stopped when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from snipix.db.engine_record import EngineRecord, serving_engine
+from snipix.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_STOP_TIMEOUT_S = 15.0
+
+
+class EngineLaunchError(Exception):
+    """The embedded engine did not come up; the message says why in one line."""
+
+
+@dataclass
+class EngineProcess:
+    """An engine process this command started (and so must stop)."""
+
+    process: subprocess.Popen[bytes]
+    record: EngineRecord
+
+    @property
+    def uri(self) -> str:
+        return self.record.uri
+
+    def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> int:
+        """SIGTERM, then SIGKILL if it has not finished closing its files in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("engine did not stop in time; killing it", pid=self.process.pid)
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_engine_process(
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout_s: float = 30.0,
+    stop_with_parent: bool = True,
+    env: dict[str, str] | None = None,
+) -> EngineProcess:
+    """Start `snipix engine` as a child process and wait until it accepts connections.
+
+    The child gets its own session, so a Ctrl-C in the terminal reaches only the command,
+    which then stops the service first and the engine last (in-flight requests can still
+    finish their writes). `--parent-pid` makes the engine exit if this process dies.
+    """
+    data_dir = data_dir.resolve()
+    command = [
+        sys.executable,
+        "-m",
+        "snipix",
+        "engine",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if stop_with_parent:
+        command += ["--parent-pid", str(os.getpid())]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=env,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        returncode = process.poll()
+        if returncode is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            reason = _last_line(err) or f"exit status {returncode}"
+            raise EngineLaunchError(f"the embedded engine did not start: {reason}")
+        record = EngineRecord.read(data_dir)
+        if record is not None and record.pid == process.pid:
+            break
+        if time.monotonic() >= deadline:
+            process.kill()
+            process.wait()
+            raise EngineLaunchError(
+                f"the embedded engine did not answer within {timeout_s:.0f}s "
+                f"(data directory {data_dir})"
+            )
+        time.sleep(0.05)
+    # From here the engine logs to our stderr; we only needed the pipe to report a failed start.
+    _forward_stderr(process)
+    return EngineProcess(process=process, record=record)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _forward_stderr(process: subprocess.Popen[bytes]) -> None:
+    import shutil
+    import threading
+
+    stream = process.stderr
+    if stream is None:
+        return
+
+    def pump() -> None:
+        with stream:
+            shutil.copyfileobj(stream, sys.stderr.buffer)
+            sys.stderr.buffer.flush()
+
+    threading.Thread(target=pump, name="engine-stderr", daemon=True).start()
+
+
+@contextmanager
+def database_endpoint(settings: Settings) -> Iterator[Settings]:
+    """Yield settings whose `mongodb_uri` points at a live database.
+
+    An engine started here is stopped on exit; one that was already serving the data
+    directory (another `snipix serve`, or `snipix engine` in a terminal) is left running.
+    """
+    if settings.mongodb_uri is not None:
+        yield settings
+        return
+    data_dir = settings.data_dir.resolve()
+    running = serving_engine(data_dir)
+    if running is not None:
+        log.info("using the embedded engine already serving", uri=running.uri, pid=running.pid)
+        yield settings.with_mongodb_uri(running.uri)
+        return
+    engine = start_engine_process(data_dir, timeout_s=settings.engine_start_timeout_s)
+    log.info("embedded engine started", uri=engine.uri, pid=engine.record.pid)
+    try:
+        yield settings.with_mongodb_uri(engine.uri)
+    finally:
+        code = engine.stop()
+        log.info("embedded engine stopped", pid=engine.record.pid, exit_status=code)

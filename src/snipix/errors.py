@@ -1,0 +1,236 @@
+"""One error vocabulary for the whole service, rendered in one place.
+
+Domain code raises a `SnipixError` subclass; `install_error_handlers` turns it, FastAPI's
+validation errors, routing errors, driver connectivity errors and anything unexpected into
+the one JSON shape of the API:
+
+    {"error": {"code": "...", "message": "...", "details": ..., "requestId": "..."}}
+
+Messages are written for a person. Driver text, host lists and stack traces stay in the
+(redacted) log, never in a response.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, WTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+# How long a client should wait before retrying after a 503: long enough for a replica-set
+# election (typically under 12 s on Atlas) to finish.
+DATABASE_RETRY_AFTER_S = 5
+
+
+class SnipixError(Exception):
+    """Base of every error a client may see; subclasses fix the code and status."""
+
+    code: ClassVar[str] = "internal_error"
+    status_code: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+class ValidationFailed(SnipixError):
+    code = "validation_error"
+    status_code = 422
+
+
+class Unauthorized(SnipixError):
+    code = "unauthorized"
+    status_code = 401
+
+
+class Forbidden(SnipixError):
+    code = "forbidden"
+    status_code = 403
+
+
+class NotFound(SnipixError):
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(SnipixError):
+    code = "conflict"
+    status_code = 409
+
+
+class VersionMismatch(SnipixError):
+    code = "version_mismatch"
+    status_code = 412
+
+    def __init__(self, message: str, *, current_version: int) -> None:
+        super().__init__(message, details={"currentVersion": current_version})
+
+
+class TooLarge(SnipixError):
+    code = "too_large"
+    status_code = 413
+
+
+class RateLimited(SnipixError):
+    code = "rate_limited"
+    status_code = 429
+
+
+class DatabaseUnavailable(SnipixError):
+    code = "database_unavailable"
+    status_code = 503
+
+    def __init__(
+        self,
+        message: str = (
+            "The project database is temporarily unavailable; your last change was not saved. "
+            f"Retry in {DATABASE_RETRY_AFTER_S} seconds."
+        ),
+        *,
+        retry_after_s: int = DATABASE_RETRY_AFTER_S,
+    ) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class ErrorBody(BaseModel):
+    """The `error` member of every error response (documented in OpenAPI)."""
+
+    code: str
+    message: str
+    details: Any = None
+    requestId: str | None = None  # noqa: N815 - wire name
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "version_mismatch",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def request_id_of(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def error_response(
+    request: Request,
+    *,
+    status_code: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "requestId": request_id_of(request),
+        }
+    }
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def _snipix_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SnipixError)
+    if exc.status_code >= 500:
+        log.warning("request failed", error_code=exc.code, error_class=type(exc).__name__)
+    return error_response(
+        request,
+        status_code=exc.status_code,
+        code=exc.code,
+        message=exc.message,
+        details=exc.details,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only where and why: echoing the rejected input could reflect a password or a token.
+    problems = [
+        {
+            "loc": [str(part) for part in item.get("loc", ())],
+            "msg": str(item.get("msg", "")),
+            "type": str(item.get("type", "")),
+        }
+        for item in exc.errors()
+    ]
+    first = problems[0] if problems else None
+    where = ".".join(p for p in first["loc"] if p not in {"body"}) if first else ""
+    message = f"Invalid request: {where}: {first['msg']}" if first else "Invalid request."
+    return error_response(
+        request, status_code=422, code="validation_error", message=message, details=problems
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal_error")
+    message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize() + "."
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"No route matches {request.method} {request.url.path}."
+    return error_response(
+        request,
+        status_code=exc.status_code,
+        code=code,
+        message=message,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # ConnectionFailure covers AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError.
+    log.warning("database unavailable", error_class=type(exc).__name__)
+    unavailable = DatabaseUnavailable()
+    return await _snipix_error(request, unavailable)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", error_class=type(exc).__name__, exc_info=exc)
+    return error_response(
+        request,
+        status_code=500,
+        code="internal_error",
+        message="Something went wrong on our side; the request may not have been applied. "
+        "Retry, and quote the request id if it happens again.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SnipixError, _snipix_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for driver_error in (ConnectionFailure, NetworkTimeout, ExecutionTimeout, WTimeoutError):
+        app.add_exception_handler(driver_error, _database_error)
+    app.add_exception_handler(Exception, _unexpected_error)

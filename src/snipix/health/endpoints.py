@@ -1,0 +1,93 @@
+"""Liveness and readiness, for load balancers and orchestrators.
+
+`/health/live` does no I/O: a process that can answer is alive. `/health/ready` answers 503
+while the database does not (the service cannot keep its promises without it) and names
+the failing component; a missing cache only degrades (slower, never broken).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal
+
+import pymongo
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
+
+from snipix.errors import DATABASE_RETRY_AFTER_S
+from snipix.resources import Resources, ResourcesDep
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+ComponentStatus = Literal["ok", "down", "disabled", "pending", "ahead"]
+
+
+class Live(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    failing: list[str]
+    components: dict[str, dict[str, Any]]
+
+
+@router.get("/live", response_model=Live, summary="The process is up (no I/O).")
+async def live() -> Live:
+    return Live()
+
+
+async def _database(resources: Resources) -> dict[str, Any]:
+    timeout_s = resources.settings.health_timeout_ms / 1000
+    started = time.perf_counter()
+    try:
+        # pymongo.timeout bounds server selection too: with the database gone this returns
+        # after timeout_s instead of the (much longer) server selection timeout.
+        with pymongo.timeout(timeout_s):
+            await resources.db.command("ping")
+    except PyMongoError as error:
+        return {"status": "down", "error": type(error).__name__, "timeoutMs": timeout_s * 1000}
+    return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def _cache(resources: Resources) -> dict[str, Any]:
+    if resources.redis is None:
+        return {"status": "disabled", "mode": "in-process"}
+    timeout_s = resources.settings.health_timeout_ms / 1000
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await resources.redis.ping()
+    except (RedisError, OSError, TimeoutError) as error:
+        return {"status": "down", "error": type(error).__name__}
+    return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@router.get(
+    "/ready",
+    response_model=Ready,
+    summary="Ready to serve: the database answers (503 naming the failing component if not).",
+    responses={503: {"model": Ready, "description": "The database does not answer."}},
+)
+async def ready(resources: ResourcesDep) -> JSONResponse:
+    database, cache = await asyncio.gather(_database(resources), _cache(resources))
+    components: dict[str, dict[str, Any]] = {
+        "database": database,
+        "cache": cache,
+        "pool": {"status": "ok", **resources.pool.snapshot()},
+        "migrations": resources.migrations,
+    }
+    failing = [n for n, c in components.items() if c.get("status") in {"down", "pending"}]
+    if database["status"] != "ok":
+        body = Ready(status="down", failing=failing, components=components)
+        return JSONResponse(
+            body.model_dump(),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+    status: Literal["ok", "degraded"] = "degraded" if failing else "ok"
+    return JSONResponse(Ready(status=status, failing=failing, components=components).model_dump())

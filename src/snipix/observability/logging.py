@@ -1,0 +1,104 @@
+"""structlog configuration: one pipeline for our logs and the standard library's.
+
+uvicorn, pymongo and the embedded engine log through `logging`; routing them through the
+same processors means every line is JSON (or console) alike, carries the request id bound
+in `contextvars`, and passes the secret redactor. The redactor is the last line of defence:
+code should not log secrets in the first place, but a driver message that quotes a URI
+must not leak a password either.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor
+
+from snipix.settings import MASK, Settings
+
+
+class SecretRedactor:
+    """Replace every configured secret value in any string of a log event."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret containing a shorter one is masked whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, MASK)
+            return value
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._clean(v) for v in value)
+        return value
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        if not self._secrets:
+            return event_dict
+        cleaned: MutableMapping[str, Any] = event_dict
+        for key, value in list(cleaned.items()):
+            cleaned[key] = self._clean(value)
+        return event_dict
+
+
+def _render_exception_text(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """Format `exc_info` to text before redaction, so tracebacks are redacted too."""
+    return structlog.processors.format_exc_info(_logger, _method, event_dict)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Configure structlog and the root logger; safe to call more than once."""
+    level = logging.getLevelNamesMapping()[settings.log_level]
+    redactor = SecretRedactor(settings.secret_values())
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Processor
+    if settings.json_logs:
+        tail: list[Processor] = [_render_exception_text, redactor]
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        tail = [redactor]
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *tail,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn installs its own handlers unless told otherwise; ours format everything.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # The request middleware writes the access line (with request id and route template).
+    logging.getLogger("uvicorn.access").disabled = True
+    # pymongo logs every command at DEBUG with document contents: never below INFO.
+    logging.getLogger("pymongo").setLevel(max(level, logging.INFO))

@@ -1,0 +1,45 @@
+"""What the lifespan builds and every request may use, and the dependencies that hand it out.
+
+Endpoints never import a client: they declare `DatabaseDep`, `SettingsDep` or
+`ResourcesDep`, and tests swap nothing but the settings the app was created with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from snipix.db.client import Database, MongoClient
+from snipix.db.monitoring import PoolStats
+from snipix.settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    mongo: MongoClient
+    db: Database
+    pool: PoolStats
+    redis: Redis | None = None
+    migrations: dict[str, Any] = field(default_factory=dict)
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.state.resources
+    return resources
+
+
+def get_database(request: Request) -> Database:
+    return get_resources(request).db
+
+
+def get_settings(request: Request) -> Settings:
+    return get_resources(request).settings
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,331 @@
+"""Configuration from the environment (and an optional `.env`), validated once at start-up.
+
+Every setting is read from the environment variable named in its alias, so the names in
+`.env.example`, the README and the error messages are the same strings. A bad value stops
+start-up with one line per bad variable (see `describe_errors`); secrets are `SecretStr`
+and only ever leave this module masked (`Settings.describe`) or as raw values handed to
+the log redactor (`Settings.secret_values`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pymongo.errors import ConfigurationError, InvalidURI
+
+Profile = Literal["local", "production"]
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+MASK = "****"
+# MongoDB refuses these in database names; checking here turns a confusing driver error at the
+# first query into a start-up error naming MONGODB_DATABASE.
+_BAD_DATABASE_CHARS = re.compile(r'[/\\. "$\x00]')
+# HS256 keys shorter than the hash output (256 bits) are guessable offline from one token.
+_MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+def _env(name: str) -> Any:
+    """Alias helper: the environment variable is the one public name of a setting."""
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Everything the service and the CLI can be told from outside."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+    )
+
+    env: Profile = Field("local", validation_alias=_env("SNIPIX_ENV"))
+    data_dir: Path = Field(Path(".snipix/data"), validation_alias=_env("SNIPIX_DATA_DIR"))
+
+    mongodb_uri: SecretStr | None = Field(None, validation_alias=_env("MONGODB_URI"))
+    mongodb_database: str | None = Field(None, validation_alias=_env("MONGODB_DATABASE"))
+    mongodb_app_name: str = Field(
+        "snipix", min_length=1, max_length=128, validation_alias=_env("MONGODB_APP_NAME")
+    )
+    mongodb_max_pool_size: int = Field(
+        100, ge=1, le=10_000, validation_alias=_env("MONGODB_MAX_POOL_SIZE")
+    )
+    mongodb_min_pool_size: int = Field(
+        0, ge=0, le=10_000, validation_alias=_env("MONGODB_MIN_POOL_SIZE")
+    )
+    mongodb_max_idle_time_ms: int = Field(
+        300_000, ge=0, validation_alias=_env("MONGODB_MAX_IDLE_TIME_MS")
+    )
+    mongodb_server_selection_timeout_ms: int = Field(
+        5_000, ge=100, le=300_000, validation_alias=_env("MONGODB_SERVER_SELECTION_TIMEOUT_MS")
+    )
+    mongodb_connect_timeout_ms: int = Field(
+        10_000, ge=100, le=300_000, validation_alias=_env("MONGODB_CONNECT_TIMEOUT_MS")
+    )
+    mongodb_socket_timeout_ms: int = Field(
+        30_000, ge=100, le=3_600_000, validation_alias=_env("MONGODB_SOCKET_TIMEOUT_MS")
+    )
+    mongodb_wait_queue_timeout_ms: int = Field(
+        5_000, ge=100, le=300_000, validation_alias=_env("MONGODB_WAIT_QUEUE_TIMEOUT_MS")
+    )
+    mongodb_tls_ca_file: Path | None = Field(None, validation_alias=_env("MONGODB_TLS_CA_FILE"))
+
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("REDIS_URL"))
+    redis_timeout_ms: int = Field(250, ge=10, le=60_000, validation_alias=_env("REDIS_TIMEOUT_MS"))
+
+    jwt_secret: SecretStr | None = Field(None, validation_alias=_env("JWT_SECRET"))
+    jwt_public_key: str | None = Field(None, validation_alias=_env("JWT_PUBLIC_KEY"))
+    jwt_audience: str | None = Field(None, validation_alias=_env("JWT_AUDIENCE"))
+    jwt_issuer: str | None = Field(None, validation_alias=_env("JWT_ISSUER"))
+    dev_auth: bool | None = Field(None, validation_alias=_env("SNIPIX_DEV_AUTH"))
+
+    log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    log_format: LogFormat = Field("auto", validation_alias=_env("LOG_FORMAT"))
+    slow_query_ms: int = Field(100, ge=0, le=600_000, validation_alias=_env("SLOW_QUERY_MS"))
+
+    audit_retention_days: int = Field(
+        365, ge=1, le=36_500, validation_alias=_env("AUDIT_RETENTION_DAYS")
+    )
+
+    migrate_on_start: bool = Field(True, validation_alias=_env("SNIPIX_MIGRATE_ON_START"))
+    health_timeout_ms: int = Field(
+        1_000, ge=50, le=60_000, validation_alias=_env("SNIPIX_HEALTH_TIMEOUT_MS")
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, le=600, validation_alias=_env("SNIPIX_SHUTDOWN_GRACE_S")
+    )
+    engine_start_timeout_s: float = Field(
+        30.0, gt=0, le=600, validation_alias=_env("SNIPIX_ENGINE_START_TIMEOUT_S")
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("mongodb_uri", mode="before")
+    @classmethod
+    def _blank_uri_is_unset(cls, value: object) -> object:
+        # `MONGODB_URI=` in a .env means "use the embedded engine", not "the empty URI".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _check_mongodb_uri(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_mongodb_uri(value.get_secret_value())
+        return value
+
+    @field_validator("mongodb_database")
+    @classmethod
+    def _check_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value or len(value.encode()) > 63 or _BAD_DATABASE_CHARS.search(value):
+            raise ValueError(
+                'must be 1-63 bytes without spaces or any of / \\ . " $ (MongoDB database name)'
+            )
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_redis_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in {"redis", "rediss", "unix"}:
+                raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _check_public_key(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        # Environment variables often carry PEM newlines as literal "\n".
+        pem = value.replace("\\n", "\n").strip()
+        if not pem.startswith("-----BEGIN PUBLIC KEY-----"):
+            raise ValueError("must be a PEM public key starting with -----BEGIN PUBLIC KEY-----")
+        return pem
+
+    @model_validator(mode="after")
+    def _check_profile(self) -> Settings:
+        if self.mongodb_min_pool_size > self.mongodb_max_pool_size:
+            raise ValueError("MONGODB_MIN_POOL_SIZE: must not exceed MONGODB_MAX_POOL_SIZE")
+        if self.jwt_secret is not None and self.jwt_public_key is not None:
+            raise ValueError("JWT_SECRET: set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY, not both")
+        if self.env != "production":
+            return self
+        if self.mongodb_uri is None:
+            raise ValueError(
+                "MONGODB_URI: is required when SNIPIX_ENV=production "
+                "(the embedded engine is for local use only)"
+            )
+        if self.dev_auth:
+            raise ValueError(
+                "SNIPIX_DEV_AUTH: X-User-Id dev auth must be off when SNIPIX_ENV=production"
+            )
+        if self.jwt_secret is None and self.jwt_public_key is None:
+            raise ValueError(
+                "JWT_SECRET: JWT_SECRET or JWT_PUBLIC_KEY is required when SNIPIX_ENV=production"
+            )
+        if (
+            self.jwt_secret is not None
+            and len(self.jwt_secret.get_secret_value()) < _MIN_PRODUCTION_SECRET_LENGTH
+        ):
+            raise ValueError(
+                f"JWT_SECRET: must be at least {_MIN_PRODUCTION_SECRET_LENGTH} characters "
+                "when SNIPIX_ENV=production"
+            )
+        return self
+
+    @property
+    def dev_auth_enabled(self) -> bool:
+        """`X-User-Id` identity: on by default in local, never in production."""
+        return self.dev_auth if self.dev_auth is not None else self.env == "local"
+
+    @property
+    def database_name(self) -> str:
+        """MONGODB_DATABASE, else the database named in the URI path, else `snipix`."""
+        if self.mongodb_database:
+            return self.mongodb_database
+        if self.mongodb_uri is not None:
+            named = parse_mongodb_uri(self.mongodb_uri.get_secret_value()).get("database")
+            if named:
+                return str(named)
+        return "snipix"
+
+    @property
+    def json_logs(self) -> bool:
+        """JSON in production always; `auto` means console on a terminal, JSON otherwise."""
+        if self.env == "production" or self.log_format == "json":
+            return True
+        if self.log_format == "console":
+            return False
+        import sys
+
+        return not sys.stderr.isatty()
+
+    def with_mongodb_uri(self, uri: str) -> Settings:
+        """A copy pointed at `uri` (the embedded engine's address once it is known)."""
+        return self.model_copy(update={"mongodb_uri": SecretStr(uri)})
+
+    def secret_values(self) -> list[str]:
+        """Raw secret strings, for the log redactor; never print these."""
+        secrets: list[str] = []
+        if self.mongodb_uri is not None:
+            secrets += _url_password_forms(self.mongodb_uri.get_secret_value())
+        if self.redis_url is not None:
+            secrets += _url_password_forms(self.redis_url.get_secret_value())
+        if self.jwt_secret is not None:
+            secrets.append(self.jwt_secret.get_secret_value())
+        return [s for s in secrets if s]
+
+    def describe(self) -> dict[str, str]:
+        """Every setting by its environment name, secrets masked: safe to print or log."""
+        shown: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            alias = field.validation_alias
+            key = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+            value = getattr(self, name)
+            if name in {"mongodb_uri", "redis_url"} and value is not None:
+                shown[str(key)] = mask_url(value.get_secret_value())
+            elif isinstance(value, SecretStr):
+                shown[str(key)] = MASK
+            elif value is None:
+                shown[str(key)] = ""
+            else:
+                shown[str(key)] = str(value)
+        return shown
+
+
+def parse_mongodb_uri(uri: str) -> dict[str, Any]:
+    """Validate a MongoDB URI without DNS or network, returning its parts.
+
+    `mongodb+srv://` parsing in `pymongo.uri_parser.parse_uri` resolves SRV records; the
+    shared validator below checks the same syntax and options offline, so a typo in an Atlas
+    URI is a start-up error even on a machine that cannot reach DNS.
+    """
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError("must start with mongodb:// or mongodb+srv://")
+    from pymongo.uri_parser_shared import _validate_uri
+
+    try:
+        parsed: dict[str, Any] = _validate_uri(uri, 27017, True, False, True, None)
+    except (InvalidURI, ConfigurationError, ValueError) as error:
+        # pymongo's messages name options and hosts, never the password, but keep it certain.
+        password = _url_password(uri)
+        message = str(error)
+        if password:
+            message = message.replace(password, MASK)
+        raise ValueError(f"is not a valid MongoDB URI: {message}") from None
+    return parsed
+
+
+def mongodb_hosts(uri: str) -> str:
+    """The host part of a MongoDB URI (`h1:27017,h2` or the SRV name), for messages."""
+    netloc = uri.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    return netloc.rpartition("@")[2]
+
+
+def mask_url(url: str) -> str:
+    """`scheme://user:pass@hosts/...` with the password replaced by `****`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    masked = f"{user}:{MASK}" if colon else user
+    return f"{scheme}://{masked}@{hosts}{slash}{tail}"
+
+
+def _url_password(url: str) -> str:
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    userinfo, at, _hosts = authority.rpartition("@")
+    if not at:
+        return ""
+    return userinfo.partition(":")[2]
+
+
+def _url_password_forms(url: str) -> list[str]:
+    raw = _url_password(url)
+    decoded = unquote(raw)
+    return [raw, decoded] if raw != decoded else [raw]
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per bad variable: `invalid setting NAME: what is wrong`.
+
+    The offending value is never echoed (it may be a secret).
+    """
+    lines: list[str] = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["loc"]:
+            lines.append(f"invalid setting {str(item['loc'][0]).upper()}: {message}")
+        else:
+            lines.append(f"invalid setting {message}")
+    return lines
