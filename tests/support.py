@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from snipix.db.engine_record import EngineRecord, is_served
+
 # Environment variables a developer may have set that must not leak into a test's process.
 SETTING_PREFIXES = ("SNIPIX_", "MONGODB_", "REDIS_", "JWT_", "LOG_", "SLOW_QUERY", "AUDIT_")
 
@@ -57,6 +59,21 @@ def pid_alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return True
+
+
+def wait_for_engine(data_dir: Path, timeout_s: float = 30) -> EngineRecord:
+    """Wait until an engine process serves `data_dir`; return its record."""
+    found: list[EngineRecord] = []
+
+    def recorded() -> bool:
+        record = EngineRecord.read(data_dir)
+        if record is not None and is_served(data_dir) and pid_alive(record.pid):
+            found.append(record)
+            return True
+        return False
+
+    wait_until(recorded, timeout_s=timeout_s, what=f"an engine serving {data_dir}")
+    return found[-1]
 
 
 @dataclass

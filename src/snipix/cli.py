@@ -90,11 +90,9 @@ def _command(settings: Settings) -> Iterator[None]:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="SNIPIX_HOST", help="Address to bind.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(envvar="SNIPIX_PORT", min=0, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(envvar="SNIPIX_WORKERS", min=1, max=64)] = 1,
+    host: Annotated[str | None, typer.Option(help="Address to bind [SNIPIX_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="[SNIPIX_PORT]")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="[SNIPIX_WORKERS]")] = None,
 ) -> None:
     """Run the API (with the embedded engine when MONGODB_URI is not set)."""
     settings = _load_settings()
@@ -106,9 +104,9 @@ def serve(
         uvicorn.run(
             "snipix.app:create_app_from_env",
             factory=True,
-            host=host,
-            port=port,
-            workers=workers,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            workers=workers or settings.workers,
             log_config=None,
             access_log=False,
             lifespan="on",

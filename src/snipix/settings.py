@@ -103,6 +103,10 @@ class Settings(BaseSettings):
         365, ge=1, le=36_500, validation_alias=_env("AUDIT_RETENTION_DAYS")
     )
 
+    host: str = Field("127.0.0.1", min_length=1, validation_alias=_env("SNIPIX_HOST"))
+    port: int = Field(8000, ge=0, le=65_535, validation_alias=_env("SNIPIX_PORT"))
+    workers: int = Field(1, ge=1, le=64, validation_alias=_env("SNIPIX_WORKERS"))
+
     migrate_on_start: bool = Field(True, validation_alias=_env("SNIPIX_MIGRATE_ON_START"))
     health_timeout_ms: int = Field(
         1_000, ge=50, le=60_000, validation_alias=_env("SNIPIX_HEALTH_TIMEOUT_MS")

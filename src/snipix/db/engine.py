@@ -86,9 +86,8 @@ async def serve_engine(
         try:
             await server.start()
         except OSError as error:
-            raise EngineStartError(
-                f"cannot listen on {host}:{port}: {error.strerror or error}"
-            ) from None
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
+            raise EngineStartError(f"cannot listen on {host}:{port}: {reason}") from None
         address = server.address
         record = EngineRecord(
             pid=os.getpid(),

@@ -96,15 +96,15 @@ def start_engine_process(
     while True:
         returncode = process.poll()
         if returncode is not None:
-            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            reason = _last_line(err) or f"exit status {returncode}"
+            _out, err = process.communicate()
+            reason = _last_line(err.decode(errors="replace")) or f"exit status {returncode}"
             raise EngineLaunchError(f"the embedded engine did not start: {reason}")
         record = EngineRecord.read(data_dir)
         if record is not None and record.pid == process.pid:
             break
         if time.monotonic() >= deadline:
             process.kill()
-            process.wait()
+            process.communicate()
             raise EngineLaunchError(
                 f"the embedded engine did not answer within {timeout_s:.0f}s "
                 f"(data directory {data_dir})"
@@ -117,7 +117,8 @@ def start_engine_process(
 
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    # The engine's own one-line failure reads "error: ..."; we add our own context.
+    return lines[-1].removeprefix("error: ") if lines else ""
 
 
 def _forward_stderr(process: subprocess.Popen[bytes]) -> None:

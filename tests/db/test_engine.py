@@ -1,0 +1,184 @@
+"""The embedded engine as a process: one per data directory, durable, never orphaned."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient, WriteConcern
+
+from snipix.db.engine import DurableSQLiteEngine
+from snipix.db.engine_record import (
+    LOCK_FILE,
+    RECORD_FILE,
+    EngineRecord,
+    is_served,
+    serving_engine,
+)
+from snipix.db.launcher import EngineLaunchError, start_engine_process
+from tests.support import (
+    SnipixProcess,
+    clean_env,
+    free_port,
+    pid_alive,
+    wait_for_engine,
+    wait_until,
+)
+
+
+def sync_client(uri: str) -> MongoClient[dict[str, Any]]:
+    return MongoClient(uri, serverSelectionTimeoutMS=5000)
+
+
+def test_engine_records_its_address_and_removes_it_on_stop(tmp_path: Path) -> None:
+    """`snipix engine` answers on the recorded address and cleans up after SIGTERM."""
+    engine = start_engine_process(tmp_path, env=clean_env())
+    record = EngineRecord.read(tmp_path)
+    assert record is not None
+    assert record.pid == engine.process.pid
+    assert is_served(tmp_path)
+    with sync_client(record.uri) as client:
+        assert client.admin.command("ping")["ok"] == 1
+    assert engine.stop() == 0
+    assert not (tmp_path / RECORD_FILE).exists()
+    assert not is_served(tmp_path)
+
+
+def test_second_engine_on_same_data_dir_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    """Two engines never open the same files; the second says who holds them."""
+    first = start_engine_process(tmp_path, env=clean_env())
+    try:
+        with pytest.raises(EngineLaunchError) as refused:
+            start_engine_process(tmp_path, env=clean_env())
+        message = str(refused.value)
+        assert f"engine process {first.process.pid}" in message
+        assert first.uri in message
+        # The first engine is untouched and still serving.
+        with sync_client(first.uri) as client:
+            assert client.admin.command("ping")["ok"] == 1
+    finally:
+        first.stop()
+
+
+def test_stale_record_of_a_dead_engine_is_ignored(tmp_path: Path) -> None:
+    """A record left by a killed engine does not send clients to a dead address."""
+    engine = start_engine_process(tmp_path, env=clean_env(), stop_with_parent=False)
+    engine.process.kill()
+    engine.process.wait()
+    stale = json.loads((tmp_path / RECORD_FILE).read_text())
+    assert stale["pid"] == engine.process.pid
+    assert not is_served(tmp_path)
+    assert serving_engine(tmp_path, wait_s=0) is None
+
+    replacement = start_engine_process(tmp_path, env=clean_env())
+    try:
+        assert serving_engine(tmp_path) == EngineRecord.read(tmp_path)
+        assert replacement.record.pid != stale["pid"]
+    finally:
+        replacement.stop()
+
+
+def test_acknowledged_write_survives_engine_kill(tmp_path: Path) -> None:
+    """A write acknowledged with w=majority is on disk even if the engine is SIGKILLed."""
+    engine = start_engine_process(tmp_path, env=clean_env(), stop_with_parent=False)
+    with sync_client(engine.uri) as client:
+        projects = client["durability"].get_collection(
+            "projects", write_concern=WriteConcern(w="majority")
+        )
+        projects.insert_many([{"_id": f"p{i}", "name": f"cut {i}"} for i in range(50)])
+    os.kill(engine.process.pid, signal.SIGKILL)
+    engine.process.wait()
+
+    restarted = start_engine_process(tmp_path, env=clean_env())
+    try:
+        with sync_client(restarted.uri) as client:
+            names = {d["name"] for d in client["durability"]["projects"].find()}
+        assert names == {f"cut {i}" for i in range(50)}
+    finally:
+        restarted.stop()
+
+
+def test_engine_fsyncs_every_commit(tmp_path: Path) -> None:
+    """The engine's SQLite connection runs with synchronous=FULL (survives power loss)."""
+    engine = DurableSQLiteEngine(str(tmp_path / "probe.sqlite"))
+    connection = engine._create_sqlite_connection()
+    try:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        connection.close()
+
+
+def test_engine_exits_when_its_parent_dies(tmp_path: Path) -> None:
+    """An engine started for a command never outlives that command, even a killed one."""
+    script = (
+        "import sys, time; from pathlib import Path\n"
+        "from snipix.db.launcher import start_engine_process\n"
+        "e = start_engine_process(Path(sys.argv[1]))\n"
+        "print(e.process.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert parent.stdout is not None
+    engine_pid = int(parent.stdout.readline())
+    assert pid_alive(engine_pid)
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    wait_until(lambda: not pid_alive(engine_pid), timeout_s=10, what="the orphaned engine to exit")
+    assert not is_served(tmp_path)
+
+
+def test_engine_command_in_foreground(tmp_path: Path) -> None:
+    """`snipix engine --port P` serves like mongod on a fixed port and stops on SIGINT."""
+    port = free_port()
+    engine = SnipixProcess(
+        ["engine", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        env=clean_env(),
+        cwd=tmp_path,
+        log_path=tmp_path / "engine.log",
+    ).start()
+    try:
+        wait_for_engine(tmp_path / "data")
+        with sync_client(f"mongodb://127.0.0.1:{port}/?directConnection=true") as client:
+            client["fg"]["c"].insert_one({"ok": True})
+        engine.signal(signal.SIGINT)
+        assert engine.wait() == 0
+        assert (tmp_path / "data" / LOCK_FILE).exists()
+        assert not (tmp_path / "data" / RECORD_FILE).exists()
+    finally:
+        engine.kill()
+
+
+def test_engine_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    port = free_port()
+    first = SnipixProcess(
+        ["engine", "--data-dir", str(tmp_path / "a"), "--port", str(port)],
+        env=clean_env(),
+        cwd=tmp_path,
+        log_path=tmp_path / "a.log",
+    ).start()
+    try:
+        wait_for_engine(tmp_path / "a")
+        second = SnipixProcess(
+            ["engine", "--data-dir", str(tmp_path / "b"), "--port", str(port)],
+            env=clean_env(),
+            cwd=tmp_path,
+            log_path=tmp_path / "b.log",
+        ).start()
+        assert second.wait() == 1
+        errors = [line for line in second.output().splitlines() if line.startswith("error:")]
+        assert errors == [f"error: cannot listen on 127.0.0.1:{port}: address already in use"]
+        assert "Traceback" not in second.output()
+    finally:
+        first.stop()
