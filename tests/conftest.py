@@ -16,14 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import MongoClient
 
 from snipix.app import create_app
 from snipix.db.launcher import start_engine_process
 from snipix.settings import Settings
-from tests.support import SETTING_PREFIXES, RedisServer, clean_env
+from tests.support import SETTING_PREFIXES, RedisServer, clean_env, running_app
 
 TEST_URI_VARIABLE = "SNIPIX_TEST_MONGODB_URI"
 
@@ -88,12 +87,7 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the app, with its lifespan (connect, indexes, migrations) run."""
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://snipix.test"
-        ) as http,
-    ):
+    async with running_app(app) as http:
         yield http
 
 

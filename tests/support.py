@@ -9,12 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from snipix.db.engine_record import EngineRecord, is_served
 
@@ -28,6 +31,18 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env["LOG_FORMAT"] = "json"
     env.update(overrides)
     return env
+
+
+@asynccontextmanager
+async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give an HTTP client for it (ASGI, no sockets)."""
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://snipix.test"
+        ) as http,
+    ):
+        yield http
 
 
 def free_port() -> int:

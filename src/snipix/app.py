@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from snipix.db.client import connect
 from snipix.db.indexes import catalogue, ensure_indexes
-from snipix.db.migrations import MigrationRunner
+from snipix.db.migrations import MIGRATIONS, Migration, MigrationRunner
 from snipix.db.monitoring import PoolStats
 from snipix.errors import ErrorResponse, install_error_handlers
 from snipix.health.endpoints import router as health_router
@@ -40,7 +40,7 @@ def _redis_client(settings: Settings) -> Redis | None:
     return client
 
 
-def _lifespan(settings: Settings) -> Any:
+def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
         started = time.perf_counter()
@@ -50,17 +50,17 @@ def _lifespan(settings: Settings) -> Any:
         try:
             db = mongo[settings.database_name]
             await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
-            runner = MigrationRunner(db)
+            runner = MigrationRunner(db, migrations)
             if settings.migrate_on_start:
                 await runner.migrate()
-            migrations = (await runner.status()).as_dict()
+            migration_state = (await runner.status()).as_dict()
             resources = Resources(
                 settings=settings,
                 mongo=mongo,
                 db=db,
                 pool=pool,
                 redis=redis,
-                migrations=migrations,
+                migrations=migration_state,
             )
             log.info(
                 "service ready",
@@ -79,13 +79,13 @@ def _lifespan(settings: Settings) -> Any:
     return lifespan
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, migrations: Sequence[Migration] = MIGRATIONS) -> FastAPI:
     """Build the ASGI app; nothing connects until the lifespan starts."""
     app = FastAPI(
         title="Snipix backend",
         version=version("snipix"),
         description="Durable projects, timelines and transcripts for the Snipix video editor.",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, migrations),
         responses={
             422: {"model": ErrorResponse, "description": "Invalid request."},
             500: {"model": ErrorResponse, "description": "Unexpected error."},

@@ -1,8 +1,9 @@
 """One error vocabulary for the whole service, rendered in one place.
 
 Domain code raises a `SnipixError` subclass; `install_error_handlers` turns it, FastAPI's
-validation errors, routing errors, driver connectivity errors and anything unexpected into
-the one JSON shape of the API:
+validation errors, routing errors and driver connectivity errors into the one JSON shape of
+the API (anything unexpected is rendered by the request middleware, see
+`observability.requests`):
 
     {"error": {"code": "...", "message": "...", "details": ..., "requestId": "..."}}
 
@@ -216,15 +217,22 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _snipix_error(request, unavailable)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", error_class=type(exc).__name__, exc_info=exc)
-    return error_response(
-        request,
-        status_code=500,
-        code="internal_error",
-        message="Something went wrong on our side; the request may not have been applied. "
-        "Retry, and quote the request id if it happens again.",
-    )
+INTERNAL_ERROR_MESSAGE = (
+    "Something went wrong on our side; the request may not have been applied. "
+    "Retry, and quote the request id if it happens again."
+)
+
+
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    """The 500 body; rendered by the request middleware, which sees every unhandled error."""
+    return {
+        "error": {
+            "code": "internal_error",
+            "message": INTERNAL_ERROR_MESSAGE,
+            "details": None,
+            "requestId": request_id,
+        }
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -233,4 +241,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for driver_error in (ConnectionFailure, NetworkTimeout, ExecutionTimeout, WTimeoutError):
         app.add_exception_handler(driver_error, _database_error)
-    app.add_exception_handler(Exception, _unexpected_error)

@@ -14,7 +14,10 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from snipix.errors import internal_error_body
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Bounded and free of anything that could forge a log line or a header.
@@ -64,8 +67,25 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        response_started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
+        except Exception as error:
+            # Registered handlers covered every expected error; this is a bug. Answer in the
+            # common shape with the request id (Starlette's fallback would drop both), and
+            # keep the traceback in the log only.
+            log.error("unhandled error", error_class=type(error).__name__, exc_info=error)
+            if response_started:
+                raise
+            response = JSONResponse(internal_error_body(request_id), status_code=500)
+            await response(scope, receive, send_with_id)
         finally:
             state = scope.get("state", {})
             user_id = state.get("user_id")
