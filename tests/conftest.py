@@ -71,7 +71,7 @@ def database_name(mongo: MongoClient[dict[str, Any]]) -> Iterator[str]:
 @pytest.fixture
 def settings(mongodb_uri: str, database_name: str, tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         mongodb_uri=mongodb_uri,
         mongodb_database=database_name,
         data_dir=tmp_path / "data",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -55,7 +57,7 @@ def add_probe_routes(app: FastAPI) -> None:
 
 
 @pytest.fixture
-async def probe(settings: Settings) -> httpx.AsyncClient:
+async def probe(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     add_probe_routes(app)
     async with (
@@ -89,9 +91,7 @@ async def test_version_mismatch_carries_the_current_version(probe: httpx.AsyncCl
 
 
 @pytest.mark.parametrize("path", ["/probe/unavailable", "/probe/driver-down"])
-async def test_database_outage_is_503_with_retry_after(
-    probe: httpx.AsyncClient, path: str
-) -> None:
+async def test_database_outage_is_503_with_retry_after(probe: httpx.AsyncClient, path: str) -> None:
     """Clients are told to retry later, in words, without any host or driver detail."""
     response = await probe.get(path)
     assert response.status_code == 503

@@ -64,7 +64,7 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
         wait_ready(service, base)
         first_engine = EngineRecord.read(data_dir)
         assert first_engine is not None
-        with MongoClient(first_engine.uri, w="majority") as client:
+        with MongoClient[dict[str, Any]](first_engine.uri, w="majority") as client:
             client["snipix"]["projects"].insert_one({"_id": "p1", "name": "Wedding cut"})
         assert service.stop() == 0
     finally:
@@ -79,7 +79,7 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
         second_engine = EngineRecord.read(data_dir)
         assert second_engine is not None
         assert second_engine.pid != first_engine.pid
-        with MongoClient(second_engine.uri) as client:
+        with MongoClient[dict[str, Any]](second_engine.uri) as client:
             assert client["snipix"]["projects"].find_one({"_id": "p1"}) == {
                 "_id": "p1",
                 "name": "Wedding cut",
@@ -140,9 +140,7 @@ def test_ready_follows_the_engine_without_a_service_restart(tmp_path: Path) -> N
 
 def test_invalid_setting_exits_with_one_line(tmp_path: Path) -> None:
     """A bad variable stops start-up before anything starts: one line, non-zero status."""
-    result = run_snipix(
-        ["serve"], env=clean_env(MONGODB_MAX_POOL_SIZE="plenty"), cwd=tmp_path
-    )
+    result = run_snipix(["serve"], env=clean_env(MONGODB_MAX_POOL_SIZE="plenty"), cwd=tmp_path)
     assert result.returncode == 2
     assert error_lines(result.stderr) == [
         "error: invalid setting MONGODB_MAX_POOL_SIZE: "
@@ -183,7 +181,10 @@ def test_production_with_dev_auth_refuses_to_start(tmp_path: Path) -> None:
     ("uri", "host"),
     [
         (f"mongodb://editor:{MONGO_PASSWORD}@127.0.0.1:{{port}}/snipix", "127.0.0.1:{port}"),
-        (f"mongodb+srv://editor:{MONGO_PASSWORD}@cluster0.snipix.invalid/", "cluster0.snipix.invalid"),
+        (
+            f"mongodb+srv://editor:{MONGO_PASSWORD}@cluster0.snipix.invalid/",
+            "cluster0.snipix.invalid",
+        ),
     ],
 )
 def test_unreachable_database_fails_within_timeout_naming_host_not_password(

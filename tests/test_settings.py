@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from snipix.settings import Settings, describe_errors, mask_url
 
 STRONG_SECRET = "x" * 40
-PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\\n-----END PUBLIC KEY-----"
+PUBLIC_KEY = (
+    "-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\\n-----END PUBLIC KEY-----"
+)
 
 
 def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
@@ -85,7 +87,11 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
             "MONGODB_MIN_POOL_SIZE",
             "exceed",
         ),
-        ({"MONGODB_SERVER_SELECTION_TIMEOUT_MS": "5"}, "MONGODB_SERVER_SELECTION_TIMEOUT_MS", "100"),
+        (
+            {"MONGODB_SERVER_SELECTION_TIMEOUT_MS": "5"},
+            "MONGODB_SERVER_SELECTION_TIMEOUT_MS",
+            "100",
+        ),
         ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL", "redis://"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "INFO"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "json"),

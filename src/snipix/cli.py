@@ -135,7 +135,10 @@ def engine(
     with _command(settings):
         asyncio.run(
             serve_engine(
-                (data_dir or settings.data_dir), host=host, port=port, parent_pid=parent_pid
+                (data_dir or settings.data_dir).resolve(),
+                host=host,
+                port=port,
+                parent_pid=parent_pid,
             )
         )
 
@@ -176,7 +179,9 @@ async def _indexes(settings: Settings) -> list[str]:
     client = await connect(settings)
     try:
         db = client[settings.database_name]
-        created = await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
+        created = await ensure_indexes(
+            db, catalogue(audit_retention_days=settings.audit_retention_days)
+        )
         listing = await list_indexes(db)
     finally:
         await client.close()
@@ -189,7 +194,9 @@ async def _indexes(settings: Settings) -> list[str]:
                 for option in ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds")
                 if index.get(option)
             ]
-            lines.append(f"{collection:<22} {index['name']:<26} {keys}  {' '.join(extras)}".rstrip())
+            lines.append(
+                f"{collection:<22} {index['name']:<26} {keys}  {' '.join(extras)}".rstrip()
+            )
     return lines
 
 

@@ -114,7 +114,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: Any = None
-    requestId: str | None = None  # noqa: N815 - wire name
+    requestId: str | None = None
 
 
 class ErrorResponse(BaseModel):

@@ -177,7 +177,9 @@ class Settings(BaseSettings):
         if self.mongodb_min_pool_size > self.mongodb_max_pool_size:
             raise ValueError("MONGODB_MIN_POOL_SIZE: must not exceed MONGODB_MAX_POOL_SIZE")
         if self.jwt_secret is not None and self.jwt_public_key is not None:
-            raise ValueError("JWT_SECRET: set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY, not both")
+            raise ValueError(
+                "JWT_SECRET: set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY, not both"
+            )
         if self.env != "production":
             return self
         if self.mongodb_uri is None:

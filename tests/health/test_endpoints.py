@@ -68,9 +68,7 @@ async def test_pending_migrations_degrade_readiness(settings: Settings) -> None:
         await db["projects"].update_many({}, {"$set": {"tags": []}})
 
     migrations = [Migration("0001_tags", "every project has tags", add_field)]
-    app = create_app(
-        settings.model_copy(update={"migrate_on_start": False}), migrations=migrations
-    )
+    app = create_app(settings.model_copy(update={"migrate_on_start": False}), migrations=migrations)
     async with running_app(app) as http:
         body = (await http.get("/health/ready")).json()
     assert body["status"] == "degraded"

@@ -91,7 +91,9 @@ def describe_failure(settings: Settings, error: PyMongoError) -> str:
         )
     elif isinstance(error, ConfigurationError):
         # mongodb+srv:// resolves its hosts through DNS at first contact.
-        message = f"MongoDB at {hosts} is unreachable (DNS lookup failed): {_first_reason(str(error))}"
+        message = (
+            f"MongoDB at {hosts} is unreachable (DNS lookup failed): {_first_reason(str(error))}"
+        )
     else:
         message = f"MongoDB at {hosts} failed: {type(error).__name__}: {_first_reason(str(error))}"
     for secret in settings.secret_values():

@@ -32,7 +32,7 @@ class EngineStartError(Exception):
     """The engine could not start (address in use, unreadable data directory, ...)."""
 
 
-class DurableSQLiteEngine(SQLiteEngine):  # type: ignore[misc]
+class DurableSQLiteEngine(SQLiteEngine):
     """SQLiteEngine with `synchronous=FULL`: an acknowledged write survives power loss.
 
     mongoeco opens its WAL database with `synchronous=NORMAL`, which survives a process
@@ -69,11 +69,10 @@ async def serve_engine(
     parent_pid: int | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve `data_dir` until SIGTERM/SIGINT (or `stop`), then close cleanly.
+    """Serve `data_dir` (an absolute path) until SIGTERM/SIGINT (or `stop`), then close.
 
     Takes the data directory's lock first: two engines must never open the same files.
     """
-    data_dir = data_dir.resolve()
     lock = DataDirLock(data_dir)
     lock.acquire()
     stop = stop or asyncio.Event()

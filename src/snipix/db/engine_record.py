@@ -112,9 +112,9 @@ class DataDirLock:
         deadline = time.monotonic() + wait_s
         while not self.try_acquire():
             if time.monotonic() >= deadline:
-                raise DataDirInUse(self.data_dir, holder_pid(self.data_dir), EngineRecord.read(
-                    self.data_dir
-                ))
+                raise DataDirInUse(
+                    self.data_dir, holder_pid(self.data_dir), EngineRecord.read(self.data_dir)
+                )
             time.sleep(0.05)
         assert self._fd is not None
         os.ftruncate(self._fd, 0)

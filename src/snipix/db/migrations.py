@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from snipix.db.client import Database
+from snipix.db.client import Database, Document
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ class MigrationRunner:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     @property
-    def _collection(self):  # type: ignore[no-untyped-def]
+    def _collection(self) -> AsyncCollection[Document]:
         return self._db[COLLECTION]
 
     async def status(self) -> MigrationStatus:

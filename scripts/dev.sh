@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Developer entry points behind the Makefile: `scripts/dev.sh run|test|check|install`.
+# Each installs what it needs first (a Python 3.13+ venv in .venv, and for tests a real
+# redis-server), so every command works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+
+find_python() {
+    # Honour $PYTHON, then the usual names; the repo's .python-version makes pyenv's `python`
+    # resolve to 3.13 where pyenv is installed.
+    local candidate
+    for candidate in ${PYTHON:-} python3.13 python3.14 python3 python; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    echo "error: Python 3.13 or newer is required (set PYTHON=/path/to/python3.13)" >&2
+    return 1
+}
+
+install() {
+    if [ ! -x "$VENV/bin/python" ] ||
+        ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null; then
+        local python
+        python=$(find_python)
+        echo "creating $VENV with $("$python" --version)" >&2
+        rm -rf "$VENV"
+        "$python" -m venv "$VENV"
+    fi
+    # Reinstall only when the dependency list changed.
+    local stamp="$VENV/.installed" digest
+    digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+        echo "$digest" >"$stamp"
+    fi
+}
+
+ensure_redis() {
+    command -v redis-server >/dev/null 2>&1 && return 0
+    echo "redis-server is missing; the cache tests need a real Redis. Installing it..." >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    elif command -v brew >/dev/null 2>&1; then
+        brew install redis
+    else
+        echo "error: install redis-server (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis)" >&2
+        return 1
+    fi
+    # Debian starts a system instance on 6379; the tests start their own on free ports.
+    command -v redis-server >/dev/null 2>&1
+}
+
+case "${1:-}" in
+install) install ;;
+run)
+    install
+    shift
+    exec "$VENV/bin/snipix" serve "$@"
+    ;;
+test)
+    install
+    ensure_redis
+    shift
+    exec "$VENV/bin/pytest" "$@"
+    ;;
+lint)
+    install
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy"
+    ;;
+*)
+    echo "usage: scripts/dev.sh install|run|test|lint [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,86 @@
+"""The index catalogue: created idempotently, conflicts reported, queries backed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, MongoClient
+
+from snipix.db.client import connect
+from snipix.db.indexes import IndexConflict, IndexSpec, catalogue, ensure_indexes, list_indexes
+from snipix.settings import Settings
+
+
+def test_catalogue_names_are_unique_per_collection() -> None:
+    seen = [(spec.collection, spec.name) for spec in catalogue()]
+    assert len(seen) == len(set(seen))
+
+
+async def test_ensure_indexes_is_idempotent(
+    settings: Settings, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    """Running it again (every start-up, `snipix db indexes`) changes nothing."""
+    client = await connect(settings)
+    try:
+        db = client[settings.database_name]
+        first = await ensure_indexes(db, catalogue())
+        before = await list_indexes(db)
+        second = await ensure_indexes(db, catalogue())
+        after = await list_indexes(db)
+    finally:
+        await client.close()
+    assert first == second
+    assert before == after
+    assert len(first) == len(catalogue())
+    sessions = mongo[settings.database_name]["editing_sessions"].index_information()
+    assert sessions["user_project"]["unique"] is True
+
+
+async def test_audit_retention_sets_the_ttl(
+    settings: Settings, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    client = await connect(settings)
+    try:
+        await ensure_indexes(client[settings.database_name], catalogue(audit_retention_days=30))
+    finally:
+        await client.close()
+    ttl = mongo[settings.database_name]["audit_log"].index_information()["expire_at"]
+    assert ttl["expireAfterSeconds"] == 30 * 86_400
+
+
+async def test_changed_definition_is_reported_not_ignored(settings: Settings) -> None:
+    """An index whose definition changed under the same name is a clear error."""
+    original = IndexSpec("things", "by_owner", [("owner", ASCENDING)])
+    changed = IndexSpec("things", "by_owner", [("owner", ASCENDING)], {"unique": True})
+    client = await connect(settings)
+    try:
+        db = client[settings.database_name]
+        await ensure_indexes(db, [original])
+        with pytest.raises(IndexConflict) as conflict:
+            await ensure_indexes(db, [changed])
+    finally:
+        await client.close()
+    assert "things" in str(conflict.value)
+    assert "drop it" in str(conflict.value)
+
+
+async def test_partial_unique_index_allows_many_revisions_without_a_key(
+    settings: Settings, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    """Only revisions that carry an idempotency key are constrained by it."""
+    client = await connect(settings)
+    try:
+        await ensure_indexes(client[settings.database_name], catalogue())
+    finally:
+        await client.close()
+    revisions = mongo[settings.database_name]["timeline_revisions"]
+    revisions.insert_many(
+        [{"projectId": "p1", "version": v} for v in (1, 2, 3)]
+        + [{"projectId": "p1", "version": 4, "idempotencyKey": "k1"}]
+    )
+    from pymongo.errors import DuplicateKeyError
+
+    with pytest.raises(DuplicateKeyError):
+        revisions.insert_one({"projectId": "p1", "version": 5, "idempotencyKey": "k1"})
+    assert revisions.count_documents({}) == 4
