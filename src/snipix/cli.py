@@ -110,7 +110,7 @@ def serve(
             log_config=None,
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
             server_header=False,
         )
 

@@ -10,6 +10,7 @@ the log redactor (`Settings.secret_values`).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -111,8 +112,8 @@ class Settings(BaseSettings):
     health_timeout_ms: int = Field(
         1_000, ge=50, le=60_000, validation_alias=_env("SNIPIX_HEALTH_TIMEOUT_MS")
     )
-    shutdown_grace_s: float = Field(
-        10.0, ge=0, le=600, validation_alias=_env("SNIPIX_SHUTDOWN_GRACE_S")
+    shutdown_grace_s: int = Field(
+        10, ge=0, le=600, validation_alias=_env("SNIPIX_SHUTDOWN_GRACE_S")
     )
     engine_start_timeout_s: float = Field(
         30.0, gt=0, le=600, validation_alias=_env("SNIPIX_ENGINE_START_TIMEOUT_S")
@@ -228,8 +229,6 @@ class Settings(BaseSettings):
             return True
         if self.log_format == "console":
             return False
-        import sys
-
         return not sys.stderr.isatty()
 
     def with_mongodb_uri(self, uri: str) -> Settings:

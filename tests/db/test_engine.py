@@ -182,3 +182,14 @@ def test_engine_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         assert "Traceback" not in second.output()
     finally:
         first.stop()
+
+
+def test_unusable_data_dir_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(EngineLaunchError) as failed:
+        start_engine_process(blocker / "data", env=clean_env())
+    assert str(failed.value) == (
+        f"the embedded engine did not start: cannot use data directory {blocker / 'data'}: "
+        "not a directory"
+    )

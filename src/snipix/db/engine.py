@@ -17,7 +17,6 @@ import sqlite3
 import time
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import structlog
 from mongoeco.engines.sqlite import SQLiteEngine
@@ -74,7 +73,11 @@ async def serve_engine(
     Takes the data directory's lock first: two engines must never open the same files.
     """
     lock = DataDirLock(data_dir)
-    lock.acquire()
+    try:
+        lock.acquire()
+    except OSError as error:
+        reason = error.strerror.lower() if error.strerror else str(error)
+        raise EngineStartError(f"cannot use data directory {data_dir}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     server: AsyncMongoEcoProxyServer | None = None
@@ -116,7 +119,3 @@ async def serve_engine(
         EngineRecord.remove(data_dir, os.getpid())
         lock.release()
     log.info("engine stopped", data_dir=str(data_dir))
-
-
-def engine_info(record: EngineRecord) -> dict[str, Any]:
-    return {"pid": record.pid, "uri": record.uri, "dataDir": record.data_dir}
