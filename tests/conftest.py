@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pymongo import MongoClient
 
 from snipix.app import create_app
+from snipix.db.client import Database, connected
 from snipix.db.launcher import start_engine_process
 from snipix.settings import Settings
 from tests.support import SETTING_PREFIXES, RedisServer, clean_env, running_app
@@ -77,6 +78,13 @@ def settings(mongodb_uri: str, database_name: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         log_format="json",
     )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The test's database through the service's own async client (on the test's loop)."""
+    async with connected(settings) as client:
+        yield client[settings.database_name]
 
 
 @pytest.fixture

@@ -196,7 +196,11 @@ def test_unreachable_database_fails_within_timeout_naming_host_not_password(
     started = time.monotonic()
     result = run_snipix(
         ["serve"],
-        env=clean_env(MONGODB_URI=uri, MONGODB_SERVER_SELECTION_TIMEOUT_MS="1500"),
+        env=clean_env(
+            MONGODB_URI=uri,
+            MONGODB_SERVER_SELECTION_TIMEOUT_MS="1500",
+            MONGODB_CONNECT_TIMEOUT_MS="1500",  # also bounds the SRV DNS lookup
+        ),
         cwd=tmp_path,
         timeout_s=60,
     )

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from snipix.db.client import connect
-from snipix.db.indexes import catalogue, ensure_indexes
+from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import MIGRATIONS, Migration, MigrationRunner
 from snipix.db.monitoring import PoolStats
 from snipix.errors import ErrorResponse, install_error_handlers
@@ -49,7 +49,7 @@ def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Any:
         redis = _redis_client(settings)
         try:
             db = mongo[settings.database_name]
-            await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
+            await ensure_catalogue(db, settings)
             runner = MigrationRunner(db, migrations)
             if settings.migrate_on_start:
                 await runner.migrate()

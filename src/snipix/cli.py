@@ -16,18 +16,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
+import structlog
 import typer
 import uvicorn
 from pydantic import ValidationError
 
-from snipix.db.client import DatabaseUnreachable, connect, ping
+from snipix.db.client import DatabaseUnreachable, connected, ping
 from snipix.db.engine import EngineStartError, serve_engine
 from snipix.db.engine_record import DataDirInUse
-from snipix.db.indexes import IndexConflict, catalogue, ensure_indexes, list_indexes
+from snipix.db.indexes import IndexConflict, ensure_catalogue, list_indexes
 from snipix.db.launcher import EngineLaunchError, database_endpoint
 from snipix.db.migrations import MigrationLocked
 from snipix.observability.logging import configure_logging
 from snipix.settings import Settings, describe_errors, mongodb_hosts
+
+log = structlog.get_logger(__name__)
 
 app = typer.Typer(
     name="snipix",
@@ -97,6 +100,7 @@ def serve(
     """Run the API (with the embedded engine when MONGODB_URI is not set)."""
     settings = _load_settings()
     with _command(settings), database_endpoint(settings) as effective:
+        log.info("starting", settings=settings.describe())
         # Fail here, in one line, rather than as a lifespan traceback in every worker.
         asyncio.run(_check_database(effective))
         assert effective.mongodb_uri is not None
@@ -116,8 +120,8 @@ def serve(
 
 
 async def _check_database(settings: Settings) -> None:
-    client = await connect(settings)
-    await client.close()
+    async with connected(settings):
+        pass
 
 
 @app.command()
@@ -158,11 +162,8 @@ def db_ping() -> None:
 
 
 async def _ping(settings: Settings) -> tuple[str, float]:
-    client = await connect(settings)
-    try:
-        info = await ping(client)
-    finally:
-        await client.close()
+    async with connected(settings) as client:
+        info = await ping(client)  # a second round trip, on a warm connection
     return info.version, info.latency_ms
 
 
@@ -176,15 +177,10 @@ def db_indexes() -> None:
 
 
 async def _indexes(settings: Settings) -> list[str]:
-    client = await connect(settings)
-    try:
+    async with connected(settings) as client:
         db = client[settings.database_name]
-        created = await ensure_indexes(
-            db, catalogue(audit_retention_days=settings.audit_retention_days)
-        )
+        created = await ensure_catalogue(db, settings)
         listing = await list_indexes(db)
-    finally:
-        await client.close()
     lines = [f"ensured {len(created)} indexes in database {settings.database_name}"]
     for collection, indexes in listing.items():
         for index in indexes:

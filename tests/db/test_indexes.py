@@ -6,9 +6,17 @@ from typing import Any
 
 import pytest
 from pymongo import ASCENDING, MongoClient
+from pymongo.errors import DuplicateKeyError
 
-from snipix.db.client import connect
-from snipix.db.indexes import IndexConflict, IndexSpec, catalogue, ensure_indexes, list_indexes
+from snipix.db.client import Database
+from snipix.db.indexes import (
+    IndexConflict,
+    IndexSpec,
+    catalogue,
+    ensure_catalogue,
+    ensure_indexes,
+    list_indexes,
+)
 from snipix.settings import Settings
 
 
@@ -18,18 +26,13 @@ def test_catalogue_names_are_unique_per_collection() -> None:
 
 
 async def test_ensure_indexes_is_idempotent(
-    settings: Settings, mongo: MongoClient[dict[str, Any]]
+    db: Database, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
     """Running it again (every start-up, `snipix db indexes`) changes nothing."""
-    client = await connect(settings)
-    try:
-        db = client[settings.database_name]
-        first = await ensure_indexes(db, catalogue())
-        before = await list_indexes(db)
-        second = await ensure_indexes(db, catalogue())
-        after = await list_indexes(db)
-    finally:
-        await client.close()
+    first = await ensure_indexes(db, catalogue())
+    before = await list_indexes(db)
+    second = await ensure_indexes(db, catalogue())
+    after = await list_indexes(db)
     assert first == second
     assert before == after
     assert len(first) == len(catalogue())
@@ -37,50 +40,35 @@ async def test_ensure_indexes_is_idempotent(
     assert sessions["user_project"]["unique"] is True
 
 
-async def test_audit_retention_sets_the_ttl(
-    settings: Settings, mongo: MongoClient[dict[str, Any]]
+async def test_audit_retention_follows_the_setting(
+    db: Database, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
-    client = await connect(settings)
-    try:
-        await ensure_indexes(client[settings.database_name], catalogue(audit_retention_days=30))
-    finally:
-        await client.close()
+    await ensure_catalogue(db, settings.model_copy(update={"audit_retention_days": 30}))
     ttl = mongo[settings.database_name]["audit_log"].index_information()["expire_at"]
     assert ttl["expireAfterSeconds"] == 30 * 86_400
 
 
-async def test_changed_definition_is_reported_not_ignored(settings: Settings) -> None:
+async def test_changed_definition_is_reported_not_ignored(db: Database) -> None:
     """An index whose definition changed under the same name is a clear error."""
     original = IndexSpec("things", "by_owner", [("owner", ASCENDING)])
     changed = IndexSpec("things", "by_owner", [("owner", ASCENDING)], {"unique": True})
-    client = await connect(settings)
-    try:
-        db = client[settings.database_name]
-        await ensure_indexes(db, [original])
-        with pytest.raises(IndexConflict) as conflict:
-            await ensure_indexes(db, [changed])
-    finally:
-        await client.close()
+    await ensure_indexes(db, [original])
+    with pytest.raises(IndexConflict) as conflict:
+        await ensure_indexes(db, [changed])
     assert "things" in str(conflict.value)
     assert "drop it" in str(conflict.value)
 
 
 async def test_partial_unique_index_allows_many_revisions_without_a_key(
-    settings: Settings, mongo: MongoClient[dict[str, Any]]
+    db: Database, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
     """Only revisions that carry an idempotency key are constrained by it."""
-    client = await connect(settings)
-    try:
-        await ensure_indexes(client[settings.database_name], catalogue())
-    finally:
-        await client.close()
+    await ensure_indexes(db, catalogue())
     revisions = mongo[settings.database_name]["timeline_revisions"]
     revisions.insert_many(
         [{"projectId": "p1", "version": v} for v in (1, 2, 3)]
         + [{"projectId": "p1", "version": 4, "idempotencyKey": "k1"}]
     )
-    from pymongo.errors import DuplicateKeyError
-
     with pytest.raises(DuplicateKeyError):
         revisions.insert_one({"projectId": "p1", "version": 5, "idempotencyKey": "k1"})
     assert revisions.count_documents({}) == 4

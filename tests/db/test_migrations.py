@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
-from snipix.db.client import Database, connect
-from snipix.db.client import MongoClient as AsyncClient
+from snipix.db.client import Database
 from snipix.db.migrations import COLLECTION, LOCK_ID, Migration, MigrationLocked, MigrationRunner
 from snipix.settings import Settings
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    client: AsyncClient = await connect(settings)
-    yield client[settings.database_name]
-    await client.close()
 
 
 def counting(name: str, calls: list[str], delay_s: float = 0.0) -> Migration:

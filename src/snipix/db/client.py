@@ -7,7 +7,8 @@ bound to the event loop it first runs on.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +119,15 @@ async def connect(settings: Settings, listeners: Sequence[_EventListener] = ()) 
         await client.close()
         raise DatabaseUnreachable(describe_failure(settings, error)) from None
     return client
+
+
+@asynccontextmanager
+async def connected(
+    settings: Settings, listeners: Sequence[_EventListener] = ()
+) -> AsyncIterator[MongoClient]:
+    """`connect` for a command's lifetime: the client is closed however the block ends."""
+    client = await connect(settings, listeners)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -17,6 +17,7 @@ from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.errors import OperationFailure
 
 from snipix.db.client import Database
+from snipix.settings import Settings
 
 # MongoDB's codes for "an index with this name/keys exists with other options".
 _INDEX_CONFLICT_CODES = {85, 86}
@@ -148,6 +149,11 @@ async def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
             raise
         created += [f"{collection}.{name}" for name in names]
     return created
+
+
+async def ensure_catalogue(db: Database, settings: Settings) -> list[str]:
+    """The catalogue as configured (audit retention), created idempotently."""
+    return await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
 
 
 async def list_indexes(db: Database) -> dict[str, list[dict[str, Any]]]:
