@@ -147,6 +147,16 @@ class SnipixProcess:
             self.process.wait()
 
 
+def engine_command(data_dir: Path, port: int, cwd: Path, name: str = "engine") -> SnipixProcess:
+    """`snipix engine` in the foreground on a fixed port, as an operator would run it."""
+    return SnipixProcess(
+        ["engine", "--data-dir", str(data_dir), "--port", str(port)],
+        env=clean_env(),
+        cwd=cwd,
+        log_path=cwd / f"{name}.log",
+    )
+
+
 def run_snipix(
     args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 60
 ) -> subprocess.CompletedProcess[str]:

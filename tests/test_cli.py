@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -10,12 +11,15 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from snipix.db.client import connected
 from snipix.db.engine_record import RECORD_FILE, EngineRecord, is_served
 from snipix.db.indexes import catalogue
 from snipix.db.launcher import start_engine_process
+from snipix.settings import Settings
 from tests.support import (
     SnipixProcess,
     clean_env,
+    engine_command,
     free_port,
     http_json,
     http_status,
@@ -52,6 +56,17 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("error:")]
 
 
+async def save_project(uri: str, document: dict[str, Any]) -> None:
+    """Write through the service's own database layer (client options, w=majority)."""
+    async with connected(Settings(_env_file=None, mongodb_uri=uri)) as client:
+        await client["snipix"]["projects"].insert_one(document)
+
+
+async def load_project(uri: str, project_id: str) -> dict[str, Any] | None:
+    async with connected(Settings(_env_file=None, mongodb_uri=uri)) as client:
+        return await client["snipix"]["projects"].find_one({"_id": project_id})
+
+
 def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     """A document written through the service's database layer is there after a full restart.
 
@@ -64,8 +79,7 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
         wait_ready(service, base)
         first_engine = EngineRecord.read(data_dir)
         assert first_engine is not None
-        with MongoClient[dict[str, Any]](first_engine.uri, w="majority") as client:
-            client["snipix"]["projects"].insert_one({"_id": "p1", "name": "Wedding cut"})
+        asyncio.run(save_project(first_engine.uri, {"_id": "p1", "name": "Wedding cut"}))
         assert service.stop() == 0
     finally:
         service.kill()
@@ -79,11 +93,10 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
         second_engine = EngineRecord.read(data_dir)
         assert second_engine is not None
         assert second_engine.pid != first_engine.pid
-        with MongoClient[dict[str, Any]](second_engine.uri) as client:
-            assert client["snipix"]["projects"].find_one({"_id": "p1"}) == {
-                "_id": "p1",
-                "name": "Wedding cut",
-            }
+        assert asyncio.run(load_project(second_engine.uri, "p1")) == {
+            "_id": "p1",
+            "name": "Wedding cut",
+        }
     finally:
         service.stop()
 
@@ -95,12 +108,7 @@ def test_ready_follows_the_engine_without_a_service_restart(tmp_path: Path) -> N
     data_dir = tmp_path / "engine-data"
 
     def start_engine(name: str) -> SnipixProcess:
-        process = SnipixProcess(
-            ["engine", "--data-dir", str(data_dir), "--port", str(engine_port)],
-            env=clean_env(),
-            cwd=tmp_path,
-            log_path=tmp_path / f"{name}.log",
-        ).start()
+        process = engine_command(data_dir, engine_port, tmp_path, name).start()
         wait_for_engine(data_dir)
         return process
 
@@ -215,8 +223,8 @@ def test_unreachable_database_fails_within_timeout_naming_host_not_password(
     assert elapsed < 15, f"start-up took {elapsed:.1f}s to give up"
 
 
-def test_sigterm_stops_the_engine_the_service_started(tmp_path: Path) -> None:
-    """No process outlives `snipix serve`: its engine stops with it."""
+def test_ctrl_c_stops_the_service_and_its_engine(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) is a clean stop too: no process outlives `snipix serve`."""
     data_dir = tmp_path / "data"
     service, base = serve(tmp_path, SNIPIX_DATA_DIR=str(data_dir))
     try:

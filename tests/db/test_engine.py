@@ -23,8 +23,8 @@ from snipix.db.engine_record import (
 )
 from snipix.db.launcher import EngineLaunchError, start_engine_process
 from tests.support import (
-    SnipixProcess,
     clean_env,
+    engine_command,
     free_port,
     pid_alive,
     wait_for_engine,
@@ -142,12 +142,7 @@ def test_engine_exits_when_its_parent_dies(tmp_path: Path) -> None:
 def test_engine_command_in_foreground(tmp_path: Path) -> None:
     """`snipix engine --port P` serves like mongod on a fixed port and stops on SIGINT."""
     port = free_port()
-    engine = SnipixProcess(
-        ["engine", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
-        env=clean_env(),
-        cwd=tmp_path,
-        log_path=tmp_path / "engine.log",
-    ).start()
+    engine = engine_command(tmp_path / "data", port, tmp_path).start()
     try:
         wait_for_engine(tmp_path / "data")
         with sync_client(f"mongodb://127.0.0.1:{port}/?directConnection=true") as client:
@@ -162,20 +157,10 @@ def test_engine_command_in_foreground(tmp_path: Path) -> None:
 
 def test_engine_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     port = free_port()
-    first = SnipixProcess(
-        ["engine", "--data-dir", str(tmp_path / "a"), "--port", str(port)],
-        env=clean_env(),
-        cwd=tmp_path,
-        log_path=tmp_path / "a.log",
-    ).start()
+    first = engine_command(tmp_path / "a", port, tmp_path, "a").start()
     try:
         wait_for_engine(tmp_path / "a")
-        second = SnipixProcess(
-            ["engine", "--data-dir", str(tmp_path / "b"), "--port", str(port)],
-            env=clean_env(),
-            cwd=tmp_path,
-            log_path=tmp_path / "b.log",
-        ).start()
+        second = engine_command(tmp_path / "b", port, tmp_path, "b").start()
         assert second.wait() == 1
         errors = [line for line in second.output().splitlines() if line.startswith("error:")]
         assert errors == [f"error: cannot listen on 127.0.0.1:{port}: address already in use"]
