@@ -53,14 +53,13 @@ def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Any:
             runner = MigrationRunner(db, migrations)
             if settings.migrate_on_start:
                 await runner.migrate()
-            migration_state = (await runner.status()).as_dict()
             resources = Resources(
                 settings=settings,
                 mongo=mongo,
                 db=db,
                 pool=pool,
                 redis=redis,
-                migrations=migration_state,
+                migrations=runner,
             )
             log.info(
                 "service ready",

@@ -6,13 +6,14 @@ Endpoints never import a client: they declare `DatabaseDep`, `SettingsDep` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from snipix.db.client import Database, MongoClient
+from snipix.db.migrations import MigrationRunner
 from snipix.db.monitoring import PoolStats
 from snipix.settings import Settings
 
@@ -23,8 +24,8 @@ class Resources:
     mongo: MongoClient
     db: Database
     pool: PoolStats
+    migrations: MigrationRunner
     redis: Redis | None = None
-    migrations: dict[str, Any] = field(default_factory=dict)
 
 
 def get_resources(request: Request) -> Resources:

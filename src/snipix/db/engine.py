@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import signal
 import sqlite3
@@ -44,6 +45,13 @@ class DurableSQLiteEngine(SQLiteEngine):
         connection: sqlite3.Connection = super()._create_sqlite_connection()
         connection.execute("PRAGMA synchronous=FULL")
         return connection
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _watch_parent(parent_pid: int, stop: asyncio.Event) -> asyncio.Task[None]:
@@ -105,6 +113,12 @@ async def serve_engine(
         if parent_pid is not None:
             watcher = _watch_parent(parent_pid, stop)
         log.info("engine serving", uri=record.uri, data_dir=str(data_dir), pid=record.pid)
+        if not _is_loopback(address.host):
+            log.warning(
+                "the embedded engine has no authentication: every client that can reach "
+                "this address can read and change all data",
+                host=address.host,
+            )
         await stop.wait()
         log.info("engine stopping", data_dir=str(data_dir))
     finally:

@@ -23,8 +23,6 @@ from snipix.resources import Resources, ResourcesDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 
-ComponentStatus = Literal["ok", "down", "disabled", "pending", "ahead"]
-
 
 class Live(BaseModel):
     status: Literal["ok"] = "ok"
@@ -67,6 +65,16 @@ async def _cache(resources: Resources) -> dict[str, Any]:
     return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
 
 
+async def _migrations(resources: Resources) -> dict[str, Any]:
+    # Read each time: another replica (or `snipix db migrate`) may have migrated since start.
+    try:
+        with pymongo.timeout(resources.settings.health_timeout_ms / 1000):
+            status = await resources.migrations.status()
+    except PyMongoError as error:
+        return {"status": "unknown", "error": type(error).__name__}
+    return status.as_dict()
+
+
 @router.get(
     "/ready",
     response_model=Ready,
@@ -75,11 +83,14 @@ async def _cache(resources: Resources) -> dict[str, Any]:
 )
 async def ready(resources: ResourcesDep) -> JSONResponse:
     database, cache = await asyncio.gather(_database(resources), _cache(resources))
+    migrations = (
+        await _migrations(resources) if database["status"] == "ok" else {"status": "unknown"}
+    )
     components: dict[str, dict[str, Any]] = {
         "database": database,
         "cache": cache,
         "pool": {"status": "ok", **resources.pool.snapshot()},
-        "migrations": resources.migrations,
+        "migrations": migrations,
     }
     failing = [n for n, c in components.items() if c.get("status") in {"down", "pending"}]
     if database["status"] != "ok":

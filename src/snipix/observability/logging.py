@@ -53,6 +53,16 @@ def _render_exception_text(_logger: Any, _method: str, event_dict: EventDict) ->
     return structlog.processors.format_exc_info(_logger, _method, event_dict)
 
 
+_LEADING_KEYS = ("timestamp", "level", "logger", "event", "request_id")
+
+
+def _leading_keys_first(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """Put when/what/which-request first, so a JSON line reads left to right."""
+    ordered = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
 def configure_logging(settings: Settings) -> None:
     """Configure structlog and the root logger; safe to call more than once."""
     level = logging.getLevelNamesMapping()[settings.log_level]
@@ -65,7 +75,7 @@ def configure_logging(settings: Settings) -> None:
     ]
     renderer: Processor
     if settings.json_logs:
-        tail: list[Processor] = [_render_exception_text, redactor]
+        tail: list[Processor] = [_render_exception_text, redactor, _leading_keys_first]
         renderer = structlog.processors.JSONRenderer()
     else:
         tail = [redactor]
