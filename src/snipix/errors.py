@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout, WTimeoutError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -151,21 +151,17 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "details": details,
-            "requestId": request_id_of(request),
-        }
-    }
+    body = error_body(code, message, details, request_id_of(request))
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-async def _snipix_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SnipixError)
-    if exc.status_code >= 500:
-        log.warning("request failed", error_code=exc.code, error_class=type(exc).__name__)
+def error_body(code: str, message: str, details: Any, request_id: str | None) -> dict[str, Any]:
+    return {
+        "error": {"code": code, "message": message, "details": details, "requestId": request_id}
+    }
+
+
+def _render(request: Request, exc: SnipixError) -> JSONResponse:
     return error_response(
         request,
         status_code=exc.status_code,
@@ -174,6 +170,13 @@ async def _snipix_error(request: Request, exc: Exception) -> JSONResponse:
         details=exc.details,
         headers=exc.headers,
     )
+
+
+async def _snipix_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SnipixError)
+    if exc.status_code >= 500:
+        log.warning("request failed", error_code=exc.code, error_class=type(exc).__name__)
+    return _render(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -211,10 +214,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # ConnectionFailure covers AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError.
     log.warning("database unavailable", error_class=type(exc).__name__)
-    unavailable = DatabaseUnavailable()
-    return await _snipix_error(request, unavailable)
+    return _render(request, DatabaseUnavailable())
 
 
 INTERNAL_ERROR_MESSAGE = (
@@ -225,19 +226,13 @@ INTERNAL_ERROR_MESSAGE = (
 
 def internal_error_body(request_id: str | None) -> dict[str, Any]:
     """The 500 body; rendered by the request middleware, which sees every unhandled error."""
-    return {
-        "error": {
-            "code": "internal_error",
-            "message": INTERNAL_ERROR_MESSAGE,
-            "details": None,
-            "requestId": request_id,
-        }
-    }
+    return error_body("internal_error", INTERNAL_ERROR_MESSAGE, None, request_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SnipixError, _snipix_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for driver_error in (ConnectionFailure, NetworkTimeout, ExecutionTimeout, WTimeoutError):
+    # ConnectionFailure covers AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError.
+    for driver_error in (ConnectionFailure, ExecutionTimeout, WTimeoutError):
         app.add_exception_handler(driver_error, _database_error)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,17 +123,24 @@ def _last_line(text: str) -> str:
 
 
 def _forward_stderr(process: subprocess.Popen[bytes]) -> None:
-    import shutil
-    import threading
-
+    """Copy the engine's log lines to our stderr, and keep draining the pipe regardless:
+    an engine blocked on a full pipe would stop answering the database protocol."""
     stream = process.stderr
     if stream is None:
         return
+    target = getattr(sys.stderr, "buffer", None)
 
     def pump() -> None:
         with stream:
-            shutil.copyfileobj(stream, sys.stderr.buffer)
-            sys.stderr.buffer.flush()
+            fd = stream.fileno()
+            for chunk in iter(lambda: os.read(fd, 65_536), b""):
+                if target is None:
+                    continue
+                try:
+                    target.write(chunk)
+                    target.flush()
+                except (OSError, ValueError):
+                    pass  # our stderr is closed; the engine must not notice
 
     threading.Thread(target=pump, name="engine-stderr", daemon=True).start()
 
