@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import version
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -40,7 +39,10 @@ def _redis_client(settings: Settings) -> Redis | None:
     return client
 
 
-def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Any:
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]
+
+
+def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
         started = time.perf_counter()
