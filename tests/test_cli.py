@@ -52,6 +52,21 @@ def wait_ready(process: SnipixProcess, base: str, timeout_s: float = 60) -> None
     wait_until(ready, timeout_s=timeout_s, what="/health/ready to answer 200")
 
 
+def serve_embedded(
+    tmp_path: Path, data_dir: Path, name: str = "serve"
+) -> tuple[SnipixProcess, EngineRecord]:
+    """`snipix serve` on the embedded default, ready, with the engine it started."""
+    service, base = serve(tmp_path, name, SNIPIX_DATA_DIR=str(data_dir))
+    try:
+        wait_ready(service, base)
+    except BaseException:
+        service.kill()
+        raise
+    engine = EngineRecord.read(data_dir)
+    assert engine is not None
+    return service, engine
+
+
 def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("error:")]
 
@@ -74,11 +89,8 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     and then the engine; starting again serves the same data directory.
     """
     data_dir = tmp_path / "data"
-    service, base = serve(tmp_path, SNIPIX_DATA_DIR=str(data_dir))
+    service, first_engine = serve_embedded(tmp_path, data_dir)
     try:
-        wait_ready(service, base)
-        first_engine = EngineRecord.read(data_dir)
-        assert first_engine is not None
         asyncio.run(save_project(first_engine.uri, {"_id": "p1", "name": "Wedding cut"}))
         assert service.stop() == 0
     finally:
@@ -87,11 +99,8 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     assert not is_served(data_dir)
     assert not (data_dir / RECORD_FILE).exists()
 
-    service, base = serve(tmp_path, "serve-again", SNIPIX_DATA_DIR=str(data_dir))
+    service, second_engine = serve_embedded(tmp_path, data_dir, "serve-again")
     try:
-        wait_ready(service, base)
-        second_engine = EngineRecord.read(data_dir)
-        assert second_engine is not None
         assert second_engine.pid != first_engine.pid
         assert asyncio.run(load_project(second_engine.uri, "p1")) == {
             "_id": "p1",
@@ -225,12 +234,8 @@ def test_unreachable_database_fails_within_timeout_naming_host_not_password(
 
 def test_ctrl_c_stops_the_service_and_its_engine(tmp_path: Path) -> None:
     """SIGINT (Ctrl-C) is a clean stop too: no process outlives `snipix serve`."""
-    data_dir = tmp_path / "data"
-    service, base = serve(tmp_path, SNIPIX_DATA_DIR=str(data_dir))
+    service, engine = serve_embedded(tmp_path, tmp_path / "data")
     try:
-        wait_ready(service, base)
-        engine = EngineRecord.read(data_dir)
-        assert engine is not None
         service.signal(signal.SIGINT)
         assert service.wait() == 0
     finally:
