@@ -35,14 +35,12 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.usefixtures("restore_logging")
-def test_secrets_are_redacted_from_every_log_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """Even a driver message quoting the URI, or a traceback, shows no password or secret."""
+def log_secrets(log_format: str) -> None:
     settings = Settings(
         _env_file=None,
         mongodb_uri=f"mongodb://editor:{MONGO_PASSWORD}@db-0.internal:27017/",
         jwt_secret=JWT_SECRET,
-        log_format="json",
+        log_format=log_format,
     )
     configure_logging(settings)
     uri = settings.mongodb_uri.get_secret_value()  # type: ignore[union-attr]
@@ -52,6 +50,12 @@ def test_secrets_are_redacted_from_every_log_line(capsys: pytest.CaptureFixture[
         raise ConnectionError(f"lost {uri}")
     except ConnectionError:
         structlog.get_logger("snipix.test").exception("failed")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_secrets_are_redacted_from_every_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Even a driver message quoting the URI, or a traceback, shows no password or secret."""
+    log_secrets("json")
     output = capsys.readouterr().err
     lines = json_lines(output)
     assert len(lines) == 3
@@ -61,6 +65,16 @@ def test_secrets_are_redacted_from_every_log_line(capsys: pytest.CaptureFixture[
     assert lines[0]["event"] == "cannot reach mongodb://editor:****@db-0.internal:27017/"
     assert lines[1]["secret"] == "****"
     assert "Traceback" in lines[2]["exception"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_console_logs_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    log_secrets("console")
+    output = capsys.readouterr().err
+    assert "Traceback" in output
+    assert "db-0.internal" in output
+    assert MONGO_PASSWORD not in output
+    assert JWT_SECRET not in output
 
 
 @pytest.mark.usefixtures("restore_logging")

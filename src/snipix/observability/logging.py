@@ -73,12 +73,13 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Tracebacks become text before the redactor runs, in both formats, so they are redacted.
+    tail: list[Processor] = [_render_exception_text, redactor]
     renderer: Processor
     if settings.json_logs:
-        tail: list[Processor] = [_render_exception_text, redactor, _leading_keys_first]
+        tail.append(_leading_keys_first)
         renderer = structlog.processors.JSONRenderer()
     else:
-        tail = [redactor]
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
     structlog.configure(
