@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ def wait_ready(process: SnipixProcess, base: str, timeout_s: float = 60) -> None
 
 def serve_embedded(
     tmp_path: Path, data_dir: Path, name: str = "serve"
-) -> tuple[SnipixProcess, EngineRecord]:
+) -> tuple[SnipixProcess, str, EngineRecord]:
     """`snipix serve` on the embedded default, ready, with the engine it started."""
     service, base = serve(tmp_path, name, SNIPIX_DATA_DIR=str(data_dir))
     try:
@@ -64,7 +65,7 @@ def serve_embedded(
         raise
     engine = EngineRecord.read(data_dir)
     assert engine is not None
-    return service, engine
+    return service, base, engine
 
 
 def error_lines(output: str) -> list[str]:
@@ -89,7 +90,7 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     and then the engine; starting again serves the same data directory.
     """
     data_dir = tmp_path / "data"
-    service, first_engine = serve_embedded(tmp_path, data_dir)
+    service, _, first_engine = serve_embedded(tmp_path, data_dir)
     try:
         asyncio.run(save_project(first_engine.uri, {"_id": "p1", "name": "Wedding cut"}))
         assert service.stop() == 0
@@ -99,7 +100,7 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     assert not is_served(data_dir)
     assert not (data_dir / RECORD_FILE).exists()
 
-    service, second_engine = serve_embedded(tmp_path, data_dir, "serve-again")
+    service, _, second_engine = serve_embedded(tmp_path, data_dir, "serve-again")
     try:
         assert second_engine.pid != first_engine.pid
         assert asyncio.run(load_project(second_engine.uri, "p1")) == {
@@ -153,6 +154,60 @@ def test_ready_follows_the_engine_without_a_service_restart(tmp_path: Path) -> N
     finally:
         service.stop()
         engine.stop()
+
+
+def test_crashed_engine_is_replaced_while_the_service_runs(tmp_path: Path) -> None:
+    """Local default: if the engine dies, `snipix serve` starts a new one on the same address
+    and the service recovers by itself, with every acknowledged write still there."""
+    data_dir = tmp_path / "data"
+    service, base, engine = serve_embedded(tmp_path, data_dir)
+    try:
+        asyncio.run(save_project(engine.uri, {"_id": "p1", "name": "Before the crash"}))
+        os.kill(engine.pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(engine.pid), timeout_s=5, what="the engine to die")
+        recovered_in = wait_until(
+            lambda: replaced(data_dir, engine) and http_status(f"{base}/health/ready") == 200,
+            timeout_s=30,
+            what="a replacement engine and readiness",
+        )
+        replacement = EngineRecord.read(data_dir)
+        assert replacement is not None
+        assert (replacement.host, replacement.port) == (engine.host, engine.port)
+        assert asyncio.run(load_project(replacement.uri, "p1")) == {
+            "_id": "p1",
+            "name": "Before the crash",
+        }
+        print(f"service ready again {recovered_in:.2f}s after the engine was killed")
+        assert service.stop() == 0
+    finally:
+        service.kill()
+    assert not pid_alive(replacement.pid), "the replacement engine stops with the service"
+
+
+def test_service_takes_over_when_the_engine_owner_exits(tmp_path: Path) -> None:
+    """A service sharing an engine another command started keeps its database when that
+    command ends (e.g. a long import finishing while the service runs)."""
+    data_dir = tmp_path / "data"
+    owner = start_engine_process(data_dir, env=clean_env())
+    service, base, engine = serve_embedded(tmp_path, data_dir)
+    try:
+        assert engine == owner.record
+        owner.stop()
+        wait_until(
+            lambda: replaced(data_dir, engine) and http_status(f"{base}/health/ready") == 200,
+            timeout_s=30,
+            what="the service to start its own engine",
+        )
+        assert service.stop() == 0
+    finally:
+        service.kill()
+        owner.stop()
+    assert not is_served(data_dir)
+
+
+def replaced(data_dir: Path, old: EngineRecord) -> bool:
+    current = EngineRecord.read(data_dir)
+    return current is not None and current.pid != old.pid and is_served(data_dir)
 
 
 def test_invalid_setting_exits_with_one_line(tmp_path: Path) -> None:
@@ -234,7 +289,7 @@ def test_unreachable_database_fails_within_timeout_naming_host_not_password(
 
 def test_ctrl_c_stops_the_service_and_its_engine(tmp_path: Path) -> None:
     """SIGINT (Ctrl-C) is a clean stop too: no process outlives `snipix serve`."""
-    service, engine = serve_embedded(tmp_path, tmp_path / "data")
+    service, _, engine = serve_embedded(tmp_path, tmp_path / "data")
     try:
         service.signal(signal.SIGINT)
         assert service.wait() == 0

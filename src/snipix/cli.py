@@ -99,7 +99,7 @@ def serve(
 ) -> None:
     """Run the API (with the embedded engine when MONGODB_URI is not set)."""
     settings = _load_settings()
-    with _command(settings), database_endpoint(settings) as effective:
+    with _command(settings), database_endpoint(settings, keep_engine=True) as effective:
         log.info("starting", settings=settings.describe())
         # Fail here, in one line, rather than as a lifespan traceback in every worker.
         asyncio.run(_check_database(effective))

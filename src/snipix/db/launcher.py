@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from snipix.db.engine_record import EngineRecord, serving_engine
+from snipix.db.engine_record import EngineRecord, is_served, serving_engine
 from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -145,26 +145,89 @@ def _forward_stderr(process: subprocess.Popen[bytes]) -> None:
     threading.Thread(target=pump, name="engine-stderr", daemon=True).start()
 
 
+class EngineKeeper:
+    """The embedded engine a command relies on: found or started, and optionally kept.
+
+    A command reuses the engine already serving its data directory, or starts one that it
+    stops when it ends. A long-running command (`snipix serve`) also `watch`es: if the
+    engine goes away (it crashed, or the command that owned it ended), a new one is started
+    on the same address, so the service's clients reconnect to it by themselves.
+    """
+
+    def __init__(self, data_dir: Path, *, start_timeout_s: float, interval_s: float = 1.0):
+        self.data_dir = data_dir.resolve()
+        self._start_timeout_s = start_timeout_s
+        self._interval_s = interval_s
+        self._owned: EngineProcess | None = None
+        self._record: EngineRecord | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def uri(self) -> str:
+        assert self._record is not None, "call start() first"
+        return self._record.uri
+
+    def start(self) -> EngineRecord:
+        running = serving_engine(self.data_dir)
+        if running is not None:
+            log.info("using the embedded engine already serving", uri=running.uri, pid=running.pid)
+            self._record = running
+            return running
+        self._owned = start_engine_process(self.data_dir, timeout_s=self._start_timeout_s)
+        self._record = self._owned.record
+        log.info("embedded engine started", uri=self._record.uri, pid=self._record.pid)
+        return self._record
+
+    def watch(self) -> None:
+        self._watcher = threading.Thread(target=self._keep, name="engine-keeper", daemon=True)
+        self._watcher.start()
+
+    def _keep(self) -> None:
+        assert self._record is not None
+        host, port = self._record.host, self._record.port
+        while not self._stop.wait(self._interval_s):
+            if is_served(self.data_dir):
+                continue
+            log.warning("the embedded engine is gone; starting a new one", host=host, port=port)
+            try:
+                engine = start_engine_process(
+                    self.data_dir, host=host, port=port, timeout_s=self._start_timeout_s
+                )
+            except EngineLaunchError as error:
+                # Another command may have won the race to restart it; look again next tick.
+                log.warning("embedded engine restart failed", reason=str(error))
+                continue
+            previous, self._owned = self._owned, engine
+            if previous is not None:
+                previous.stop()  # already exited; reap it
+            log.info("embedded engine restarted", uri=engine.uri, pid=engine.record.pid)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        if self._owned is not None:
+            code = self._owned.stop()
+            log.info("embedded engine stopped", pid=self._owned.record.pid, exit_status=code)
+
+
 @contextmanager
-def database_endpoint(settings: Settings) -> Iterator[Settings]:
+def database_endpoint(settings: Settings, *, keep_engine: bool = False) -> Iterator[Settings]:
     """Yield settings whose `mongodb_uri` points at a live database.
 
     An engine started here is stopped on exit; one that was already serving the data
     directory (another `snipix serve`, or `snipix engine` in a terminal) is left running.
+    With `keep_engine`, an engine that goes away meanwhile is replaced on the same address.
     """
     if settings.mongodb_uri is not None:
         yield settings
         return
-    data_dir = settings.data_dir.resolve()
-    running = serving_engine(data_dir)
-    if running is not None:
-        log.info("using the embedded engine already serving", uri=running.uri, pid=running.pid)
-        yield settings.with_mongodb_uri(running.uri)
-        return
-    engine = start_engine_process(data_dir, timeout_s=settings.engine_start_timeout_s)
-    log.info("embedded engine started", uri=engine.uri, pid=engine.record.pid)
+    keeper = EngineKeeper(settings.data_dir, start_timeout_s=settings.engine_start_timeout_s)
+    keeper.start()
     try:
-        yield settings.with_mongodb_uri(engine.uri)
+        if keep_engine:
+            keeper.watch()
+        yield settings.with_mongodb_uri(keeper.uri)
     finally:
-        code = engine.stop()
-        log.info("embedded engine stopped", pid=engine.record.pid, exit_status=code)
+        keeper.close()
