@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,19 @@ def test_invalid_setting_exits_with_one_line(tmp_path: Path) -> None:
     ]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / ".snipix").exists(), "no engine may start on a bad setting"
+
+
+def test_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_snipix(["serve", "--port", str(port)], env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+    assert not (tmp_path / ".snipix").exists(), "no engine may start"
 
 
 def test_production_without_uri_refuses_to_start(tmp_path: Path) -> None:

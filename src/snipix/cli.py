@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +100,9 @@ def serve(
 ) -> None:
     """Run the API (with the embedded engine when MONGODB_URI is not set)."""
     settings = _load_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    _ensure_can_listen(host, port)
     with _command(settings), database_endpoint(settings, keep_engine=True) as effective:
         log.info("starting", settings=settings.describe())
         # Fail here, in one line, rather than as a lifespan traceback in every worker.
@@ -108,8 +112,8 @@ def serve(
         uvicorn.run(
             "snipix.app:create_app_from_env",
             factory=True,
-            host=host or settings.host,
-            port=settings.port if port is None else port,
+            host=host,
+            port=port,
             workers=workers or settings.workers,
             log_config=None,
             access_log=False,
@@ -117,6 +121,23 @@ def serve(
             timeout_graceful_shutdown=settings.shutdown_grace_s,
             server_header=False,
         )
+
+
+def _ensure_can_listen(host: str, port: int) -> None:
+    """Fail in one line, before any engine starts, if the address cannot be bound.
+
+    uvicorn would find out only after the whole start-up, and say it in a log record.
+    """
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror.lower() if error.strerror else str(error)
+        _fail(f"cannot listen on {host}:{port}: {reason}")
 
 
 async def _check_database(settings: Settings) -> None:
