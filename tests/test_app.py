@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, SecretStr
+from pymongo import MongoClient
 from pymongo.errors import InvalidOperation, ServerSelectionTimeoutError
 
 from snipix.app import create_app
@@ -146,22 +148,16 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> N
 
 
 async def test_database_dependency_reaches_the_configured_database(
-    probe: httpx.AsyncClient, settings: Settings, mongo: object
+    probe: httpx.AsyncClient, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
-    from pymongo import MongoClient
-
-    assert isinstance(mongo, MongoClient)
     mongo[settings.database_name]["probe"].insert_many([{"n": 1}, {"n": 2}])
     response = await probe.get("/probe/count")
     assert response.json() == {"count": 2}
 
 
 async def test_lifespan_creates_the_index_catalogue(
-    client: httpx.AsyncClient, settings: Settings, mongo: object
+    client: httpx.AsyncClient, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
-    from pymongo import MongoClient
-
-    assert isinstance(mongo, MongoClient)
     indexes = mongo[settings.database_name]["projects"].index_information()
     assert {"active_by_updated", "active_by_created", "text_name_description", "retention"} <= set(
         indexes
