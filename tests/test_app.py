@@ -159,7 +159,7 @@ async def test_lifespan_creates_the_index_catalogue(
     client: httpx.AsyncClient, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
     indexes = mongo[settings.database_name]["projects"].index_information()
-    assert {"active_by_updated", "active_by_created", "text_name_description", "retention"} <= set(
+    assert {"active_by_updated", "active_by_created", "text_name_description", "deleted_at"} <= set(
         indexes
     )
     assert indexes["active_by_updated"]["partialFilterExpression"] == {"isDeleted": False}

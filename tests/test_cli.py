@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -10,14 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import MongoClient
 
-from snipix.db.client import connected
 from snipix.db.engine_record import RECORD_FILE, EngineRecord, is_served
 from snipix.db.indexes import catalogue
 from snipix.db.launcher import start_engine_process
-from snipix.settings import Settings
 from tests.support import (
     SnipixProcess,
     clean_env,
@@ -32,6 +30,8 @@ from tests.support import (
 )
 
 MONGO_PASSWORD = "Sup3r-Secret-Pass"
+# The local profile accepts X-User-Id as identity.
+OWNER = {"X-User-Id": "editor-1"}
 
 
 def serve(tmp_path: Path, name: str = "serve", **env: str) -> tuple[SnipixProcess, str]:
@@ -73,27 +73,22 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("error:")]
 
 
-async def save_project(uri: str, document: dict[str, Any]) -> None:
-    """Write through the service's own database layer (client options, w=majority)."""
-    async with connected(Settings(_env_file=None, mongodb_uri=uri)) as client:
-        await client["snipix"]["projects"].insert_one(document)
-
-
-async def load_project(uri: str, project_id: str) -> dict[str, Any] | None:
-    async with connected(Settings(_env_file=None, mongodb_uri=uri)) as client:
-        return await client["snipix"]["projects"].find_one({"_id": project_id})
-
-
 def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
-    """A document written through the service's database layer is there after a full restart.
+    """A project created through the API is there, identical, after a full restart.
 
     `snipix serve` with no MONGODB_URI starts the embedded engine; SIGTERM stops the service
     and then the engine; starting again serves the same data directory.
     """
     data_dir = tmp_path / "data"
-    service, _, first_engine = serve_embedded(tmp_path, data_dir)
+    service, base, first_engine = serve_embedded(tmp_path, data_dir)
     try:
-        asyncio.run(save_project(first_engine.uri, {"_id": "p1", "name": "Wedding cut"}))
+        created = httpx.post(
+            f"{base}/api/v1/projects",
+            json={"name": "Wedding cut", "tags": ["client"], "media": {"durationSec": 93.5}},
+            headers=OWNER,
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
         assert service.stop() == 0
     finally:
         service.kill()
@@ -101,13 +96,14 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     assert not is_served(data_dir)
     assert not (data_dir / RECORD_FILE).exists()
 
-    service, _, second_engine = serve_embedded(tmp_path, data_dir, "serve-again")
+    service, base, second_engine = serve_embedded(tmp_path, data_dir, "serve-again")
     try:
         assert second_engine.pid != first_engine.pid
-        assert asyncio.run(load_project(second_engine.uri, "p1")) == {
-            "_id": "p1",
-            "name": "Wedding cut",
-        }
+        location = created.headers["Location"]
+        loaded = httpx.get(f"{base}{location}", headers=OWNER, timeout=10)
+        assert loaded.status_code == 200
+        assert loaded.json() == created.json()
+        assert loaded.headers["ETag"] == created.headers["ETag"] == '"1"'
     finally:
         service.stop()
 
@@ -163,7 +159,10 @@ def test_crashed_engine_is_replaced_while_the_service_runs(tmp_path: Path) -> No
     data_dir = tmp_path / "data"
     service, base, engine = serve_embedded(tmp_path, data_dir)
     try:
-        asyncio.run(save_project(engine.uri, {"_id": "p1", "name": "Before the crash"}))
+        created = httpx.post(
+            f"{base}/api/v1/projects", json={"name": "Before the crash"}, headers=OWNER, timeout=10
+        )
+        assert created.status_code == 201
         os.kill(engine.pid, signal.SIGKILL)
         wait_until(lambda: not pid_alive(engine.pid), timeout_s=5, what="the engine to die")
         recovered_in = wait_until(
@@ -174,10 +173,8 @@ def test_crashed_engine_is_replaced_while_the_service_runs(tmp_path: Path) -> No
         replacement = EngineRecord.read(data_dir)
         assert replacement is not None
         assert (replacement.host, replacement.port) == (engine.host, engine.port)
-        assert asyncio.run(load_project(replacement.uri, "p1")) == {
-            "_id": "p1",
-            "name": "Before the crash",
-        }
+        loaded = httpx.get(f"{base}{created.headers['Location']}", headers=OWNER, timeout=10)
+        assert loaded.json() == created.json()
         print(f"service ready again {recovered_in:.2f}s after the engine was killed")
         assert service.stop() == 0
     finally:

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version
 
 import structlog
 from fastapi import FastAPI
+from pymongo.monitoring import _EventListener
 from redis.asyncio import Redis
 
+from snipix.auth.tokens import TokenVerifier
 from snipix.db.client import connect
 from snipix.db.indexes import ensure_catalogue
+from snipix.db.leases import Lease
 from snipix.db.migrations import MIGRATIONS, Migration, MigrationRunner
 from snipix.db.monitoring import PoolStats
+from snipix.db.transactions import UnitOfWork
 from snipix.errors import ErrorResponse, install_error_handlers
 from snipix.health.endpoints import router as health_router
 from snipix.observability.logging import configure_logging
 from snipix.observability.requests import RequestContextMiddleware
+from snipix.projects.endpoints import admin_router
+from snipix.projects.endpoints import router as projects_router
+from snipix.projects.retention import LEASE_NAME, RetentionJob
+from snipix.projects.service import project_service
 from snipix.resources import Resources
 from snipix.settings import Settings
 
@@ -42,19 +52,30 @@ def _redis_client(settings: Settings) -> Redis | None:
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]
 
 
-def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Lifespan:
+def _lifespan(
+    settings: Settings,
+    migrations: Sequence[Migration],
+    listeners: Sequence[_EventListener],
+) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
         started = time.perf_counter()
+        # Before connecting: an unusable JWT key fails start-up without touching the database.
+        tokens = TokenVerifier.from_settings(settings)
         pool = PoolStats(settings.mongodb_max_pool_size)
-        mongo = await connect(settings, listeners=[pool])
+        mongo = await connect(settings, listeners=[pool, *listeners])
         redis = _redis_client(settings)
+        stop = asyncio.Event()
+        jobs: list[asyncio.Task[None]] = []
         try:
             db = mongo[settings.database_name]
-            await ensure_catalogue(db, settings)
             runner = MigrationRunner(db, migrations)
+            # Migrations first: one may create a collection with options (the projects
+            # validator) that creating its indexes first would have made impossible.
             if settings.migrate_on_start:
                 await runner.migrate()
+            await ensure_catalogue(db, settings)
+            unit = UnitOfWork(mongo)
             resources = Resources(
                 settings=settings,
                 mongo=mongo,
@@ -62,16 +83,35 @@ def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Lifespan:
                 pool=pool,
                 redis=redis,
                 migrations=runner,
+                tokens=tokens,
+                unit=unit,
             )
+            if settings.retention_interval_s > 0:
+                retention = RetentionJob(
+                    project_service(db, unit),
+                    Lease(db, LEASE_NAME, ttl=timedelta(seconds=settings.retention_interval_s)),
+                    retention=timedelta(days=settings.retention_days),
+                )
+                interval = settings.retention_interval_s
+                jobs.append(
+                    asyncio.create_task(
+                        retention.run_every(interval, stop, first_after_s=min(60, interval)),
+                        name="retention",
+                    )
+                )
             log.info(
                 "service ready",
                 database=settings.database_name,
                 cache="redis" if redis is not None else "in-process",
+                transactions="when supported",
                 startup_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             yield {"resources": resources}
         finally:
             # uvicorn has already drained in-flight requests (SNIPIX_SHUTDOWN_GRACE_S) here.
+            stop.set()
+            if jobs:
+                await asyncio.gather(*jobs, return_exceptions=True)
             if redis is not None:
                 await redis.aclose()
             await mongo.close()
@@ -80,13 +120,22 @@ def _lifespan(settings: Settings, migrations: Sequence[Migration]) -> Lifespan:
     return lifespan
 
 
-def create_app(settings: Settings, *, migrations: Sequence[Migration] = MIGRATIONS) -> FastAPI:
-    """Build the ASGI app; nothing connects until the lifespan starts."""
+def create_app(
+    settings: Settings,
+    *,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    command_listeners: Sequence[_EventListener] = (),
+) -> FastAPI:
+    """Build the ASGI app; nothing connects until the lifespan starts.
+
+    `command_listeners` are extra PyMongo monitors (the query-plan test records every
+    command the service sends with one).
+    """
     app = FastAPI(
         title="Snipix backend",
         version=version("snipix"),
         description="Durable projects, timelines and transcripts for the Snipix video editor.",
-        lifespan=_lifespan(settings, migrations),
+        lifespan=_lifespan(settings, migrations, command_listeners),
         responses={
             422: {"model": ErrorResponse, "description": "Invalid request."},
             500: {"model": ErrorResponse, "description": "Unexpected error."},
@@ -96,6 +145,8 @@ def create_app(settings: Settings, *, migrations: Sequence[Migration] = MIGRATIO
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    app.include_router(projects_router)
+    app.include_router(admin_router)
     return app
 
 

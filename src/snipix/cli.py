@@ -13,6 +13,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -27,8 +28,12 @@ from snipix.db.engine import EngineStartError, serve_engine
 from snipix.db.engine_record import DataDirInUse
 from snipix.db.indexes import IndexConflict, ensure_catalogue, list_indexes
 from snipix.db.launcher import EngineLaunchError, database_endpoint
+from snipix.db.leases import Lease
 from snipix.db.migrations import MigrationLocked
+from snipix.db.transactions import UnitOfWork
 from snipix.observability.logging import configure_logging
+from snipix.projects.retention import LEASE_NAME, RetentionJob, RetentionReport
+from snipix.projects.service import project_service
 from snipix.settings import Settings, describe_errors, mongodb_hosts
 
 log = structlog.get_logger(__name__)
@@ -42,6 +47,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database tools (use MONGODB_URI, or the embedded engine).")
 app.add_typer(db_app, name="db", no_args_is_help=True)
+retention_app = typer.Typer(help="Purge projects soft-deleted longer than the retention window.")
+app.add_typer(retention_app, name="retention", no_args_is_help=True)
 
 # Failures a person can act on: shown as one line, never as a traceback.
 _EXPECTED = (
@@ -215,6 +222,42 @@ async def _indexes(settings: Settings) -> list[str]:
                 f"{collection:<22} {index['name']:<26} {keys}  {' '.join(extras)}".rstrip()
             )
     return lines
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be purged; delete nothing.")
+    ] = False,
+) -> None:
+    """Purge (or, with --dry-run, list) projects deleted more than SNIPIX_RETENTION_DAYS ago."""
+    settings = _load_settings()
+    with _command(settings), database_endpoint(settings) as effective:
+        report = asyncio.run(_retention(effective, dry_run=dry_run))
+        if report is None:
+            _fail("another process is running the retention sweep; try again later")
+        verb = "would purge" if dry_run else "purged"
+        typer.echo(
+            f"{verb} {report.count} project(s) deleted before {report.cutoff.isoformat()} "
+            f"(retention {settings.retention_days} days)"
+        )
+        for project in report.projects:
+            line = f"  {project['id']}  owner={project['userId']}  deleted={project['deletedAt']}"
+            if "deleted" in project:
+                removed = sum(project["deleted"].values())
+                line += f"  documents={removed}"
+            typer.echo(line)
+
+
+async def _retention(settings: Settings, *, dry_run: bool) -> RetentionReport | None:
+    async with connected(settings) as client:
+        db = client[settings.database_name]
+        job = RetentionJob(
+            project_service(db, UnitOfWork(client)),
+            Lease(db, LEASE_NAME, ttl=timedelta(minutes=10)),
+            retention=timedelta(days=settings.retention_days),
+        )
+        return await job.run(dry_run=dry_run)
 
 
 @app.command("config")

@@ -82,6 +82,13 @@ class VersionMismatch(SnipixError):
         super().__init__(message, details={"currentVersion": current_version})
 
 
+class PreconditionRequired(SnipixError):
+    """A write that could overwrite someone else's change arrived without `If-Match`."""
+
+    code = "precondition_required"
+    status_code = 428
+
+
 class TooLarge(SnipixError):
     code = "too_large"
     status_code = 413
@@ -132,6 +139,7 @@ _HTTP_CODES = {
     412: "version_mismatch",
     413: "too_large",
     415: "unsupported_media_type",
+    428: "precondition_required",
     422: "validation_error",
     429: "rate_limited",
     503: "service_unavailable",

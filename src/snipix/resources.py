@@ -12,9 +12,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from snipix.auth.tokens import TokenVerifier
 from snipix.db.client import Database, MongoClient
 from snipix.db.migrations import MigrationRunner
 from snipix.db.monitoring import PoolStats
+from snipix.db.transactions import UnitOfWork
 from snipix.settings import Settings
 
 
@@ -25,6 +27,8 @@ class Resources:
     db: Database
     pool: PoolStats
     migrations: MigrationRunner
+    tokens: TokenVerifier
+    unit: UnitOfWork
     redis: Redis | None = None
 
 

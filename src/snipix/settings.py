@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(
         365, ge=1, le=36_500, validation_alias=_env("AUDIT_RETENTION_DAYS")
     )
+    retention_days: int = Field(30, ge=1, le=36_500, validation_alias=_env("SNIPIX_RETENTION_DAYS"))
+    retention_interval_s: int = Field(
+        3_600, ge=0, le=7 * 86_400, validation_alias=_env("SNIPIX_RETENTION_INTERVAL_S")
+    )
 
     host: str = Field("127.0.0.1", min_length=1, validation_alias=_env("SNIPIX_HOST"))
     port: int = Field(8000, ge=0, le=65_535, validation_alias=_env("SNIPIX_PORT"))

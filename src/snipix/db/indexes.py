@@ -41,6 +41,15 @@ class IndexSpec:
 
 
 _ACTIVE = {"partialFilterExpression": {"isDeleted": False}}
+_NEWEST = [("at", DESCENDING), ("_id", DESCENDING)]
+
+# Indexes an earlier catalogue created and a later one replaced: dropped when present, so
+# a changed definition gets a new name instead of a conflict at start-up.
+RETIRED: tuple[tuple[str, str], ...] = (
+    ("audit_log", "entity_at"),
+    ("audit_log", "user_at"),
+    ("projects", "retention"),
+)
 
 
 def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
@@ -68,8 +77,8 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         ),
         IndexSpec(
             "projects",
-            "retention",
-            [("isDeleted", ASCENDING), ("deletedAt", ASCENDING)],
+            "deleted_at",
+            [("isDeleted", ASCENDING), ("deletedAt", ASCENDING), ("_id", ASCENDING)],
         ),
         IndexSpec(
             "project_versions",
@@ -116,8 +125,14 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             "user_recent",
             [("userId", ASCENDING), ("lastOpenedAt", DESCENDING)],
         ),
-        IndexSpec("audit_log", "entity_at", [("entityId", ASCENDING), ("at", DESCENDING)]),
-        IndexSpec("audit_log", "user_at", [("userId", ASCENDING), ("at", DESCENDING)]),
+        # Purging a project removes its sessions of every user.
+        IndexSpec("editing_sessions", "project", [("projectId", ASCENDING)]),
+        # `_id` completes each key so a page boundary (at, _id) is one index position: the
+        # newest-first sort is read from the index, never sorted in memory.
+        IndexSpec("audit_log", "entity_at_id", [("entityId", ASCENDING), *_NEWEST]),
+        IndexSpec("audit_log", "user_at_id", [("userId", ASCENDING), *_NEWEST]),
+        IndexSpec("audit_log", "action_at_id", [("action", ASCENDING), *_NEWEST]),
+        IndexSpec("audit_log", "at_id", _NEWEST),
         IndexSpec(
             "audit_log",
             "expire_at",
@@ -151,8 +166,23 @@ async def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
     return created
 
 
+async def drop_retired(db: Database, retired: Iterable[tuple[str, str]] = RETIRED) -> list[str]:
+    """Drop indexes the catalogue replaced; return the ones that existed."""
+    dropped: list[str] = []
+    existing = set(await db.list_collection_names())
+    for collection, name in retired:
+        if collection not in existing:
+            continue
+        names = {index["name"] async for index in await db[collection].list_indexes()}
+        if name in names:
+            await db[collection].drop_index(name)
+            dropped.append(f"{collection}.{name}")
+    return dropped
+
+
 async def ensure_catalogue(db: Database, settings: Settings) -> list[str]:
     """The catalogue as configured (audit retention), created idempotently."""
+    await drop_retired(db)
     return await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
 
 

@@ -36,8 +36,21 @@ class Migration:
     apply: Callable[[Database], Awaitable[None]]
 
 
+def _project_migrations() -> tuple[Migration, ...]:
+    # Imported here: the migrations belong to their domains, the runner does not.
+    from snipix.projects.validator import install_project_validator
+
+    return (
+        Migration(
+            "0001_projects_validator",
+            "server-side $jsonSchema validator on projects",
+            install_project_validator,
+        ),
+    )
+
+
 # The project's migrations, oldest first. Ids sort in application order ("0001_...").
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = _project_migrations()
 
 
 class MigrationLocked(Exception):

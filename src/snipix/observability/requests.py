@@ -51,7 +51,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        # A copy per request, as uvicorn makes: a server that shares one lifespan state dict
+        # between requests (asgi-lifespan in tests) must not carry one request's user id
+        # into the next request's access log.
+        scope["state"] = {**scope.get("state", {}), "request_id": request_id}
+        scope["state"].pop("user_id", None)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

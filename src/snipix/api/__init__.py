@@ -1,0 +1,1 @@
+"""Pieces every HTTP resource shares: the wire model base, pagination and ETags."""

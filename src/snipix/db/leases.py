@@ -1,0 +1,48 @@
+"""Named leases: at most one holder at a time across every replica, expiring on their own.
+
+A periodic job (the retention sweep) takes the lease before it runs; a replica that
+crashed while holding it blocks the others only until the lease expires. Acquiring is one
+conditional upsert on `_id`, so the database decides the race.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+from pymongo.errors import DuplicateKeyError
+
+from snipix.db.client import Database
+
+COLLECTION = "leases"
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Lease:
+    def __init__(
+        self, db: Database, name: str, *, ttl: timedelta, owner: str | None = None
+    ) -> None:
+        self._leases = db[COLLECTION]
+        self.name = name
+        self.owner = owner or default_owner()
+        self._ttl = ttl
+
+    async def acquire(self) -> bool:
+        """Take (or renew) the lease; False if someone else holds an unexpired one."""
+        now = datetime.now(UTC)
+        try:
+            await self._leases.update_one(
+                {"_id": self.name, "$or": [{"expiresAt": {"$lt": now}}, {"owner": self.owner}]},
+                {"$set": {"owner": self.owner, "expiresAt": now + self._ttl, "takenAt": now}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release(self) -> None:
+        await self._leases.delete_one({"_id": self.name, "owner": self.owner})

@@ -1,0 +1,1 @@
+"""Projects: metadata, versions, soft delete and retention."""

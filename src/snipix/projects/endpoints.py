@@ -1,0 +1,255 @@
+"""HTTP for projects (`/api/v1/projects`) and their admin routes: HTTP only, rules live in
+`ProjectService`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
+from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
+from snipix.api.wire import reject_unsafe_query
+from snipix.audit.actor import ActorDep, AdminDep
+from snipix.audit.repository import AuditFilter
+from snipix.audit.schemas import AuditCursor, AuditEntry
+from snipix.errors import ErrorResponse
+from snipix.projects.schemas import (
+    PROJECT_ID_PATTERN,
+    ListCursor,
+    Project,
+    ProjectCreate,
+    ProjectStatus,
+    ProjectUpdate,
+    ProjectVersion,
+    PurgeReport,
+    Rollback,
+    SearchCursor,
+    SortField,
+    Tag,
+    VersionCursor,
+)
+from snipix.projects.service import ListQuery, ProjectService, project_service
+from snipix.resources import ResourcesDep
+
+
+def get_project_service(resources: ResourcesDep) -> ProjectService:
+    return project_service(resources.db, resources.unit)
+
+
+ServiceDep = Annotated[ProjectService, Depends(get_project_service)]
+ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in {
+        401: "No or invalid identity.",
+        404: "No such project for this user.",
+    }.items()
+}
+_WRITE_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
+    428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},
+}
+_ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    403: {"model": ErrorResponse, "description": "Needs the admin role."},
+}
+
+router = APIRouter(
+    prefix="/api/v1/projects",
+    tags=["projects"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses=_ERRORS,
+)
+admin_router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses=_ADMIN_ERRORS,
+)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Project)
+async def create_project(
+    body: ProjectCreate, actor: ActorDep, service: ServiceDep, response: Response
+) -> Project:
+    """Create a project owned by the caller (version 1)."""
+    project = await service.create(actor, body)
+    response.headers["Location"] = f"/api/v1/projects/{project.id}"
+    set_etag(response, project.version)
+    return project
+
+
+@router.get("", response_model=Page[Project])
+async def list_projects(
+    actor: ActorDep,
+    service: ServiceDep,
+    sort: SortField = SortField.UPDATED_AT,
+    status: ProjectStatus | None = None,
+    tag: Annotated[Tag | None, Query()] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Text search.")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[Project]:
+    """The caller's projects, newest first; with `q`, ranked by relevance instead."""
+    decoded: ListCursor | SearchCursor | None = None
+    if cursor is not None and q is not None:
+        decoded = decode_cursor(cursor, SearchCursor)
+    elif cursor is not None:
+        decoded = decode_cursor(cursor, ListCursor)
+    query = ListQuery(
+        sort=sort,
+        status=status.value if status is not None else None,
+        tag=tag,
+        text=q,
+        limit=limit,
+        cursor=decoded,
+    )
+    return await service.list_projects(actor, query)
+
+
+@router.get("/{project_id}", response_model=Project)
+async def get_project(
+    project_id: ProjectId, actor: ActorDep, service: ServiceDep, response: Response
+) -> Project:
+    """One project; `ETag` carries its version."""
+    project = await service.get(actor, project_id)
+    set_etag(response, project.version)
+    return project
+
+
+@router.patch("/{project_id}", response_model=Project, responses=_WRITE_ERRORS)
+async def update_project(
+    project_id: ProjectId,
+    body: ProjectUpdate,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Project:
+    """Change some fields; needs `If-Match` (or `baseVersion`); makes a new version."""
+    expected = expected_version(if_match, body.base_version)
+    project = await service.update(actor, project_id, body, expected=expected)
+    set_etag(response, project.version)
+    return project
+
+
+@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS)
+async def delete_project(
+    project_id: ProjectId, actor: ActorDep, service: ServiceDep, if_match: IfMatchHeader = None
+) -> Response:
+    """Soft delete (restorable until retention purges it); repeating it is harmless."""
+    await service.delete(actor, project_id, expected=parse_if_match(if_match))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{project_id}/restore", response_model=Project, responses=_WRITE_ERRORS)
+async def restore_project(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Project:
+    """Undo a soft delete; the project returns to lists and search."""
+    project = await service.restore(actor, project_id, expected=parse_if_match(if_match))
+    set_etag(response, project.version)
+    return project
+
+
+@router.get("/{project_id}/versions", response_model=Page[ProjectVersion])
+async def list_versions(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[ProjectVersion]:
+    """Metadata versions, newest (the current one) first."""
+    decoded = decode_cursor(cursor, VersionCursor) if cursor is not None else None
+    return await service.versions(actor, project_id, limit=limit, cursor=decoded)
+
+
+@router.get("/{project_id}/versions/{version}", response_model=ProjectVersion)
+async def get_version(
+    project_id: ProjectId,
+    version: Annotated[int, Path(ge=1)],
+    actor: ActorDep,
+    service: ServiceDep,
+) -> ProjectVersion:
+    """The project's metadata as it was at one version."""
+    return await service.version(actor, project_id, version)
+
+
+@router.post("/{project_id}/rollback", response_model=Project, responses=_WRITE_ERRORS)
+async def rollback_project(
+    project_id: ProjectId,
+    body: Rollback,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Project:
+    """Make a new version whose metadata equals an earlier one."""
+    project = await service.rollback(
+        actor, project_id, body.version, expected=parse_if_match(if_match)
+    )
+    set_etag(response, project.version)
+    return project
+
+
+@router.get("/{project_id}/audit", response_model=Page[AuditEntry])
+async def project_audit(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[AuditEntry]:
+    """Who changed this project, when, in which request; newest first."""
+    decoded = decode_cursor(cursor, AuditCursor) if cursor is not None else None
+    return await service.audit_trail(actor, project_id, limit=limit, cursor=decoded)
+
+
+@admin_router.get("/projects/deleted", response_model=Page[Project])
+async def list_deleted_projects(
+    _admin: AdminDep, service: ServiceDep, limit: Limit = DEFAULT_LIMIT, cursor: CursorParam = None
+) -> Page[Project]:
+    """Admin: soft-deleted projects of every user, most recently deleted first."""
+    decoded = decode_cursor(cursor, ListCursor) if cursor is not None else None
+    return await service.list_deleted(limit=limit, cursor=decoded)
+
+
+@admin_router.delete(
+    "/projects/{project_id}",
+    response_model=PurgeReport,
+    responses={409: {"model": ErrorResponse, "description": "The project is not deleted."}},
+)
+async def purge_project(project_id: ProjectId, admin: AdminDep, service: ServiceDep) -> PurgeReport:
+    """Admin: remove a soft-deleted project and everything it owns, for good."""
+    return await service.purge(admin, project_id)
+
+
+@admin_router.get("/audit", response_model=Page[AuditEntry])
+async def search_audit(
+    _admin: AdminDep,
+    service: ServiceDep,
+    user_id: Annotated[str | None, Query(alias="userId", pattern=r"^[^$]{1,200}$")] = None,
+    entity_id: Annotated[str | None, Query(alias="entityId", pattern=r"^[^$]{1,200}$")] = None,
+    action: Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
+    since: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[AuditEntry]:
+    """Admin: audit entries of every user, newest first, filtered."""
+    decoded = decode_cursor(cursor, AuditCursor) if cursor is not None else None
+    where = AuditFilter(
+        user_id=user_id, entity_id=entity_id, action=action, since=since, until=until
+    )
+    return await service.audit_search(where, limit=limit, cursor=decoded)

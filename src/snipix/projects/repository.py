@@ -1,0 +1,201 @@
+"""Every query on `projects` and `project_versions` (and the purge of what a project owns).
+
+Each query names the catalogue index it is built for (`hint`), is scoped by owner and
+`isDeleted` unless it is a recovery query, and has a projection and a limit;
+`tests/projects/test_query_plans.py` explains every shape the service sends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from snipix.db.client import Database, Document
+from snipix.projects.schemas import ListCursor, SortField
+
+PROJECTS = "projects"
+VERSIONS = "project_versions"
+
+# What a project owns in other domains, deleted with it by a purge, each with the
+# catalogue index its `projectId` delete uses. The project document itself goes last, so a
+# purge interrupted half-way leaves a soft-deleted project that the next sweep finishes.
+DEPENDENTS: tuple[tuple[str, str], ...] = (
+    ("editing_sessions", "project"),
+    ("transcript_segments", "project_start"),
+    ("transcripts", "project"),
+    ("timeline_snapshots", "project_version"),
+    ("timeline_revisions", "project_version"),
+    ("timelines", "project"),
+    (VERSIONS, "project_version"),
+)
+
+PROJECT_FIELDS = {
+    "_id": 1,
+    "userId": 1,
+    "name": 1,
+    "description": 1,
+    "status": 1,
+    "tags": 1,
+    "media": 1,
+    "createdAt": 1,
+    "updatedAt": 1,
+    "version": 1,
+    "isDeleted": 1,
+    "deletedAt": 1,
+    "deletedBy": 1,
+}
+_SEARCH_FIELDS = {**PROJECT_FIELDS, "score": {"$meta": "textScore"}}
+_VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
+_SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}
+
+
+def _filters(status: str | None, tag: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if status is not None:
+        query["status"] = status
+    if tag is not None:
+        query["tags"] = tag
+    return query
+
+
+class ProjectRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._projects = db[PROJECTS]
+        self._versions = db[VERSIONS]
+
+    async def insert(self, doc: Document, session: AsyncClientSession | None = None) -> None:
+        await self._projects.insert_one(doc, session=session)
+
+    async def get(
+        self,
+        project_id: str,
+        owner_id: str | None,
+        *,
+        deleted: bool | None = False,
+        session: AsyncClientSession | None = None,
+    ) -> Document | None:
+        """One project by id; `owner_id=None` only for admin and retention paths."""
+        query: dict[str, Any] = {"_id": project_id}
+        if owner_id is not None:
+            query["userId"] = owner_id
+        if deleted is not None:
+            query["isDeleted"] = deleted
+        return await self._projects.find_one(query, PROJECT_FIELDS, session=session)
+
+    async def list_active(
+        self,
+        owner_id: str,
+        *,
+        sort: SortField,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+        after: ListCursor | None,
+    ) -> list[Document]:
+        key = sort.value
+        query: dict[str, Any] = {"userId": owner_id, "isDeleted": False, **_filters(status, tag)}
+        if after is not None:
+            query["$or"] = [{key: {"$lt": after.t}}, {key: after.t, "_id": {"$lt": after.id}}]
+        found = self._projects.find(query, PROJECT_FIELDS, hint=_SORT_INDEX[sort])
+        return await found.sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()
+
+    async def search(
+        self,
+        owner_id: str,
+        text: str,
+        *,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Document]:
+        # `$text` always uses the text index (MongoDB refuses a hint with it).
+        query: dict[str, Any] = {
+            "$text": {"$search": text},
+            "userId": owner_id,
+            "isDeleted": False,
+            **_filters(status, tag),
+        }
+        found = self._projects.find(query, _SEARCH_FIELDS)
+        ranked = found.sort([("score", {"$meta": "textScore"}), ("_id", DESCENDING)])
+        return await ranked.skip(offset).limit(limit).to_list()
+
+    async def update(
+        self,
+        project_id: str,
+        version: int,
+        changes: dict[str, Any],
+        *,
+        unset: tuple[str, ...] = (),
+        session: AsyncClientSession | None = None,
+    ) -> Document | None:
+        """Apply `changes` if the project is still at `version`; the new document, or None."""
+        update: dict[str, Any] = {"$set": {**changes, "version": version + 1}}
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        return await self._projects.find_one_and_update(
+            {"_id": project_id, "version": version},
+            update,
+            projection=PROJECT_FIELDS,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+
+    async def save_version(
+        self, snapshot: Document, session: AsyncClientSession | None = None
+    ) -> None:
+        """Keep one superseded state. Its `_id` is `<project>:<version>`, so a retried
+        write of the same state (ordered writes without a transaction) is a no-op."""
+        try:
+            await self._versions.insert_one(snapshot, session=session)
+        except DuplicateKeyError:
+            if session is not None:
+                raise
+
+    async def versions(self, project_id: str, *, limit: int, before: int | None) -> list[Document]:
+        query: dict[str, Any] = {"projectId": project_id}
+        if before is not None:
+            query["version"] = {"$lt": before}
+        found = self._versions.find(query, _VERSION_FIELDS, hint="project_version")
+        return await found.sort("version", DESCENDING).limit(limit).to_list()
+
+    async def version(self, project_id: str, version: int) -> Document | None:
+        return await self._versions.find_one(
+            {"projectId": project_id, "version": version}, _VERSION_FIELDS, hint="project_version"
+        )
+
+    async def list_deleted(self, *, limit: int, after: ListCursor | None) -> list[Document]:
+        """Recovery query across owners (admin): newest deletion first."""
+        query: dict[str, Any] = {"isDeleted": True}
+        if after is not None:
+            query["$or"] = [
+                {"deletedAt": {"$lt": after.t}},
+                {"deletedAt": after.t, "_id": {"$lt": after.id}},
+            ]
+        found = self._projects.find(query, PROJECT_FIELDS, hint="deleted_at")
+        order = [("deletedAt", DESCENDING), ("_id", DESCENDING)]
+        return await found.sort(order).limit(limit).to_list()
+
+    async def expired(self, cutoff: datetime, *, limit: int) -> list[Document]:
+        """Soft-deleted before `cutoff`, oldest first: what the retention sweep purges."""
+        found = self._projects.find(
+            {"isDeleted": True, "deletedAt": {"$lt": cutoff}},
+            {"_id": 1, "userId": 1, "name": 1, "deletedAt": 1, "version": 1},
+            hint="deleted_at",
+        )
+        return await found.sort([("deletedAt", ASCENDING)]).limit(limit).to_list()
+
+    async def purge(self, project_id: str) -> dict[str, int]:
+        """Delete a project and everything it owns; safe to repeat after an interruption."""
+        deleted: dict[str, int] = {}
+        for collection, index in DEPENDENTS:
+            result = await self._db[collection].delete_many({"projectId": project_id}, hint=index)
+            deleted[collection] = result.deleted_count
+        result = await self._projects.delete_one({"_id": project_id, "isDeleted": True})
+        deleted[PROJECTS] = result.deleted_count
+        return deleted

@@ -1,0 +1,186 @@
+"""Projects on the wire. Server-owned fields (ids, owner, times, version) are never read
+from a client: they are absent from the create and update models, so sending one is a 422
+naming the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from snipix.api.pagination import CursorModel
+from snipix.api.wire import WireModel
+
+MAX_TAGS = 20
+MAX_DESCRIPTION = 5_000
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)]
+# A tag never starts with `$`, so `?tag=` can never read as an operator.
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^$]")
+]
+Location = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_048)]
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_unique_tags)]
+
+
+class ProjectStatus(StrEnum):
+    DRAFT = "draft"
+    EDITING = "editing"
+    RENDERING = "rendering"
+    READY = "ready"
+    ARCHIVED = "archived"
+
+
+class Media(WireModel):
+    """The project's source video: a reference and its metadata, never the bytes."""
+
+    source: Location | None = Field(None, description="Path or URL of the source video.")
+    duration_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False)
+    size_bytes: int | None = Field(None, ge=0, le=2**53)
+    mime_type: str | None = Field(None, pattern=r"^[\w.+-]{1,64}/[\w.+-]{1,64}$")
+    width: int | None = Field(None, ge=1, le=16_384)
+    height: int | None = Field(None, ge=1, le=16_384)
+    fps: float | None = Field(None, gt=0, le=1_000, allow_inf_nan=False)
+    thumbnail: Location | None = Field(None, description="Path or URL of a thumbnail image.")
+
+
+class ProjectCreate(WireModel):
+    name: Name
+    description: Description = ""
+    tags: Tags = Field(default_factory=list)
+    media: Media | None = None
+    status: ProjectStatus = ProjectStatus.DRAFT
+
+
+class ProjectUpdate(WireModel):
+    """Only the fields sent change; `null` clears `description` or `media`."""
+
+    name: Name | None = None
+    description: Description | None = None
+    tags: Tags | None = None
+    media: Media | None = None
+    status: ProjectStatus | None = None
+    base_version: int | None = Field(
+        None, ge=1, description="Alternative to `If-Match`: the version this change is based on."
+    )
+
+    @model_validator(mode="after")
+    def _required_fields_stay_set(self) -> Self:
+        for name in ("name", "tags", "status"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null; leave it out to keep it unchanged")
+        if not self.model_fields_set - {"base_version"}:
+            raise ValueError("nothing to change: send at least one field")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The stored fields this update sets (camelCase); `description: null` clears it."""
+        sent = self.model_fields_set - {"base_version"}
+        changes = self.model_dump(mode="json", include=sent)
+        if "description" in changes and changes["description"] is None:
+            changes["description"] = ""
+        return changes
+
+
+# The metadata a version snapshot keeps and a rollback restores.
+METADATA_FIELDS = ("name", "description", "status", "tags", "media")
+
+
+class Project(WireModel):
+    id: str
+    user_id: str
+    name: str
+    description: str
+    status: ProjectStatus
+    tags: list[str]
+    media: Media | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    is_deleted: bool
+    deleted_at: datetime | None = None
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Project:
+        return cls(
+            id=doc["_id"],
+            user_id=doc["userId"],
+            name=doc["name"],
+            description=doc.get("description", ""),
+            status=doc["status"],
+            tags=doc.get("tags", []),
+            media=doc.get("media"),
+            created_at=doc["createdAt"],
+            updated_at=doc["updatedAt"],
+            version=doc["version"],
+            is_deleted=doc.get("isDeleted", False),
+            deleted_at=doc.get("deletedAt"),
+        )
+
+
+class ProjectVersion(WireModel):
+    """A project's metadata as it was at one version."""
+
+    version: int
+    name: str
+    description: str
+    status: ProjectStatus
+    tags: list[str]
+    media: Media | None
+    is_deleted: bool
+    created_at: datetime = Field(description="When this version was made.")
+    current: bool = Field(description="True for the project's current version.")
+
+    @classmethod
+    def from_snapshot(
+        cls, version: int, snapshot: dict[str, Any], *, created_at: datetime, current: bool
+    ) -> ProjectVersion:
+        return cls(
+            version=version,
+            name=snapshot["name"],
+            description=snapshot.get("description", ""),
+            status=snapshot["status"],
+            tags=snapshot.get("tags", []),
+            media=snapshot.get("media"),
+            is_deleted=snapshot.get("isDeleted", False),
+            created_at=created_at,
+            current=current,
+        )
+
+
+class Rollback(WireModel):
+    version: int = Field(ge=1, description="The version whose metadata becomes current again.")
+
+
+class SortField(StrEnum):
+    UPDATED_AT = "updatedAt"
+    CREATED_AT = "createdAt"
+
+
+class ListCursor(CursorModel):
+    t: datetime
+    id: str
+
+
+class SearchCursor(CursorModel):
+    # Ranked results have no stable key to resume from; the offset is bounded (MAX_SEARCH).
+    o: int = Field(ge=0)
+
+
+class VersionCursor(CursorModel):
+    v: int = Field(ge=1)
+
+
+class PurgeReport(WireModel):
+    project_id: str
+    deleted: dict[str, int] = Field(description="Documents removed, by collection.")

@@ -1,0 +1,451 @@
+"""The project rules: ownership, optimistic concurrency, versions, audit, soft delete.
+
+Every change is one unit of work (`UnitOfWork`): the superseded state goes to
+`project_versions`, the project is updated only if it is still at the version the change
+was based on, and an audit entry names who, what, when, the request and the new version.
+With a transaction the three commit together or not at all. Without one (a standalone
+mongod) they run in that order: a failure after the version write leaves an exact copy
+of a state that existed (harmless, idempotent); a failure after the project update leaves
+a change without its audit entry, reported to the client as an error — its superseded
+state in `project_versions` still records that it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from snipix.api.pagination import Page, encode_cursor
+from snipix.audit.actor import Actor
+from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
+from snipix.audit.schemas import AuditCursor, AuditEntry
+from snipix.db.client import Database, Document
+from snipix.db.transactions import UnitOfWork
+from snipix.errors import Conflict, NotFound, PreconditionRequired, VersionMismatch
+from snipix.projects.repository import ProjectRepository
+from snipix.projects.schemas import (
+    METADATA_FIELDS,
+    ListCursor,
+    Project,
+    ProjectCreate,
+    ProjectUpdate,
+    ProjectVersion,
+    PurgeReport,
+    SearchCursor,
+    SortField,
+    VersionCursor,
+)
+
+log = structlog.get_logger(__name__)
+
+ENTITY = "project"
+# Deep pages of a ranked search are not useful and cost a growing skip: 1,000 results.
+MAX_SEARCH_RESULTS = 1_000
+
+
+def _now() -> datetime:
+    # MongoDB keeps milliseconds; truncating here makes what we return equal what we store.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _not_found(project_id: str) -> NotFound:
+    return NotFound(f"Project {project_id} was not found.")
+
+
+def _snapshot(doc: Document) -> Document:
+    state = {name: doc.get(name) for name in METADATA_FIELDS}
+    state["isDeleted"] = doc.get("isDeleted", False)
+    state["deletedAt"] = doc.get("deletedAt")
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    sort: SortField = SortField.UPDATED_AT
+    status: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    limit: int = 50
+    cursor: ListCursor | SearchCursor | None = None
+
+
+class ProjectService:
+    def __init__(
+        self, projects: ProjectRepository, audit: AuditRepository, unit: UnitOfWork
+    ) -> None:
+        self._projects = projects
+        self._audit = audit
+        self._unit = unit
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, actor: Actor, project_id: str) -> Project:
+        doc = await self._projects.get(project_id, actor.user_id)
+        if doc is None:
+            raise _not_found(project_id)
+        return Project.from_document(doc)
+
+    async def list_projects(self, actor: Actor, query: ListQuery) -> Page[Project]:
+        if query.text is not None:
+            return await self._search(actor, query)
+        after = query.cursor if isinstance(query.cursor, ListCursor) else None
+        docs = await self._projects.list_active(
+            actor.user_id,
+            sort=query.sort,
+            status=query.status,
+            tag=query.tag,
+            limit=query.limit + 1,
+            after=after,
+        )
+        items = [Project.from_document(doc) for doc in docs[: query.limit]]
+        next_cursor = None
+        if len(docs) > query.limit:
+            last = docs[query.limit - 1]
+            next_cursor = encode_cursor(ListCursor(t=last[query.sort.value], id=last["_id"]))
+        return Page[Project](items=items, next_cursor=next_cursor)
+
+    async def _search(self, actor: Actor, query: ListQuery) -> Page[Project]:
+        assert query.text is not None
+        offset = query.cursor.o if isinstance(query.cursor, SearchCursor) else 0
+        limit = max(0, min(query.limit, MAX_SEARCH_RESULTS - offset))
+        docs = (
+            await self._projects.search(
+                actor.user_id,
+                query.text,
+                status=query.status,
+                tag=query.tag,
+                limit=limit + 1,
+                offset=offset,
+            )
+            if limit
+            else []
+        )
+        items = [Project.from_document(doc) for doc in docs[:limit]]
+        more = len(docs) > limit and offset + limit < MAX_SEARCH_RESULTS
+        next_cursor = encode_cursor(SearchCursor(o=offset + limit)) if more else None
+        return Page[Project](items=items, next_cursor=next_cursor)
+
+    async def _owned(self, actor: Actor, project_id: str, *, deleted: bool | None) -> Document:
+        doc = await self._projects.get(project_id, actor.user_id, deleted=deleted)
+        if doc is None:
+            raise _not_found(project_id)
+        return doc
+
+    async def versions(
+        self, actor: Actor, project_id: str, *, limit: int, cursor: VersionCursor | None
+    ) -> Page[ProjectVersion]:
+        """Newest first; the first page starts with the current version."""
+        current = await self._owned(actor, project_id, deleted=False)
+        items: list[ProjectVersion] = []
+        before = cursor.v if cursor is not None else None
+        if before is None:
+            items.append(
+                ProjectVersion.from_snapshot(
+                    current["version"],
+                    _snapshot(current),
+                    created_at=current["updatedAt"],
+                    current=True,
+                )
+            )
+            before = current["version"]
+        docs = await self._projects.versions(
+            project_id, limit=limit - len(items) + 1, before=before
+        )
+        room = limit - len(items)
+        items += [
+            ProjectVersion.from_snapshot(
+                doc["version"], doc["snapshot"], created_at=doc["createdAt"], current=False
+            )
+            for doc in docs[:room]
+        ]
+        more = len(docs) > room
+        next_cursor = encode_cursor(VersionCursor(v=items[-1].version)) if more else None
+        return Page[ProjectVersion](items=items, next_cursor=next_cursor)
+
+    async def version(self, actor: Actor, project_id: str, version: int) -> ProjectVersion:
+        current = await self._owned(actor, project_id, deleted=False)
+        if version == current["version"]:
+            return ProjectVersion.from_snapshot(
+                version, _snapshot(current), created_at=current["updatedAt"], current=True
+            )
+        doc = (
+            await self._projects.version(project_id, version)
+            if version < current["version"]
+            else None
+        )
+        if doc is None:
+            raise NotFound(
+                f"Project {project_id} has no version {version} "
+                f"(its current version is {current['version']})."
+            )
+        return ProjectVersion.from_snapshot(
+            version, doc["snapshot"], created_at=doc["createdAt"], current=False
+        )
+
+    async def audit_trail(
+        self, actor: Actor, project_id: str, *, limit: int, cursor: AuditCursor | None
+    ) -> Page[AuditEntry]:
+        await self._owned(actor, project_id, deleted=None)
+        docs = await self._audit.for_entity(ENTITY, project_id, limit=limit + 1, cursor=cursor)
+        return _audit_page(docs, limit)
+
+    async def audit_search(
+        self, where: AuditFilter, *, limit: int, cursor: AuditCursor | None
+    ) -> Page[AuditEntry]:
+        docs = await self._audit.search(where, limit=limit + 1, cursor=cursor)
+        return _audit_page(docs, limit)
+
+    async def list_deleted(self, *, limit: int, cursor: ListCursor | None) -> Page[Project]:
+        docs = await self._projects.list_deleted(limit=limit + 1, after=cursor)
+        items = [Project.from_document(doc) for doc in docs[:limit]]
+        next_cursor = None
+        if len(docs) > limit:
+            last = docs[limit - 1]
+            next_cursor = encode_cursor(ListCursor(t=last["deletedAt"], id=last["_id"]))
+        return Page[Project](items=items, next_cursor=next_cursor)
+
+    # --- changes -------------------------------------------------------------------------
+
+    async def create(self, actor: Actor, data: ProjectCreate) -> Project:
+        now = _now()
+        doc: Document = {
+            "_id": str(ObjectId()),
+            "userId": actor.user_id,
+            "name": data.name,
+            "description": data.description,
+            "status": data.status.value,
+            "tags": data.tags,
+            "media": data.media.model_dump(mode="python") if data.media is not None else None,
+            "createdAt": now,
+            "updatedAt": now,
+            "version": 1,
+            "isDeleted": False,
+            "deletedAt": None,
+        }
+
+        async def work(session: AsyncClientSession | None) -> None:
+            await self._projects.insert(doc, session)
+            await self._audit.record(
+                audit_document(
+                    actor,
+                    at=now,
+                    action="project.created",
+                    entity=ENTITY,
+                    entity_id=doc["_id"],
+                    owner_id=actor.user_id,
+                    version=1,
+                    summary={"name": data.name},
+                ),
+                session,
+            )
+
+        await self._unit.run(work)
+        log.info("project created", project_id=doc["_id"])
+        return Project.from_document(doc)
+
+    async def update(
+        self, actor: Actor, project_id: str, data: ProjectUpdate, *, expected: int | None
+    ) -> Project:
+        if expected is None:
+            raise PreconditionRequired(
+                "Send If-Match with the project's ETag (or baseVersion) so this change cannot "
+                "overwrite someone else's."
+            )
+        changes = data.changes()
+        return await self._change(
+            actor,
+            project_id,
+            action="project.updated",
+            expected=expected,
+            deleted=False,
+            build=lambda current, now: ({**changes, "updatedAt": now}, ()),
+            summary={"fields": sorted(changes)},
+        )
+
+    async def delete(self, actor: Actor, project_id: str, *, expected: int | None) -> None:
+        """Soft delete; deleting a deleted project changes nothing (idempotent)."""
+        doc = await self._projects.get(project_id, actor.user_id, deleted=None)
+        if doc is None:
+            raise _not_found(project_id)
+        if doc["isDeleted"]:
+            return
+        await self._change(
+            actor,
+            project_id,
+            action="project.deleted",
+            expected=expected,
+            deleted=False,
+            build=lambda current, now: (
+                {"isDeleted": True, "deletedAt": now, "deletedBy": actor.user_id, "updatedAt": now},
+                (),
+            ),
+            summary={},
+        )
+
+    async def restore(self, actor: Actor, project_id: str, *, expected: int | None) -> Project:
+        """Undo a soft delete; restoring a live project returns it unchanged."""
+        doc = await self._projects.get(project_id, actor.user_id, deleted=None)
+        if doc is None:
+            raise _not_found(project_id)
+        if not doc["isDeleted"]:
+            return Project.from_document(doc)
+        return await self._change(
+            actor,
+            project_id,
+            action="project.restored",
+            expected=expected,
+            deleted=True,
+            build=lambda current, now: (
+                {"isDeleted": False, "deletedAt": None, "updatedAt": now},
+                ("deletedBy",),
+            ),
+            summary={},
+        )
+
+    async def rollback(
+        self, actor: Actor, project_id: str, version: int, *, expected: int | None
+    ) -> Project:
+        """A new version whose metadata equals `version`'s; history is never rewritten."""
+        target = await self.version(actor, project_id, version)
+        restored = target.model_dump(mode="json")
+        state = {name: restored[name] for name in METADATA_FIELDS}
+        return await self._change(
+            actor,
+            project_id,
+            action="project.rolled_back",
+            expected=expected,
+            deleted=False,
+            build=lambda current, now: ({**state, "updatedAt": now}, ()),
+            summary={"toVersion": version},
+        )
+
+    async def _change(
+        self,
+        actor: Actor,
+        project_id: str,
+        *,
+        action: str,
+        expected: int | None,
+        deleted: bool,
+        build: Callable[[Document, datetime], tuple[dict[str, Any], tuple[str, ...]]],
+        summary: dict[str, Any],
+    ) -> Project:
+        async def work(session: AsyncClientSession | None) -> Document:
+            current = await self._projects.get(
+                project_id, actor.user_id, deleted=deleted, session=session
+            )
+            if current is None:
+                raise _not_found(project_id)
+            version = current["version"]
+            if expected is not None and expected != version:
+                raise VersionMismatch(
+                    f"Project {project_id} changed since version {expected}; it is now at "
+                    f"version {version}. Reload it and apply your change again.",
+                    current_version=version,
+                )
+            now = _now()
+            changes, unset = build(current, now)
+            await self._projects.save_version(
+                {
+                    "_id": f"{project_id}:{version}",
+                    "projectId": project_id,
+                    "userId": current["userId"],
+                    "version": version,
+                    "snapshot": _snapshot(current),
+                    "createdAt": current["updatedAt"],
+                    "supersededAt": now,
+                    "supersededBy": action,
+                },
+                session,
+            )
+            updated = await self._projects.update(
+                project_id, version, changes, unset=unset, session=session
+            )
+            if updated is None:
+                # Someone else's change landed between our read and our write.
+                latest = await self._projects.get(project_id, actor.user_id, deleted=None)
+                current_version = latest["version"] if latest is not None else version
+                raise VersionMismatch(
+                    f"Project {project_id} changed while this change was being saved; "
+                    f"it is now at version {current_version}.",
+                    current_version=current_version,
+                )
+            await self._audit.record(
+                audit_document(
+                    actor,
+                    at=now,
+                    action=action,
+                    entity=ENTITY,
+                    entity_id=project_id,
+                    owner_id=current["userId"],
+                    version=updated["version"],
+                    summary={**summary, "fromVersion": version},
+                ),
+                session,
+            )
+            return updated
+
+        updated = await self._unit.run(work)
+        log.info(action.replace(".", " "), project_id=project_id, version=updated["version"])
+        return Project.from_document(updated)
+
+    # --- recovery and retention (admin and the retention job only) -----------------------
+
+    async def purge(self, actor: Actor, project_id: str) -> PurgeReport:
+        """Delete a soft-deleted project and everything it owns, for good."""
+        doc = await self._projects.get(project_id, None, deleted=None)
+        if doc is None:
+            raise _not_found(project_id)
+        if not doc["isDeleted"]:
+            raise Conflict(
+                f"Project {project_id} is not deleted; delete it first (it stays restorable "
+                "until it is purged)."
+            )
+        return await self._purge(actor, doc, reason="admin")
+
+    async def _purge(self, actor: Actor, doc: Document, *, reason: str) -> PurgeReport:
+        project_id = doc["_id"]
+        # The audit entry goes first: a purge that is interrupted is still on record, and
+        # repeating it finishes the job.
+        await self._audit.record(
+            audit_document(
+                actor,
+                at=_now(),
+                action="project.purged",
+                entity=ENTITY,
+                entity_id=project_id,
+                owner_id=doc["userId"],
+                version=doc["version"],
+                summary={"reason": reason, "name": doc.get("name")},
+            )
+        )
+        deleted = await self._projects.purge(project_id)
+        log.info("project purged", project_id=project_id, reason=reason, deleted=deleted)
+        return PurgeReport(project_id=project_id, deleted=deleted)
+
+    async def expired(self, retention: timedelta, *, now: datetime, limit: int) -> list[Document]:
+        return await self._projects.expired(now - retention, limit=limit)
+
+    async def purge_expired(self, doc: Document, actor: Actor) -> PurgeReport:
+        return await self._purge(actor, doc, reason="retention")
+
+
+def _audit_page(docs: list[Document], limit: int) -> Page[AuditEntry]:
+    items = [AuditEntry.from_document(doc) for doc in docs[:limit]]
+    next_cursor = None
+    if len(docs) > limit:
+        last = docs[limit - 1]
+        next_cursor = encode_cursor(AuditCursor(at=last["at"], id=str(last["_id"])))
+    return Page[AuditEntry](items=items, next_cursor=next_cursor)
+
+
+def project_service(db: Database, unit: UnitOfWork) -> ProjectService:
+    """The service with its repositories on `db` (requests, the CLI and jobs alike)."""
+    return ProjectService(ProjectRepository(db), AuditRepository(db), unit)

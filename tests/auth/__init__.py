@@ -1,0 +1,1 @@
+"""Tests of snipix.auth: tokens, dev headers and the CurrentUser / AdminUser dependencies."""
