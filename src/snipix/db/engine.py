@@ -18,8 +18,10 @@ import sqlite3
 import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import structlog
+from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
@@ -45,6 +47,32 @@ class DurableSQLiteEngine(SQLiteEngine):
         connection: sqlite3.Connection = super()._create_sqlite_connection()
         connection.execute("PRAGMA synchronous=FULL")
         return connection
+
+    def _validate_document_against_unique_indexes(
+        self,
+        db_name: str,
+        coll_name: str,
+        document: dict[str, Any],
+        *,
+        exclude_storage_key: str | None = None,
+        skip_id_check: bool = False,
+        scan_payload_id: bool = False,
+    ) -> None:
+        # mongoeco 4.11 makes every insert compare its `_id` with the `_id` of every stored
+        # document (numeric ids need it: 1, 1.0 and Int64(1) are the same key), so an insert
+        # costs O(collection): 15 ms at 1,000 documents, 150 ms at 10,000. For any other id
+        # (our string and ObjectId ids) the exact storage-key lookup mongoeco also does is
+        # the whole check, so the scan is skipped.
+        if scan_payload_id and "_id" in document and not id_contains_numeric_value(document["_id"]):
+            scan_payload_id = False
+        super()._validate_document_against_unique_indexes(
+            db_name,
+            coll_name,
+            document,
+            exclude_storage_key=exclude_storage_key,
+            skip_id_check=skip_id_check,
+            scan_payload_id=scan_payload_id,
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -27,10 +27,10 @@ DEPENDENTS: tuple[tuple[str, str], ...] = (
     ("editing_sessions", "project"),
     ("transcript_segments", "project_start"),
     ("transcripts", "project"),
-    ("timeline_snapshots", "project_version"),
-    ("timeline_revisions", "project_version"),
+    ("timeline_snapshots", "by_version"),
+    ("timeline_revisions", "by_version"),
     ("timelines", "project"),
-    (VERSIONS, "project_version"),
+    (VERSIONS, "by_version"),
 )
 
 PROJECT_FIELDS = {
@@ -48,7 +48,6 @@ PROJECT_FIELDS = {
     "deletedAt": 1,
     "deletedBy": 1,
 }
-_SEARCH_FIELDS = {**PROJECT_FIELDS, "score": {"$meta": "textScore"}}
 _VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
 _SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}
 
@@ -60,6 +59,11 @@ def _filters(status: str | None, tag: str | None) -> dict[str, Any]:
     if tag is not None:
         query["tags"] = tag
     return query
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    """A sort key that orders strings in reverse (newest ObjectId-like id first)."""
+    return tuple(-ord(char) for char in text)
 
 
 class ProjectRepository:
@@ -112,8 +116,14 @@ class ProjectRepository:
         status: str | None,
         tag: str | None,
         limit: int,
-        offset: int,
-    ) -> list[Document]:
+    ) -> list[tuple[str, float]]:
+        """(id, relevance) of the owner's matching projects, best first, at most `limit`.
+
+        Two steps rather than one ranked `find` with the full projection: the embedded
+        engine returns only `_id` and the score when a projection names fields beside
+        `$meta`, and ignores the score in a sort with a tie-breaker. Ids and scores work
+        the same everywhere; ties are broken here, by id, so pages are stable.
+        """
         # `$text` always uses the text index (MongoDB refuses a hint with it).
         query: dict[str, Any] = {
             "$text": {"$search": text},
@@ -121,9 +131,19 @@ class ProjectRepository:
             "isDeleted": False,
             **_filters(status, tag),
         }
-        found = self._projects.find(query, _SEARCH_FIELDS)
-        ranked = found.sort([("score", {"$meta": "textScore"}), ("_id", DESCENDING)])
-        return await ranked.skip(offset).limit(limit).to_list()
+        found = self._projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
+        ranked = await found.sort([("score", {"$meta": "textScore"})]).limit(limit).to_list()
+        hits = [(str(doc["_id"]), float(doc["score"])) for doc in ranked]
+        return sorted(hits, key=lambda hit: (-hit[1], _descending(hit[0])))
+
+    async def get_many(self, owner_id: str, project_ids: list[str]) -> list[Document]:
+        """The owner's active projects among `project_ids`, in the order given."""
+        found = self._projects.find(
+            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
+            PROJECT_FIELDS,
+        )
+        by_id = {doc["_id"]: doc async for doc in found.limit(len(project_ids))}
+        return [by_id[project_id] for project_id in project_ids if project_id in by_id]
 
     async def update(
         self,
@@ -161,12 +181,12 @@ class ProjectRepository:
         query: dict[str, Any] = {"projectId": project_id}
         if before is not None:
             query["version"] = {"$lt": before}
-        found = self._versions.find(query, _VERSION_FIELDS, hint="project_version")
+        found = self._versions.find(query, _VERSION_FIELDS, hint="by_version")
         return await found.sort("version", DESCENDING).limit(limit).to_list()
 
     async def version(self, project_id: str, version: int) -> Document | None:
         return await self._versions.find_one(
-            {"projectId": project_id, "version": version}, _VERSION_FIELDS, hint="project_version"
+            {"projectId": project_id, "version": version}, _VERSION_FIELDS, hint="by_version"
         )
 
     async def list_deleted(self, *, limit: int, after: ListCursor | None) -> list[Document]:

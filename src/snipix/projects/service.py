@@ -114,22 +114,18 @@ class ProjectService:
     async def _search(self, actor: Actor, query: ListQuery) -> Page[Project]:
         assert query.text is not None
         offset = query.cursor.o if isinstance(query.cursor, SearchCursor) else 0
-        limit = max(0, min(query.limit, MAX_SEARCH_RESULTS - offset))
-        docs = (
-            await self._projects.search(
-                actor.user_id,
-                query.text,
-                status=query.status,
-                tag=query.tag,
-                limit=limit + 1,
-                offset=offset,
-            )
-            if limit
-            else []
+        hits = await self._projects.search(
+            actor.user_id,
+            query.text,
+            status=query.status,
+            tag=query.tag,
+            limit=MAX_SEARCH_RESULTS,
         )
-        items = [Project.from_document(doc) for doc in docs[:limit]]
-        more = len(docs) > limit and offset + limit < MAX_SEARCH_RESULTS
-        next_cursor = encode_cursor(SearchCursor(o=offset + limit)) if more else None
+        page = [project_id for project_id, _ in hits[offset : offset + query.limit]]
+        docs = await self._projects.get_many(actor.user_id, page) if page else []
+        items = [Project.from_document(doc) for doc in docs]
+        more = offset + query.limit < len(hits)
+        next_cursor = encode_cursor(SearchCursor(o=offset + query.limit)) if more else None
         return Page[Project](items=items, next_cursor=next_cursor)
 
     async def _owned(self, actor: Actor, project_id: str, *, deleted: bool | None) -> Document:

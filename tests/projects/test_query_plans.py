@@ -1,0 +1,327 @@
+"""Every query the project service sends is served by an index, with 10,000 projects loaded.
+
+The test records every command the app sends while a user works through the whole
+projects API (and the retention sweep runs), then asks the server to `explain` each one.
+On a real MongoDB (`SNIPIX_TEST_MONGODB_URI`) the winning plan must contain no COLLSCAN.
+The embedded engine's SQLite planner narrows reads by collection only (it keeps MongoDB's
+index catalogue but does not use it to narrow reads), so there the test checks the plan
+MongoDB would run: the query names (hints) a catalogue index that the engine accepts and
+whose leading key the query binds or sorts on, or it is an `_id` lookup, or a `$text`
+search on the text index. Reads must also carry a projection and a limit.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pymongo import MongoClient
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
+from snipix.app import create_app
+from snipix.db.client import connected
+from snipix.db.indexes import catalogue
+from snipix.db.leases import Lease
+from snipix.db.transactions import UnitOfWork
+from snipix.projects.retention import RetentionJob
+from snipix.projects.service import project_service
+from snipix.settings import Settings
+from tests.support import running_app
+
+USERS = 100
+PROJECTS = 10_000
+STATUSES = ("draft", "editing", "rendering", "ready", "archived")
+WORDS = ("wedding", "holiday", "interview", "podcast", "trailer", "tutorial", "vlog", "launch")
+
+# Commands that read or change documents chosen by a filter.
+QUERY_COMMANDS = {"find", "findAndModify", "update", "delete", "count", "aggregate"}
+# Session and transaction plumbing the driver adds; not part of the query shape.
+PLUMBING = {
+    "lsid",
+    "txnNumber",
+    "autocommit",
+    "startTransaction",
+    "$clusterTime",
+    "$db",
+    "readConcern",
+    "writeConcern",
+    "$readPreference",
+    "ordered",
+    "bypassDocumentValidation",
+}
+
+
+class Recorder(CommandListener):
+    """Every command the app sends, as the driver sent it."""
+
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.recording = False
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if self.recording and event.command_name in QUERY_COMMANDS:
+            with self._lock:
+                self.commands.append(dict(event.command))
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+def project_document(index: int, now: datetime) -> dict[str, Any]:
+    rng = random.Random(index)  # noqa: S311 - reproducible test data, not secrets
+    created = now - timedelta(minutes=index)
+    deleted = index % 10 == 0
+    return {
+        "_id": f"seed{index:05d}",
+        "userId": f"user{index % USERS:03d}",
+        "name": f"{rng.choice(WORDS)} {index}",
+        "description": f"{rng.choice(WORDS)} footage",
+        "status": STATUSES[index % len(STATUSES)],
+        "tags": [rng.choice(WORDS)],
+        "media": None,
+        "createdAt": created,
+        "updatedAt": created + timedelta(seconds=rng.randint(0, 3600)),
+        "version": 1,
+        "isDeleted": deleted,
+        "deletedAt": created + timedelta(hours=1) if deleted else None,
+    }
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def app(settings: Settings, recorder: Recorder) -> FastAPI:
+    return create_app(settings, command_listeners=[recorder])
+
+
+@pytest.fixture
+async def loaded(
+    app: FastAPI, settings: Settings, mongo: MongoClient[dict[str, Any]]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, started (validator and indexes in place), with 10,000 projects of 100 users."""
+    async with running_app(app) as http:
+        now = datetime.now(UTC) - timedelta(days=60)
+        documents = [project_document(i, now) for i in range(PROJECTS)]
+        mongo[settings.database_name]["projects"].insert_many(documents)
+        yield http
+
+
+def headers(user: str, *, admin: bool = False, version: int | None = None) -> dict[str, str]:
+    result = {"X-User-Id": user}
+    if admin:
+        result["X-User-Roles"] = "admin"
+    if version is not None:
+        result["If-Match"] = f'"{version}"'
+    return result
+
+
+async def use_every_route(http: httpx.AsyncClient) -> None:
+    """One user's session touching every project route, plus an admin's."""
+    user = headers("user007")
+    admin = headers("ops", admin=True)
+
+    async def ok(response: httpx.Response) -> dict[str, Any]:
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else {}
+
+    project = await ok(
+        await http.post(
+            "/api/v1/projects", json={"name": "Plan test", "tags": ["vlog"]}, headers=user
+        )
+    )
+    path = f"/api/v1/projects/{project['id']}"
+    await ok(await http.get(path, headers=user))
+    for params in (
+        {"limit": "5"},
+        {"sort": "createdAt", "limit": "5"},
+        {"status": "ready"},
+        {"tag": "holiday"},
+        {"q": "wedding"},
+        {"q": "wedding footage", "status": "draft", "tag": "vlog"},
+    ):
+        page = await ok(await http.get("/api/v1/projects", params=params, headers=user))
+        if page["nextCursor"]:
+            await ok(
+                await http.get(
+                    "/api/v1/projects",
+                    params={**params, "cursor": page["nextCursor"]},
+                    headers=user,
+                )
+            )
+    await ok(
+        await http.patch(path, json={"name": "Renamed"}, headers=headers("user007", version=1))
+    )
+    await ok(await http.patch(path, json={"tags": ["a"]}, headers=headers("user007", version=2)))
+    versions = await ok(await http.get(f"{path}/versions", params={"limit": "1"}, headers=user))
+    await ok(
+        await http.get(f"{path}/versions", params={"cursor": versions["nextCursor"]}, headers=user)
+    )
+    await ok(await http.get(f"{path}/versions/1", headers=user))
+    await ok(await http.post(f"{path}/rollback", json={"version": 1}, headers=user))
+    audit = await ok(await http.get(f"{path}/audit", params={"limit": "2"}, headers=user))
+    await ok(await http.get(f"{path}/audit", params={"cursor": audit["nextCursor"]}, headers=user))
+    await ok(await http.delete(path, headers=user))
+    await ok(await http.delete(path, headers=user))
+    await ok(await http.post(f"{path}/restore", headers=user))
+    await ok(await http.delete(path, headers=user))
+    deleted = await ok(
+        await http.get("/api/v1/admin/projects/deleted", params={"limit": "3"}, headers=admin)
+    )
+    await ok(
+        await http.get(
+            "/api/v1/admin/projects/deleted",
+            params={"cursor": deleted["nextCursor"]},
+            headers=admin,
+        )
+    )
+    for params in (
+        {},
+        {"userId": "user007"},
+        {"entityId": project["id"]},
+        {"action": "project.updated"},
+        {"since": "2020-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+    ):
+        await ok(await http.get("/api/v1/admin/audit", params=params, headers=admin))
+    await ok(await http.delete(f"/api/v1/admin/projects/{project['id']}", headers=admin))
+
+
+async def sweep(settings: Settings, recorder: Recorder) -> None:
+    """The retention sweep, as `snipix retention run` and the service run it."""
+    async with connected(settings, [recorder]) as client:
+        db = client[settings.database_name]
+        job = RetentionJob(
+            project_service(db, UnitOfWork(client)),
+            Lease(db, "retention", ttl=timedelta(minutes=1)),
+            retention=timedelta(days=30),
+        )
+        due = await job.run(dry_run=True)
+        assert due is not None
+        assert due.count > 0
+        # A moment at which only the oldest few seeded deletions are past the window.
+        purged = await job.run(now=datetime.now(UTC) - timedelta(days=30, minutes=9_880))
+        assert purged is not None
+        assert 0 < purged.count < due.count
+
+
+def shape(command: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in command.items() if key not in PLUMBING}
+
+
+def statements(command: dict[str, Any]) -> list[tuple[dict[str, Any], Any, Any]]:
+    """(filter, sort, hint) of each statement in a command."""
+    name = next(iter(command))
+    if name == "find":
+        return [(command.get("filter", {}), command.get("sort"), command.get("hint"))]
+    if name == "findAndModify":
+        return [(command.get("query", {}), command.get("sort"), command.get("hint"))]
+    if name == "update":
+        return [(u["q"], None, u.get("hint")) for u in command["updates"]]
+    if name == "delete":
+        return [(d["q"], None, d.get("hint")) for d in command["deletes"]]
+    if name == "count":
+        return [(command.get("query", {}), None, command.get("hint"))]
+    match = command["pipeline"][0].get("$match", {}) if command["pipeline"] else {}
+    return [(match, None, command.get("hint"))]
+
+
+def stages(plan: Any) -> list[str]:
+    """Every stage name in a MongoDB explain plan tree."""
+    found: list[str] = []
+    if isinstance(plan, dict):
+        if "stage" in plan:
+            found.append(str(plan["stage"]))
+        for value in plan.values():
+            found += stages(value)
+    elif isinstance(plan, list):
+        for item in plan:
+            found += stages(item)
+    return found
+
+
+def index_problem(command: dict[str, Any], explained: dict[str, Any]) -> str | None:
+    """Why this command would not be served by an index, or None."""
+    collection = str(command[next(iter(command))])
+    if "queryPlanner" in explained:  # a real MongoDB server
+        plans = stages(explained["queryPlanner"].get("winningPlan", {}))
+        return f"winning plan has a COLLSCAN: {plans}" if "COLLSCAN" in plans else None
+    keys_by_name = {
+        spec.name: [key for key, _ in spec.keys]
+        for spec in catalogue()
+        if spec.collection == collection
+    }
+    for query, sort, hint in statements(command):
+        if "$text" in query:
+            text_index = explained.get("details", {}).get("textQuery", {}).get("index")
+            if text_index not in keys_by_name:
+                return f"$text did not use a catalogue text index: {text_index}"
+            continue
+        by_id = query.get("_id")
+        if isinstance(by_id, str | int) or (isinstance(by_id, dict) and set(by_id) == {"$in"}):
+            continue
+        if hint is None:
+            return "no _id, no $text and no index hint: a collection scan"
+        if hint not in keys_by_name:
+            return f"hint {hint!r} is not a catalogue index of {collection}"
+        lead = keys_by_name[hint][0]
+        sort_lead = next(iter(sort)) if sort else None
+        if lead not in query and sort_lead != lead:
+            return f"index {hint} leads with {lead!r}, which the query neither binds nor sorts by"
+        if next(iter(command)) == "find" and explained.get("hinted_index") != hint:
+            return f"the engine did not plan with the hinted index {hint}"
+    return None
+
+
+async def test_every_request_query_is_served_by_an_index(
+    loaded: httpx.AsyncClient,
+    recorder: Recorder,
+    settings: Settings,
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    """With 10,000 projects of 100 users, no query behind any project route (or the
+    retention sweep) scans a collection, and every read is projected and limited."""
+    recorder.recording = True
+    await use_every_route(loaded)
+    await sweep(settings, recorder)
+    recorder.recording = False
+
+    db = mongo[settings.database_name]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for command in recorder.commands:
+        query = shape(command)
+        name = next(iter(query))
+        if query.get(name) in {"migrations", "leases"}:
+            continue
+        key = repr(sorted((k, repr(v)) for k, v in query.items() if k != "cursor"))
+        if key in seen:
+            continue
+        seen.add(key)
+        if name == "find":
+            if "projection" not in query:
+                problems.append(f"{query}: no projection")
+            if "limit" not in query and not query.get("singleBatch"):
+                problems.append(f"{query}: no limit")
+        explained = db.command({"explain": query, "verbosity": "queryPlanner"})
+        problem = index_problem(query, explained)
+        if problem is not None:
+            problems.append(f"{name} on {query.get(name)}: {problem}\n  {query}")
+    assert len(seen) >= 20, f"too few query shapes recorded: {len(seen)}"
+    assert not problems, "\n".join(problems)
