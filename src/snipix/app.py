@@ -75,7 +75,7 @@ def _lifespan(
             if settings.migrate_on_start:
                 await runner.migrate()
             await ensure_catalogue(db, settings)
-            unit = UnitOfWork(mongo)
+            unit = await UnitOfWork.for_server(mongo)
             resources = Resources(
                 settings=settings,
                 mongo=mongo,
@@ -103,7 +103,7 @@ def _lifespan(
                 "service ready",
                 database=settings.database_name,
                 cache="redis" if redis is not None else "in-process",
-                transactions="when supported",
+                transactions=unit.transactional,
                 startup_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             yield {"resources": resources}

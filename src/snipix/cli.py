@@ -253,7 +253,7 @@ async def _retention(settings: Settings, *, dry_run: bool) -> RetentionReport | 
     async with connected(settings) as client:
         db = client[settings.database_name]
         job = RetentionJob(
-            project_service(db, UnitOfWork(client)),
+            project_service(db, await UnitOfWork.for_server(client)),
             Lease(db, LEASE_NAME, ttl=timedelta(minutes=10)),
             retention=timedelta(days=settings.retention_days),
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient, WriteConcern
+from pymongo.errors import DuplicateKeyError
 
 from snipix.db.engine import DurableSQLiteEngine
 from snipix.db.engine_record import (
@@ -178,3 +179,20 @@ def test_unusable_data_dir_is_one_clear_line(tmp_path: Path) -> None:
         f"the embedded engine did not start: cannot use data directory {blocker / 'data'}: "
         "not a directory"
     )
+
+
+def test_duplicate_ids_are_still_refused_without_the_insert_scan(
+    mongo: MongoClient[dict[str, Any]], database_name: str
+) -> None:
+    """Skipping mongoeco's per-insert scan keeps `_id` uniqueness: a repeated string or
+    ObjectId id is refused, and numeric ids still compare by value (1 == 1.0)."""
+    collection = mongo[database_name]["ids"]
+    collection.insert_one({"_id": "p1:1"})
+    oid = collection.insert_one({}).inserted_id
+    collection.insert_one({"_id": 1})
+    for duplicate in ({"_id": "p1:1"}, {"_id": oid}, {"_id": 1.0}, {"_id": {"n": 1}}):
+        if duplicate["_id"] == {"n": 1}:
+            collection.insert_one({"_id": {"n": 1.0}})
+        with pytest.raises(DuplicateKeyError):
+            collection.insert_one(duplicate)
+    assert collection.count_documents({}) == 4

@@ -7,7 +7,7 @@ Every mutable resource carries an integer version; a write that names a stale on
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Header, Response
 
@@ -33,10 +33,17 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-def parse_if_match(value: str | None) -> int | None:
-    """The version an `If-Match` names; None when absent or `*` (any version)."""
-    if value is None or value.strip() == "*":
+# `If-Match: *`: the client knowingly saves over whatever version is current.
+ANY_VERSION: Literal["*"] = "*"
+Expected = int | Literal["*"] | None
+
+
+def parse_if_match(value: str | None) -> Expected:
+    """The version an `If-Match` names; `ANY_VERSION` for `*`; None when absent."""
+    if value is None:
         return None
+    if value.strip() == "*":
+        return ANY_VERSION
     match = _ETAG.match(value)
     if match is None:
         raise ValidationFailed(
@@ -46,10 +53,10 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def expected_version(header: str | None, body_version: int | None) -> int | None:
+def expected_version(header: str | None, body_version: int | None) -> Expected:
     """One expected version from `If-Match` and `baseVersion`; they must agree if both given."""
     from_header = parse_if_match(header)
-    if from_header is not None and body_version is not None and from_header != body_version:
+    if isinstance(from_header, int) and body_version is not None and from_header != body_version:
         raise ValidationFailed(
             f"If-Match ({from_header}) and baseVersion ({body_version}) disagree; send one.",
         )

@@ -1,14 +1,19 @@
-"""Several writes as one logical change: a transaction where the server has them.
+"""Several writes as one logical change: a transaction where the server runs them side by
+side with other work, ordered writes elsewhere.
 
-Atlas, any replica set and the embedded engine support multi-document transactions; a
-standalone `mongod` does not (it answers IllegalOperation, code 20). On such a server the
-unit of work runs its writes without a transaction, in the order its author designed to
-be repairable (see docs/architecture.md, "Change records"), and logs once that it does.
+Replica sets and sharded clusters (Atlas is always one of them) run multi-document
+transactions concurrently with everything else, so a change's writes commit together or
+not at all. A standalone `mongod` refuses transactions (IllegalOperation, code 20), and the
+embedded engine runs one at a time while refusing every other operation, reads included,
+until it ends — under two concurrent requests that is an error for one of them. On those
+servers a unit of work runs its writes without a transaction, in the order its author
+designed to be repairable (see `ProjectService` and docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -21,15 +26,32 @@ log = structlog.get_logger(__name__)
 # "Transaction numbers are only allowed on a replica set member or mongos".
 _ILLEGAL_OPERATION = 20
 
-Work = Callable[[AsyncClientSession | None], Awaitable[object]]
+
+def runs_concurrent_transactions(hello: dict[str, Any]) -> bool:
+    """A replica set member or a mongos (what `hello` says), not a standalone server."""
+    return "setName" in hello or hello.get("msg") == "isdbgrid"
 
 
 class UnitOfWork:
-    """Runs a callback inside a transaction (retried on transient errors by the driver)."""
+    """Runs a callback inside a transaction (retried on transient errors by the driver),
+    or, where transactions do not fit, directly with `session=None`."""
 
     def __init__(self, client: MongoClient, *, transactions: bool = True) -> None:
         self._client = client
         self._transactions = transactions
+
+    @classmethod
+    async def for_server(cls, client: MongoClient) -> UnitOfWork:
+        hello: dict[str, Any] = await client.admin.command("hello")
+        transactions = runs_concurrent_transactions(hello)
+        log.info(
+            "write mode",
+            transactions=transactions,
+            reason="replica set or sharded cluster"
+            if transactions
+            else "standalone server or embedded engine: ordered writes",
+        )
+        return cls(client, transactions=transactions)
 
     @property
     def transactional(self) -> bool:

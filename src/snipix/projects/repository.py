@@ -47,6 +47,7 @@ PROJECT_FIELDS = {
     "isDeleted": 1,
     "deletedAt": 1,
     "deletedBy": 1,
+    "purgingAt": 1,
 }
 _VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
 _SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}
@@ -158,8 +159,9 @@ class ProjectRepository:
         update: dict[str, Any] = {"$set": {**changes, "version": version + 1}}
         if unset:
             update["$unset"] = dict.fromkeys(unset, "")
+        # A project claimed by a purge takes no more changes (see ProjectService._purge).
         return await self._projects.find_one_and_update(
-            {"_id": project_id, "version": version},
+            {"_id": project_id, "version": version, "purgingAt": {"$exists": False}},
             update,
             projection=PROJECT_FIELDS,
             return_document=ReturnDocument.AFTER,
@@ -209,6 +211,15 @@ class ProjectRepository:
             hint="deleted_at",
         )
         return await found.sort([("deletedAt", ASCENDING)]).limit(limit).to_list()
+
+    async def claim_for_purge(self, project_id: str, now: datetime) -> Document | None:
+        """Mark a still-deleted project as being purged; None if it is not deleted (any more)."""
+        return await self._projects.find_one_and_update(
+            {"_id": project_id, "isDeleted": True},
+            {"$set": {"purgingAt": now}},
+            projection=PROJECT_FIELDS,
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def purge(self, project_id: str) -> dict[str, int]:
         """Delete a project and everything it owns; safe to repeat after an interruption."""

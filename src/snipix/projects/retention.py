@@ -61,10 +61,15 @@ class RetentionJob:
                     break
                 for doc in docs:
                     purged = await self._service.purge_expired(doc, self._actor)
-                    report.projects.append({**_describe(doc), "deleted": purged.deleted})
+                    if purged is not None:
+                        report.projects.append({**_describe(doc), "deleted": purged.deleted})
                 if len(docs) < BATCH:
                     break
-                await self._lease.acquire()
+                # Renew before the next batch; a lease that expired and went to another
+                # replica during this one means that replica sweeps now, not us.
+                if not await self._lease.acquire():
+                    log.warning("retention stopped", reason="the lease passed to another process")
+                    break
         finally:
             await self._lease.release()
         log.info(

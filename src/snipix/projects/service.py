@@ -20,7 +20,9 @@ from typing import Any
 import structlog
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
 
+from snipix.api.etags import ANY_VERSION, Expected
 from snipix.api.pagination import Page, encode_cursor
 from snipix.audit.actor import Actor
 from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
@@ -47,6 +49,7 @@ log = structlog.get_logger(__name__)
 ENTITY = "project"
 # Deep pages of a ranked search are not useful and cost a growing skip: 1,000 results.
 MAX_SEARCH_RESULTS = 1_000
+ANY_VERSION_ATTEMPTS = 10
 
 
 def _now() -> datetime:
@@ -247,7 +250,7 @@ class ProjectService:
         return Project.from_document(doc)
 
     async def update(
-        self, actor: Actor, project_id: str, data: ProjectUpdate, *, expected: int | None
+        self, actor: Actor, project_id: str, data: ProjectUpdate, *, expected: Expected
     ) -> Project:
         if expected is None:
             raise PreconditionRequired(
@@ -265,7 +268,7 @@ class ProjectService:
             summary={"fields": sorted(changes)},
         )
 
-    async def delete(self, actor: Actor, project_id: str, *, expected: int | None) -> None:
+    async def delete(self, actor: Actor, project_id: str, *, expected: Expected) -> None:
         """Soft delete; deleting a deleted project changes nothing (idempotent)."""
         doc = await self._projects.get(project_id, actor.user_id, deleted=None)
         if doc is None:
@@ -285,7 +288,7 @@ class ProjectService:
             summary={},
         )
 
-    async def restore(self, actor: Actor, project_id: str, *, expected: int | None) -> Project:
+    async def restore(self, actor: Actor, project_id: str, *, expected: Expected) -> Project:
         """Undo a soft delete; restoring a live project returns it unchanged."""
         doc = await self._projects.get(project_id, actor.user_id, deleted=None)
         if doc is None:
@@ -306,7 +309,7 @@ class ProjectService:
         )
 
     async def rollback(
-        self, actor: Actor, project_id: str, version: int, *, expected: int | None
+        self, actor: Actor, project_id: str, version: int, *, expected: Expected
     ) -> Project:
         """A new version whose metadata equals `version`'s; history is never rewritten."""
         target = await self.version(actor, project_id, version)
@@ -328,7 +331,7 @@ class ProjectService:
         project_id: str,
         *,
         action: str,
-        expected: int | None,
+        expected: Expected,
         deleted: bool,
         build: Callable[[Document, datetime], tuple[dict[str, Any], tuple[str, ...]]],
         summary: dict[str, Any],
@@ -340,7 +343,9 @@ class ProjectService:
             if current is None:
                 raise _not_found(project_id)
             version = current["version"]
-            if expected is not None and expected != version:
+            if current.get("purgingAt") is not None:
+                raise Conflict(f"Project {project_id} is being purged; it can no longer change.")
+            if isinstance(expected, int) and expected != version:
                 raise VersionMismatch(
                     f"Project {project_id} changed since version {expected}; it is now at "
                     f"version {version}. Reload it and apply your change again.",
@@ -348,31 +353,28 @@ class ProjectService:
                 )
             now = _now()
             changes, unset = build(current, now)
-            await self._projects.save_version(
-                {
-                    "_id": f"{project_id}:{version}",
-                    "projectId": project_id,
-                    "userId": current["userId"],
-                    "version": version,
-                    "snapshot": _snapshot(current),
-                    "createdAt": current["updatedAt"],
-                    "supersededAt": now,
-                    "supersededBy": action,
-                },
-                session,
-            )
+            try:
+                await self._projects.save_version(
+                    {
+                        "_id": f"{project_id}:{version}",
+                        "projectId": project_id,
+                        "userId": current["userId"],
+                        "version": version,
+                        "snapshot": _snapshot(current),
+                        "createdAt": current["updatedAt"],
+                        "supersededAt": now,
+                        "supersededBy": action,
+                    },
+                    session,
+                )
+            except DuplicateKeyError:
+                # A concurrent change superseded this version first (inside a transaction).
+                raise await self._lost_race(actor, project_id, version) from None
             updated = await self._projects.update(
                 project_id, version, changes, unset=unset, session=session
             )
             if updated is None:
-                # Someone else's change landed between our read and our write.
-                latest = await self._projects.get(project_id, actor.user_id, deleted=None)
-                current_version = latest["version"] if latest is not None else version
-                raise VersionMismatch(
-                    f"Project {project_id} changed while this change was being saved; "
-                    f"it is now at version {current_version}.",
-                    current_version=current_version,
-                )
+                raise await self._lost_race(actor, project_id, version)
             await self._audit.record(
                 audit_document(
                     actor,
@@ -388,9 +390,28 @@ class ProjectService:
             )
             return updated
 
-        updated = await self._unit.run(work)
+        # `If-Match: *` accepts any current version, so losing a race to a concurrent change
+        # means trying again on top of it, not a 412.
+        attempts = ANY_VERSION_ATTEMPTS if expected == ANY_VERSION else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                updated = await self._unit.run(work)
+                break
+            except VersionMismatch:
+                if attempt == attempts:
+                    raise
         log.info(action.replace(".", " "), project_id=project_id, version=updated["version"])
         return Project.from_document(updated)
+
+    async def _lost_race(self, actor: Actor, project_id: str, version: int) -> VersionMismatch:
+        """Someone else's change landed between our read and our write."""
+        latest = await self._projects.get(project_id, actor.user_id, deleted=None)
+        current_version = latest["version"] if latest is not None else version + 1
+        return VersionMismatch(
+            f"Project {project_id} changed while this change was being saved; it is now at "
+            f"version {current_version}. Reload it and apply your change again.",
+            current_version=current_version,
+        )
 
     # --- recovery and retention (admin and the retention job only) -----------------------
 
@@ -404,12 +425,25 @@ class ProjectService:
                 f"Project {project_id} is not deleted; delete it first (it stays restorable "
                 "until it is purged)."
             )
-        return await self._purge(actor, doc, reason="admin")
+        report = await self._purge(actor, project_id, reason="admin")
+        if report is None:
+            raise Conflict(f"Project {project_id} was restored; it was not purged.")
+        return report
 
-    async def _purge(self, actor: Actor, doc: Document, *, reason: str) -> PurgeReport:
-        project_id = doc["_id"]
-        # The audit entry goes first: a purge that is interrupted is still on record, and
-        # repeating it finishes the job.
+    async def _purge(self, actor: Actor, project_id: str, *, reason: str) -> PurgeReport | None:
+        """Purge a soft-deleted project; None if it was restored before the purge began.
+
+        The project is claimed first (`purgingAt`, only while it is still deleted): from
+        then on no change applies to it, so a restore racing the purge either wins before
+        the claim (nothing is deleted) or is refused after it — never a live project whose
+        timeline and versions were deleted under it.
+        """
+        doc = await self._projects.claim_for_purge(project_id, _now())
+        if doc is None:
+            log.info("purge skipped", project_id=project_id, reason="restored")
+            return None
+        # The audit entry goes before the deletes: an interrupted purge is on record, and
+        # repeating it (the claim stays) finishes the job.
         await self._audit.record(
             audit_document(
                 actor,
@@ -429,8 +463,8 @@ class ProjectService:
     async def expired(self, retention: timedelta, *, now: datetime, limit: int) -> list[Document]:
         return await self._projects.expired(now - retention, limit=limit)
 
-    async def purge_expired(self, doc: Document, actor: Actor) -> PurgeReport:
-        return await self._purge(actor, doc, reason="retention")
+    async def purge_expired(self, doc: Document, actor: Actor) -> PurgeReport | None:
+        return await self._purge(actor, doc["_id"], reason="retention")
 
 
 def _audit_page(docs: list[Document], limit: int) -> Page[AuditEntry]:
