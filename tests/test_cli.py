@@ -375,3 +375,16 @@ def test_config_prints_settings_with_secrets_masked(tmp_path: Path) -> None:
     assert "JWT_SECRET=****" in result.stdout
     assert MONGO_PASSWORD not in result.stdout
     assert "j" * 40 not in result.stdout
+
+
+def test_unusable_jwt_key_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    """A JWT public key that is not a readable PEM stops `serve` with one line, exit 2,
+    before an engine starts or a worker boots."""
+    key = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----"
+    result = run_snipix(["serve"], env=clean_env(JWT_PUBLIC_KEY=key), cwd=tmp_path)
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [
+        "error: invalid setting JWT_PUBLIC_KEY: is not a readable PEM public key"
+    ]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".snipix").exists()

@@ -23,6 +23,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from snipix.auth.tokens import TokenVerifier
 from snipix.db.client import DatabaseUnreachable, connected, ping
 from snipix.db.engine import EngineStartError, serve_engine
 from snipix.db.engine_record import DataDirInUse
@@ -109,6 +110,11 @@ def serve(
     settings = _load_settings()
     host = host or settings.host
     port = settings.port if port is None else port
+    try:
+        # An unusable JWT key: one line now, not a lifespan traceback in every worker.
+        TokenVerifier.from_settings(settings)
+    except ValueError as error:
+        _fail(f"invalid setting {error}", code=2)
     _ensure_can_listen(host, port)
     with _command(settings), database_endpoint(settings, keep_engine=True) as effective:
         log.info("starting", settings=settings.describe())
@@ -252,6 +258,9 @@ def retention_run(
 async def _retention(settings: Settings, *, dry_run: bool) -> RetentionReport | None:
     async with connected(settings) as client:
         db = client[settings.database_name]
+        # The sweep's queries name catalogue indexes; a database the service never started
+        # against has none yet (creating existing ones is free).
+        await ensure_catalogue(db, settings)
         job = RetentionJob(
             project_service(db, await UnitOfWork.for_server(client)),
             Lease(db, LEASE_NAME, ttl=timedelta(minutes=10)),
