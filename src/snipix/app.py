@@ -31,6 +31,7 @@ from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.resources import Resources
 from snipix.settings import Settings
+from snipix.timelines.endpoints import router as timeline_router
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(projects_router)
     app.include_router(admin_router)
+    app.include_router(timeline_router)
     return app
 
 

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(
         365, ge=1, le=36_500, validation_alias=_env("AUDIT_RETENTION_DAYS")
     )
+    timeline_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1_024,
+        le=15 * 1024 * 1024,
+        validation_alias=_env("SNIPIX_TIMELINE_MAX_BYTES"),
+    )
+    timeline_snapshot_every: int = Field(
+        50, ge=1, le=10_000, validation_alias=_env("SNIPIX_TIMELINE_SNAPSHOT_EVERY")
+    )
     retention_days: int = Field(30, ge=1, le=36_500, validation_alias=_env("SNIPIX_RETENTION_DAYS"))
     retention_interval_s: int = Field(
         3_600, ge=0, le=7 * 86_400, validation_alias=_env("SNIPIX_RETENTION_INTERVAL_S")

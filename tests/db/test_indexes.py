@@ -59,16 +59,20 @@ async def test_changed_definition_is_reported_not_ignored(db: Database) -> None:
     assert "drop it" in str(conflict.value)
 
 
-async def test_partial_unique_index_allows_many_revisions_without_a_key(
+async def test_versions_are_unique_by_id_and_idempotency_keys_expire(
     db: Database, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
-    """Only revisions that carry an idempotency key are constrained by it."""
-    await ensure_indexes(db, catalogue())
-    revisions = mongo[settings.database_name]["timeline_revisions"]
-    revisions.insert_many(
-        [{"projectId": "p1", "version": v} for v in (1, 2, 3)]
-        + [{"projectId": "p1", "version": 4, "idempotencyKey": "k1"}]
+    """A second revision with the same (project, version) is refused by its `_id`; the
+    retired unique index is gone; idempotency keys carry a TTL."""
+    database = mongo[settings.database_name]
+    database["timeline_revisions"].create_index(
+        [("projectId", 1), ("idempotencyKey", 1)], name="project_idempotency_key"
     )
+    await ensure_catalogue(db, settings)
+    revisions = database["timeline_revisions"]
+    revisions.insert_one({"_id": "p1:1", "projectId": "p1", "version": 1})
     with pytest.raises(DuplicateKeyError):
-        revisions.insert_one({"projectId": "p1", "version": 5, "idempotencyKey": "k1"})
-    assert revisions.count_documents({}) == 4
+        revisions.insert_one({"_id": "p1:1", "projectId": "p1", "version": 1})
+    assert "project_idempotency_key" not in revisions.index_information()
+    keys = database["idempotency_keys"].index_information()
+    assert keys["expire_at"]["expireAfterSeconds"] == 0

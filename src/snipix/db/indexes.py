@@ -58,6 +58,8 @@ RETIRED: tuple[tuple[str, str], ...] = (
     ("project_versions", "project_version"),
     ("timeline_revisions", "project_version"),
     ("timeline_snapshots", "project_version"),
+    # Autosave idempotency keys live in `idempotency_keys`, unique by `_id`.
+    ("timeline_revisions", "project_idempotency_key"),
 )
 
 
@@ -92,15 +94,11 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         IndexSpec("project_versions", "by_version", _BY_VERSION),
         IndexSpec("timelines", "project", [("projectId", ASCENDING)], {"unique": True}),
         IndexSpec("timeline_revisions", "by_version", _BY_VERSION),
-        # A compound sparse index would still index every revision (projectId is always
-        # present); the partial filter keeps only revisions that carry a key.
-        IndexSpec(
-            "timeline_revisions",
-            "project_idempotency_key",
-            [("projectId", ASCENDING), ("idempotencyKey", ASCENDING)],
-            {"unique": True, "partialFilterExpression": {"idempotencyKey": {"$exists": True}}},
-        ),
         IndexSpec("timeline_snapshots", "by_version", _BY_VERSION),
+        # Kept at least 24 h as the API promises (48 h), then removed by the server.
+        IndexSpec(
+            "idempotency_keys", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
+        ),
         IndexSpec("transcripts", "project", [("projectId", ASCENDING)], {"unique": True}),
         IndexSpec(
             "transcript_segments",

@@ -1,0 +1,1 @@
+"""Timelines: the editor's durable state, patch autosave, history, undo/redo, OTIO."""

@@ -1,0 +1,306 @@
+"""HTTP for a project's timeline (`/api/v1/projects/{id}/timeline`): HTTP only."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+
+from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
+from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
+from snipix.api.wire import find_unsafe_key, reject_unsafe_query
+from snipix.audit.actor import ActorDep
+from snipix.errors import ErrorResponse, TooLarge, ValidationFailed
+from snipix.projects.schemas import PROJECT_ID_PATTERN
+from snipix.projects.service import project_service
+from snipix.resources import ResourcesDep
+from snipix.timelines.otio import from_otio, to_otio
+from snipix.timelines.repository import TimelineRepository
+from snipix.timelines.schemas import (
+    HistoryCursor,
+    ImportReport,
+    Revision,
+    RevisionKind,
+    RollbackTimeline,
+    SaveTimeline,
+    Timeline,
+    TimelineVersion,
+)
+from snipix.timelines.service import TimelineService
+
+# JSON Patch documents past this many operations are not autosaves.
+MAX_OPERATIONS = 10_000
+PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/json")
+
+
+def get_timeline_service(resources: ResourcesDep) -> TimelineService:
+    settings = resources.settings
+    return TimelineService(
+        TimelineRepository(resources.db),
+        project_service(resources.db, resources.unit),
+        resources.unit,
+        max_bytes=settings.timeline_max_bytes,
+        snapshot_every=settings.timeline_snapshot_every,
+    )
+
+
+ServiceDep = Annotated[TimelineService, Depends(get_timeline_service)]
+ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.:-]{1,200}$",
+        description="Repeat it on a retry: the first result is returned, nothing is applied twice.",
+    ),
+]
+ChangeLabel = Annotated[
+    str | None,
+    Header(alias="X-Change-Label", max_length=500, description="Shown in the history."),
+]
+
+router = APIRouter(
+    prefix="/api/v1/projects/{project_id}/timeline",
+    tags=["timeline"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses={
+        401: {"model": ErrorResponse, "description": "No or invalid identity."},
+        404: {"model": ErrorResponse, "description": "No such project (or version) for this user."},
+    },
+)
+_WRITE: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorResponse,
+        "description": "Another save is in progress, or nothing to undo.",
+    },
+    412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
+    413: {"model": ErrorResponse, "description": "The state exceeds SNIPIX_TIMELINE_MAX_BYTES."},
+    422: {"model": ErrorResponse, "description": "Invalid patch or invalid resulting state."},
+    428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},
+}
+
+
+def _respond(response: Response, timeline: Timeline) -> Timeline:
+    set_etag(response, timeline.version)
+    return timeline
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"The request body is {int(declared):,} bytes; the limit is {limit:,}.")
+    body = await request.body()
+    if len(body) > limit:
+        raise TooLarge(f"The request body is {len(body):,} bytes; the limit is {limit:,}.")
+    return body
+
+
+def _operations(body: bytes) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("The body is not JSON; send an RFC 6902 JSON Patch array.") from None
+    if not isinstance(document, list) or not all(isinstance(op, dict) for op in document):
+        raise ValidationFailed("A JSON Patch is an array of operation objects (RFC 6902).")
+    if len(document) > MAX_OPERATIONS:
+        raise ValidationFailed(f"A patch may have at most {MAX_OPERATIONS:,} operations.")
+    where = find_unsafe_key(document)
+    if where is not None:
+        raise ValidationFailed(f"Field names may not start with '$' or contain '.': {where}")
+    return document
+
+
+@router.get("", response_model=Timeline)
+async def get_timeline(
+    project_id: ProjectId, actor: ActorDep, service: ServiceDep, response: Response
+) -> Timeline:
+    """The current timeline state; `ETag` carries its version (0 before the first save)."""
+    return _respond(response, await service.get(actor, project_id))
+
+
+@router.put("", response_model=Timeline, responses=_WRITE)
+async def save_timeline(
+    project_id: ProjectId,
+    body: SaveTimeline,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Timeline:
+    """Save the whole state (needs `If-Match`, `"0"` for the first save)."""
+    expected = expected_version(if_match, body.base_version)
+    timeline = await service.save(
+        actor, project_id, body.state, expected=expected, label=body.label
+    )
+    return _respond(response, timeline)
+
+
+@router.patch(
+    "",
+    response_model=Timeline,
+    responses=_WRITE,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json-patch+json": {
+                    "schema": {"type": "array", "items": {"type": "object"}},
+                    "example": [{"op": "replace", "path": "/clips/0/start", "value": 12.5}],
+                }
+            },
+        }
+    },
+)
+async def patch_timeline(
+    project_id: ProjectId,
+    request: Request,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+    idempotency_key: IdempotencyKey = None,
+    label: ChangeLabel = None,
+) -> Timeline:
+    """Autosave: an RFC 6902 JSON Patch against the `If-Match` version."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in PATCH_MEDIA_TYPES:
+        raise ValidationFailed("Send the patch as application/json-patch+json (RFC 6902).")
+    operations = _operations(await _body(request, service.max_bytes))
+    timeline = await service.patch(
+        actor,
+        project_id,
+        operations,
+        expected=parse_if_match(if_match),
+        label=label,
+        idempotency_key=idempotency_key,
+    )
+    return _respond(response, timeline)
+
+
+@router.get("/history", response_model=Page[Revision])
+async def timeline_history(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[Revision]:
+    """Revisions, newest first; `undoable`/`redoable` mark what undo/redo would act on."""
+    decoded = decode_cursor(cursor, HistoryCursor) if cursor is not None else None
+    return await service.history(actor, project_id, limit=limit, cursor=decoded)
+
+
+@router.get("/versions/{version}", response_model=TimelineVersion)
+async def timeline_version(
+    project_id: ProjectId,
+    version: Annotated[int, Path(ge=0)],
+    actor: ActorDep,
+    service: ServiceDep,
+) -> TimelineVersion:
+    """The state as it was at one version (rebuilt from a snapshot and patches)."""
+    return await service.version(actor, project_id, version)
+
+
+@router.post("/undo", response_model=Timeline, responses=_WRITE)
+async def undo_timeline(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Timeline:
+    """Undo the newest undoable change, as a new version."""
+    timeline = await service.undo(actor, project_id, expected=parse_if_match(if_match))
+    return _respond(response, timeline)
+
+
+@router.post("/redo", response_model=Timeline, responses=_WRITE)
+async def redo_timeline(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Timeline:
+    """Redo the newest undone change, as a new version."""
+    timeline = await service.redo(actor, project_id, expected=parse_if_match(if_match))
+    return _respond(response, timeline)
+
+
+@router.post("/rollback", response_model=Timeline, responses=_WRITE)
+async def rollback_timeline(
+    project_id: ProjectId,
+    body: RollbackTimeline,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> Timeline:
+    """A new version equal to an earlier one; history is kept."""
+    timeline = await service.rollback(
+        actor, project_id, body.version, expected=parse_if_match(if_match), label=body.label
+    )
+    return _respond(response, timeline)
+
+
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}, "description": "An .otio document."}},
+)
+async def export_timeline(
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    format: Annotated[str, Query(pattern="^otio$", description="Only `otio`.")] = "otio",
+    version: Annotated[int | None, Query(ge=0, description="Default: current.")] = None,
+) -> Response:
+    """The current (or a given) version as an OpenTimelineIO document."""
+    project = await service.project(actor, project_id)
+    if version is None:
+        current = await service.get(actor, project_id)
+        state, at = current.state, current.version
+    else:
+        past = await service.version(actor, project_id, version)
+        state, at = past.state, past.version
+    document = to_otio(state, name=project.name)
+    return Response(
+        document,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{project_id}-v{at}.otio"',
+            "ETag": f'"{at}"',
+        },
+    )
+
+
+@router.post("/import", response_model=ImportReport, responses=_WRITE)
+async def import_timeline(
+    project_id: ProjectId,
+    request: Request,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> ImportReport:
+    """Replace the state with an `.otio` document's, as a new version; lists what was not
+    mapped."""
+    body = await _body(request, service.max_bytes)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed("An .otio document is UTF-8 JSON.") from None
+    state, unmapped = from_otio(text)
+    expected = parse_if_match(if_match)
+    timeline = await service.save(
+        actor,
+        project_id,
+        state,
+        expected="*" if expected is None else expected,
+        label="Import from OpenTimelineIO",
+        kind=RevisionKind.IMPORT,
+    )
+    set_etag(response, timeline.version)
+    return ImportReport(timeline=timeline, unmapped=unmapped)

@@ -1,0 +1,199 @@
+"""Every query on `timelines`, `timeline_revisions`, `timeline_snapshots` and the
+idempotency keys of autosaves.
+
+The head document (`timelines`, `_id` = project id) is the commit point: a revision or
+snapshot with a version above the head's was never acknowledged (a crash between writes)
+and is invisible to every read here; the next change at that version overwrites it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from snipix.db.client import Database, Document
+
+HEADS = "timelines"
+REVISIONS = "timeline_revisions"
+SNAPSHOTS = "timeline_snapshots"
+KEYS = "idempotency_keys"
+
+_REVISION_SUMMARY = {
+    "_id": 0,
+    "version": 1,
+    "kind": 1,
+    "label": 1,
+    "authorId": 1,
+    "createdAt": 1,
+    "opCount": 1,
+}
+
+
+def versioned_id(project_id: str, version: int) -> str:
+    return f"{project_id}:{version}"
+
+
+class TimelineRepository:
+    def __init__(self, db: Database) -> None:
+        self._heads = db[HEADS]
+        self._revisions = db[REVISIONS]
+        self._snapshots = db[SNAPSHOTS]
+        self._keys = db[KEYS]
+
+    # --- head -----------------------------------------------------------------------------
+
+    async def head(
+        self, project_id: str, *, session: AsyncClientSession | None = None
+    ) -> Document | None:
+        return await self._heads.find_one({"_id": project_id}, session=session)
+
+    async def head_version(self, project_id: str) -> Document | None:
+        return await self._heads.find_one(
+            {"_id": project_id},
+            {"_id": 1, "version": 1, "undoStack": 1, "redoStack": 1, "pending": 1},
+        )
+
+    async def create_head(
+        self, doc: Document, *, session: AsyncClientSession | None = None
+    ) -> bool:
+        """Insert the first head (version 0, claimed); False if another writer was first."""
+        try:
+            await self._heads.insert_one(doc, session=session)
+        except DuplicateKeyError:
+            if session is not None:
+                raise
+            return False
+        return True
+
+    async def claim(
+        self,
+        project_id: str,
+        version: int,
+        claim: Document,
+        *,
+        stale_before: datetime,
+        session: AsyncClientSession | None = None,
+    ) -> bool:
+        """Reserve the next version for one writer (the head stays at `version` until commit)."""
+        result = await self._heads.update_one(
+            {
+                "_id": project_id,
+                "version": version,
+                "$or": [{"pending": None}, {"pending.at": {"$lt": stale_before}}],
+            },
+            {"$set": {"pending": claim}},
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def commit(
+        self,
+        project_id: str,
+        version: int,
+        token: str,
+        sets: dict[str, Any],
+        unsets: list[str],
+        *,
+        session: AsyncClientSession | None = None,
+    ) -> bool:
+        update: dict[str, Any] = {"$set": {**sets, "version": version + 1, "pending": None}}
+        if unsets:
+            update["$unset"] = dict.fromkeys(unsets, "")
+        result = await self._heads.update_one(
+            {"_id": project_id, "version": version, "pending.token": token},
+            update,
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def release(self, project_id: str, token: str) -> None:
+        """Give up a claim after a failed change (best effort; it also expires)."""
+        await self._heads.update_one(
+            {"_id": project_id, "pending.token": token}, {"$set": {"pending": None}}
+        )
+
+    # --- revisions and snapshots ------------------------------------------------------------
+
+    async def put_revision(
+        self, revision: Document, *, session: AsyncClientSession | None = None
+    ) -> None:
+        """Write (or overwrite an unacknowledged leftover of) one revision, under a claim."""
+        await self._revisions.replace_one(
+            {"_id": revision["_id"]}, revision, upsert=True, session=session
+        )
+
+    async def put_snapshot(
+        self, snapshot: Document, *, session: AsyncClientSession | None = None
+    ) -> None:
+        await self._snapshots.replace_one(
+            {"_id": snapshot["_id"]}, snapshot, upsert=True, session=session
+        )
+
+    async def revision(self, project_id: str, version: int) -> Document | None:
+        return await self._revisions.find_one({"_id": versioned_id(project_id, version)})
+
+    async def history(
+        self, project_id: str, *, head_version: int, before: int | None, limit: int
+    ) -> list[Document]:
+        """Revision summaries, newest first, never above the head."""
+        upper = head_version if before is None else min(before - 1, head_version)
+        found = self._revisions.find(
+            {"projectId": project_id, "version": {"$lte": upper}},
+            _REVISION_SUMMARY,
+            hint="by_version",
+        )
+        return await found.sort("version", DESCENDING).limit(limit).to_list()
+
+    async def nearest_snapshot(self, project_id: str, version: int) -> Document | None:
+        found = self._snapshots.find(
+            {"projectId": project_id, "version": {"$lte": version}},
+            {"_id": 0, "version": 1, "state": 1},
+            hint="by_version",
+        )
+        snapshots = await found.sort("version", DESCENDING).limit(1).to_list()
+        return snapshots[0] if snapshots else None
+
+    async def patches_between(self, project_id: str, after: int, upto: int) -> list[Document]:
+        """Forward patches of versions after..upto, oldest first (at most K of them)."""
+        found = self._revisions.find(
+            {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
+            {"_id": 0, "version": 1, "patch": 1},
+            hint="by_version",
+        )
+        return await found.sort("version", ASCENDING).limit(upto - after).to_list()
+
+    # --- idempotency keys -------------------------------------------------------------------
+
+    async def reserve_key(self, doc: Document) -> Document | None:
+        """Insert a pending key; the existing record if the key is already known."""
+        try:
+            await self._keys.insert_one(doc)
+        except DuplicateKeyError:
+            return await self._keys.find_one({"_id": doc["_id"]})
+        return None
+
+    async def take_over_key(self, key_id: str, stale_before: datetime, doc: Document) -> bool:
+        result = await self._keys.replace_one(
+            {"_id": key_id, "status": "pending", "at": {"$lt": stale_before}}, doc
+        )
+        return result.modified_count == 1
+
+    async def finish_key(self, key_id: str, token: str, version: int) -> None:
+        await self._keys.update_one(
+            {"_id": key_id, "token": token}, {"$set": {"status": "done", "version": version}}
+        )
+
+    async def drop_key(self, key_id: str, token: str) -> None:
+        await self._keys.delete_one({"_id": key_id, "token": token, "status": "pending"})
+
+    async def find_key(self, key_id: str) -> Document | None:
+        return await self._keys.find_one({"_id": key_id})
+
+    async def claim_key(self, key_id: str, token: str) -> Document | None:
+        return await self._keys.find_one_and_update(
+            {"_id": key_id}, {"$set": {"token": token}}, return_document=ReturnDocument.AFTER
+        )

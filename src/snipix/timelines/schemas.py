@@ -1,0 +1,261 @@
+"""The timeline state as the editor saves it, validated as a whole.
+
+Playhead, zoom and selection are session state (per user), not timeline state. Times are
+seconds as floats. A state is valid only as a whole: ids unique, clips on existing tracks,
+in < out, no overlap on a track that does not allow it — so every stored version, however
+it was produced (full save, patch, undo, import), is one the editor can open.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from itertools import pairwise
+from typing import Annotated, Any, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from snipix.api.pagination import CursorModel
+from snipix.api.wire import WireModel
+
+# Bounds that keep one state well below MongoDB's 16 MB document limit and any single
+# request cheap to validate; the byte limit (SNIPIX_TIMELINE_MAX_BYTES) is checked too.
+MAX_TRACKS = 200
+MAX_CLIPS = 20_000
+MAX_SEGMENTS = 20_000
+MAX_MARKERS = 5_000
+MAX_LAYERS = 200
+MAX_PARAMS = 32
+MAX_EFFECTS = 32
+MAX_SECONDS = 7 * 86_400.0
+# Two clips that merely touch must not count as overlapping after float arithmetic.
+OVERLAP_TOLERANCE = 1e-9
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_:-]+$")]
+Label = Annotated[str, StringConstraints(max_length=500)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+ParamKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+ParamValue = (
+    Annotated[str, StringConstraints(max_length=1_000)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
+Params = Annotated[dict[ParamKey, ParamValue], Field(max_length=MAX_PARAMS)]
+
+
+class TrackKind(StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+    TEXT = "text"
+    OVERLAY = "overlay"
+
+
+class SegmentKind(StrEnum):
+    KEEP = "keep"
+    CUT = "cut"
+
+
+class Track(WireModel):
+    id: Id
+    kind: TrackKind
+    name: Label = ""
+    order: int = Field(0, ge=0, le=10_000)
+    muted: bool = False
+    locked: bool = False
+    hidden: bool = False
+    allow_overlap: bool = False
+
+
+class Effect(WireModel):
+    """An effect or a transition: a type and bounded key-value parameters."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    id: Id | None = None
+    duration_sec: Seconds | None = None
+    params: Params = Field(default_factory=dict)
+
+
+class Clip(WireModel):
+    id: Id
+    track_id: Id
+    media_ref: Annotated[str, StringConstraints(max_length=2_048)] = ""
+    start: Seconds = Field(description="Where the clip starts on the timeline.")
+    source_in: Seconds = Field(description="Trim point: first second of the source used.")
+    source_out: Seconds = Field(description="Trim point: end of the source used.")
+    speed: float = Field(1.0, gt=0, le=100, allow_inf_nan=False)
+    volume: float = Field(1.0, ge=0, le=10, allow_inf_nan=False)
+    effects: Annotated[list[Effect], Field(max_length=MAX_EFFECTS)] = Field(default_factory=list)
+    transition_in: Effect | None = None
+    transition_out: Effect | None = None
+    name: Label = ""
+    properties: Params = Field(default_factory=dict, description="Other client properties.")
+
+    @model_validator(mode="after")
+    def _trim_points_in_order(self) -> Self:
+        if not self.source_in < self.source_out:
+            raise ValueError(
+                f"clip {self.id}: sourceIn ({self.source_in}) must be before sourceOut "
+                f"({self.source_out})"
+            )
+        return self
+
+    @property
+    def duration(self) -> float:
+        return (self.source_out - self.source_in) / self.speed
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+class Segment(WireModel):
+    """A kept or removed range of the source (e.g. from transcript-based cuts)."""
+
+    id: Id
+    start: Seconds
+    end: Seconds
+    kind: SegmentKind = SegmentKind.KEEP
+    source: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.start < self.end:
+            raise ValueError(
+                f"segment {self.id}: start ({self.start}) must be before end ({self.end})"
+            )
+        return self
+
+
+class Layer(WireModel):
+    id: Id
+    name: Label = ""
+    order: int = Field(0, ge=0, le=10_000)
+    track_ids: Annotated[list[Id], Field(max_length=MAX_TRACKS)] = Field(default_factory=list)
+    hidden: bool = False
+    locked: bool = False
+    properties: Params = Field(default_factory=dict)
+
+
+class Marker(WireModel):
+    id: Id
+    time: Seconds
+    label: Label = ""
+    color: Annotated[str, StringConstraints(max_length=32)] = ""
+
+
+class TimelineState(WireModel):
+    tracks: Annotated[list[Track], Field(max_length=MAX_TRACKS)] = Field(default_factory=list)
+    clips: Annotated[list[Clip], Field(max_length=MAX_CLIPS)] = Field(default_factory=list)
+    segments: Annotated[list[Segment], Field(max_length=MAX_SEGMENTS)] = Field(default_factory=list)
+    layers: Annotated[list[Layer], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
+    markers: Annotated[list[Marker], Field(max_length=MAX_MARKERS)] = Field(default_factory=list)
+    fps: float = Field(30.0, gt=0, le=1_000, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for name, items in (
+            ("track", self.tracks),
+            ("clip", self.clips),
+            ("segment", self.segments),
+            ("layer", self.layers),
+            ("marker", self.markers),
+        ):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"{name} id {item.id!r} is used twice")
+                seen.add(item.id)
+        tracks = {track.id: track for track in self.tracks}
+        for layer in self.layers:
+            for track_id in layer.track_ids:
+                if track_id not in tracks:
+                    raise ValueError(f"layer {layer.id}: no track {track_id!r}")
+        by_track: dict[str, list[Clip]] = {}
+        for clip in self.clips:
+            if clip.track_id not in tracks:
+                raise ValueError(f"clip {clip.id}: no track {clip.track_id!r}")
+            by_track.setdefault(clip.track_id, []).append(clip)
+        for track_id, clips in by_track.items():
+            if tracks[track_id].allow_overlap:
+                continue
+            ordered = sorted(clips, key=lambda clip: clip.start)
+            for before, after in pairwise(ordered):
+                if after.start < before.end - OVERLAP_TOLERANCE:
+                    raise ValueError(
+                        f"clips {before.id} and {after.id} overlap on track {track_id} "
+                        "(set allowOverlap on the track to allow it)"
+                    )
+        return self
+
+    @property
+    def duration_sec(self) -> float:
+        return max((clip.end for clip in self.clips), default=0.0)
+
+
+def state_document(state: TimelineState) -> dict[str, Any]:
+    """The state as stored and patched: camelCase JSON, defaults included."""
+    return state.model_dump(mode="json")
+
+
+class Timeline(WireModel):
+    """The current state of a project's timeline."""
+
+    project_id: str
+    version: int = Field(description="0 before the first save.")
+    state: TimelineState
+    duration_sec: float = Field(description="End of the last clip (derived).")
+    updated_at: datetime | None = None
+    can_undo: bool = False
+    can_redo: bool = False
+
+
+class SaveTimeline(WireModel):
+    """A full-state save."""
+
+    state: TimelineState
+    label: Label | None = None
+    base_version: int | None = Field(None, ge=0)
+
+
+class RevisionKind(StrEnum):
+    SAVE = "save"
+    PATCH = "patch"
+    UNDO = "undo"
+    REDO = "redo"
+    ROLLBACK = "rollback"
+    IMPORT = "import"
+
+
+class Revision(WireModel):
+    version: int
+    kind: RevisionKind
+    label: str | None
+    author_id: str
+    created_at: datetime
+    op_count: int
+    undoable: bool = Field(description="The next undo would undo this revision.")
+    redoable: bool = Field(description="The next redo would redo this revision.")
+
+
+class TimelineVersion(WireModel):
+    project_id: str
+    version: int
+    state: TimelineState
+    duration_sec: float
+
+
+class RollbackTimeline(WireModel):
+    version: int = Field(ge=0)
+    label: Label | None = None
+
+
+class HistoryCursor(CursorModel):
+    v: int = Field(ge=1)
+
+
+class ImportReport(WireModel):
+    timeline: Timeline
+    unmapped: list[str] = Field(description="What the OTIO document had that Snipix does not.")

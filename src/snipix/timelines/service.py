@@ -1,0 +1,627 @@
+"""The timeline rules: versions, patch autosave, idempotency, history, undo/redo.
+
+A change to version v+1 is written in three steps: claim v+1 on the head document (one
+writer at a time; a stale `If-Match` loses here, 412), write the revision (forward patch
+and its computed inverse) and, every K versions, a snapshot, then commit the head (`$set`
+on the changed paths, version v+1, undo/redo stacks). The head is the commit point:
+history reads never look above it, so a crash between the steps leaves an unacknowledged
+revision that nothing sees and the next change overwrites. On replica sets the three
+steps also share a transaction.
+
+Undo applies the inverse of the revision on top of the undo stack as a new revision (and
+moves it to the redo stack); redo re-applies its forward patch; any other change clears
+the redo stack. The stacks live in the head, so they survive restarts and follow the
+user to another device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from snipix.api.etags import Expected
+from snipix.api.pagination import Page, encode_cursor
+from snipix.audit.actor import Actor
+from snipix.db.client import Document
+from snipix.db.transactions import UnitOfWork
+from snipix.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    NotFound,
+    PreconditionRequired,
+    TooLarge,
+    ValidationFailed,
+    VersionMismatch,
+)
+from snipix.projects.schemas import Project
+from snipix.projects.service import ProjectService
+from snipix.timelines.patches import Operation, apply_patch, diff, mongo_update
+from snipix.timelines.repository import TimelineRepository, versioned_id
+from snipix.timelines.schemas import (
+    HistoryCursor,
+    Revision,
+    RevisionKind,
+    Timeline,
+    TimelineState,
+    TimelineVersion,
+    state_document,
+)
+
+log = structlog.get_logger(__name__)
+
+STATE = "state"
+UNDO_DEPTH = 100
+# A claim or an idempotency key older than this belongs to a writer that died.
+DEFAULT_CLAIM_GRACE = timedelta(seconds=10)
+# How long a save waits for another save of the same timeline to finish before a 409.
+CLAIM_WAIT_S = 3.0
+KEY_TTL = timedelta(hours=48)
+
+EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _validated(document: Any, max_bytes: int) -> dict[str, Any]:
+    """The normalised state, or 422 naming the problem (and 413 past the size limit)."""
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > max_bytes:
+        raise TooLarge(
+            f"The timeline state is {size:,} bytes; the limit is {max_bytes:,} "
+            "(SNIPIX_TIMELINE_MAX_BYTES). Split the project or remove unused clips."
+        )
+    try:
+        return state_document(TimelineState.model_validate(document))
+    except ValidationError as error:
+        problems = [
+            {
+                "loc": ["state", *(str(part) for part in item["loc"])],
+                "msg": item["msg"],
+                "type": item["type"],
+            }
+            for item in error.errors(include_input=False, include_url=False)
+        ]
+        first = problems[0]
+        where = ".".join(first["loc"])
+        raise ValidationFailed(
+            f"The resulting timeline is not valid: {where}: {first['msg']}. Nothing was saved.",
+            details=problems,
+        ) from None
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a change produces before it is written."""
+
+    kind: RevisionKind
+    after: dict[str, Any]
+    forward: list[Operation]
+    inverse: list[Operation]
+    sets: dict[str, Any]
+    unsets: list[str]
+    label: str | None
+    undo_stack: list[int]
+    redo_stack: list[int]
+    idempotency_key: str | None = None
+
+
+# Given the current head (state, undo stack, redo stack) and version, what to write.
+Planner = Callable[[dict[str, Any], list[int], list[int], int], Coroutine[Any, Any, Change]]
+# Test seam for crash tests: awaited between the revision write and the head commit.
+BetweenWrites = Callable[[], Coroutine[Any, Any, None]]
+
+
+class TimelineService:
+    def __init__(
+        self,
+        timelines: TimelineRepository,
+        projects: ProjectService,
+        unit: UnitOfWork,
+        *,
+        max_bytes: int,
+        snapshot_every: int,
+        claim_grace: timedelta = DEFAULT_CLAIM_GRACE,
+        between_writes: BetweenWrites | None = None,
+    ) -> None:
+        self._timelines = timelines
+        self._projects = projects
+        self._unit = unit
+        self._max_bytes = max_bytes
+        self._snapshot_every = snapshot_every
+        self._claim_grace = claim_grace
+        self._between_writes = between_writes
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    async def project(self, actor: Actor, project_id: str) -> Project:
+        """The owner's live project (404 otherwise): every timeline route checks it first."""
+        return await self._projects.get(actor, project_id)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, actor: Actor, project_id: str) -> Timeline:
+        await self._projects.get(actor, project_id)
+        head = await self._timelines.head(project_id)
+        return self._timeline(project_id, head)
+
+    def _timeline(self, project_id: str, head: Document | None) -> Timeline:
+        if head is None or head["version"] == 0:
+            state = TimelineState()
+            return Timeline(
+                project_id=project_id, version=0, state=state, duration_sec=0.0, updated_at=None
+            )
+        state = TimelineState.model_validate(head[STATE])
+        return Timeline(
+            project_id=project_id,
+            version=head["version"],
+            state=state,
+            duration_sec=state.duration_sec,
+            updated_at=head.get("updatedAt"),
+            can_undo=bool(head.get("undoStack")),
+            can_redo=bool(head.get("redoStack")),
+        )
+
+    async def version(self, actor: Actor, project_id: str, version: int) -> TimelineVersion:
+        await self._projects.get(actor, project_id)
+        head = await self._timelines.head_version(project_id)
+        current = head["version"] if head is not None else 0
+        if version > current:
+            raise NotFound(
+                f"The timeline of project {project_id} has no version {version} "
+                f"(its current version is {current})."
+            )
+        state = TimelineState.model_validate(await self._state_at(project_id, version))
+        return TimelineVersion(
+            project_id=project_id, version=version, state=state, duration_sec=state.duration_sec
+        )
+
+    async def _state_at(self, project_id: str, version: int) -> dict[str, Any]:
+        """Rebuild version N: the nearest snapshot at or below it plus at most K patches."""
+        if version == 0:
+            return dict(EMPTY_STATE)
+        snapshot = await self._timelines.nearest_snapshot(project_id, version)
+        base_version, state = (0, dict(EMPTY_STATE))
+        if snapshot is not None:
+            base_version, state = snapshot["version"], snapshot["state"]
+        revisions = await self._timelines.patches_between(project_id, base_version, version)
+        expected = list(range(base_version + 1, version + 1))
+        if [revision["version"] for revision in revisions] != expected:
+            raise Conflict(
+                f"The history of project {project_id} is missing revisions between "
+                f"{base_version} and {version}; it cannot be rebuilt."
+            )
+        for revision in revisions:
+            state = apply_patch(state, revision["patch"]).document
+        return state
+
+    async def history(
+        self, actor: Actor, project_id: str, *, limit: int, cursor: HistoryCursor | None
+    ) -> Page[Revision]:
+        await self._projects.get(actor, project_id)
+        head = await self._timelines.head_version(project_id)
+        if head is None:
+            return Page[Revision](items=[], next_cursor=None)
+        undo, redo = head.get("undoStack") or [], head.get("redoStack") or []
+        docs = await self._timelines.history(
+            project_id,
+            head_version=head["version"],
+            before=cursor.v if cursor is not None else None,
+            limit=limit + 1,
+        )
+        items = [
+            Revision(
+                version=doc["version"],
+                kind=doc["kind"],
+                label=doc.get("label"),
+                author_id=doc["authorId"],
+                created_at=doc["createdAt"],
+                op_count=doc["opCount"],
+                undoable=bool(undo) and undo[-1] == doc["version"],
+                redoable=bool(redo) and redo[-1] == doc["version"],
+            )
+            for doc in docs[:limit]
+        ]
+        more = len(docs) > limit
+        next_cursor = encode_cursor(HistoryCursor(v=items[-1].version)) if more else None
+        return Page[Revision](items=items, next_cursor=next_cursor)
+
+    # --- changes --------------------------------------------------------------------------
+
+    async def save(
+        self,
+        actor: Actor,
+        project_id: str,
+        state: TimelineState,
+        *,
+        expected: Expected,
+        label: str | None,
+        kind: RevisionKind = RevisionKind.SAVE,
+    ) -> Timeline:
+        """A full-state save (also imports): the revision stores the computed diff."""
+        if expected is None:
+            raise PreconditionRequired(
+                'Send If-Match with the timeline\'s ETag (or baseVersion; "0" before the '
+                "first save) so this save cannot overwrite someone else's."
+            )
+        after = _validated(state_document(state), self._max_bytes)
+
+        async def plan(
+            current: dict[str, Any], undo: list[int], redo: list[int], version: int
+        ) -> Change:
+            forward, inverse = diff(current, after)
+            return Change(
+                kind=kind,
+                after=after,
+                forward=forward,
+                inverse=inverse,
+                sets={STATE: after},
+                unsets=[],
+                label=label,
+                undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
+                redo_stack=[],
+            )
+
+        return await self._change(actor, project_id, expected, plan)
+
+    async def patch(
+        self,
+        actor: Actor,
+        project_id: str,
+        operations: list[Operation],
+        *,
+        expected: Expected,
+        label: str | None,
+        idempotency_key: str | None = None,
+    ) -> Timeline:
+        """Autosave: a JSON Patch applied to the current state; the result is validated."""
+        if expected is None:
+            raise PreconditionRequired(
+                "Send If-Match with the timeline's ETag (or baseVersion) so this change "
+                "applies to the state it was made on."
+            )
+        if idempotency_key is None:
+            return await self._change(
+                actor, project_id, expected, self._patch_plan(operations, label)
+            )
+        return await self._idempotent(
+            actor, project_id, operations, expected=expected, label=label, key=idempotency_key
+        )
+
+    def _patch_plan(
+        self, operations: list[Operation], label: str | None, *, key: str | None = None
+    ) -> Planner:
+        max_bytes = self._max_bytes
+
+        async def plan(
+            current: dict[str, Any], undo: list[int], redo: list[int], version: int
+        ) -> Change:
+            applied = apply_patch(current, operations)
+            after = _validated(applied.document, max_bytes)
+            sets, unsets = mongo_update(STATE, applied.roots, after)
+            return Change(
+                kind=RevisionKind.PATCH,
+                after=after,
+                forward=operations,
+                inverse=applied.inverse,
+                sets=sets,
+                unsets=unsets,
+                label=label,
+                undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
+                redo_stack=[],
+                idempotency_key=key,
+            )
+
+        return plan
+
+    async def undo(self, actor: Actor, project_id: str, *, expected: Expected) -> Timeline:
+        async def plan(
+            current: dict[str, Any], undo: list[int], redo: list[int], version: int
+        ) -> Change:
+            if not undo:
+                raise Conflict("There is nothing to undo.")
+            target = await self._revision(project_id, undo[-1])
+            applied = apply_patch(current, target["inverse"])
+            after = _validated(applied.document, self._max_bytes)
+            sets, unsets = mongo_update(STATE, applied.roots, after)
+            return Change(
+                kind=RevisionKind.UNDO,
+                after=after,
+                forward=target["inverse"],
+                inverse=applied.inverse,
+                sets=sets,
+                unsets=unsets,
+                label=f"Undo {target.get('label') or target['kind']} (version {undo[-1]})",
+                undo_stack=undo[:-1],
+                redo_stack=[*redo, undo[-1]][-UNDO_DEPTH:],
+            )
+
+        return await self._change(actor, project_id, expected, plan)
+
+    async def redo(self, actor: Actor, project_id: str, *, expected: Expected) -> Timeline:
+        async def plan(
+            current: dict[str, Any], undo: list[int], redo: list[int], version: int
+        ) -> Change:
+            if not redo:
+                raise Conflict("There is nothing to redo.")
+            target = await self._revision(project_id, redo[-1])
+            applied = apply_patch(current, target["patch"])
+            after = _validated(applied.document, self._max_bytes)
+            sets, unsets = mongo_update(STATE, applied.roots, after)
+            return Change(
+                kind=RevisionKind.REDO,
+                after=after,
+                forward=target["patch"],
+                inverse=applied.inverse,
+                sets=sets,
+                unsets=unsets,
+                label=f"Redo {target.get('label') or target['kind']} (version {redo[-1]})",
+                undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
+                redo_stack=redo[:-1],
+            )
+
+        return await self._change(actor, project_id, expected, plan)
+
+    async def rollback(
+        self, actor: Actor, project_id: str, version: int, *, expected: Expected, label: str | None
+    ) -> Timeline:
+        """A new version equal to `version`; history is never rewritten."""
+        await self._projects.get(actor, project_id)
+        head = await self._timelines.head_version(project_id)
+        current = head["version"] if head is not None else 0
+        if version > current:
+            raise NotFound(f"The timeline of project {project_id} has no version {version}.")
+        target = _validated(await self._state_at(project_id, version), self._max_bytes)
+
+        async def plan(state: dict[str, Any], undo: list[int], redo: list[int], at: int) -> Change:
+            forward, inverse = diff(state, target)
+            return Change(
+                kind=RevisionKind.ROLLBACK,
+                after=target,
+                forward=forward,
+                inverse=inverse,
+                sets={STATE: target},
+                unsets=[],
+                label=label or f"Rollback to version {version}",
+                undo_stack=[*undo, at + 1][-UNDO_DEPTH:],
+                redo_stack=[],
+            )
+
+        return await self._change(actor, project_id, expected, plan)
+
+    async def _revision(self, project_id: str, version: int) -> Document:
+        revision = await self._timelines.revision(project_id, version)
+        if revision is None:
+            raise Conflict(f"Revision {version} of project {project_id} is missing.")
+        return revision
+
+    # --- the write path -------------------------------------------------------------------
+
+    async def _change(
+        self, actor: Actor, project_id: str, expected: Expected, plan: Planner
+    ) -> Timeline:
+        await self._projects.get(actor, project_id)
+        deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
+        while True:
+            head = await self._timelines.head(project_id)
+            version = head["version"] if head is not None else 0
+            if isinstance(expected, int) and expected != version:
+                raise VersionMismatch(
+                    f"The timeline changed since version {expected}; it is now at version "
+                    f"{version}. Reload it and apply your change again.",
+                    current_version=version,
+                )
+            token = uuid.uuid4().hex
+            now = _now()
+            claim = {"version": version + 1, "token": token, "at": now, "by": actor.user_id}
+            if head is None:
+                claimed = await self._timelines.create_head(
+                    {
+                        "_id": project_id,
+                        "projectId": project_id,
+                        "userId": actor.user_id,
+                        "version": 0,
+                        STATE: dict(EMPTY_STATE),
+                        "undoStack": [],
+                        "redoStack": [],
+                        "pending": claim,
+                        "updatedAt": now,
+                    }
+                )
+            else:
+                claimed = await self._timelines.claim(
+                    project_id, version, claim, stale_before=now - self._claim_grace
+                )
+            if claimed:
+                break
+            # Another save holds the next version (or just committed it): look again.
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict("Another change to this timeline is being saved; retry in a moment.")
+            await asyncio.sleep(0.02)
+        try:
+            current = head[STATE] if head is not None else dict(EMPTY_STATE)
+            undo = list(head.get("undoStack") or []) if head is not None else []
+            redo = list(head.get("redoStack") or []) if head is not None else []
+            change = await plan(current, undo, redo, version)
+            await self._write(actor, project_id, version, token, change)
+        except BaseException:
+            await self._timelines.release(project_id, token)
+            raise
+        log.info(
+            "timeline saved",
+            project_id=project_id,
+            version=version + 1,
+            kind=change.kind.value,
+            ops=len(change.forward),
+        )
+        state = TimelineState.model_validate(change.after)
+        return Timeline(
+            project_id=project_id,
+            version=version + 1,
+            state=state,
+            duration_sec=state.duration_sec,
+            updated_at=now,
+            can_undo=bool(change.undo_stack),
+            can_redo=bool(change.redo_stack),
+        )
+
+    async def _write(
+        self, actor: Actor, project_id: str, version: int, token: str, change: Change
+    ) -> None:
+        new_version = version + 1
+        now = _now()
+        revision = {
+            "_id": versioned_id(project_id, new_version),
+            "projectId": project_id,
+            "version": new_version,
+            "kind": change.kind.value,
+            "label": change.label,
+            "authorId": actor.user_id,
+            "requestId": actor.request_id,
+            "createdAt": now,
+            "patch": change.forward,
+            "inverse": change.inverse,
+            "opCount": len(change.forward),
+        }
+        if change.idempotency_key is not None:
+            revision["idempotencyKey"] = change.idempotency_key
+
+        async def work(session: AsyncClientSession | None) -> None:
+            await self._timelines.put_revision(revision, session=session)
+            if new_version % self._snapshot_every == 0:
+                await self._timelines.put_snapshot(
+                    {
+                        "_id": versioned_id(project_id, new_version),
+                        "projectId": project_id,
+                        "version": new_version,
+                        "state": change.after,
+                        "createdAt": now,
+                    },
+                    session=session,
+                )
+            if self._between_writes is not None:
+                await self._between_writes()
+            committed = await self._timelines.commit(
+                project_id,
+                version,
+                token,
+                {
+                    **change.sets,
+                    "updatedAt": now,
+                    "undoStack": change.undo_stack,
+                    "redoStack": change.redo_stack,
+                },
+                change.unsets,
+                session=session,
+            )
+            if not committed:
+                # Our claim expired and another writer took the version: nothing of ours
+                # is visible (the head never moved for us); the client may retry.
+                raise DatabaseUnavailable(
+                    "The timeline save took too long and was not applied; retry it.",
+                    retry_after_s=1,
+                )
+
+        await self._unit.run(work)
+
+    # --- idempotent autosave --------------------------------------------------------------
+
+    async def _idempotent(
+        self,
+        actor: Actor,
+        project_id: str,
+        operations: list[Operation],
+        *,
+        expected: Expected,
+        label: str | None,
+        key: str,
+    ) -> Timeline:
+        key_id = f"timeline:{project_id}:{key}"
+        fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
+        token = uuid.uuid4().hex
+        now = _now()
+        record = {
+            "_id": key_id,
+            "projectId": project_id,
+            "userId": actor.user_id,
+            "hash": fingerprint,
+            "status": "pending",
+            "token": token,
+            "at": now,
+            "baseVersion": expected if isinstance(expected, int) else None,
+            "expiresAt": now + KEY_TTL,
+        }
+        existing = await self._timelines.reserve_key(record)
+        if existing is not None:
+            if existing["userId"] != actor.user_id or existing["hash"] != fingerprint:
+                raise ValidationFailed(
+                    "This Idempotency-Key was already used for a different change; "
+                    "use a new key for a new change."
+                )
+            if existing["status"] == "done":
+                return await self._replay(actor, project_id, existing["version"])
+            committed = await self._committed_version(project_id, existing)
+            if committed is not None:
+                await self._timelines.finish_key(key_id, existing["token"], committed)
+                return await self._replay(actor, project_id, committed)
+            if existing["at"] >= now - self._claim_grace or not await self._timelines.take_over_key(
+                key_id, now - self._claim_grace, record
+            ):
+                raise Conflict(
+                    "A request with this Idempotency-Key is still being processed; retry "
+                    "in a moment to get its result."
+                )
+        try:
+            timeline = await self._change(
+                actor, project_id, expected, self._patch_plan(operations, label, key=key)
+            )
+        except BaseException:
+            await self._timelines.drop_key(key_id, token)
+            raise
+        await self._timelines.finish_key(key_id, token, timeline.version)
+        return timeline
+
+    async def _committed_version(self, project_id: str, key: Document) -> int | None:
+        """The version a pending key's change reached, if it committed before a crash."""
+        base = key.get("baseVersion")
+        if base is None:
+            return None
+        head = await self._timelines.head_version(project_id)
+        if head is None or head["version"] <= base:
+            return None
+        revision = await self._timelines.revision(project_id, base + 1)
+        if revision is not None and revision.get("idempotencyKey") == key["_id"]:
+            return int(base) + 1
+        return None
+
+    async def _replay(self, actor: Actor, project_id: str, version: int) -> Timeline:
+        """The first result of a repeated request: the timeline as that change left it."""
+        past = await self.version(actor, project_id, version)
+        head = await self._timelines.head_version(project_id)
+        return Timeline(
+            project_id=project_id,
+            version=version,
+            state=past.state,
+            duration_sec=past.duration_sec,
+            updated_at=None,
+            can_undo=bool(head and head.get("undoStack")),
+            can_redo=bool(head and head.get("redoStack")),
+        )

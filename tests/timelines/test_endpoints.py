@@ -1,0 +1,220 @@
+"""The timeline through HTTP: save, load, autosave patches, idempotency, history, undo/redo,
+rollback — what the editor relies on to never lose work."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from snipix.settings import Settings
+
+OWNER = {"X-User-Id": "editor-1"}
+PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
+
+
+def clip(clip_id: str, start: float, length: float = 2.0, track: str = "v1") -> dict[str, Any]:
+    return {
+        "id": clip_id,
+        "trackId": track,
+        "mediaRef": "media/interview.mp4",
+        "start": start,
+        "sourceIn": 10.0,
+        "sourceOut": 10.0 + length,
+    }
+
+
+STATE: dict[str, Any] = {
+    "tracks": [{"id": "v1", "kind": "video", "name": "Main"}, {"id": "a1", "kind": "audio"}],
+    "clips": [clip("c1", 0.0), clip("c2", 3.0), clip("c3", 0.0, track="a1")],
+    "markers": [{"id": "m1", "time": 1.5, "label": "Intro", "color": "red"}],
+}
+
+
+async def new_project(client: httpx.AsyncClient, headers: dict[str, str] = OWNER) -> str:
+    created = await client.post("/api/v1/projects", json={"name": "Cut"}, headers=headers)
+    assert created.status_code == 201
+    return f"{created.headers['Location']}/timeline"
+
+
+async def save(
+    client: httpx.AsyncClient, path: str, state: dict[str, Any], version: int
+) -> httpx.Response:
+    return await client.put(
+        path, json={"state": state}, headers={**OWNER, "If-Match": f'"{version}"'}
+    )
+
+
+async def patch(
+    client: httpx.AsyncClient,
+    path: str,
+    operations: list[dict[str, Any]],
+    version: int | str,
+    **headers: str,
+) -> httpx.Response:
+    return await client.patch(
+        path,
+        content=json.dumps(operations),
+        headers={**OWNER, **PATCH_TYPE, "If-Match": f'"{version}"', **headers},
+    )
+
+
+async def test_a_new_project_has_an_empty_timeline_at_version_zero(
+    client: httpx.AsyncClient,
+) -> None:
+    """Before the first save the timeline is empty, version 0, ETag "0"."""
+    path = await new_project(client)
+    response = await client.get(path, headers=OWNER)
+    assert response.status_code == 200
+    assert response.headers["ETag"] == '"0"'
+    body = response.json()
+    assert body["version"] == 0
+    assert body["state"]["clips"] == []
+
+
+async def test_save_then_load_returns_exactly_what_was_saved(client: httpx.AsyncClient) -> None:
+    """A full save is read back identically (with defaults filled in), version 1."""
+    path = await new_project(client)
+    saved = await save(client, path, STATE, 0)
+    assert saved.status_code == 200, saved.text
+    assert saved.headers["ETag"] == '"1"'
+    loaded = await client.get(path, headers=OWNER)
+    assert loaded.json()["state"] == saved.json()["state"]
+    assert [c["id"] for c in loaded.json()["state"]["clips"]] == ["c1", "c2", "c3"]
+    assert loaded.json()["durationSec"] == 5.0
+
+
+async def test_patch_autosave_applies_and_bumps_the_version(client: httpx.AsyncClient) -> None:
+    """A small patch moves a clip; the state and version follow."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    response = await patch(
+        client, path, [{"op": "replace", "path": "/clips/1/start", "value": 7.5}], 1
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["ETag"] == '"2"'
+    loaded = (await client.get(path, headers=OWNER)).json()
+    assert loaded["state"]["clips"][1]["start"] == 7.5
+    assert loaded["state"] == response.json()["state"]
+
+
+async def test_a_stale_patch_is_refused_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    """A patch based on an old version gets 412 with the current version; nothing changes."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    await patch(client, path, [{"op": "replace", "path": "/clips/0/start", "value": 0.5}], 1)
+    before = (await client.get(path, headers=OWNER)).json()
+
+    stale = await patch(client, path, [{"op": "remove", "path": "/clips/0"}], 1)
+
+    assert stale.status_code == 412
+    assert stale.json()["error"]["details"] == {"currentVersion": 2}
+    assert (await client.get(path, headers=OWNER)).json() == before
+
+
+@pytest.mark.parametrize(
+    "operations",
+    [
+        [{"op": "replace", "path": "/clips/1/start", "value": 1.0}],  # overlaps c1
+        [{"op": "replace", "path": "/clips/0/sourceOut", "value": 5.0}],  # out before in
+        [{"op": "add", "path": "/clips/-", "value": clip("c1", 20.0)}],  # duplicate id
+        [{"op": "replace", "path": "/clips/0/trackId", "value": "nope"}],
+        [{"op": "replace", "path": "/clips/0/start", "value": -1}],
+        [{"op": "add", "path": "/clips/0/$where", "value": 1}],
+        [{"op": "remove", "path": "/clips/9"}],
+        [{"op": "jump", "path": "/clips"}],
+    ],
+)
+async def test_an_invalid_result_is_refused_and_stores_nothing(
+    client: httpx.AsyncClient,
+    mongo: MongoClient[dict[str, Any]],
+    settings: Settings,
+    operations: list[dict[str, Any]],
+) -> None:
+    """A patch whose result breaks a rule (overlap, trim order, ids, negative time, unsafe
+    keys) or that does not apply gets 422; no revision, same state."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    response = await patch(client, path, operations, 1)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+    loaded = await client.get(path, headers=OWNER)
+    assert loaded.headers["ETag"] == '"1"'
+    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 1
+
+
+async def test_a_repeated_idempotency_key_applies_once(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """A retried autosave with the same Idempotency-Key gets the first response and adds
+    no second revision; the same key with another patch is refused."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    move = [{"op": "replace", "path": "/clips/1/start", "value": 9.0}]
+    first = await patch(client, path, move, 1, **{"Idempotency-Key": "autosave-42"})
+    again = await patch(client, path, move, 1, **{"Idempotency-Key": "autosave-42"})
+    assert first.status_code == again.status_code == 200
+    assert again.json()["state"] == first.json()["state"]
+    assert again.headers["ETag"] == first.headers["ETag"] == '"2"'
+    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 2
+    other = [{"op": "replace", "path": "/clips/1/start", "value": 11.0}]
+    reused = await patch(client, path, other, 1, **{"Idempotency-Key": "autosave-42"})
+    assert reused.status_code == 422
+
+
+async def test_twenty_edits_undone_and_redone_give_the_exact_states(
+    client: httpx.AsyncClient,
+) -> None:
+    """20 edits, undone one by one back to the start, then redone to the end: every state
+    in between is exactly the one the editor had; history lists all 63 versions."""
+    path = await new_project(client)
+    version = int((await save(client, path, STATE, 0)).headers["ETag"].strip('"'))
+    states = [(await client.get(path, headers=OWNER)).json()["state"]]
+    for step in range(20):
+        operations: list[dict[str, Any]]
+        if step % 4 == 0:
+            operations = [
+                {"op": "add", "path": "/clips/-", "value": clip(f"n{step}", 100.0 + step * 3)}
+            ]
+        elif step % 4 == 1:
+            operations = [{"op": "remove", "path": "/clips/0"}]
+        elif step % 4 == 2:
+            operations = [{"op": "replace", "path": "/markers/0/label", "value": f"Take {step}"}]
+        else:
+            operations = [
+                {"op": "add", "path": "/markers/-", "value": {"id": f"m{step}", "time": step}}
+            ]
+        response = await patch(client, path, operations, version)
+        assert response.status_code == 200, response.text
+        version += 1
+        states.append(response.json()["state"])
+
+    for expected in reversed(states[:-1]):
+        undone = await client.post(f"{path}/undo", headers=OWNER)
+        assert undone.status_code == 200, undone.text
+        assert undone.json()["state"] == expected
+    # The first save is a change too: undoing it gives the empty timeline; then nothing.
+    empty = await client.post(f"{path}/undo", headers=OWNER)
+    assert empty.json()["state"]["clips"] == []
+    nothing = await client.post(f"{path}/undo", headers=OWNER)
+    assert nothing.status_code == 409
+    for expected in states:
+        redone = await client.post(f"{path}/redo", headers=OWNER)
+        assert redone.status_code == 200, redone.text
+        assert redone.json()["state"] == expected
+    final = await client.get(path, headers=OWNER)
+    assert final.json()["state"] == states[-1]
+    assert final.json()["canRedo"] is False
+    assert (await client.post(f"{path}/redo", headers=OWNER)).status_code == 409
+
+    history = await client.get(f"{path}/history", params={"limit": "200"}, headers=OWNER)
+    items = history.json()["items"]
+    assert [item["version"] for item in items] == list(range(63, 0, -1))
+    assert {item["kind"] for item in items} == {"save", "patch", "undo", "redo"}
+
+    for version_number, expected in ((1, states[0]), (11, states[10]), (21, states[20])):
+        past = await client.get(f"{path}/versions/{version_number}", headers=OWNER)
+        assert past.json()["state"] == expected
