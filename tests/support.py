@@ -37,7 +37,9 @@ def clean_env(**overrides: str) -> dict[str, str]:
 async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give an HTTP client for it (ASGI, no sockets)."""
     async with (
-        LifespanManager(app) as manager,
+        # Start-up (migrations, ~25 index builds) on a busy 2-core machine can pass
+        # asgi-lifespan's 5 s default; a real server waits as long as it takes.
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://snipix.test"
         ) as http,

@@ -1,4 +1,5 @@
-"""Every query the project service sends is served by an index, with 10,000 projects loaded.
+"""Every query behind the project and timeline routes is served by an index, with 10,000
+projects loaded.
 
 The test records every command the app sends while a user works through the whole
 projects API (and the retention sweep runs), then asks the server to `explain` each one.
@@ -12,9 +13,10 @@ search on the text index. Reads must also carry a projection and a limit.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,7 +111,9 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def app(settings: Settings, recorder: Recorder) -> FastAPI:
-    return create_app(settings, command_listeners=[recorder])
+    # Snapshots every 2 versions, so rebuilding a past version reads one.
+    frequent = settings.model_copy(update={"timeline_snapshot_every": 2})
+    return create_app(frequent, command_listeners=[recorder])
 
 
 @pytest.fixture
@@ -178,6 +182,7 @@ async def use_every_route(http: httpx.AsyncClient) -> None:
     await ok(await http.post(f"{path}/rollback", json={"version": 1}, headers=user))
     audit = await ok(await http.get(f"{path}/audit", params={"limit": "2"}, headers=user))
     await ok(await http.get(f"{path}/audit", params={"cursor": audit["nextCursor"]}, headers=user))
+    await use_the_timeline(http, path, user, ok)
     await ok(await http.delete(path, headers=user))
     await ok(await http.delete(path, headers=user))
     await ok(await http.post(f"{path}/restore", headers=user))
@@ -201,6 +206,63 @@ async def use_every_route(http: httpx.AsyncClient) -> None:
     ):
         await ok(await http.get("/api/v1/admin/audit", params=params, headers=admin))
     await ok(await http.delete(f"/api/v1/admin/projects/{project['id']}", headers=admin))
+
+
+async def use_the_timeline(
+    http: httpx.AsyncClient,
+    project_path: str,
+    user: dict[str, str],
+    ok: Callable[[httpx.Response], Awaitable[dict[str, Any]]],
+) -> None:
+    """Every timeline route: save, autosave (with a key, then its replay), history,
+    rebuilding a past version from a snapshot, undo, redo, rollback, export."""
+    path = f"{project_path}/timeline"
+    track = {"id": "v1", "kind": "video"}
+    clip = {"id": "c1", "trackId": "v1", "start": 0, "sourceIn": 0, "sourceOut": 2}
+    await ok(await http.get(path, headers=user))
+    await ok(
+        await http.put(
+            path,
+            json={"state": {"tracks": [track], "clips": [clip]}},
+            headers={**user, "If-Match": '"0"'},
+        )
+    )
+    for version in range(1, 4):
+        await ok(
+            await http.patch(
+                path,
+                content=json.dumps([{"op": "replace", "path": "/clips/0/start", "value": version}]),
+                headers={
+                    **user,
+                    "If-Match": f'"{version}"',
+                    "Content-Type": "application/json-patch+json",
+                    "Idempotency-Key": f"k{version}",
+                },
+            )
+        )
+    replay = [{"op": "replace", "path": "/clips/0/start", "value": 3}]
+    await ok(
+        await http.patch(
+            path,
+            content=json.dumps(replay),
+            headers={
+                **user,
+                "If-Match": '"3"',
+                "Content-Type": "application/json-patch+json",
+                "Idempotency-Key": "k3",
+            },
+        )
+    )
+    history = await ok(await http.get(f"{path}/history", params={"limit": "2"}, headers=user))
+    await ok(
+        await http.get(f"{path}/history", params={"cursor": history["nextCursor"]}, headers=user)
+    )
+    await ok(await http.get(f"{path}/versions/3", headers=user))
+    await ok(await http.post(f"{path}/undo", headers=user))
+    await ok(await http.post(f"{path}/redo", headers=user))
+    await ok(await http.post(f"{path}/rollback", json={"version": 1}, headers=user))
+    export = await http.get(f"{path}/export", params={"version": "2"}, headers=user)
+    assert export.status_code == 200
 
 
 async def sweep(settings: Settings, recorder: Recorder) -> None:

@@ -4,13 +4,17 @@ rollback — what the editor relies on to never lose work."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import opentimelineio as otio
 import pytest
 from pymongo import MongoClient
 
+from snipix.app import create_app
 from snipix.settings import Settings
+from tests.support import running_app
 
 OWNER = {"X-User-Id": "editor-1"}
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
@@ -32,6 +36,14 @@ STATE: dict[str, Any] = {
     "clips": [clip("c1", 0.0), clip("c2", 3.0), clip("c3", 0.0, track="a1")],
     "markers": [{"id": "m1", "time": 1.5, "label": "Intro", "color": "red"}],
 }
+
+
+@pytest.fixture
+async def app_settings_small(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a 4 KB timeline size limit."""
+    small = settings.model_copy(update={"timeline_max_bytes": 4_096})
+    async with running_app(create_app(small)) as http:
+        yield http
 
 
 async def new_project(client: httpx.AsyncClient, headers: dict[str, str] = OWNER) -> str:
@@ -218,3 +230,149 @@ async def test_twenty_edits_undone_and_redone_give_the_exact_states(
     for version_number, expected in ((1, states[0]), (11, states[10]), (21, states[20])):
         past = await client.get(f"{path}/versions/{version_number}", headers=OWNER)
         assert past.json()["state"] == expected
+
+
+async def test_rollback_makes_a_new_version_equal_to_an_old_one(client: httpx.AsyncClient) -> None:
+    """Rolling back to version 1 gives a new version with version 1's state; versions in
+    between stay readable."""
+    path = await new_project(client)
+    first = (await save(client, path, STATE, 0)).json()["state"]
+    await patch(client, path, [{"op": "remove", "path": "/clips/2"}], 1)
+    await patch(client, path, [{"op": "replace", "path": "/markers/0/label", "value": "X"}], 2)
+
+    rolled = await client.post(f"{path}/rollback", json={"version": 1}, headers=OWNER)
+
+    assert rolled.status_code == 200, rolled.text
+    assert rolled.headers["ETag"] == '"4"'
+    assert rolled.json()["state"] == first
+    second = await client.get(f"{path}/versions/2", headers=OWNER)
+    assert len(second.json()["state"]["clips"]) == 2
+    undone = await client.post(f"{path}/undo", headers=OWNER)
+    assert undone.json()["state"]["markers"][0]["label"] == "X"  # the rollback is undoable
+
+
+async def test_writes_need_a_version_and_star_means_any(client: httpx.AsyncClient) -> None:
+    """Without If-Match a save or patch is 428; `If-Match: *` saves over any version."""
+    path = await new_project(client)
+    missing = await client.put(path, json={"state": STATE}, headers=OWNER)
+    assert missing.status_code == 428
+    missing_patch = await client.patch(path, content="[]", headers={**OWNER, **PATCH_TYPE})
+    assert missing_patch.status_code == 428
+    star = await client.put(path, json={"state": STATE}, headers={**OWNER, "If-Match": "*"})
+    assert star.status_code == 200
+    assert star.headers["ETag"] == '"1"'
+
+
+async def test_another_users_timeline_is_not_found(client: httpx.AsyncClient) -> None:
+    """User B can neither read nor change user A's timeline: 404, and A's stays as it was."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    intruder = {"X-User-Id": "someone-else"}
+    assert (await client.get(path, headers=intruder)).status_code == 404
+    put = await client.put(path, json={"state": {}}, headers={**intruder, "If-Match": "*"})
+    assert put.status_code == 404
+    assert (await client.post(f"{path}/undo", headers=intruder)).status_code == 404
+    assert (await client.get(f"{path}/history", headers=intruder)).status_code == 404
+    assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"1"'
+
+
+async def test_an_oversized_state_is_413_and_stores_nothing(
+    app_settings_small: httpx.AsyncClient,
+) -> None:
+    """A save past SNIPIX_TIMELINE_MAX_BYTES gets 413 with a clear message."""
+    client = app_settings_small
+    path = await new_project(client)
+    big = {**STATE, "markers": [{"id": f"m{n}", "time": n, "label": "x" * 400} for n in range(40)]}
+    response = await save(client, path, big, 0)
+    assert response.status_code == 413
+    assert "limit" in response.json()["error"]["message"]
+    assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"0"'
+
+
+async def test_history_pages_newest_first(client: httpx.AsyncClient) -> None:
+    """History pages walk every revision once, newest first, with labels and authors."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    for version in range(1, 5):
+        await patch(
+            client,
+            path,
+            [{"op": "replace", "path": "/markers/0/time", "value": float(version)}],
+            version,
+            **{"X-Change-Label": f"nudge {version}"},
+        )
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(f"{path}/history", params=params, headers=OWNER)).json()
+        seen += [item["version"] for item in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [5, 4, 3, 2, 1]
+    newest = (await client.get(f"{path}/history", headers=OWNER)).json()["items"][0]
+    assert newest["label"] == "nudge 4"
+    assert newest["authorId"] == "editor-1"
+    assert newest["undoable"] is True
+    assert newest["opCount"] == 1
+
+
+async def test_otio_export_is_a_valid_document_and_imports_back(
+    client: httpx.AsyncClient,
+) -> None:
+    """Export gives an OpenTimelineIO document that the otio library reads (tracks, clips,
+    trims); importing it into another project reproduces the same state."""
+    path = await new_project(client)
+    saved = (await save(client, path, STATE, 0)).json()["state"]
+
+    exported = await client.get(f"{path}/export", params={"format": "otio"}, headers=OWNER)
+
+    assert exported.status_code == 200
+    timeline = otio.adapters.read_from_string(exported.text, "otio_json")
+    assert len(timeline.tracks) >= 2
+    clips = list(timeline.find_clips())
+    assert len(clips) == 3
+    assert clips[0].source_range.start_time.to_seconds() == pytest.approx(10.0)
+    old = await client.get(f"{path}/export", params={"version": "0"}, headers=OWNER)
+    assert list(otio.adapters.read_from_string(old.text, "otio_json").find_clips()) == []
+
+    other = await new_project(client)
+    imported = await client.post(
+        f"{other}/import", content=exported.content, headers={**OWNER, "If-Match": '"0"'}
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["timeline"]["state"] == saved
+    assert imported.json()["unmapped"] == []
+    history = (await client.get(f"{other}/history", headers=OWNER)).json()["items"]
+    assert history[0]["kind"] == "import"
+
+
+async def test_a_broken_otio_file_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """Importing something that is not OTIO gets 422 and the timeline stays at version 0."""
+    path = await new_project(client)
+    response = await client.post(f"{path}/import", content=b'{"not": "otio"}', headers=OWNER)
+    assert response.status_code == 422
+    assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"0"'
+
+
+async def test_purging_a_project_removes_its_timeline_history(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """A purged project's timeline, revisions and snapshots are gone for good."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    await patch(client, path, [{"op": "remove", "path": "/clips/0"}], 1)
+    project = path.removesuffix("/timeline")
+    await client.delete(project, headers=OWNER)
+    admin = {"X-User-Id": "ops", "X-User-Roles": "admin"}
+    purged = await client.delete(
+        project.replace("/api/v1/projects", "/api/v1/admin/projects"), headers=admin
+    )
+    assert purged.status_code == 200, purged.text
+    assert purged.json()["deleted"]["timeline_revisions"] == 2
+    database = mongo[settings.database_name]
+    for collection in ("timelines", "timeline_revisions", "timeline_snapshots"):
+        assert database[collection].count_documents({}) == 0

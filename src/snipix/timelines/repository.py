@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -33,6 +33,41 @@ _REVISION_SUMMARY = {
 }
 
 
+_HEAD_FIELDS = {
+    "_id": 1,
+    "projectId": 1,
+    "userId": 1,
+    "version": 1,
+    "state": 1,
+    "undoStack": 1,
+    "redoStack": 1,
+    "pending": 1,
+    "updatedAt": 1,
+}
+_REVISION_FIELDS = {
+    "_id": 0,
+    "version": 1,
+    "kind": 1,
+    "label": 1,
+    "patch": 1,
+    "inverse": 1,
+    "idempotencyKey": 1,
+}
+_KEY_FIELDS = {
+    "_id": 1,
+    "userId": 1,
+    "hash": 1,
+    "status": 1,
+    "token": 1,
+    "at": 1,
+    "version": 1,
+    "baseVersion": 1,
+    "updatedAt": 1,
+    "canUndo": 1,
+    "canRedo": 1,
+}
+
+
 def versioned_id(project_id: str, version: int) -> str:
     return f"{project_id}:{version}"
 
@@ -49,7 +84,7 @@ class TimelineRepository:
     async def head(
         self, project_id: str, *, session: AsyncClientSession | None = None
     ) -> Document | None:
-        return await self._heads.find_one({"_id": project_id}, session=session)
+        return await self._heads.find_one({"_id": project_id}, _HEAD_FIELDS, session=session)
 
     async def head_version(self, project_id: str) -> Document | None:
         return await self._heads.find_one(
@@ -134,7 +169,9 @@ class TimelineRepository:
         )
 
     async def revision(self, project_id: str, version: int) -> Document | None:
-        return await self._revisions.find_one({"_id": versioned_id(project_id, version)})
+        return await self._revisions.find_one(
+            {"_id": versioned_id(project_id, version)}, _REVISION_FIELDS
+        )
 
     async def history(
         self, project_id: str, *, head_version: int, before: int | None, limit: int
@@ -148,6 +185,22 @@ class TimelineRepository:
         )
         return await found.sort("version", DESCENDING).limit(limit).to_list()
 
+    async def revision_with_key(
+        self, project_id: str, key_id: str, *, after: int, upto: int
+    ) -> Document | None:
+        """The committed revision made under an idempotency key, between two versions."""
+        found = self._revisions.find(
+            {
+                "projectId": project_id,
+                "version": {"$gt": after, "$lte": upto},
+                "idempotencyKey": key_id,
+            },
+            {"_id": 0, "version": 1, "createdAt": 1},
+            hint="by_version",
+        )
+        matches = await found.limit(1).to_list()
+        return matches[0] if matches else None
+
     async def nearest_snapshot(self, project_id: str, version: int) -> Document | None:
         found = self._snapshots.find(
             {"projectId": project_id, "version": {"$lte": version}},
@@ -159,6 +212,8 @@ class TimelineRepository:
 
     async def patches_between(self, project_id: str, after: int, upto: int) -> list[Document]:
         """Forward patches of versions after..upto, oldest first (at most K of them)."""
+        if upto <= after:
+            return []
         found = self._revisions.find(
             {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
             {"_id": 0, "version": 1, "patch": 1},
@@ -173,7 +228,7 @@ class TimelineRepository:
         try:
             await self._keys.insert_one(doc)
         except DuplicateKeyError:
-            return await self._keys.find_one({"_id": doc["_id"]})
+            return await self._keys.find_one({"_id": doc["_id"]}, _KEY_FIELDS)
         return None
 
     async def take_over_key(self, key_id: str, stale_before: datetime, doc: Document) -> bool:
@@ -182,18 +237,11 @@ class TimelineRepository:
         )
         return result.modified_count == 1
 
-    async def finish_key(self, key_id: str, token: str, version: int) -> None:
+    async def finish_key(self, key_id: str, token: str, result: Document) -> None:
+        """Mark a key done with what its first response said (replayed to retries)."""
         await self._keys.update_one(
-            {"_id": key_id, "token": token}, {"$set": {"status": "done", "version": version}}
+            {"_id": key_id, "token": token}, {"$set": {"status": "done", **result}}
         )
 
     async def drop_key(self, key_id: str, token: str) -> None:
         await self._keys.delete_one({"_id": key_id, "token": token, "status": "pending"})
-
-    async def find_key(self, key_id: str) -> Document | None:
-        return await self._keys.find_one({"_id": key_id})
-
-    async def claim_key(self, key_id: str, token: str) -> Document | None:
-        return await self._keys.find_one_and_update(
-            {"_id": key_id}, {"$set": {"token": token}}, return_document=ReturnDocument.AFTER
-        )

@@ -461,7 +461,7 @@ class TimelineService:
             undo = list(head.get("undoStack") or []) if head is not None else []
             redo = list(head.get("redoStack") or []) if head is not None else []
             change = await plan(current, undo, redo, version)
-            await self._write(actor, project_id, version, token, change)
+            await self._write(actor, project_id, version, token, change, now)
         except BaseException:
             await self._timelines.release(project_id, token)
             raise
@@ -484,10 +484,15 @@ class TimelineService:
         )
 
     async def _write(
-        self, actor: Actor, project_id: str, version: int, token: str, change: Change
+        self,
+        actor: Actor,
+        project_id: str,
+        version: int,
+        token: str,
+        change: Change,
+        now: datetime,
     ) -> None:
         new_version = version + 1
-        now = _now()
         revision = {
             "_id": versioned_id(project_id, new_version),
             "projectId": project_id,
@@ -558,6 +563,7 @@ class TimelineService:
         fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
         token = uuid.uuid4().hex
         now = _now()
+        head = await self._timelines.head_version(project_id)
         record = {
             "_id": key_id,
             "projectId": project_id,
@@ -566,7 +572,8 @@ class TimelineService:
             "status": "pending",
             "token": token,
             "at": now,
-            "baseVersion": expected if isinstance(expected, int) else None,
+            # The change, if it commits, lands above this version (whatever If-Match said).
+            "baseVersion": head["version"] if head is not None else 0,
             "expiresAt": now + KEY_TTL,
         }
         existing = await self._timelines.reserve_key(record)
@@ -577,11 +584,18 @@ class TimelineService:
                     "use a new key for a new change."
                 )
             if existing["status"] == "done":
-                return await self._replay(actor, project_id, existing["version"])
-            committed = await self._committed_version(project_id, existing)
+                return await self._replay(actor, project_id, existing)
+            committed = await self._committed(project_id, existing)
             if committed is not None:
-                await self._timelines.finish_key(key_id, existing["token"], committed)
-                return await self._replay(actor, project_id, committed)
+                # Committed just before a crash, never marked done: finish it now.
+                finished = {
+                    "version": committed["version"],
+                    "updatedAt": committed["createdAt"],
+                    "canUndo": True,
+                    "canRedo": False,
+                }
+                await self._timelines.finish_key(key_id, existing["token"], finished)
+                return await self._replay(actor, project_id, finished)
             if existing["at"] >= now - self._claim_grace or not await self._timelines.take_over_key(
                 key_id, now - self._claim_grace, record
             ):
@@ -591,37 +605,42 @@ class TimelineService:
                 )
         try:
             timeline = await self._change(
-                actor, project_id, expected, self._patch_plan(operations, label, key=key)
+                actor, project_id, expected, self._patch_plan(operations, label, key=key_id)
             )
         except BaseException:
             await self._timelines.drop_key(key_id, token)
             raise
-        await self._timelines.finish_key(key_id, token, timeline.version)
+        await self._timelines.finish_key(
+            key_id,
+            token,
+            {
+                "version": timeline.version,
+                "updatedAt": timeline.updated_at,
+                "canUndo": timeline.can_undo,
+                "canRedo": timeline.can_redo,
+            },
+        )
         return timeline
 
-    async def _committed_version(self, project_id: str, key: Document) -> int | None:
-        """The version a pending key's change reached, if it committed before a crash."""
-        base = key.get("baseVersion")
-        if base is None:
-            return None
+    async def _committed(self, project_id: str, key: Document) -> Document | None:
+        """The revision a pending key's change committed, if it did before a crash."""
         head = await self._timelines.head_version(project_id)
+        base = int(key.get("baseVersion") or 0)
         if head is None or head["version"] <= base:
             return None
-        revision = await self._timelines.revision(project_id, base + 1)
-        if revision is not None and revision.get("idempotencyKey") == key["_id"]:
-            return int(base) + 1
-        return None
+        return await self._timelines.revision_with_key(
+            project_id, key["_id"], after=base, upto=head["version"]
+        )
 
-    async def _replay(self, actor: Actor, project_id: str, version: int) -> Timeline:
-        """The first result of a repeated request: the timeline as that change left it."""
-        past = await self.version(actor, project_id, version)
-        head = await self._timelines.head_version(project_id)
+    async def _replay(self, actor: Actor, project_id: str, first: Document) -> Timeline:
+        """The first result of a repeated request, as it was sent the first time."""
+        past = await self.version(actor, project_id, first["version"])
         return Timeline(
             project_id=project_id,
-            version=version,
+            version=first["version"],
             state=past.state,
             duration_sec=past.duration_sec,
-            updated_at=None,
-            can_undo=bool(head and head.get("undoStack")),
-            can_redo=bool(head and head.get("redoStack")),
+            updated_at=first.get("updatedAt"),
+            can_undo=bool(first.get("canUndo")),
+            can_redo=bool(first.get("canRedo")),
         )
