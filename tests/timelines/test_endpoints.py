@@ -376,3 +376,17 @@ async def test_purging_a_project_removes_its_timeline_history(
     database = mongo[settings.database_name]
     for collection in ("timelines", "timeline_revisions", "timeline_snapshots"):
         assert database[collection].count_documents({}) == 0
+
+
+async def test_an_autosave_can_skip_the_state_in_its_answer(client: httpx.AsyncClient) -> None:
+    """With `Prefer: return=minimal` an autosave answers 204 with the new ETag only."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    move = [{"op": "replace", "path": "/clips/1/start", "value": 8.0}]
+    response = await patch(client, path, move, 1, Prefer="return=minimal")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response.headers["ETag"] == '"2"'
+    assert response.headers["Preference-Applied"] == "return=minimal"
+    loaded = await client.get(path, headers=OWNER)
+    assert loaded.json()["state"]["clips"][1]["start"] == 8.0

@@ -82,6 +82,22 @@ _WRITE: dict[int | str, dict[str, Any]] = {
 }
 
 
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        max_length=200,
+        description="`return=minimal`: answer 204 with the new ETag, without the state.",
+    ),
+]
+
+
+def _wants_minimal(prefer: str | None) -> bool:
+    return prefer is not None and any(
+        part.strip().lower() == "return=minimal" for part in prefer.split(",")
+    )
+
+
 def _respond(response: Response, timeline: Timeline) -> Timeline:
     set_etag(response, timeline.version)
     return timeline
@@ -162,8 +178,13 @@ async def patch_timeline(
     if_match: IfMatchHeader = None,
     idempotency_key: IdempotencyKey = None,
     label: ChangeLabel = None,
-) -> Timeline:
-    """Autosave: an RFC 6902 JSON Patch against the `If-Match` version."""
+    prefer: PreferHeader = None,
+) -> Timeline | Response:
+    """Autosave: an RFC 6902 JSON Patch against the `If-Match` version.
+
+    With `Prefer: return=minimal` the answer is 204 with the new `ETag` only, so an
+    autosave costs a few KB both ways even on a large timeline.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in PATCH_MEDIA_TYPES:
         raise ValidationFailed("Send the patch as application/json-patch+json (RFC 6902).")
@@ -176,6 +197,11 @@ async def patch_timeline(
         label=label,
         idempotency_key=idempotency_key,
     )
+    if _wants_minimal(prefer):
+        return Response(
+            status_code=204,
+            headers={"ETag": f'"{timeline.version}"', "Preference-Applied": "return=minimal"},
+        )
     return _respond(response, timeline)
 
 
