@@ -61,13 +61,16 @@ class AppliedPatch:
         self.roots = roots
 
 
-def apply_patch(document: Any, operations: list[Operation]) -> AppliedPatch:
-    """Apply `operations` in order to a copy of `document`."""
+def apply_patch(
+    document: Any, operations: list[Operation], *, in_place: bool = False
+) -> AppliedPatch:
+    """Apply `operations` in order to a copy of `document` (or to `document` itself when
+    the caller owns it, as a rebuild does: copying a 1 MB state costs ~40 ms)."""
     try:
         jsonpatch.JsonPatch(operations)  # validates op names and required members
     except (jsonpatch.InvalidJsonPatch, TypeError) as error:
         raise PatchFailed(f"Invalid JSON Patch: {error}") from None
-    current = copy.deepcopy(document)
+    current = document if in_place else copy.deepcopy(document)
     inverse: list[Operation] = []
     roots: list[list[str]] = []
     for index, operation in enumerate(operations):
@@ -96,22 +99,20 @@ def _apply_one(
         undo, root = _inverse_of(current, "add", _parts(operation["path"]))
         roots.append(root)
     elif op == "move":
+        # RFC 6902: a move is a removal followed by an add of the removed value, done here
+        # in those two steps so each inverse is computed against the state it meets.
         source = _parts(operation["from"])
         target = _parts(operation["path"])
         if target[: len(source)] == source and target != source:
             raise PatchFailed("cannot move a value into itself")
-        undo_remove, root_from = _inverse_of(current, "remove", source)
-        # The add happens on the document after the removal.
-        after_remove = copy.deepcopy(current)
-        try:
-            jsonpatch.RemoveOperation({"op": "remove", "path": operation["from"]}).apply(
-                after_remove
-            )
-        except (jsonpatch.JsonPatchException, JsonPointerException) as error:
-            raise PatchFailed(str(error)) from None
-        undo_add, root_to = _inverse_of(after_remove, "add", target)
-        undo = undo_add + undo_remove
-        roots += [root_from, root_to]
+        found, value = _resolve(current, source)
+        if not found:
+            raise PatchFailed(f"path {operation['from']} does not exist")
+        removal = {"op": "remove", "path": operation["from"]}
+        current, undo_remove, root_from = _apply_one(current, removal, index)
+        addition = {"op": "add", "path": operation["path"], "value": value}
+        current, undo_add, root_to = _apply_one(current, addition, index)
+        return current, undo_add + undo_remove, root_from + root_to
     try:
         current = jsonpatch.JsonPatch([operation]).apply(current, in_place=True)
     except jsonpatch.JsonPatchTestFailed as error:

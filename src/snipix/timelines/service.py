@@ -17,6 +17,7 @@ user to another device.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import uuid
@@ -199,7 +200,7 @@ class TimelineService:
         if version == 0:
             return dict(EMPTY_STATE)
         snapshot = await self._timelines.nearest_snapshot(project_id, version)
-        base_version, state = (0, dict(EMPTY_STATE))
+        base_version, state = (0, copy.deepcopy(EMPTY_STATE))
         if snapshot is not None:
             base_version, state = snapshot["version"], snapshot["state"]
         revisions = await self._timelines.patches_between(project_id, base_version, version)
@@ -209,8 +210,9 @@ class TimelineService:
                 f"The history of project {project_id} is missing revisions between "
                 f"{base_version} and {version}; it cannot be rebuilt."
             )
+        # The snapshot was read for this rebuild alone: patch it in place, no copies.
         for revision in revisions:
-            state = apply_patch(state, revision["patch"]).document
+            state = apply_patch(state, revision["patch"], in_place=True).document
         return state
 
     async def history(
