@@ -30,8 +30,11 @@ from snipix.projects.endpoints import router as projects_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.resources import Resources
+from snipix.sessions.endpoints import router as sessions_router
 from snipix.settings import Settings
 from snipix.timelines.endpoints import router as timeline_router
+from snipix.transcripts.endpoints import router as transcript_router
+from snipix.transcripts.endpoints import search_router as transcript_search_router
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +152,9 @@ def create_app(
     app.include_router(projects_router)
     app.include_router(admin_router)
     app.include_router(timeline_router)
+    app.include_router(sessions_router)
+    app.include_router(transcript_router)
+    app.include_router(transcript_search_router)
     return app
 
 

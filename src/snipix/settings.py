@@ -112,6 +112,15 @@ class Settings(BaseSettings):
     timeline_snapshot_every: int = Field(
         50, ge=1, le=10_000, validation_alias=_env("SNIPIX_TIMELINE_SNAPSHOT_EVERY")
     )
+    transcript_bucket_words: int = Field(
+        500, ge=10, le=10_000, validation_alias=_env("SNIPIX_TRANSCRIPT_BUCKET_WORDS")
+    )
+    transcript_bucket_bytes: int = Field(
+        65_536,
+        ge=4_096,
+        le=4 * 1024 * 1024,
+        validation_alias=_env("SNIPIX_TRANSCRIPT_BUCKET_BYTES"),
+    )
     retention_days: int = Field(30, ge=1, le=36_500, validation_alias=_env("SNIPIX_RETENTION_DAYS"))
     retention_interval_s: int = Field(
         3_600, ge=0, le=7 * 86_400, validation_alias=_env("SNIPIX_RETENTION_INTERVAL_S")

@@ -37,7 +37,7 @@ async def test_ensure_indexes_is_idempotent(
     assert before == after
     assert len(first) == len(catalogue())
     sessions = mongo[settings.database_name]["editing_sessions"].index_information()
-    assert sessions["user_project"]["unique"] is True
+    assert sessions["user_recent_id"]["key"] == [("userId", 1), ("lastOpenedAt", -1), ("_id", -1)]
 
 
 async def test_audit_retention_follows_the_setting(

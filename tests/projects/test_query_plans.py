@@ -111,8 +111,10 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def app(settings: Settings, recorder: Recorder) -> FastAPI:
-    # Snapshots every 2 versions, so rebuilding a past version reads one.
-    frequent = settings.model_copy(update={"timeline_snapshot_every": 2})
+    # Snapshots every 2 versions, so rebuilding a past version reads one. No in-app
+    # retention job: `sweep` runs it explicitly, and one starting a minute in would purge
+    # the 1,000 seeded deletions while the app shuts down (past the 60 s shutdown timeout).
+    frequent = settings.model_copy(update={"timeline_snapshot_every": 2, "retention_interval_s": 0})
     return create_app(frequent, command_listeners=[recorder])
 
 
@@ -183,6 +185,7 @@ async def use_every_route(http: httpx.AsyncClient) -> None:
     audit = await ok(await http.get(f"{path}/audit", params={"limit": "2"}, headers=user))
     await ok(await http.get(f"{path}/audit", params={"cursor": audit["nextCursor"]}, headers=user))
     await use_the_timeline(http, path, user, ok)
+    await use_the_session(http, path, user, ok)
     await ok(await http.delete(path, headers=user))
     await ok(await http.delete(path, headers=user))
     await ok(await http.post(f"{path}/restore", headers=user))
@@ -263,6 +266,31 @@ async def use_the_timeline(
     await ok(await http.post(f"{path}/rollback", json={"version": 1}, headers=user))
     export = await http.get(f"{path}/export", params={"version": "2"}, headers=user)
     assert export.status_code == 200
+
+
+async def use_the_session(
+    http: httpx.AsyncClient,
+    project_path: str,
+    user: dict[str, str],
+    ok: Callable[[httpx.Response], Awaitable[dict[str, Any]]],
+) -> None:
+    """Every session route: read before the first open, save (insert, then replace), and
+    the recent list across pages (a seeded project of user007 opened too)."""
+    path = f"{project_path}/session"
+    await ok(await http.get(path, headers=user))
+    session = {"playheadSec": 1.5, "zoom": 2, "selectedClipIds": ["c1"], "panel": "timeline"}
+    await ok(await http.put(path, json=session, headers=user))
+    await ok(await http.put(path, json={**session, "playheadSec": 3}, headers=user))
+    await ok(await http.put("/api/v1/projects/seed00007/session", json={}, headers=user))
+    recent = await ok(
+        await http.get("/api/v1/sessions/recent", params={"limit": "1"}, headers=user)
+    )
+    assert recent["nextCursor"] is not None
+    await ok(
+        await http.get(
+            "/api/v1/sessions/recent", params={"cursor": recent["nextCursor"]}, headers=user
+        )
+    )
 
 
 async def sweep(settings: Settings, recorder: Recorder) -> None:

@@ -473,3 +473,28 @@ async def test_the_service_does_not_sweep_when_the_interval_is_zero(
         await asyncio.sleep(1.5)
         assert project_ids(data) == {"expired"}
         assert data[LEASES].count_documents({}) == 0
+
+
+async def test_a_sweep_stops_between_projects_when_the_service_shuts_down(
+    db: Database, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """A shutdown during a long sweep does not wait for it: the sweep stops before the next
+    project, releases its lease, and the rest is purged by a later sweep."""
+    await prepare(db, settings)
+    data = mongo[settings.database_name]
+    data[PROJECTS].insert_many(
+        [project(f"old{i:03d}", deleted_days_ago=31 + i / 100) for i in range(20)]
+    )
+    stop = asyncio.Event()
+    sweep = asyncio.create_task((await job(db)).run(stop=stop))
+    await wait_for_first_purge(data, sweep)
+    stop.set()
+    report = await asyncio.wait_for(sweep, timeout=30)
+
+    assert report is not None
+    assert 0 < report.count < 20
+    assert data[LEASES].find_one({"_id": LEASE_NAME}) is None
+    later = await (await job(db)).run()
+    assert later is not None
+    assert report.count + later.count == 20
+    assert project_ids(data) == set()

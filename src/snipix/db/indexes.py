@@ -60,6 +60,11 @@ RETIRED: tuple[tuple[str, str], ...] = (
     ("timeline_snapshots", "project_version"),
     # Autosave idempotency keys live in `idempotency_keys`, unique by `_id`.
     ("timeline_revisions", "project_idempotency_key"),
+    # A session's `_id` is `<userId>:<projectId>`: it carries the uniqueness; the recent
+    # list's index gained `_id` for keyset pages.
+    ("editing_sessions", "user_project"),
+    ("editing_sessions", "user_recent"),
+    ("transcript_segments", "project_start"),
 )
 
 
@@ -100,22 +105,25 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             "idempotency_keys", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
         ),
         IndexSpec("transcripts", "project", [("projectId", ASCENDING)], {"unique": True}),
+        # Buckets of one upload ("generation") in time order: window reads and paging.
         IndexSpec(
             "transcript_segments",
-            "project_start",
-            [("projectId", ASCENDING), ("start", ASCENDING)],
+            "project_generation_start",
+            [("projectId", ASCENDING), ("generation", ASCENDING), ("start", ASCENDING)],
+        ),
+        # The bucket holding a segment, for edits by segment id (multikey).
+        IndexSpec(
+            "transcript_segments",
+            "project_segment",
+            [("projectId", ASCENDING), ("segments.id", ASCENDING)],
         ),
         IndexSpec("transcript_segments", "text", [("text", TEXT)]),
+        # editing_sessions: unique per (user, project) by `_id` (`<userId>:<projectId>`);
+        # the recent list is keyset-paged on (lastOpenedAt, _id).
         IndexSpec(
             "editing_sessions",
-            "user_project",
-            [("userId", ASCENDING), ("projectId", ASCENDING)],
-            {"unique": True},
-        ),
-        IndexSpec(
-            "editing_sessions",
-            "user_recent",
-            [("userId", ASCENDING), ("lastOpenedAt", DESCENDING)],
+            "user_recent_id",
+            [("userId", ASCENDING), ("lastOpenedAt", DESCENDING), ("_id", DESCENDING)],
         ),
         # Purging a project removes its sessions of every user.
         IndexSpec("editing_sessions", "project", [("projectId", ASCENDING)]),

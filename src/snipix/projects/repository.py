@@ -25,7 +25,7 @@ VERSIONS = "project_versions"
 # purge interrupted half-way leaves a soft-deleted project that the next sweep finishes.
 DEPENDENTS: tuple[tuple[str, str], ...] = (
     ("editing_sessions", "project"),
-    ("transcript_segments", "project_start"),
+    ("transcript_segments", "project_generation_start"),
     ("transcripts", "project"),
     ("timeline_snapshots", "by_version"),
     ("timeline_revisions", "by_version"),

@@ -44,7 +44,11 @@ class RetentionJob:
         self._actor = Actor.system("retention")
 
     async def run(
-        self, *, dry_run: bool = False, now: datetime | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        stop: asyncio.Event | None = None,
     ) -> RetentionReport | None:
         """One sweep; None when another process holds the lease."""
         now = now or datetime.now(UTC)
@@ -60,6 +64,9 @@ class RetentionJob:
                     report.projects += [_describe(doc) for doc in docs]
                     break
                 for doc in docs:
+                    if stop is not None and stop.is_set():
+                        # Shutting down: the rest waits for the next sweep.
+                        return report
                     purged = await self._service.purge_expired(doc, self._actor)
                     if purged is not None:
                         report.projects.append({**_describe(doc), "deleted": purged.deleted})
@@ -95,7 +102,7 @@ class RetentionJob:
             if stop.is_set():
                 return
             try:
-                await self.run()
+                await self.run(stop=stop)
             except Exception:
                 log.exception("retention sweep failed")
             delay = interval_s

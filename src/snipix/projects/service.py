@@ -131,6 +131,11 @@ class ProjectService:
         next_cursor = encode_cursor(SearchCursor(o=offset + query.limit)) if more else None
         return Page[Project](items=items, next_cursor=next_cursor)
 
+    async def live_ids(self, actor: Actor, project_ids: list[str]) -> set[str]:
+        """Which of these are the caller's live (not deleted) projects."""
+        docs = await self._projects.get_many(actor.user_id, project_ids)
+        return {doc["_id"] for doc in docs}
+
     async def _owned(self, actor: Actor, project_id: str, *, deleted: bool | None) -> Document:
         doc = await self._projects.get(project_id, actor.user_id, deleted=deleted)
         if doc is None:

@@ -1,0 +1,61 @@
+"""HTTP for editing sessions (`/api/v1/projects/{id}/session`, `/api/v1/sessions/recent`):
+HTTP only, rules live in `SessionService`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
+from snipix.api.wire import reject_unsafe_query
+from snipix.audit.actor import ActorDep
+from snipix.errors import ErrorResponse
+from snipix.projects.schemas import PROJECT_ID_PATTERN
+from snipix.resources import ResourcesDep
+from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate
+from snipix.sessions.service import SessionService, session_service
+
+
+def get_session_service(resources: ResourcesDep) -> SessionService:
+    return session_service(resources.db, resources.unit)
+
+
+ServiceDep = Annotated[SessionService, Depends(get_session_service)]
+ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
+
+_NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "No such project for this user."},
+}
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["sessions"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses={401: {"model": ErrorResponse, "description": "No or invalid identity."}},
+)
+
+
+@router.get("/projects/{project_id}/session", response_model=EditingSession, responses=_NOT_FOUND)
+async def get_session(
+    project_id: ProjectId, actor: ActorDep, service: ServiceDep
+) -> EditingSession:
+    """The caller's session in a project; defaults (`lastOpenedAt: null`) if never opened."""
+    return await service.get(actor, project_id)
+
+
+@router.put("/projects/{project_id}/session", response_model=EditingSession, responses=_NOT_FOUND)
+async def put_session(
+    project_id: ProjectId, body: SessionUpdate, actor: ActorDep, service: ServiceDep
+) -> EditingSession:
+    """Replace the caller's session (last write wins, no `If-Match`); marks it opened now."""
+    return await service.save(actor, project_id, body)
+
+
+@router.get("/sessions/recent", response_model=Page[RecentProject])
+async def recent_projects(
+    actor: ActorDep, service: ServiceDep, limit: Limit = DEFAULT_LIMIT, cursor: CursorParam = None
+) -> Page[RecentProject]:
+    """The caller's live projects, most recently opened first."""
+    decoded = decode_cursor(cursor, RecentCursor) if cursor is not None else None
+    return await service.recent(actor, limit=limit, cursor=decoded)
