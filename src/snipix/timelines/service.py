@@ -123,6 +123,29 @@ class Change:
     idempotency_key: str | None = None
 
 
+def _replacing(after: dict[str, Any], kind: RevisionKind, label: str | None) -> Planner:
+    """A change to a whole new state (full saves, imports, rollbacks): the revision
+    stores the diff both ways, the head is set whole."""
+
+    async def plan(
+        current: dict[str, Any], undo: list[int], redo: list[int], version: int
+    ) -> Change:
+        forward, inverse = diff(current, after)
+        return Change(
+            kind=kind,
+            after=after,
+            forward=forward,
+            inverse=inverse,
+            sets={STATE: after},
+            unsets=[],
+            label=label,
+            undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
+            redo_stack=[],
+        )
+
+    return plan
+
+
 # Given the current head (state, undo stack, redo stack) and version, what to write.
 Planner = Callable[[dict[str, Any], list[int], list[int], int], Coroutine[Any, Any, Change]]
 # Test seam for crash tests: awaited between the revision write and the head commit.
@@ -266,23 +289,7 @@ class TimelineService:
             )
         after = _validated(state_document(state), self._max_bytes)
 
-        async def plan(
-            current: dict[str, Any], undo: list[int], redo: list[int], version: int
-        ) -> Change:
-            forward, inverse = diff(current, after)
-            return Change(
-                kind=kind,
-                after=after,
-                forward=forward,
-                inverse=inverse,
-                sets={STATE: after},
-                unsets=[],
-                label=label,
-                undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
-                redo_stack=[],
-            )
-
-        return await self._change(actor, project_id, expected, plan)
+        return await self._change(actor, project_id, expected, _replacing(after, kind, label))
 
     async def patch(
         self,
@@ -308,75 +315,88 @@ class TimelineService:
             actor, project_id, operations, expected=expected, label=label, key=idempotency_key
         )
 
+    def _patched(
+        self,
+        current: dict[str, Any],
+        operations: list[Operation],
+        *,
+        kind: RevisionKind,
+        label: str | None,
+        undo_stack: list[int],
+        redo_stack: list[int],
+        key: str | None = None,
+    ) -> Change:
+        """A change made by applying `operations`: validated, with its inverse and the
+        minimal head update (patch autosaves, undo and redo alike)."""
+        applied = apply_patch(current, operations)
+        after = _validated(applied.document, self._max_bytes)
+        sets, unsets = mongo_update(STATE, applied.roots, after)
+        return Change(
+            kind=kind,
+            after=after,
+            forward=operations,
+            inverse=applied.inverse,
+            sets=sets,
+            unsets=unsets,
+            label=label,
+            undo_stack=undo_stack[-UNDO_DEPTH:],
+            redo_stack=redo_stack[-UNDO_DEPTH:],
+            idempotency_key=key,
+        )
+
     def _patch_plan(
         self, operations: list[Operation], label: str | None, *, key: str | None = None
     ) -> Planner:
-        max_bytes = self._max_bytes
-
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
         ) -> Change:
-            applied = apply_patch(current, operations)
-            after = _validated(applied.document, max_bytes)
-            sets, unsets = mongo_update(STATE, applied.roots, after)
-            return Change(
+            return self._patched(
+                current,
+                operations,
                 kind=RevisionKind.PATCH,
-                after=after,
-                forward=operations,
-                inverse=applied.inverse,
-                sets=sets,
-                unsets=unsets,
                 label=label,
-                undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
+                undo_stack=[*undo, version + 1],
                 redo_stack=[],
-                idempotency_key=key,
+                key=key,
             )
 
         return plan
 
     async def undo(self, actor: Actor, project_id: str, *, expected: Expected) -> Timeline:
+        """Apply the inverse of the revision on top of the undo stack, as a new revision."""
+
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
         ) -> Change:
             if not undo:
                 raise Conflict("There is nothing to undo.")
             target = await self._revision(project_id, undo[-1])
-            applied = apply_patch(current, target["inverse"])
-            after = _validated(applied.document, self._max_bytes)
-            sets, unsets = mongo_update(STATE, applied.roots, after)
-            return Change(
+            return self._patched(
+                current,
+                target["inverse"],
                 kind=RevisionKind.UNDO,
-                after=after,
-                forward=target["inverse"],
-                inverse=applied.inverse,
-                sets=sets,
-                unsets=unsets,
                 label=f"Undo {target.get('label') or target['kind']} (version {undo[-1]})",
                 undo_stack=undo[:-1],
-                redo_stack=[*redo, undo[-1]][-UNDO_DEPTH:],
+                redo_stack=[*redo, undo[-1]],
             )
 
         return await self._change(actor, project_id, expected, plan)
 
     async def redo(self, actor: Actor, project_id: str, *, expected: Expected) -> Timeline:
+        """Re-apply the revision on top of the redo stack, as a new revision."""
+
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
         ) -> Change:
             if not redo:
                 raise Conflict("There is nothing to redo.")
             target = await self._revision(project_id, redo[-1])
-            applied = apply_patch(current, target["patch"])
-            after = _validated(applied.document, self._max_bytes)
-            sets, unsets = mongo_update(STATE, applied.roots, after)
-            return Change(
+            return self._patched(
+                current,
+                target["patch"],
                 kind=RevisionKind.REDO,
-                after=after,
-                forward=target["patch"],
-                inverse=applied.inverse,
-                sets=sets,
-                unsets=unsets,
                 label=f"Redo {target.get('label') or target['kind']} (version {redo[-1]})",
-                undo_stack=[*undo, version + 1][-UNDO_DEPTH:],
+                undo_stack=[*undo, version + 1],
                 redo_stack=redo[:-1],
             )
 
@@ -393,20 +413,7 @@ class TimelineService:
             raise NotFound(f"The timeline of project {project_id} has no version {version}.")
         target = _validated(await self._state_at(project_id, version), self._max_bytes)
 
-        async def plan(state: dict[str, Any], undo: list[int], redo: list[int], at: int) -> Change:
-            forward, inverse = diff(state, target)
-            return Change(
-                kind=RevisionKind.ROLLBACK,
-                after=target,
-                forward=forward,
-                inverse=inverse,
-                sets={STATE: target},
-                unsets=[],
-                label=label or f"Rollback to version {version}",
-                undo_stack=[*undo, at + 1][-UNDO_DEPTH:],
-                redo_stack=[],
-            )
-
+        plan = _replacing(target, RevisionKind.ROLLBACK, label or f"Rollback to version {version}")
         return await self._change(actor, project_id, expected, plan)
 
     async def _revision(self, project_id: str, version: int) -> Document:
