@@ -36,22 +36,25 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import bson
 import httpx
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
-from pymongo import AsyncMongoClient
+from harness import (
+    database,
+    describe_engine,
+    drop_database,
+    expect,
+    p95,
+    running_app,
+)
 from pymongo.monitoring import (
     CommandFailedEvent,
     CommandListener,
@@ -60,7 +63,6 @@ from pymongo.monitoring import (
 )
 
 from snipix.app import create_app
-from snipix.db.launcher import start_engine_process
 from snipix.observability.logging import configure_logging
 from snipix.settings import Settings
 
@@ -346,20 +348,9 @@ class Project:
     saves: list[Save] = field(default_factory=list)
 
 
-def p95(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
-def _expect(response: httpx.Response, status: int, what: str) -> None:
-    if response.status_code != status:
-        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-
-
 async def new_project(http: httpx.AsyncClient, name: str) -> Project:
     created = await http.post("/api/v1/projects", json={"name": name}, headers=USER)
-    _expect(created, 201, "create project")
+    expect(created, 201, "create project")
     return Project(path=f"{created.headers['Location']}/timeline")
 
 
@@ -389,7 +380,7 @@ async def send(
             headers={**USER, **headers, "If-Match": f'"{project.version}"'},
         )
         ms = (time.perf_counter() - started) * 1000
-    _expect(response, 200, f"{method} {project.path} at version {project.version}")
+    expect(response, 200, f"{method} {project.path} at version {project.version}")
     project.version = int(response.headers["ETag"].strip('"'))
     save = Save(ms, len(body), len(response.content), commands)
     project.saves.append(save)
@@ -412,7 +403,7 @@ async def timed_get(http: httpx.AsyncClient, path: str) -> tuple[float, httpx.Re
     started = time.perf_counter()
     response = await http.get(path, headers=USER)
     ms = (time.perf_counter() - started) * 1000
-    _expect(response, 200, f"GET {path}")
+    expect(response, 200, f"GET {path}")
     return ms, response
 
 
@@ -441,49 +432,6 @@ class Results:
     rebuilds: list[Rebuild]
     wrong_versions: list[int]
     total_s: float = 0.0
-
-
-@asynccontextmanager
-async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan run, behind an in-process HTTP client (as tests/support)."""
-    async with (
-        LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app),
-            base_url="http://snipix.bench",
-            timeout=300,
-        ) as http,
-    ):
-        yield http
-
-
-async def describe_engine(uri: str, embedded: bool) -> str:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
-    try:
-        info = await client.admin.command("buildInfo")
-        hello = await client.admin.command("hello")
-    finally:
-        await client.close()
-    topology = (
-        f"replica set {hello['setName']} (transactions)"
-        if "setName" in hello
-        else "standalone (ordered writes, no transactions)"
-    )
-    reported = f"reports MongoDB {info.get('version', '?')}"
-    if embedded:
-        return (
-            f"embedded snipix engine (DurableSQLiteEngine, mongoeco "
-            f"{package_version('mongoeco')}), {reported}, {topology}"
-        )
-    return f"{reported}, {topology}"
-
-
-async def drop_database(uri: str, name: str) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
-    try:
-        await client.drop_database(name)
-    finally:
-        await client.close()
 
 
 async def measure(
@@ -712,31 +660,13 @@ def report(results: Results, saves: int) -> None:
     print(f"  total run time {results.total_s:.0f} s")
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
-    env.update(LOG_FORMAT="json", LOG_LEVEL="WARNING")
-    return env
-
-
 def main(clips: int, saves: int, k: int, mongodb_uri: str | None) -> None:
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="snipix-bench-") as tmp:
-        engine_process = None
-        if mongodb_uri is None:
-            engine_process = start_engine_process(
-                Path(tmp) / "engine", env=clean_env(), stop_with_parent=True
-            )
-            uri = engine_process.uri
-        else:
-            uri = mongodb_uri
-        try:
-            engine = asyncio.run(describe_engine(uri, embedded=engine_process is not None))
-            results = asyncio.run(
-                measure(uri, Path(tmp) / "app", clips=clips, saves=saves, k=k, engine=engine)
-            )
-        finally:
-            if engine_process is not None:
-                engine_process.stop()
+    with database(mongodb_uri) as (uri, embedded, scratch):
+        engine = asyncio.run(describe_engine(uri, embedded=embedded))
+        results = asyncio.run(
+            measure(uri, scratch / "app", clips=clips, saves=saves, k=k, engine=engine)
+        )
     results.total_s = time.perf_counter() - started
     report(results, saves)
 

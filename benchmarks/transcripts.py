@@ -22,25 +22,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
-from pymongo import AsyncMongoClient
+from harness import (
+    database,
+    describe_engine,
+    drop_database,
+    expect,
+    p95,
+    running_app,
+)
 from pymongo.monitoring import (
     CommandFailedEvent,
     CommandListener,
@@ -49,7 +49,6 @@ from pymongo.monitoring import (
 )
 
 from snipix.app import create_app
-from snipix.db.launcher import start_engine_process
 from snipix.observability.logging import configure_logging
 from snipix.settings import Settings
 
@@ -176,53 +175,6 @@ class Results:
     total_s: float = 0.0
 
 
-def _expect(response: httpx.Response, status: int, what: str) -> None:
-    if response.status_code != status:
-        raise SystemExit(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-@asynccontextmanager
-async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan run, behind an in-process HTTP client (as tests/support)."""
-    async with (
-        LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app),
-            base_url="http://snipix.bench",
-            timeout=600,
-        ) as http,
-    ):
-        yield http
-
-
-async def describe_engine(uri: str, embedded: bool) -> str:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
-    try:
-        info = await client.admin.command("buildInfo")
-    finally:
-        await client.close()
-    reported = f"reports MongoDB {info.get('version', '?')}"
-    if embedded:
-        return (
-            f"embedded snipix engine (DurableSQLiteEngine, mongoeco "
-            f"{package_version('mongoeco')}), {reported}"
-        )
-    return reported
-
-
-async def drop_database(uri: str, name: str) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
-    try:
-        await client.drop_database(name)
-    finally:
-        await client.close()
-
-
 async def measure(uri: str, data_dir: Path, *, words: int, reads: int, engine: str) -> Results:
     settings = Settings(
         _env_file=None,
@@ -261,7 +213,7 @@ async def _measure(
         json={"name": "Benchmark interview", "media": {"durationSec": duration + 60}},
         headers=USER,
     )
-    _expect(created, 201, "create project")
+    expect(created, 201, "create project")
     path = f"/api/v1/projects/{created.json()['id']}/transcript"
 
     print("uploading...", file=sys.stderr, flush=True)
@@ -271,7 +223,7 @@ async def _measure(
         path, content=body, headers={**USER, "Content-Type": "application/json"}
     )
     results.upload_s = time.perf_counter() - started
-    _expect(uploaded, 200, "upload")
+    expect(uploaded, 200, "upload")
     results.buckets = int(uploaded.json()["bucketCount"])
     results.buckets_inserted = meter.inserted
 
@@ -283,7 +235,7 @@ async def _measure(
         started = time.perf_counter()
         response = await http.get(f"{path}/segments", params=params, headers=USER)
         results.window_ms.append((time.perf_counter() - started) * 1000)
-        _expect(response, 200, "window read")
+        expect(response, 200, "window read")
         results.window_buckets.append(int(response.headers["X-Buckets-Read"]))
         results.window_documents.append(meter.read)
         results.window_segments.append(len(response.json()["items"]))
@@ -294,7 +246,7 @@ async def _measure(
     started = time.perf_counter()
     while True:
         response = await http.get(f"{path}/segments", params=params, headers=USER)
-        _expect(response, 200, "page read")
+        expect(response, 200, "page read")
         results.pages += 1
         page = response.json()
         segments.extend(page["items"])
@@ -316,7 +268,7 @@ async def _measure(
         started = time.perf_counter()
         response = await http.get(f"{path}/search", params={"q": word}, headers=USER)
         results.search_ms.append((time.perf_counter() - started) * 1000)
-        _expect(response, 200, "search")
+        expect(response, 200, "search")
         results.search_hits.append(len(response.json()))
     return results
 
@@ -360,31 +312,13 @@ def report(results: Results, reads: int) -> None:
     print(f"  total run time {results.total_s:.0f} s")
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
-    env.update(LOG_FORMAT="json", LOG_LEVEL="WARNING")
-    return env
-
-
 def main(words: int, reads: int, mongodb_uri: str | None) -> None:
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="snipix-bench-") as tmp:
-        engine_process = None
-        if mongodb_uri is None:
-            engine_process = start_engine_process(
-                Path(tmp) / "engine", env=clean_env(), stop_with_parent=True
-            )
-            uri = engine_process.uri
-        else:
-            uri = mongodb_uri
-        try:
-            engine = asyncio.run(describe_engine(uri, embedded=engine_process is not None))
-            results = asyncio.run(
-                measure(uri, Path(tmp) / "app", words=words, reads=reads, engine=engine)
-            )
-        finally:
-            if engine_process is not None:
-                engine_process.stop()
+    with database(mongodb_uri) as (uri, embedded, scratch):
+        engine = asyncio.run(describe_engine(uri, embedded=embedded))
+        results = asyncio.run(
+            measure(uri, scratch / "app", words=words, reads=reads, engine=engine)
+        )
     results.total_s = time.perf_counter() - started
     report(results, reads)
 
