@@ -19,11 +19,13 @@ from snipix.db.client import connect
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import Lease
 from snipix.db.migrations import MIGRATIONS, Migration, MigrationRunner
-from snipix.db.monitoring import PoolStats
+from snipix.db.monitoring import CommandMonitor, PoolStats, TopologyMonitor
 from snipix.db.transactions import UnitOfWork
 from snipix.errors import ErrorResponse, install_error_handlers
 from snipix.health.endpoints import router as health_router
 from snipix.observability.logging import configure_logging
+from snipix.observability.metrics import Metrics
+from snipix.observability.metrics import router as metrics_router
 from snipix.observability.requests import RequestContextMiddleware
 from snipix.projects.endpoints import admin_router
 from snipix.projects.endpoints import router as projects_router
@@ -60,14 +62,17 @@ def _lifespan(
     settings: Settings,
     migrations: Sequence[Migration],
     listeners: Sequence[_EventListener],
+    metrics: Metrics,
 ) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
         started = time.perf_counter()
         # Before connecting: an unusable JWT key fails start-up without touching the database.
         tokens = TokenVerifier.from_settings(settings)
-        pool = PoolStats(settings.mongodb_max_pool_size)
-        mongo = await connect(settings, listeners=[pool, *listeners])
+        pool = PoolStats(settings.mongodb_max_pool_size, metrics)
+        commands = CommandMonitor(metrics, slow_query_ms=settings.slow_query_ms)
+        topology = TopologyMonitor(metrics)
+        mongo = await connect(settings, listeners=[pool, commands, topology, *listeners])
         redis = _redis_client(settings)
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
@@ -89,6 +94,7 @@ def _lifespan(
                 migrations=runner,
                 tokens=tokens,
                 unit=unit,
+                metrics=metrics,
             )
             if settings.retention_interval_s > 0:
                 retention = RetentionJob(
@@ -103,12 +109,14 @@ def _lifespan(
                         name="retention",
                     )
                 )
+            startup_s = time.perf_counter() - started
+            metrics.startup_finished(startup_s)
             log.info(
                 "service ready",
                 database=settings.database_name,
                 cache="redis" if redis is not None else "in-process",
                 transactions=unit.transactional,
-                startup_ms=round((time.perf_counter() - started) * 1000, 1),
+                startup_ms=round(startup_s * 1000, 1),
             )
             yield {"resources": resources}
         finally:
@@ -133,22 +141,26 @@ def create_app(
     """Build the ASGI app; nothing connects until the lifespan starts.
 
     `command_listeners` are extra PyMongo monitors (the query-plan test records every
-    command the service sends with one).
+    command the service sends with one). Each app has its own metrics registry, served at
+    `/metrics`.
     """
+    metrics = Metrics(version("snipix"))
     app = FastAPI(
         title="Snipix backend",
         version=version("snipix"),
         description="Durable projects, timelines and transcripts for the Snipix video editor.",
-        lifespan=_lifespan(settings, migrations, command_listeners),
+        lifespan=_lifespan(settings, migrations, command_listeners, metrics),
         responses={
             422: {"model": ErrorResponse, "description": "Invalid request."},
             500: {"model": ErrorResponse, "description": "Unexpected error."},
             503: {"model": ErrorResponse, "description": "Database unavailable."},
         },
     )
+    app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(projects_router)
     app.include_router(admin_router)
     app.include_router(timeline_router)

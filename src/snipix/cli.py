@@ -22,15 +22,18 @@ import structlog
 import typer
 import uvicorn
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from snipix.auth.tokens import TokenVerifier
+from snipix.cli_backup import BackupError, backup_app
+from snipix.cli_logs import logs_app
 from snipix.db.client import DatabaseUnreachable, connected, ping
 from snipix.db.engine import EngineStartError, serve_engine
 from snipix.db.engine_record import DataDirInUse
 from snipix.db.indexes import IndexConflict, ensure_catalogue, list_indexes
 from snipix.db.launcher import EngineLaunchError, database_endpoint
 from snipix.db.leases import Lease
-from snipix.db.migrations import MigrationLocked
+from snipix.db.migrations import MIGRATIONS, MigrationLocked, MigrationRunner, MigrationStatus
 from snipix.db.transactions import UnitOfWork
 from snipix.observability.logging import configure_logging
 from snipix.projects.retention import LEASE_NAME, RetentionJob, RetentionReport
@@ -50,9 +53,12 @@ db_app = typer.Typer(help="Database tools (use MONGODB_URI, or the embedded engi
 app.add_typer(db_app, name="db", no_args_is_help=True)
 retention_app = typer.Typer(help="Purge projects soft-deleted longer than the retention window.")
 app.add_typer(retention_app, name="retention", no_args_is_help=True)
+app.add_typer(logs_app, name="logs", no_args_is_help=True)
+app.add_typer(backup_app)  # `snipix backup`, `snipix restore`
 
 # Failures a person can act on: shown as one line, never as a traceback.
 _EXPECTED = (
+    BackupError,
     DatabaseUnreachable,
     DataDirInUse,
     EngineLaunchError,
@@ -228,6 +234,99 @@ async def _indexes(settings: Settings) -> list[str]:
                 f"{collection:<22} {index['name']:<26} {keys}  {' '.join(extras)}".rstrip()
             )
     return lines
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List applied, pending and unknown migrations; change nothing.
+
+    Exits 0 whatever the state: it answers "what would `db migrate` do?" (readiness reports
+    the same state), it is not a gate.
+    """
+    settings = _load_settings()
+    with _command(settings), database_endpoint(settings) as effective:
+        status = asyncio.run(_migration_status(effective))
+        for line in _status_lines(status):
+            typer.echo(line)
+        typer.echo(_status_summary(status, effective.database_name))
+
+
+async def _migration_status(settings: Settings) -> MigrationStatus:
+    async with connected(settings) as client:
+        return await MigrationRunner(client[settings.database_name]).status()
+
+
+_DESCRIPTIONS = {migration.id: migration.description for migration in MIGRATIONS}
+
+
+def _status_lines(status: MigrationStatus) -> list[str]:
+    width = max((len(i) for i in [*status.applied, *status.pending, *status.unknown]), default=0)
+    return [
+        *(f"applied  {i:<{width}}  {_DESCRIPTIONS[i]}" for i in status.applied),
+        *(f"pending  {i:<{width}}  {_DESCRIPTIONS[i]}" for i in status.pending),
+        *(f"unknown  {i:<{width}}  (applied by a newer build)" for i in status.unknown),
+    ]
+
+
+def _status_summary(status: MigrationStatus, database: str) -> str:
+    return (
+        f"{status.as_dict()['status']}: {len(status.applied)} applied, "
+        f"{len(status.pending)} pending, {len(status.unknown)} unknown in database {database}"
+    )
+
+
+@db_app.command("migrate")
+def db_migrate(
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            max=3600,
+            metavar="SECONDS",
+            help="How long to wait for a lock another migrator holds before giving up.",
+        ),
+    ] = 120.0,
+) -> None:
+    """Apply pending migrations (each once, under the lock), then ensure the indexes.
+
+    The same steps in the same order as start-up, so a deploy job running this with
+    SNIPIX_MIGRATE_ON_START=false leaves the database as a starting replica would.
+    """
+    settings = _load_settings()
+    with _command(settings), database_endpoint(settings) as effective:
+        try:
+            applied, status, indexes = asyncio.run(_migrate(effective, wait_s=wait))
+        except PyMongoError as error:
+            # Not recorded, so it stays pending: migrations are idempotent and run again.
+            _fail(f"migration failed (it stays pending; fix and run again): {error}")
+        for migration_id in applied:
+            typer.echo(f"applied  {migration_id}  {_DESCRIPTIONS[migration_id]}")
+        if not applied:
+            typer.echo("nothing to apply")
+        if status.unknown:
+            typer.echo(
+                f"warning: database has migrations this build does not know: "
+                f"{', '.join(status.unknown)}",
+                err=True,
+            )
+        typer.echo(f"{_status_summary(status, effective.database_name)}; ensured {indexes} indexes")
+
+
+async def _migrate(settings: Settings, *, wait_s: float) -> tuple[list[str], MigrationStatus, int]:
+    async with connected(settings) as client:
+        db = client[settings.database_name]
+        runner = MigrationRunner(db, wait_s=wait_s)
+        try:
+            applied = await runner.migrate()
+        except MigrationLocked as error:
+            raise MigrationLocked(
+                f"{error}; gave up after {wait_s:g} s (retry, or pass a longer --wait)"
+            ) from None
+        # After migrations, as at start-up: a migration may create a collection with
+        # options that creating its indexes first would have made impossible.
+        indexes = await ensure_catalogue(db, settings)
+        return applied, await runner.status(), len(indexes)
 
 
 @retention_app.command("run")

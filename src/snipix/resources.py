@@ -6,7 +6,7 @@ Endpoints never import a client: they declare `DatabaseDep`, `SettingsDep` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +17,7 @@ from snipix.db.client import Database, MongoClient
 from snipix.db.migrations import MigrationRunner
 from snipix.db.monitoring import PoolStats
 from snipix.db.transactions import UnitOfWork
+from snipix.observability.metrics import Metrics
 from snipix.settings import Settings
 
 
@@ -30,6 +31,9 @@ class Resources:
     tokens: TokenVerifier
     unit: UnitOfWork
     redis: Redis | None = None
+    # The app's registry (the cache and retry policy record into it); a private one when
+    # built outside an app, so recording never needs a None check.
+    metrics: Metrics = field(default_factory=lambda: Metrics("unknown"))
 
 
 def get_resources(request: Request) -> Resources:

@@ -4,6 +4,9 @@ The id comes from `X-Request-ID` when the client sends a sane one (so a trace sp
 web app, a proxy and this service) and is generated otherwise. It is bound to the log
 context for every line of the request, stored in `request.state.request_id` for the error
 handler, and echoed in the response.
+
+The same place records the HTTP metrics (count, latency, error code) when the app passes
+its `Metrics`: labelled by the route template, never the raw path.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from snipix.errors import internal_error_body
+from snipix.observability.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Bounded and free of anything that could forge a log line or a header.
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+# Every error body starts `{"error":{"code":"...` (errors.error_body, compact JSON): the code
+# is the error's class for the metrics, read without parsing the body.
+_ERROR_CODE = re.compile(rb'^\{"error":\{"code":"([a-z0-9_]{1,64})"')
 
 log = structlog.get_logger("snipix.access")
 
@@ -41,10 +48,11 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Assign the request id and write one access line per request."""
+    """Assign the request id, write one access line and record metrics per request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,15 +68,22 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        error_code: str | None = None
+        first_body = True
         header_value = request_id.encode("ascii")
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, error_code, first_body
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", header_value))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and first_body:
+                first_body = False
+                if status >= 400:
+                    match = _ERROR_CODE.match(message.get("body", b""))
+                    error_code = match.group(1).decode("ascii") if match else None
             await send(message)
 
         response_started = False
@@ -91,14 +106,20 @@ class RequestContextMiddleware:
             response = JSONResponse(internal_error_body(request_id), status_code=500)
             await response(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             state = scope.get("state", {})
             user_id = state.get("user_id")
+            route = _route_template(scope)
             log.info(
                 "request",
                 method=scope.get("method"),
-                route=_route_template(scope),
+                route=route,
                 status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                latency_ms=round(elapsed * 1000, 2),
                 user_id=user_id,
             )
+            if self.metrics is not None:
+                self.metrics.http_request(
+                    str(scope.get("method", "")), route, status, elapsed, error_code=error_code
+                )
             structlog.contextvars.clear_contextvars()
