@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bson
 import httpx
 import pytest
 from bson import Binary, Decimal128, Int64, ObjectId, json_util
@@ -19,7 +20,8 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
-from snipix.db.backup import JSON_OPTIONS, MANIFEST, SUFFIX
+from snipix.db.backup import JSON_OPTIONS, MANIFEST, SUFFIX, _raw, _Write, _write
+from snipix.db.client import Database
 from snipix.db.indexes import catalogue
 from snipix.db.migrations import MIGRATIONS
 from snipix.projects.repository import DEPENDENTS
@@ -470,3 +472,22 @@ def test_a_restore_from_a_directory_without_manifest_is_refused(
         f"error: {tmp_path / 'partial'} is not a complete snipix backup (no {MANIFEST})"
     ]
     assert mongo[target].list_collection_names() == []
+
+
+async def test_a_document_inserted_after_the_lookup_is_replaced(db: Database, mongo: Mongo) -> None:
+    """A document seen as absent but inserted meanwhile is replaced by the backup's, not an
+    error; the others of the batch are written too."""
+    await db["things"].insert_one({"_id": "raced", "by": "someone else"})
+    writes = [
+        _Write(name, RawBSONDocument(bson.encode({"_id": name, "by": "backup"})), exists=False)
+        for name in ("first", "raced", "last")
+    ]
+
+    await _write(_raw(db, "things"), writes)
+
+    stored = list(mongo[db.name]["things"].find().sort("_id", 1))
+    assert stored == [
+        {"_id": "first", "by": "backup"},
+        {"_id": "last", "by": "backup"},
+        {"_id": "raced", "by": "backup"},
+    ]

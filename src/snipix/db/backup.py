@@ -39,7 +39,7 @@ from bson.datetime_ms import DatetimeMS
 from bson.errors import BSONError
 from bson.json_util import JSONMode, JSONOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
@@ -85,6 +85,7 @@ _RAW = CodecOptions(
     datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 _CHUNK = 1 << 20
+_DUPLICATE_KEY = 11000
 
 
 class BackupError(Exception):
@@ -566,7 +567,7 @@ async def _load(
                 where = f"{entry.file} line {number * BATCH + offset + 1}"
                 raise BackupError(f"{where} is not a document with an _id: {error}") from None
         existing = await _existing(collection, ids)
-        writes: list[ReplaceOne[RawBSONDocument]] = []
+        writes: list[_Write] = []
         for _id, encoded in zip(ids, documents, strict=True):
             current = existing.get(_key(_id))
             if current == encoded:
@@ -576,18 +577,50 @@ async def _load(
                 result.inserted += 1
             else:
                 result.replaced += 1
-            writes.append(ReplaceOne({"_id": _id}, RawBSONDocument(encoded), upsert=True))
+            writes.append(_Write(_id, RawBSONDocument(encoded), exists=current is not None))
         if not dry_run:
             for start in range(0, len(writes), WRITE_BATCH):
-                # The backup is the truth: documents stored before a validator existed (or
-                # under a looser one) come back as they were.
-                await collection.bulk_write(
-                    writes[start : start + WRITE_BATCH],
-                    ordered=True,
-                    bypass_document_validation=True,
-                )
+                await _write(collection, writes[start : start + WRITE_BATCH])
         progress.advance(len(batch))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    id: Any
+    document: RawBSONDocument
+    exists: bool
+
+    def replace(self) -> ReplaceOne[RawBSONDocument]:
+        return ReplaceOne({"_id": self.id}, self.document, upsert=True)
+
+
+async def _write(collection: AsyncCollection[RawBSONDocument], writes: list[_Write]) -> None:
+    """Insert the new documents and replace (upsert) the changed ones, as one bulk write.
+
+    A plain insert for a document that was absent: an upserting replace that inserts costs
+    a collection scan on the embedded engine (80 ms at 20,000 documents). One inserted
+    meanwhile by someone else (duplicate `_id`) is replaced after all. The backup is the
+    truth: validation is bypassed, so documents stored before a validator existed (or
+    under a looser one) come back as they were.
+    """
+    operations: list[InsertOne[RawBSONDocument] | ReplaceOne[RawBSONDocument]] = [
+        write.replace() if write.exists else InsertOne(write.document) for write in writes
+    ]
+    try:
+        await collection.bulk_write(operations, ordered=False, bypass_document_validation=True)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors") or []
+        raced = [
+            writes[e["index"]]
+            for e in errors
+            if e.get("code") == _DUPLICATE_KEY and not writes[e["index"]].exists
+        ]
+        if len(raced) != len(errors) or error.details.get("writeConcernErrors"):
+            raise
+        await collection.bulk_write(
+            [write.replace() for write in raced], ordered=False, bypass_document_validation=True
+        )
 
 
 async def _existing(
