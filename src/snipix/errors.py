@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from snipix.api.envelope import failure, is_legacy_path
+
 log = structlog.get_logger(__name__)
 
 # How long a client should wait before retrying after a 503: long enough for a replica-set
@@ -159,7 +161,9 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = error_body(code, message, details, request_id_of(request))
+    # The original web app's paths get its envelope; everything else the service's shape.
+    shape = failure if is_legacy_path(request.url.path) else error_body
+    body = shape(code, message, details, request_id_of(request))
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
@@ -232,9 +236,10 @@ INTERNAL_ERROR_MESSAGE = (
 )
 
 
-def internal_error_body(request_id: str | None) -> dict[str, Any]:
+def internal_error_body(request_id: str | None, path: str = "") -> dict[str, Any]:
     """The 500 body; rendered by the request middleware, which sees every unhandled error."""
-    return error_body("internal_error", INTERNAL_ERROR_MESSAGE, None, request_id)
+    shape = failure if is_legacy_path(path) else error_body
+    return shape("internal_error", INTERNAL_ERROR_MESSAGE, None, request_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:

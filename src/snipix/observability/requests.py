@@ -26,9 +26,10 @@ from snipix.observability.metrics import Metrics
 REQUEST_ID_HEADER = b"x-request-id"
 # Bounded and free of anything that could forge a log line or a header.
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
-# Every error body starts `{"error":{"code":"...` (errors.error_body, compact JSON): the code
-# is the error's class for the metrics, read without parsing the body.
-_ERROR_CODE = re.compile(rb'^\{"error":\{"code":"([a-z0-9_]{1,64})"')
+# Every error body starts `{"error":{"code":"...` (errors.error_body, compact JSON), or
+# `{"success":false,"code":"...` on the original web app's paths (api.envelope.failure): the
+# code is the error's class for the metrics, read without parsing the body.
+_ERROR_CODE = re.compile(rb'^\{(?:"error":\{|"success":false,)"code":"([a-z0-9_]{1,64})"')
 
 log = structlog.get_logger("snipix.access")
 
@@ -103,7 +104,9 @@ class RequestContextMiddleware:
             log.error("unhandled error", error_class=type(error).__name__, exc_info=error)
             if response_started:
                 raise
-            response = JSONResponse(internal_error_body(request_id), status_code=500)
+            response = JSONResponse(
+                internal_error_body(request_id, str(scope.get("path", ""))), status_code=500
+            )
             await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
