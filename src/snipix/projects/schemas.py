@@ -52,6 +52,10 @@ class Media(WireModel):
     height: int | None = Field(None, ge=1, le=16_384)
     fps: float | None = Field(None, gt=0, le=1_000, allow_inf_nan=False)
     thumbnail: Location | None = Field(None, description="Path or URL of a thumbnail image.")
+    trimmed_source: Location | None = Field(
+        None, description="Path or URL of the trimmed render of the source (the web app's trim)."
+    )
+    trimmed_duration_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False)
 
 
 class ProjectCreate(WireModel):
