@@ -48,6 +48,8 @@ NO_MEDIA = {
     "height": None,
     "fps": None,
     "thumbnail": None,
+    "trimmedSource": None,
+    "trimmedDurationSec": None,
 }
 METADATA = ("name", "description", "status", "tags", "media")
 DEPENDENT_COLLECTIONS = (
