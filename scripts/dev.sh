@@ -58,6 +58,21 @@ ensure_redis() {
     command -v redis-server >/dev/null 2>&1
 }
 
+ensure_ffmpeg() {
+    command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 && return 0
+    echo "ffmpeg is missing; the media tests cut and probe real videos. Installing it..." >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    elif command -v brew >/dev/null 2>&1; then
+        brew install ffmpeg
+    else
+        echo "error: install ffmpeg (Debian/Ubuntu: apt-get install -y ffmpeg; macOS: brew install ffmpeg)" >&2
+        return 1
+    fi
+}
+
 case "${1:-}" in
 install) install ;;
 run)
@@ -68,6 +83,7 @@ run)
 test)
     install
     ensure_redis
+    ensure_ffmpeg
     shift
     exec "$VENV/bin/pytest" "$@"
     ;;

@@ -4,6 +4,11 @@ The embedded engine runs as its own process (started by the same launcher `snipi
 uses) and every test talks to it over the MongoDB wire protocol with PyMongo. Set
 `SNIPIX_TEST_MONGODB_URI` to run the same tests against a real MongoDB instead. Tests that
 need Redis get a real `redis-server` on a free port.
+
+Every app a test builds from the `settings` fixture caches through a real redis-server (one
+per session, a key prefix per test). `SNIPIX_TEST_CACHE` changes that for a whole run:
+`memory` (no REDIS_URL: the in-process cache) or `redis-down` (REDIS_URL points at a port
+where nothing listens: every cache call fails, and the API must behave exactly the same).
 """
 
 from __future__ import annotations
@@ -23,16 +28,24 @@ from snipix.app import create_app
 from snipix.db.client import Database, connected
 from snipix.db.launcher import start_engine_process
 from snipix.settings import Settings
-from tests.support import SETTING_PREFIXES, RedisServer, clean_env, running_app
+from tests.support import SETTING_PREFIXES, RedisServer, clean_env, free_port, running_app
 
 TEST_URI_VARIABLE = "SNIPIX_TEST_MONGODB_URI"
+TEST_CACHE_VARIABLE = "SNIPIX_TEST_CACHE"
+# Read once at import: the autouse fixture below removes every SNIPIX_ variable per test.
+TEST_CACHE = os.environ.get(TEST_CACHE_VARIABLE, "redis")
+if TEST_CACHE not in {"redis", "memory", "redis-down"}:
+    raise RuntimeError(f"{TEST_CACHE_VARIABLE} must be redis, memory or redis-down")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No developer setting or `.env` file reaches a test."""
     for name in list(os.environ):
-        if name.startswith(SETTING_PREFIXES) and name != TEST_URI_VARIABLE:
+        if name.startswith(SETTING_PREFIXES) and name not in {
+            TEST_URI_VARIABLE,
+            TEST_CACHE_VARIABLE,
+        }:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -69,14 +82,30 @@ def database_name(mongo: MongoClient[dict[str, Any]]) -> Iterator[str]:
     mongo.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def cache_url(request: pytest.FixtureRequest) -> str | None:
+    """The REDIS_URL of this run's apps (see SNIPIX_TEST_CACHE)."""
+    if TEST_CACHE == "memory":
+        return None
+    if TEST_CACHE == "redis-down":
+        return f"redis://127.0.0.1:{free_port()}/0"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
 @pytest.fixture
-def settings(mongodb_uri: str, database_name: str, tmp_path: Path) -> Settings:
+def settings(
+    mongodb_uri: str, database_name: str, tmp_path: Path, cache_url: str | None
+) -> Settings:
     return Settings(
         _env_file=None,
         mongodb_uri=mongodb_uri,
         mongodb_database=database_name,
         data_dir=tmp_path / "data",
         log_format="json",
+        redis_url=cache_url,
+        # One Redis for the whole run: a prefix per test keeps their caches apart.
+        cache_prefix=database_name,
     )
 
 

@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, SecretStr
 from pymongo import MongoClient
-from pymongo.errors import InvalidOperation, ServerSelectionTimeoutError
+from pymongo.errors import AutoReconnect, InvalidOperation, ServerSelectionTimeoutError
 
 from snipix.app import create_app
 from snipix.db.client import DatabaseUnreachable
@@ -44,6 +44,14 @@ def add_probe_routes(app: FastAPI) -> None:
     @app.get("/probe/driver-down")
     async def driver_down() -> None:
         raise ServerSelectionTimeoutError("db-0.internal:27017: connection refused")
+
+    @app.post("/probe/driver-down")
+    async def write_not_sent() -> None:
+        raise ServerSelectionTimeoutError("db-0.internal:27017: connection refused")
+
+    @app.post("/probe/connection-reset")
+    async def write_interrupted() -> None:
+        raise AutoReconnect("db-0.internal:27017: connection reset by peer")
 
     @app.get("/probe/bug")
     async def bug() -> None:
@@ -92,16 +100,29 @@ async def test_version_mismatch_carries_the_current_version(probe: httpx.AsyncCl
     assert response.json()["error"]["details"] == {"currentVersion": 7}
 
 
-@pytest.mark.parametrize("path", ["/probe/unavailable", "/probe/driver-down"])
-async def test_database_outage_is_503_with_retry_after(probe: httpx.AsyncClient, path: str) -> None:
-    """Clients are told to retry later, in words, without any host or driver detail."""
-    response = await probe.get(path)
+@pytest.mark.parametrize(
+    ("method", "path", "says"),
+    [
+        ("GET", "/probe/unavailable", "your last change was not saved"),
+        ("GET", "/probe/driver-down", "temporarily unavailable. Retry in 5 seconds"),
+        ("POST", "/probe/driver-down", "your last change was not saved. Retry in 5 seconds"),
+        ("POST", "/probe/connection-reset", "may or may not have been saved. Retry in 5 seconds"),
+    ],
+    ids=["raised", "read", "write-not-sent", "write-interrupted"],
+)
+async def test_database_outage_is_503_with_retry_after(
+    probe: httpx.AsyncClient, method: str, path: str, says: str
+) -> None:
+    """Clients are told to retry later, in words that say whether their change was saved,
+    without any host or driver detail."""
+    response = await probe.request(method, path)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     error = response.json()["error"]
     assert error["code"] == "database_unavailable"
-    assert "was not saved" in error["message"]
+    assert says in error["message"]
     assert "db-0" not in response.text
+    assert "AutoReconnect" not in response.text
 
 
 async def test_unexpected_error_hides_internals(probe: httpx.AsyncClient) -> None:

@@ -132,8 +132,10 @@ def test_ready_follows_the_engine_without_a_service_restart(tmp_path: Path) -> N
 
         status, body = http_json(f"{base}/health/ready")
         assert status == 503
-        assert body["status"] == "down"
+        # The in-process cache still serves cached reads: degraded, and it says why.
+        assert body["status"] == "degraded"
         assert body["failing"] == ["database"]
+        assert body["reasons"][0].startswith("database unreachable: cached reads are served")
         assert body["components"]["database"]["status"] == "down"
 
         engine = start_engine("engine-again")

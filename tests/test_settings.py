@@ -190,3 +190,10 @@ def test_env_example_documents_every_setting() -> None:
     for field in fields.values():
         names.add(field.validation_alias.choices[0])
     assert names <= documented, f"undocumented: {sorted(names - documented)}"
+
+
+def test_blank_jwt_settings_from_env_example_count_as_unset() -> None:
+    """A copied .env.example (JWT_SECRET= left blank) plus a public key is a valid setup."""
+    configured = Settings(_env_file=None, jwt_secret="", jwt_public_key=PUBLIC_KEY)
+    assert configured.jwt_secret is None
+    assert configured.jwt_public_key is not None

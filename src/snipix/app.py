@@ -13,8 +13,16 @@ import structlog
 from fastapi import FastAPI
 from pymongo.monitoring import _EventListener
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.middleware.cors import CORSMiddleware
 
+from snipix.accounts.endpoints import router as accounts_router
+from snipix.accounts.endpoints import web_app_router as accounts_web_app_router
 from snipix.auth.tokens import TokenVerifier
+from snipix.cache.service import Cache
+from snipix.cache.store import CacheStore, MemoryStore, RedisStore
+from snipix.compat.router import router as compat_router
 from snipix.db.client import connect
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import Lease
@@ -23,6 +31,8 @@ from snipix.db.monitoring import CommandMonitor, PoolStats, TopologyMonitor
 from snipix.db.transactions import UnitOfWork
 from snipix.errors import ErrorResponse, install_error_handlers
 from snipix.health.endpoints import router as health_router
+from snipix.media.endpoints import router as media_router
+from snipix.media.storage import purge_hook
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.observability.metrics import router as metrics_router
@@ -32,6 +42,7 @@ from snipix.projects.endpoints import router as projects_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.resources import Resources
+from snipix.retry import RetryPolicy
 from snipix.sessions.endpoints import router as sessions_router
 from snipix.settings import Settings
 from snipix.timelines.endpoints import router as timeline_router
@@ -51,8 +62,50 @@ def _redis_client(settings: Settings) -> Redis | None:
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
+        # One retry policy for the service (snipix.retry), not redis-py's own on top of it.
+        retry=Retry(NoBackoff(), 0),
     )
     return client
+
+
+def _cache(
+    settings: Settings,
+    redis: Redis | None,
+    policy: RetryPolicy,
+    metrics: Metrics,
+    topology: TopologyMonitor,
+) -> Cache:
+    store: CacheStore | None = None
+    if not settings.cache_enabled:
+        store = None
+    elif redis is not None:
+        store = RedisStore(redis)
+    elif settings.cache_memory_max_bytes > 0:
+        # Single-replica mode: another replica could not see this process's invalidations.
+        store = MemoryStore(settings.cache_memory_max_bytes)
+    return Cache(
+        store,
+        prefix=settings.cache_prefix,
+        ttl_s=settings.cache_ttl_s,
+        jitter=settings.cache_ttl_jitter,
+        stale_s=settings.cache_stale_s,
+        policy=policy,
+        metrics=metrics,
+        database_up=lambda: topology.available,
+    )
+
+
+# CORS (issue 10): what a browser client may send and read beyond the safelisted headers.
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "Idempotency-Key",
+    "Prefer",
+    "X-Change-Label",
+    "X-Request-ID",
+]
+CORS_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Cache", "X-Request-ID"]
 
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]
@@ -74,6 +127,8 @@ def _lifespan(
         topology = TopologyMonitor(metrics)
         mongo = await connect(settings, listeners=[pool, commands, topology, *listeners])
         redis = _redis_client(settings)
+        policy = RetryPolicy.from_settings(settings, metrics)
+        cache = _cache(settings, redis, policy, metrics, topology)
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
         try:
@@ -95,10 +150,18 @@ def _lifespan(
                 tokens=tokens,
                 unit=unit,
                 metrics=metrics,
+                cache=cache,
+                retry=policy,
             )
+            jobs.append(
+                asyncio.create_task(resources.deferred.run_every(stop), name="deferred-writes")
+            )
+            if redis is not None and settings.cache_enabled:
+                jobs.append(asyncio.create_task(cache.run_recovery(stop), name="cache-recovery"))
             if settings.retention_interval_s > 0:
                 retention = RetentionJob(
-                    project_service(db, unit),
+                    # Media (issue 10): a purge also removes the project's media files.
+                    project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)]),
                     Lease(db, LEASE_NAME, ttl=timedelta(seconds=settings.retention_interval_s)),
                     retention=timedelta(days=settings.retention_days),
                 )
@@ -114,7 +177,7 @@ def _lifespan(
             log.info(
                 "service ready",
                 database=settings.database_name,
-                cache="redis" if redis is not None else "in-process",
+                cache=cache.backend,
                 transactions=unit.transactional,
                 startup_ms=round(startup_s * 1000, 1),
             )
@@ -167,6 +230,23 @@ def create_app(
     app.include_router(sessions_router)
     app.include_router(transcript_router)
     app.include_router(transcript_search_router)
+    app.include_router(accounts_router)
+    app.include_router(accounts_web_app_router)
+    app.include_router(media_router)
+    # Compatibility routes (issue 10): the original web app's /projects, /timeline and
+    # /transcriptions; CORS (outermost, so every answer carries it) for its browser origin.
+    app.include_router(compat_router)
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allowed_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+            # Identity travels in the Authorization header, never in cookies.
+            allow_credentials=False,
+            max_age=600,
+        )
     return app
 
 

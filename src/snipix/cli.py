@@ -24,7 +24,9 @@ import uvicorn
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from snipix.accounts.cli import users_app
 from snipix.auth.tokens import TokenVerifier
+from snipix.cache.service import Cache
 from snipix.cli_backup import BackupError, backup_app
 from snipix.cli_logs import logs_app
 from snipix.db.client import DatabaseUnreachable, connected, ping
@@ -35,6 +37,7 @@ from snipix.db.launcher import EngineLaunchError, database_endpoint
 from snipix.db.leases import Lease
 from snipix.db.migrations import MIGRATIONS, MigrationLocked, MigrationRunner, MigrationStatus
 from snipix.db.transactions import UnitOfWork
+from snipix.media.storage import purge_hook
 from snipix.observability.logging import configure_logging
 from snipix.projects.retention import LEASE_NAME, RetentionJob, RetentionReport
 from snipix.projects.service import project_service
@@ -55,6 +58,7 @@ retention_app = typer.Typer(help="Purge projects soft-deleted longer than the re
 app.add_typer(retention_app, name="retention", no_args_is_help=True)
 app.add_typer(logs_app, name="logs", no_args_is_help=True)
 app.add_typer(backup_app)  # `snipix backup`, `snipix restore`
+app.add_typer(users_app, name="users", no_args_is_help=True)  # accounts (issue 10)
 
 # Failures a person can act on: shown as one line, never as a traceback.
 _EXPECTED = (
@@ -361,7 +365,14 @@ async def _retention(settings: Settings, *, dry_run: bool) -> RetentionReport | 
         # against has none yet (creating existing ones is free).
         await ensure_catalogue(db, settings)
         job = RetentionJob(
-            project_service(db, await UnitOfWork.for_server(client)),
+            # Purges only soft-deleted projects, which no cache serves; the in-service
+            # sweep (app.py) invalidates through the app's cache all the same.
+            project_service(
+                db,
+                await UnitOfWork.for_server(client),
+                cache=Cache.disabled(),
+                on_purge=[purge_hook(settings)],  # media (issue 10): files go with the project
+            ),
             Lease(db, LEASE_NAME, ttl=timedelta(minutes=10)),
             retention=timedelta(days=settings.retention_days),
         )

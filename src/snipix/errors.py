@@ -20,7 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snipix.api.envelope import failure, is_legacy_path
@@ -96,6 +101,20 @@ class TooLarge(SnipixError):
     status_code = 413
 
 
+class UnsupportedMediaType(SnipixError):
+    """The request body (or an uploaded file) is not of a type this route accepts."""
+
+    code = "unsupported_media_type"
+    status_code = 415
+
+
+class NotImplementedHere(SnipixError):
+    """A feature this deployment does not provide (a missing tool or an outside service)."""
+
+    code = "not_implemented"
+    status_code = 501
+
+
 class RateLimited(SnipixError):
     code = "rate_limited"
     status_code = 429
@@ -115,6 +134,46 @@ class DatabaseUnavailable(SnipixError):
         retry_after_s: int = DATABASE_RETRY_AFTER_S,
     ) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class DatabaseTimeout(DatabaseUnavailable):
+    """The database answered too slowly (a server-side time limit or write concern wait)."""
+
+    code = "database_timeout"
+
+
+# What a client is told when the database fails under a request, by what the request was
+# and how far it got. A read changes nothing; a write the driver never sent (no server
+# could be selected) was not saved; a write whose connection broke may have been applied,
+# and only the client knows whether repeating it is safe (an Idempotency-Key or If-Match
+# make it so), so the message says to reload or repeat with the same key.
+_READ_UNAVAILABLE = "The project database is temporarily unavailable. Retry in {s} seconds."
+_NOT_SAVED = (
+    "The project database is temporarily unavailable; your last change was not saved. "
+    "Retry in {s} seconds."
+)
+_MAYBE_SAVED = (
+    "The project database stopped answering while saving; your last change may or may not "
+    "have been saved. Retry in {s} seconds with the same Idempotency-Key, or reload first."
+)
+_TIMED_OUT = (
+    "The project database took too long to answer; your last change may or may not have "
+    "been saved. Retry in {s} seconds with the same Idempotency-Key, or reload first."
+)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def database_failure(method: str, error: BaseException) -> DatabaseUnavailable:
+    """The 503 for a driver error raised while serving a request with `method`."""
+    seconds = DATABASE_RETRY_AFTER_S
+    if isinstance(error, ExecutionTimeout | WTimeoutError):
+        template = _READ_UNAVAILABLE if method in _SAFE_METHODS else _TIMED_OUT
+        return DatabaseTimeout(template.format(s=seconds))
+    if method in _SAFE_METHODS:
+        return DatabaseUnavailable(_READ_UNAVAILABLE.format(s=seconds))
+    if isinstance(error, ServerSelectionTimeoutError):
+        return DatabaseUnavailable(_NOT_SAVED.format(s=seconds))
+    return DatabaseUnavailable(_MAYBE_SAVED.format(s=seconds))
 
 
 class ErrorBody(BaseModel):
@@ -227,7 +286,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", error_class=type(exc).__name__)
-    return _render(request, DatabaseUnavailable())
+    return _render(request, database_failure(request.method, exc))
 
 
 INTERNAL_ERROR_MESSAGE = (

@@ -36,6 +36,12 @@ MASK = "****"
 _BAD_DATABASE_CHARS = re.compile(r'[/\\. "$\x00]')
 # HS256 keys shorter than the hash output (256 bits) are guessable offline from one token.
 _MIN_PRODUCTION_SECRET_LENGTH = 32
+# Compatibility routes (issue 10): the original web app's dev server, allowed by default in
+# the local profile; an origin is a scheme, a host and an optional port.
+LOCAL_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
+_CORS_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
+# Accounts (issue 10): the same floor as the verifier's (auth/tokens.py).
+_MIN_RSA_KEY_BITS = 2048
 
 
 def _env(name: str) -> Any:
@@ -74,7 +80,7 @@ class Settings(BaseSettings):
         300_000, ge=0, validation_alias=_env("MONGODB_MAX_IDLE_TIME_MS")
     )
     mongodb_server_selection_timeout_ms: int = Field(
-        5_000, ge=100, le=300_000, validation_alias=_env("MONGODB_SERVER_SELECTION_TIMEOUT_MS")
+        2_000, ge=100, le=300_000, validation_alias=_env("MONGODB_SERVER_SELECTION_TIMEOUT_MS")
     )
     mongodb_connect_timeout_ms: int = Field(
         10_000, ge=100, le=300_000, validation_alias=_env("MONGODB_CONNECT_TIMEOUT_MS")
@@ -90,11 +96,63 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(None, validation_alias=_env("REDIS_URL"))
     redis_timeout_ms: int = Field(250, ge=10, le=60_000, validation_alias=_env("REDIS_TIMEOUT_MS"))
 
+    # Cache-aside (Redis when REDIS_URL is set, else a bounded in-process cache).
+    cache_enabled: bool = Field(True, validation_alias=_env("SNIPIX_CACHE_ENABLED"))
+    cache_prefix: str = Field(
+        "snipix", pattern=r"^[A-Za-z0-9_.-]{1,64}$", validation_alias=_env("SNIPIX_CACHE_PREFIX")
+    )
+    cache_ttl_s: float = Field(300, gt=0, le=86_400, validation_alias=_env("SNIPIX_CACHE_TTL_S"))
+    cache_ttl_jitter: float = Field(
+        0.1, ge=0, le=0.5, validation_alias=_env("SNIPIX_CACHE_TTL_JITTER")
+    )
+    cache_stale_s: float = Field(
+        3_600, ge=0, le=7 * 86_400, validation_alias=_env("SNIPIX_CACHE_STALE_S")
+    )
+    cache_memory_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_MEMORY_MAX_BYTES")
+    )
+
+    # Retry policy for database reads and cache calls (exponential backoff, full jitter).
+    retry_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("SNIPIX_RETRY_ATTEMPTS"))
+    retry_base_ms: int = Field(50, ge=1, le=10_000, validation_alias=_env("SNIPIX_RETRY_BASE_MS"))
+    retry_cap_ms: int = Field(1_000, ge=1, le=60_000, validation_alias=_env("SNIPIX_RETRY_CAP_MS"))
+
     jwt_secret: SecretStr | None = Field(None, validation_alias=_env("JWT_SECRET"))
     jwt_public_key: str | None = Field(None, validation_alias=_env("JWT_PUBLIC_KEY"))
     jwt_audience: str | None = Field(None, validation_alias=_env("JWT_AUDIENCE"))
     jwt_issuer: str | None = Field(None, validation_alias=_env("JWT_ISSUER"))
     dev_auth: bool | None = Field(None, validation_alias=_env("SNIPIX_DEV_AUTH"))
+
+    # Accounts (issue 10): the service signs its own access tokens with JWT_SECRET (HS256) or
+    # JWT_PRIVATE_KEY (RS256, the private half of JWT_PUBLIC_KEY). With JWT_PUBLIC_KEY alone
+    # it only verifies an identity provider's tokens and sign-in answers 501. Refresh tokens
+    # are opaque, stored hashed, rotated on every use; `remember_me` picks the longer life.
+    # Login failures are limited per account and per client address in a moving window.
+    jwt_private_key: SecretStr | None = Field(None, validation_alias=_env("JWT_PRIVATE_KEY"))
+    access_token_ttl_s: int = Field(
+        900, ge=60, le=86_400, validation_alias=_env("SNIPIX_ACCESS_TOKEN_TTL_S")
+    )
+    refresh_token_ttl_s: int = Field(
+        86_400, ge=300, le=400 * 86_400, validation_alias=_env("SNIPIX_REFRESH_TOKEN_TTL_S")
+    )
+    refresh_token_remember_ttl_s: int = Field(
+        30 * 86_400,
+        ge=300,
+        le=400 * 86_400,
+        validation_alias=_env("SNIPIX_REFRESH_TOKEN_REMEMBER_TTL_S"),
+    )
+    refresh_reuse_grace_s: int = Field(
+        10, ge=0, le=300, validation_alias=_env("SNIPIX_REFRESH_REUSE_GRACE_S")
+    )
+    login_failures_per_account: int = Field(
+        5, ge=1, le=10_000, validation_alias=_env("SNIPIX_LOGIN_FAILURES_PER_ACCOUNT")
+    )
+    login_failures_per_ip: int = Field(
+        50, ge=1, le=100_000, validation_alias=_env("SNIPIX_LOGIN_FAILURES_PER_IP")
+    )
+    login_failure_window_s: int = Field(
+        900, ge=1, le=86_400, validation_alias=_env("SNIPIX_LOGIN_FAILURE_WINDOW_S")
+    )
 
     log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: LogFormat = Field("auto", validation_alias=_env("LOG_FORMAT"))
@@ -125,6 +183,28 @@ class Settings(BaseSettings):
     retention_interval_s: int = Field(
         3_600, ge=0, le=7 * 86_400, validation_alias=_env("SNIPIX_RETENTION_INTERVAL_S")
     )
+
+    # Media files (issue 10): uploads, thumbnails and trimmed renders on local storage, under
+    # `media_root` (SNIPIX_MEDIA_DIR, else `media/` in the data directory). ffmpeg/ffprobe are
+    # optional: without them durations and thumbnails are null and trimming answers 501.
+    media_dir: Path | None = Field(None, validation_alias=_env("SNIPIX_MEDIA_DIR"))
+    media_max_bytes: int = Field(
+        2 * 1024**3, ge=1_024, le=2**42, validation_alias=_env("SNIPIX_MEDIA_MAX_BYTES")
+    )
+    ffmpeg_path: str = Field("ffmpeg", min_length=1, validation_alias=_env("SNIPIX_FFMPEG_PATH"))
+    ffprobe_path: str = Field("ffprobe", min_length=1, validation_alias=_env("SNIPIX_FFPROBE_PATH"))
+    media_job_timeout_s: float = Field(
+        600, gt=0, le=86_400, validation_alias=_env("SNIPIX_MEDIA_JOB_TIMEOUT_S")
+    )
+    media_max_jobs: int = Field(2, ge=1, le=64, validation_alias=_env("SNIPIX_MEDIA_MAX_JOBS"))
+    media_url_ttl_s: int = Field(
+        3_600, ge=10, le=7 * 86_400, validation_alias=_env("SNIPIX_MEDIA_URL_TTL_S")
+    )
+
+    # Compatibility routes (issue 10): browser origins allowed to call the API (CORS), comma
+    # separated. Unset: the original web app's dev server (LOCAL_CORS_ORIGINS) in the local
+    # profile, none in production. Exact origins only; `*` is refused.
+    cors_origins: str | None = Field(None, validation_alias=_env("SNIPIX_CORS_ORIGINS"))
 
     host: str = Field("127.0.0.1", min_length=1, validation_alias=_env("SNIPIX_HOST"))
     port: int = Field(8000, ge=0, le=65_535, validation_alias=_env("SNIPIX_PORT"))
@@ -170,7 +250,27 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str | None) -> str | None:
+        # Compatibility routes (issue 10).
+        if value is None or not value.strip():
+            return None
+        origins = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        for origin in origins:
+            if origin == "*":
+                raise ValueError(
+                    "list the allowed origins explicitly; `*` would let any web page call the API"
+                )
+            if not _CORS_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    "must be comma-separated origins like https://editor.example.com or "
+                    "http://localhost:3000 (scheme, host and port; no path)"
+                )
+        return ",".join(origins)
+
+    # `.env.example` lists these blank: a copied file must not read as "configured".
+    @field_validator("redis_url", "jwt_secret", "jwt_public_key", mode="before")
     @classmethod
     def _blank_redis_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -194,6 +294,40 @@ class Settings(BaseSettings):
         if not pem.startswith("-----BEGIN PUBLIC KEY-----"):
             raise ValueError("must be a PEM public key starting with -----BEGIN PUBLIC KEY-----")
         return pem
+
+    @field_validator("jwt_private_key", mode="before")
+    @classmethod
+    def _blank_private_key_is_unset(cls, value: object) -> object:
+        # Accounts (issue 10). Like JWT_PUBLIC_KEY: literal "\n" allowed, blank means unset.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.replace("\\n", "\n").strip() or None
+        return value
+
+    @model_validator(mode="after")
+    def _check_signing_key(self) -> Settings:
+        """Accounts (issue 10): JWT_PRIVATE_KEY is the usable private half of JWT_PUBLIC_KEY.
+
+        Checked here so a wrong key stops start-up in one line instead of failing every
+        sign-in; the same check runs for `snipix serve`, the app factory and the CLI.
+        """
+        if self.jwt_private_key is None:
+            return self
+        if self.jwt_secret is not None and self.jwt_secret.get_secret_value().strip():
+            raise ValueError(
+                "JWT_PRIVATE_KEY: set JWT_SECRET (HS256) or JWT_PRIVATE_KEY with "
+                "JWT_PUBLIC_KEY (RS256), not both"
+            )
+        if self.jwt_public_key is None:
+            raise ValueError(
+                "JWT_PRIVATE_KEY: needs JWT_PUBLIC_KEY (its public half), which verifies the "
+                "tokens signed with it"
+            )
+        problem = _private_key_problem(self.jwt_private_key.get_secret_value(), self.jwt_public_key)
+        if problem is not None:
+            raise ValueError(f"JWT_PRIVATE_KEY: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:
@@ -227,6 +361,18 @@ class Settings(BaseSettings):
                 "when SNIPIX_ENV=production"
             )
         return self
+
+    @property
+    def media_root(self) -> Path:
+        """Where media files live: SNIPIX_MEDIA_DIR, else `media/` in the data directory."""
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def cors_allowed_origins(self) -> tuple[str, ...]:
+        """Origins whose browser requests may call the API (issue 10); empty: no CORS."""
+        if self.cors_origins is not None:
+            return tuple(self.cors_origins.split(","))
+        return LOCAL_CORS_ORIGINS if self.env == "local" else ()
 
     @property
     def dev_auth_enabled(self) -> bool:
@@ -266,6 +412,8 @@ class Settings(BaseSettings):
             secrets += _url_password_forms(self.redis_url.get_secret_value())
         if self.jwt_secret is not None:
             secrets.append(self.jwt_secret.get_secret_value())
+        if self.jwt_private_key is not None:
+            secrets.append(self.jwt_private_key.get_secret_value())
         return [s for s in secrets if s]
 
     def describe(self) -> dict[str, str]:
@@ -341,6 +489,35 @@ def _url_password_forms(url: str) -> list[str]:
     raw = _url_password(url)
     decoded = unquote(raw)
     return [raw, decoded] if raw != decoded else [raw]
+
+
+def _private_key_problem(private_pem: str, public_pem: str) -> str | None:
+    """Accounts (issue 10): why JWT_PRIVATE_KEY cannot sign tokens JWT_PUBLIC_KEY verifies."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import (
+        load_pem_private_key,
+        load_pem_public_key,
+    )
+
+    try:
+        key = load_pem_private_key(private_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        # TypeError: an encrypted key (no passphrase can be configured).
+        return "is not a readable, unencrypted PEM private key"
+    if not isinstance(key, RSAPrivateKey):
+        return "must be an RSA private key (tokens are signed RS256)"
+    if key.key_size < _MIN_RSA_KEY_BITS:
+        return f"the RSA key has {key.key_size} bits; at least {_MIN_RSA_KEY_BITS} are required"
+    try:
+        public = load_pem_public_key(public_pem.encode())
+    except (ValueError, TypeError):
+        return None  # JWT_PUBLIC_KEY's own check names that variable at start-up.
+    if (
+        not isinstance(public, RSAPublicKey)
+        or public.public_numbers() != key.public_key().public_numbers()
+    ):
+        return "is not the private half of JWT_PUBLIC_KEY"
+    return None
 
 
 def describe_errors(error: ValidationError) -> list[str]:

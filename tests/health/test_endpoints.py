@@ -18,9 +18,10 @@ async def test_live_answers_without_io(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_reports_every_component(client: httpx.AsyncClient) -> None:
+async def test_ready_reports_every_component(settings: Settings) -> None:
     """With the database up and no Redis configured the service is ready (in-process cache)."""
-    response = await client.get("/health/ready")
+    async with running_app(create_app(settings.model_copy(update={"redis_url": None}))) as client:
+        response = await client.get("/health/ready")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -28,7 +29,8 @@ async def test_ready_reports_every_component(client: httpx.AsyncClient) -> None:
     components = body["components"]
     assert components["database"]["status"] == "ok"
     assert components["database"]["latencyMs"] >= 0
-    assert components["cache"] == {"status": "disabled", "mode": "in-process"}
+    assert components["cache"] == {"status": "ok", "mode": "in-process"}
+    assert body["reasons"] == []
     assert components["pool"]["max"] == 100
     assert components["pool"]["open"] >= 1
     assert components["migrations"]["status"] == "ok"
@@ -59,6 +61,7 @@ async def test_redis_down_degrades_but_stays_ready(settings: Settings) -> None:
     assert body["failing"] == ["cache"]
     assert body["components"]["cache"]["status"] == "down"
     assert body["components"]["database"]["status"] == "ok"
+    assert body["reasons"] == ["cache unreachable: reads go to the database (slower, nothing lost)"]
 
 
 async def test_pending_migrations_degrade_readiness(settings: Settings) -> None:

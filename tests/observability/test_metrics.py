@@ -170,7 +170,7 @@ def test_cache_and_retry_counters_start_at_zero_and_count() -> None:
     assert value(samples, "snipix_retries_total", **retried) == 1
     assert total(samples, "snipix_http_requests_total", method="other") == 1, "methods bounded"
     with pytest.raises(ValueError, match="unknown cache event"):
-        metrics.cache_event("stale")  # type: ignore[arg-type]
+        metrics.cache_event("expired")  # type: ignore[arg-type]
 
 
 def load_rules() -> list[dict[str, Any]]:

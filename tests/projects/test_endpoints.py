@@ -50,6 +50,9 @@ NO_MEDIA = {
     "thumbnail": None,
     "trimmedSource": None,
     "trimmedDurationSec": None,
+    "sourceFile": None,
+    "thumbnailFile": None,
+    "trimmedFile": None,
 }
 METADATA = ("name", "description", "status", "tags", "media")
 DEPENDENT_COLLECTIONS = (

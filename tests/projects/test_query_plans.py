@@ -32,6 +32,7 @@ from pymongo.monitoring import (
 )
 
 from snipix.app import create_app
+from snipix.cache.service import Cache
 from snipix.db.client import connected
 from snipix.db.indexes import catalogue
 from snipix.db.leases import Lease
@@ -298,7 +299,7 @@ async def sweep(settings: Settings, recorder: Recorder) -> None:
     async with connected(settings, [recorder]) as client:
         db = client[settings.database_name]
         job = RetentionJob(
-            project_service(db, UnitOfWork(client)),
+            project_service(db, UnitOfWork(client), cache=Cache.disabled()),
             Lease(db, "retention", ttl=timedelta(minutes=1)),
             retention=timedelta(days=30),
         )

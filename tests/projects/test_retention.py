@@ -14,6 +14,7 @@ from pymongo.database import Database as SyncDatabase
 
 from snipix.app import create_app
 from snipix.audit.actor import Actor
+from snipix.cache.service import Cache
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import COLLECTION as LEASES
@@ -112,7 +113,7 @@ async def job(
 ) -> RetentionJob:
     """The sweep as the CLI and the service build it."""
     return RetentionJob(
-        project_service(db, await UnitOfWork.for_server(db.client)),
+        project_service(db, await UnitOfWork.for_server(db.client), cache=Cache.disabled()),
         Lease(db, LEASE_NAME, ttl=ttl, owner=owner),
         retention=RETENTION,
     )
@@ -324,7 +325,7 @@ async def test_a_project_restored_during_a_sweep_keeps_what_it_owns(
         [project(f"old{i:03d}", deleted_days_ago=40 + i / 100) for i in range(60)]
     )
     seed(data, project("restored", deleted_days_ago=31))
-    service = project_service(db, await UnitOfWork.for_server(db.client))
+    service = project_service(db, await UnitOfWork.for_server(db.client), cache=Cache.disabled())
 
     sweep = asyncio.create_task((await job(db)).run())
     await wait_for_first_purge(data, sweep)

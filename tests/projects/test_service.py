@@ -13,6 +13,7 @@ from pymongo import MongoClient
 from pymongo.errors import WriteError
 
 from snipix.audit.actor import Actor
+from snipix.cache.service import Cache
 from snipix.db.client import MongoClient as MongoClientAsync
 from snipix.db.client import connected
 from snipix.db.indexes import ensure_catalogue
@@ -65,8 +66,8 @@ async def test_in_a_transaction_a_change_whose_audit_fails_is_not_applied(
     refuse_audit_action(mongo, settings.database_name, "project.updated")
     client = service_client
     unit = UnitOfWork(client, transactions=True)
-    service = project_service(client[settings.database_name], unit)
-    project = await service.create(ACTOR, ProjectCreate(name="Keep me"))
+    service = project_service(client[settings.database_name], unit, cache=Cache.disabled())
+    project, _ = await service.create(ACTOR, ProjectCreate(name="Keep me"))
 
     with pytest.raises(WriteError):
         await service.update(
@@ -91,9 +92,11 @@ async def test_without_transactions_a_failed_audit_leaves_a_traceable_change(
     refuse_audit_action(mongo, settings.database_name, "project.updated")
     client = service_client
     service = project_service(
-        client[settings.database_name], UnitOfWork(client, transactions=False)
+        client[settings.database_name],
+        UnitOfWork(client, transactions=False),
+        cache=Cache.disabled(),
     )
-    project = await service.create(ACTOR, ProjectCreate(name="Ordered"))
+    project, _ = await service.create(ACTOR, ProjectCreate(name="Ordered"))
     with pytest.raises(WriteError):
         await service.update(
             ACTOR, project.id, ProjectUpdate.model_validate({"name": "Renamed"}), expected=1
@@ -112,8 +115,10 @@ async def test_ordered_writes_give_the_same_records_as_a_transaction(
     client = service_client
     db = client[settings.database_name]
     for transactions in (True, False):
-        service = project_service(db, UnitOfWork(client, transactions=transactions))
-        project = await service.create(ACTOR, ProjectCreate(name=f"tx={transactions}"))
+        service = project_service(
+            db, UnitOfWork(client, transactions=transactions), cache=Cache.disabled()
+        )
+        project, _ = await service.create(ACTOR, ProjectCreate(name=f"tx={transactions}"))
         updated = await service.update(
             ACTOR, project.id, ProjectUpdate.model_validate({"tags": ["a"]}), expected=1
         )
@@ -173,8 +178,10 @@ async def test_a_stale_version_is_refused_by_the_service(
 ) -> None:
     """The service itself (not only HTTP) refuses a change based on an old version."""
     client = service_client
-    service = project_service(client[settings.database_name], UnitOfWork(client))
-    project = await service.create(ACTOR, ProjectCreate(name="Versioned"))
+    service = project_service(
+        client[settings.database_name], UnitOfWork(client), cache=Cache.disabled()
+    )
+    project, _ = await service.create(ACTOR, ProjectCreate(name="Versioned"))
     rename = ProjectUpdate.model_validate({"name": "v2"})
     await service.update(ACTOR, project.id, rename, expected=1)
     with pytest.raises(VersionMismatch) as refused:

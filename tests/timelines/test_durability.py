@@ -328,12 +328,14 @@ def crash_app(
         # Built exactly as `get_timeline_service` builds it, plus the seam and a short grace.
         return TimelineService(
             TimelineRepository(resources.db),
-            project_service(resources.db, resources.unit),
+            project_service(resources.db, resources.unit, cache=resources.cache),
             resources.unit,
+            resources.cache,
             max_bytes=resources.settings.timeline_max_bytes,
             snapshot_every=resources.settings.timeline_snapshot_every,
             claim_grace=GRACE,
             between_writes=switch.between_writes,
+            deferred=resources.deferred,
         )
 
     app.dependency_overrides[get_timeline_service] = crashing_timeline_service
@@ -376,10 +378,16 @@ async def restart_after_crash(engine: Engine, http: httpx.AsyncClient) -> None:
 
 
 def assert_not_acknowledged(response: httpx.Response) -> None:
-    """A clear 503 the editor can retry on: nothing claims the change was saved."""
+    """A clear 503 the editor can retry on: nothing claims the change was saved.
+
+    The connection broke mid-change, so the service cannot know whether the server applied
+    the write it was sending: it says so, and how to retry safely (the tests below check
+    what actually happened: nothing was saved)."""
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "database_unavailable"
-    assert "not saved" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert message.startswith("The project database stopped answering while saving")
+    assert "same Idempotency-Key, or reload first" in message
     assert "Retry-After" in response.headers
     assert "ETag" not in response.headers
 

@@ -34,6 +34,8 @@ def failure(code: str, message: str, details: Any, request_id: str | None) -> di
         "success": False,
         "code": code,
         "error": message,
+        # The web app's authService reads `message` on failures (refresh, profile, ...).
+        "message": message,
         "details": details if details is not None else {},
         "request_id": request_id,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),

@@ -139,6 +139,18 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             [("at", ASCENDING)],
             {"expireAfterSeconds": audit_retention_days * 86_400},
         ),
+        # Accounts (issue 10): one account per normalised (trimmed, lower-cased) email. A
+        # plain unique index: on the embedded engine it cost ~0.5 ms more per insert per
+        # 1,000 users (4.7 vs 3.2 ms at 3,000), and sign-ups are rare.
+        IndexSpec("users", "email_unique", [("email", ASCENDING)], {"unique": True}),
+        # Refresh tokens (`_id` = SHA-256 of the token) and their families (`_id` = family
+        # id) are read by `_id` only; the server deletes them once expired.
+        IndexSpec(
+            "refresh_tokens", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
+        ),
+        IndexSpec(
+            "refresh_families", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
+        ),
     )
 
 

@@ -395,6 +395,9 @@ class TopologyMonitor(monitoring.TopologyListener, monitoring.ServerHeartbeatLis
         self.repeat_after_s = repeat_after_s
         self._failing: dict[str, _Failing] = {}
         self._closed = False
+        # Whether a primary (or standalone) is known: the cache marks what it serves while
+        # this is False as stale. True until the driver says otherwise (start-up pinged).
+        self.available = True
 
     # TopologyListener
 
@@ -405,6 +408,13 @@ class TopologyMonitor(monitoring.TopologyListener, monitoring.ServerHeartbeatLis
         before = _primary(event.previous_description)
         after = _primary(event.new_description)
         self.metrics.db_up.set(1 if after is not None else 0)
+        # Topology events arrive asynchronously: the first ones (before discovery) say
+        # "unknown" even after the start-up ping answered. Only losing a known primary
+        # means down; finding one means up.
+        if after is not None:
+            self.available = True
+        elif before is not None and event.new_description.server_descriptions():
+            self.available = False
         # Closing the client publishes a last change to an empty topology: not an outage (a
         # server that stops answering stays in the description, as Unknown).
         closing = not event.new_description.server_descriptions()

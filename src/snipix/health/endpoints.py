@@ -31,6 +31,7 @@ class Live(BaseModel):
 class Ready(BaseModel):
     status: Literal["ok", "degraded", "down"]
     failing: list[str]
+    reasons: list[str] = []
     components: dict[str, dict[str, Any]]
 
 
@@ -53,16 +54,29 @@ async def _database(resources: Resources) -> dict[str, Any]:
 
 
 async def _cache(resources: Resources) -> dict[str, Any]:
+    cache = resources.cache
     if resources.redis is None:
-        return {"status": "disabled", "mode": "in-process"}
+        if cache.backend == "memory":
+            return {"status": "ok", "mode": "in-process"}
+        return {"status": "disabled", "mode": cache.backend}
     timeout_s = resources.settings.health_timeout_ms / 1000
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
             await resources.redis.ping()
     except (RedisError, OSError, TimeoutError) as error:
-        return {"status": "down", "error": type(error).__name__}
-    return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+        return {
+            "status": "down",
+            "mode": "redis",
+            "error": type(error).__name__,
+            "pendingInvalidations": cache.pending_invalidations,
+        }
+    return {
+        "status": "ok",
+        "mode": "redis",
+        "latencyMs": round((time.perf_counter() - started) * 1000, 2),
+        "pendingInvalidations": cache.pending_invalidations,
+    }
 
 
 async def _migrations(resources: Resources) -> dict[str, Any]:
@@ -93,12 +107,37 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
         "migrations": migrations,
     }
     failing = [n for n, c in components.items() if c.get("status") in {"down", "pending"}]
+    reasons = _reasons(database, cache, migrations)
     if database["status"] != "ok":
-        body = Ready(status="down", failing=failing, components=components)
+        # Still 503 (a load balancer should prefer a replica that can write), but with a
+        # working cache this replica serves cached reads: degraded, not down.
+        serving = "degraded" if cache.get("status") == "ok" else "down"
+        body = Ready(status=serving, failing=failing, reasons=reasons, components=components)
         return JSONResponse(
             body.model_dump(),
             status_code=503,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
     status: Literal["ok", "degraded"] = "degraded" if failing else "ok"
-    return JSONResponse(Ready(status=status, failing=failing, components=components).model_dump())
+    body = Ready(status=status, failing=failing, reasons=reasons, components=components)
+    return JSONResponse(body.model_dump())
+
+
+def _reasons(
+    database: dict[str, Any], cache: dict[str, Any], migrations: dict[str, Any]
+) -> list[str]:
+    """Why the service is not fully ok, in words an operator can act on."""
+    reasons: list[str] = []
+    if database["status"] != "ok":
+        if cache.get("status") == "ok":
+            reasons.append(
+                "database unreachable: cached reads are served (X-Cache: stale); other reads "
+                "and all writes fail fast with 503"
+            )
+        else:
+            reasons.append("database unreachable: requests fail with 503")
+    if cache.get("status") == "down":
+        reasons.append("cache unreachable: reads go to the database (slower, nothing lost)")
+    if migrations.get("status") == "pending":
+        reasons.append("migrations pending: run `snipix db migrate`")
+    return reasons

@@ -33,8 +33,14 @@ from prometheus_client import (
     generate_latest,
 )
 
-CacheEvent = Literal["hit", "miss", "error"]
+CacheEvent = Literal["hit", "miss", "stale", "error"]
 CACHE_EVENTS: tuple[CacheEvent, ...] = get_args(CacheEvent)
+
+# Why a sign-in failed (accounts, issue 10). An unknown email and a wrong password are one
+# reason on purpose: /metrics is unauthenticated, and two series would tell a scraper
+# whether an email has an account.
+LoginFailure = Literal["bad_credentials", "rate_limited", "inactive"]
+LOGIN_FAILURES: tuple[LoginFailure, ...] = get_args(LoginFailure)
 
 # Methods the API serves; anything else a client invents is counted as `other`.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -162,7 +168,8 @@ class Metrics:
 
         self.cache_events = Counter(
             "snipix_cache_events",
-            "Cache lookups by outcome: hit, miss, error (0 until the cache records them).",
+            "Cache lookups by outcome: hit, miss, stale (served while the database is down), "
+            "error.",
             ["kind"],
             registry=r,
         )
@@ -175,6 +182,16 @@ class Metrics:
             ["operation", "error_class"],
             registry=r,
         )
+
+        self.login_failures = Counter(
+            "snipix_login_failures",
+            "Failed sign-ins by reason: bad_credentials (unknown email or wrong password), "
+            "rate_limited, inactive (accounts, issue 10).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in LOGIN_FAILURES:
+            self.login_failures.labels(reason=reason)
 
         # CPU, memory, open files, start time: under our prefix, in our registry.
         ProcessCollector(namespace="snipix", registry=r)
@@ -230,6 +247,10 @@ class Metrics:
     def retry(self, operation: str, error_class: str) -> None:
         """Count one retry of `operation` (a fixed name in code) after `error_class`."""
         self.retries.labels(operation=operation, error_class=error_class).inc()
+
+    def login_failed(self, reason: LoginFailure) -> None:
+        """Count one refused sign-in (accounts, issue 10)."""
+        self.login_failures.labels(reason=reason).inc()
 
     def startup_finished(self, seconds: float) -> None:
         self.startup_duration.set(seconds)

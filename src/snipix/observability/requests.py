@@ -20,6 +20,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from snipix.cache.service import reset_request_outcome
 from snipix.errors import internal_error_body
 from snipix.observability.metrics import Metrics
 
@@ -67,6 +68,7 @@ class RequestContextMiddleware:
         scope["state"].pop("user_id", None)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        reset_request_outcome()
         started = time.perf_counter()
         status = 500
         error_code: str | None = None

@@ -9,12 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
+from snipix.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep, AdminDep
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
+from snipix.cache.service import set_cache_header
 from snipix.errors import ErrorResponse
+from snipix.media.storage import purge_hook
 from snipix.projects.schemas import (
     PROJECT_ID_PATTERN,
     ListCursor,
@@ -35,7 +38,9 @@ from snipix.resources import ResourcesDep
 
 
 def get_project_service(resources: ResourcesDep) -> ProjectService:
-    return project_service(resources.db, resources.unit)
+    # Media (issue 10): an admin purge also removes the project's media files.
+    media = purge_hook(resources.settings)
+    return project_service(resources.db, resources.unit, cache=resources.cache, on_purge=[media])
 
 
 ServiceDep = Annotated[ProjectService, Depends(get_project_service)]
@@ -74,10 +79,17 @@ admin_router = APIRouter(
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Project)
 async def create_project(
-    body: ProjectCreate, actor: ActorDep, service: ServiceDep, response: Response
+    body: ProjectCreate,
+    actor: ActorDep,
+    service: ServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Project:
-    """Create a project owned by the caller (version 1)."""
-    project = await service.create(actor, body)
+    """Create a project owned by the caller (version 1); a repeat with the same
+    `Idempotency-Key` returns the same project and creates nothing."""
+    project, replayed = await service.create(actor, body, idempotency_key=idempotency_key)
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     response.headers["Location"] = f"/api/v1/projects/{project.id}"
     set_etag(response, project.version)
     return project
@@ -87,6 +99,7 @@ async def create_project(
 async def list_projects(
     actor: ActorDep,
     service: ServiceDep,
+    response: Response,
     sort: SortField = SortField.UPDATED_AT,
     status: ProjectStatus | None = None,
     tag: Annotated[Tag | None, Query()] = None,
@@ -110,7 +123,9 @@ async def list_projects(
         limit=limit,
         cursor=decoded,
     )
-    return await service.list_projects(actor, query)
+    page = await service.list_projects(actor, query)
+    set_cache_header(response)
+    return page
 
 
 @router.get("/{project_id}", response_model=Project)
@@ -120,6 +135,7 @@ async def get_project(
     """One project; `ETag` carries its version."""
     project = await service.get(actor, project_id)
     set_etag(response, project.version)
+    set_cache_header(response)
     return project
 
 

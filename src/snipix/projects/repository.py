@@ -48,6 +48,7 @@ PROJECT_FIELDS = {
     "deletedAt": 1,
     "deletedBy": 1,
     "purgingAt": 1,
+    "createdWith": 1,
 }
 _VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
 _SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}

@@ -24,6 +24,10 @@ Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^$]")
 ]
 Location = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_048)]
+# A media file's place under the media root: `<projectId>/<hex name>.<extension>`.
+StoredFile = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}/[0-9a-f]{32}\.[a-z0-9]{1,8}$")
+]
 
 
 def _unique_tags(tags: list[str]) -> list[str]:
@@ -56,6 +60,18 @@ class Media(WireModel):
         None, description="Path or URL of the trimmed render of the source (the web app's trim)."
     )
     trimmed_duration_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False)
+    # Set by the media service (POST /media/upload, /media/trim-video): where the stored
+    # files are, relative to the media root, as `<projectId>/<name>`. Only files in the
+    # project's own folder are ever served, whatever a client writes here.
+    source_file: StoredFile | None = Field(
+        None, description="The uploaded video, relative to the media root (server-set)."
+    )
+    thumbnail_file: StoredFile | None = Field(
+        None, description="The upload's JPEG thumbnail, relative to the media root (server-set)."
+    )
+    trimmed_file: StoredFile | None = Field(
+        None, description="The trimmed render, relative to the media root (server-set)."
+    )
 
 
 class ProjectCreate(WireModel):

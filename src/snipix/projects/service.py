@@ -12,24 +12,33 @@ state in `project_versions` still records that it happened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from snipix.api.etags import ANY_VERSION, Expected
+from snipix.api.idempotency import fingerprint
 from snipix.api.pagination import Page, encode_cursor
 from snipix.audit.actor import Actor
 from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
+from snipix.cache.service import Cache, Loaded
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork
-from snipix.errors import Conflict, NotFound, PreconditionRequired, VersionMismatch
+from snipix.errors import (
+    Conflict,
+    NotFound,
+    PreconditionRequired,
+    ValidationFailed,
+    VersionMismatch,
+)
 from snipix.projects.repository import ProjectRepository
 from snipix.projects.schemas import (
     METADATA_FIELDS,
@@ -50,6 +59,12 @@ ENTITY = "project"
 # Deep pages of a ranked search are not useful and cost a growing skip: 1,000 results.
 MAX_SEARCH_RESULTS = 1_000
 ANY_VERSION_ATTEMPTS = 10
+# Media (issue 10): called with the project id during a purge, before its documents go, to
+# delete what the project owns outside the database (its media files).
+PurgeHook = Callable[[str], Awaitable[None]]
+# Cache kinds: one project by id, and a user's list pages.
+CACHED_PROJECT = "project"
+CACHED_LIST = "projects"
 
 
 def _now() -> datetime:
@@ -80,22 +95,56 @@ class ListQuery:
 
 
 class ProjectService:
+    """The project rules. `cache` serves `get` and the list; every change invalidates it
+    after its commit (see `snipix.cache.service`)."""
+
     def __init__(
-        self, projects: ProjectRepository, audit: AuditRepository, unit: UnitOfWork
+        self,
+        projects: ProjectRepository,
+        audit: AuditRepository,
+        unit: UnitOfWork,
+        cache: Cache,
+        *,
+        on_purge: Sequence[PurgeHook] = (),
     ) -> None:
         self._projects = projects
         self._audit = audit
         self._unit = unit
+        self._cache = cache
+        self._on_purge = tuple(on_purge)
 
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, actor: Actor, project_id: str) -> Project:
-        doc = await self._projects.get(project_id, actor.user_id)
-        if doc is None:
+        """The caller's live project (404 otherwise), through the cache."""
+
+        async def load() -> Loaded | None:
+            doc = await self._projects.get(project_id, actor.user_id)
+            if doc is None:
+                return None
+            return Loaded(doc["version"], Project.from_document(doc).model_dump_json().encode())
+
+        payload = await self._cache.entity(CACHED_PROJECT, project_id, actor.user_id, load)
+        if payload is None:
             raise _not_found(project_id)
-        return Project.from_document(doc)
+        # orjson then validation: 22 µs against 27 µs for validate_json (docs/decisions.md).
+        return Project.model_validate(orjson.loads(payload))
 
     async def list_projects(self, actor: Actor, query: ListQuery) -> Page[Project]:
+        """A page of the caller's projects, through the cache (keyed by the whole query)."""
+
+        async def load() -> bytes:
+            return (await self._list(actor, query)).model_dump_json().encode()
+
+        cursor = query.cursor.model_dump_json() if query.cursor is not None else ""
+        key = "|".join(
+            [query.sort.value, query.status or "", query.tag or "", query.text or "", cursor]
+        )
+        key += f"|{query.limit}"
+        payload = await self._cache.page(CACHED_LIST, actor.user_id, key, load)
+        return Page[Project].model_validate(orjson.loads(payload))
+
+    async def _list(self, actor: Actor, query: ListQuery) -> Page[Project]:
         if query.text is not None:
             return await self._search(actor, query)
         after = query.cursor if isinstance(query.cursor, ListCursor) else None
@@ -217,10 +266,23 @@ class ProjectService:
 
     # --- changes -------------------------------------------------------------------------
 
-    async def create(self, actor: Actor, data: ProjectCreate) -> Project:
+    async def create(
+        self, actor: Actor, data: ProjectCreate, *, idempotency_key: str | None = None
+    ) -> tuple[Project, bool]:
+        """The new project, and whether this was a repeat of an earlier create.
+
+        With an idempotency key the project's id is derived from (user, key), so a repeat
+        (a client retrying after a lost answer or a 503) meets the first insert in the
+        unique `_id` index instead of creating a second project.
+        """
         now = _now()
+        request = data.model_dump(mode="json")
+        project_id = str(ObjectId())
+        if idempotency_key is not None:
+            digest = fingerprint([actor.user_id, idempotency_key])
+            project_id = digest[:24]
         doc: Document = {
-            "_id": str(ObjectId()),
+            "_id": project_id,
             "userId": actor.user_id,
             "name": data.name,
             "description": data.description,
@@ -233,6 +295,8 @@ class ProjectService:
             "isDeleted": False,
             "deletedAt": None,
         }
+        if idempotency_key is not None:
+            doc["createdWith"] = fingerprint(request)
 
         async def work(session: AsyncClientSession | None) -> None:
             await self._projects.insert(doc, session)
@@ -250,9 +314,28 @@ class ProjectService:
                 session,
             )
 
-        await self._unit.run(work)
+        try:
+            await self._unit.run(work)
+        except DuplicateKeyError:
+            if idempotency_key is None:
+                raise
+            return await self._replayed_create(actor, project_id, fingerprint(request)), True
+        finally:
+            # Also when the audit write failed after the insert (ordered writes): the
+            # project may exist, so no list page may keep saying it does not.
+            await self._cache.invalidate_pages(CACHED_LIST, actor.user_id)
         log.info("project created", project_id=doc["_id"])
-        return Project.from_document(doc)
+        return Project.from_document(doc), False
+
+    async def _replayed_create(self, actor: Actor, project_id: str, request: str) -> Project:
+        existing = await self._projects.get(project_id, actor.user_id, deleted=None)
+        if existing is None or existing.get("createdWith") != request:
+            raise ValidationFailed(
+                "This Idempotency-Key was already used to create a different project; "
+                "use a new key for a new project."
+            )
+        log.info("project create replayed", project_id=project_id)
+        return Project.from_document(existing)
 
     async def update(
         self, actor: Actor, project_id: str, data: ProjectUpdate, *, expected: Expected
@@ -341,7 +424,13 @@ class ProjectService:
         build: Callable[[Document, datetime], tuple[dict[str, Any], tuple[str, ...]]],
         summary: dict[str, Any],
     ) -> Project:
+        # The version a change may have written, set before the update is sent: when the
+        # unit of work fails after it (a lost acknowledgement, the audit write), the change
+        # may have committed, so the cache is invalidated at that version all the same.
+        touched: Document | None = None
+
         async def work(session: AsyncClientSession | None) -> Document:
+            nonlocal touched
             current = await self._projects.get(
                 project_id, actor.user_id, deleted=deleted, session=session
             )
@@ -375,6 +464,7 @@ class ProjectService:
             except DuplicateKeyError:
                 # A concurrent change superseded this version first (inside a transaction).
                 raise await self._lost_race(actor, project_id, version) from None
+            touched = {"_id": project_id, "version": version + 1, "userId": current["userId"]}
             updated = await self._projects.update(
                 project_id, version, changes, unset=unset, session=session
             )
@@ -398,15 +488,24 @@ class ProjectService:
         # `If-Match: *` accepts any current version, so losing a race to a concurrent change
         # means trying again on top of it, not a 412.
         attempts = ANY_VERSION_ATTEMPTS if expected == ANY_VERSION else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                updated = await self._unit.run(work)
-                break
-            except VersionMismatch:
-                if attempt == attempts:
-                    raise
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    updated = await self._unit.run(work)
+                    break
+                except VersionMismatch:
+                    if attempt == attempts:
+                        raise
+        finally:
+            if touched is not None:
+                await self._invalidate(touched)
         log.info(action.replace(".", " "), project_id=project_id, version=updated["version"])
         return Project.from_document(updated)
+
+    async def _invalidate(self, doc: Document) -> None:
+        """After a committed change: no replica serves (or stores) the state before it."""
+        await self._cache.invalidate(CACHED_PROJECT, doc["_id"], doc["version"])
+        await self._cache.invalidate_pages(CACHED_LIST, doc["userId"])
 
     async def _lost_race(self, actor: Actor, project_id: str, version: int) -> VersionMismatch:
         """Someone else's change landed between our read and our write."""
@@ -461,7 +560,13 @@ class ProjectService:
                 summary={"reason": reason, "name": doc.get("name")},
             )
         )
+        # Media (issue 10): files first, while the claimed project still exists, so an
+        # interrupted purge is finished by the next sweep (hooks are idempotent).
+        for hook in self._on_purge:
+            await hook(project_id)
         deleted = await self._projects.purge(project_id)
+        await self._cache.forget(CACHED_PROJECT, project_id)
+        await self._cache.invalidate_pages(CACHED_LIST, doc["userId"])
         log.info("project purged", project_id=project_id, reason=reason, deleted=deleted)
         return PurgeReport(project_id=project_id, deleted=deleted)
 
@@ -481,6 +586,15 @@ def _audit_page(docs: list[Document], limit: int) -> Page[AuditEntry]:
     return Page[AuditEntry](items=items, next_cursor=next_cursor)
 
 
-def project_service(db: Database, unit: UnitOfWork) -> ProjectService:
-    """The service with its repositories on `db` (requests, the CLI and jobs alike)."""
-    return ProjectService(ProjectRepository(db), AuditRepository(db), unit)
+def project_service(
+    db: Database, unit: UnitOfWork, *, cache: Cache, on_purge: Sequence[PurgeHook] = ()
+) -> ProjectService:
+    """The service with its repositories on `db` (requests, the CLI and jobs alike).
+
+    `cache` is required so no code path can change a project without invalidating what
+    the service caches: requests pass the app's (`Resources.cache`), tools outside the
+    service `Cache.disabled()`. `on_purge`: what else a purge removes (media files).
+    """
+    return ProjectService(
+        ProjectRepository(db), AuditRepository(db), unit, cache, on_purge=on_purge
+    )

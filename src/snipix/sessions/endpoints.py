@@ -18,7 +18,7 @@ from snipix.sessions.service import SessionService, session_service
 
 
 def get_session_service(resources: ResourcesDep) -> SessionService:
-    return session_service(resources.db, resources.unit)
+    return session_service(resources.db, resources.unit, cache=resources.cache)
 
 
 ServiceDep = Annotated[SessionService, Depends(get_session_service)]

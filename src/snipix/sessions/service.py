@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from snipix.api.pagination import Page, encode_cursor
 from snipix.audit.actor import Actor
+from snipix.cache.service import Cache
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork
 from snipix.projects.service import ProjectService, project_service
@@ -123,6 +124,6 @@ class SessionService:
         return Page[RecentProject](items=items, next_cursor=next_cursor)
 
 
-def session_service(db: Database, unit: UnitOfWork) -> SessionService:
+def session_service(db: Database, unit: UnitOfWork, *, cache: Cache) -> SessionService:
     """The service with its repositories on `db`."""
-    return SessionService(SessionRepository(db), project_service(db, unit))
+    return SessionService(SessionRepository(db), project_service(db, unit, cache=cache))

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
+from snipix.api.idempotency import IdempotencyKeyHeader
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
 from snipix.api.wire import find_unsafe_key, reject_unsafe_query
 from snipix.audit.actor import ActorDep
+from snipix.cache.service import set_cache_header
 from snipix.errors import ErrorResponse, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
@@ -38,24 +40,18 @@ def get_timeline_service(resources: ResourcesDep) -> TimelineService:
     settings = resources.settings
     return TimelineService(
         TimelineRepository(resources.db),
-        project_service(resources.db, resources.unit),
+        project_service(resources.db, resources.unit, cache=resources.cache),
         resources.unit,
+        resources.cache,
         max_bytes=settings.timeline_max_bytes,
         snapshot_every=settings.timeline_snapshot_every,
+        deferred=resources.deferred,
     )
 
 
 ServiceDep = Annotated[TimelineService, Depends(get_timeline_service)]
 ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        pattern=r"^[A-Za-z0-9_.:-]{1,200}$",
-        description="Repeat it on a retry: the first result is returned, nothing is applied twice.",
-    ),
-]
+IdempotencyKey = IdempotencyKeyHeader
 ChangeLabel = Annotated[
     str | None,
     Header(alias="X-Change-Label", max_length=500, description="Shown in the history."),
@@ -133,7 +129,9 @@ async def get_timeline(
     project_id: ProjectId, actor: ActorDep, service: ServiceDep, response: Response
 ) -> Timeline:
     """The current timeline state; `ETag` carries its version (0 before the first save)."""
-    return _respond(response, await service.get(actor, project_id))
+    timeline = await service.get(actor, project_id)
+    set_cache_header(response)
+    return _respond(response, timeline)
 
 
 @router.put("", response_model=Timeline, responses=_WRITE)

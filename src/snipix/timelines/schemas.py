@@ -1,19 +1,22 @@
 """The timeline state as the editor saves it, validated as a whole.
 
-Playhead, zoom and selection are session state (per user), not timeline state. Times are
-seconds as floats. A state is valid only as a whole: ids unique, clips on existing tracks,
-in < out, no overlap on a track that does not allow it — so every stored version, however
-it was produced (full save, patch, undo, import), is one the editor can open.
+Playhead, zoom and selection are session state (per user), not timeline state; the one
+exception is the optional `view` block, which keeps what the original web app saves with its
+timeline (see `snipix.compat.timeline_mapping`). Times are seconds as floats. A state is
+valid only as a whole: ids unique, clips on existing tracks, in < out, no overlap on a
+track that does not allow it — so every stored version, however it was produced (full
+save, patch, undo, import), is one the editor can open.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
 
 from snipix.api.pagination import CursorModel
 from snipix.api.wire import WireModel
@@ -45,6 +48,104 @@ ParamValue = (
 )
 Params = Annotated[dict[ParamKey, ParamValue], Field(max_length=MAX_PARAMS)]
 
+# --- Optional blocks for the original web app's timeline (issue 10) --------------------------
+# Everything below is optional and left out of the stored document when absent, so every
+# state saved before it existed validates and serialises exactly as before.
+MAX_KEYFRAMES = 1_000
+MAX_JSON_DEPTH = 16
+MAX_JSON_KEYS = 256
+# JavaScript numbers are exact up to 2**53; BSON integers stop at 2**63.
+MAX_JSON_INT = 2**53
+LegacyType = Literal["video", "audio", "text", "effect", "overlay"]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+FreeText = Annotated[str, StringConstraints(max_length=1_000)]
+
+
+def _bounded_json(value: JsonValue, depth: int = 0) -> JsonValue:
+    """Free-form client JSON, bounded: finite numbers, safe integers, limited nesting."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_JSON_INT:
+            raise ValueError(f"integer {value} is outside +-2**53")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+    elif isinstance(value, list):
+        for item in value:
+            _bounded_json(item, depth + 1)
+    elif isinstance(value, dict):
+        if len(value) > MAX_JSON_KEYS:
+            raise ValueError(f"more than {MAX_JSON_KEYS} keys in one object")
+        for item in value.values():
+            _bounded_json(item, depth + 1)
+    return value
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+Json = Annotated[JsonValue, AfterValidator(_bounded_json)]
+JsonObject = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=200)], JsonValue],
+    Field(max_length=MAX_JSON_KEYS),
+    AfterValidator(_bounded_json),
+]
+
+
+class Keyframe(WireModel):
+    """One animation keyframe: `property` reaches `value` at `time` (seconds)."""
+
+    id: Annotated[str, StringConstraints(max_length=200)]
+    time: Finite
+    property: Annotated[str, StringConstraints(max_length=200)]
+    value: Json
+    easing: Annotated[str, StringConstraints(max_length=64)] | None = "linear"
+
+
+class LegacyClip(WireModel):
+    """The clip exactly as the original web app described it, so its saves round-trip.
+
+    Snipix's own fields (`start`, `sourceIn`/`sourceOut`, `speed`, `volume`, `mediaRef`) are
+    derived from these on a web-app save and win when they disagree (the clip was changed
+    through `/api/v1` since).
+    """
+
+    id: Annotated[str, StringConstraints(max_length=1_000)] | None = Field(
+        None, description="The web app's id, when it is not a valid Snipix id."
+    )
+    type: LegacyType
+    start_time: Finite
+    end_time: Finite
+    duration: Finite
+    original_start_time: Finite | None = None
+    source_path: Annotated[str, StringConstraints(max_length=4_096)] | None = None
+    content: Annotated[str, StringConstraints(max_length=100_000)] | None = None
+    properties: JsonObject = Field(default_factory=dict)
+
+
+class LegacyTrack(WireModel):
+    """What the original web app's layer says that a track has no field for."""
+
+    type: LegacyType
+    is_main_video: bool = False
+
+
+class TimelineView(WireModel):
+    """The editor's view as the original web app saves it with its timeline."""
+
+    playhead_sec: Finite = 0.0
+    zoom: Finite = 1.0
+    duration_sec: Finite = Field(0.0, description="The duration the editor showed.")
+    selected_clip_ids: Annotated[list[FreeText], Field(max_length=MAX_CLIPS)] = Field(
+        default_factory=list
+    )
+    playing: bool = False
+    snapping: bool = True
+
 
 class TrackKind(StrEnum):
     VIDEO = "video"
@@ -67,6 +168,7 @@ class Track(WireModel):
     locked: bool = False
     hidden: bool = False
     allow_overlap: bool = False
+    legacy: LegacyTrack | None = Field(None, exclude_if=_absent)
 
 
 class Effect(WireModel):
@@ -92,6 +194,10 @@ class Clip(WireModel):
     transition_out: Effect | None = None
     name: Label = ""
     properties: Params = Field(default_factory=dict, description="Other client properties.")
+    keyframes: Annotated[list[Keyframe], Field(max_length=MAX_KEYFRAMES)] | None = Field(
+        None, exclude_if=_absent
+    )
+    legacy: LegacyClip | None = Field(None, exclude_if=_absent)
 
     @model_validator(mode="after")
     def _trim_points_in_order(self) -> Self:
@@ -153,6 +259,7 @@ class TimelineState(WireModel):
     layers: Annotated[list[Layer], Field(max_length=MAX_LAYERS)] = Field(default_factory=list)
     markers: Annotated[list[Marker], Field(max_length=MAX_MARKERS)] = Field(default_factory=list)
     fps: float = Field(30.0, gt=0, le=1_000, allow_inf_nan=False)
+    view: TimelineView | None = Field(None, exclude_if=_absent)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

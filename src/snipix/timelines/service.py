@@ -26,14 +26,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
 
 from snipix.api.etags import Expected
 from snipix.api.pagination import Page, encode_cursor
 from snipix.audit.actor import Actor
+from snipix.cache.service import Cache, Loaded
 from snipix.db.client import Document
+from snipix.db.deferred import DeferredWrites
 from snipix.db.transactions import UnitOfWork
 from snipix.errors import (
     Conflict,
@@ -147,6 +151,8 @@ def _replacing(after: dict[str, Any], kind: RevisionKind, label: str | None) -> 
 
 
 # Given the current head (state, undo stack, redo stack) and version, what to write.
+# The cache kind of current timeline states (fenced by the head version).
+CACHED_TIMELINE = "timeline"
 Planner = Callable[[dict[str, Any], list[int], list[int], int], Coroutine[Any, Any, Change]]
 # Test seam for crash tests: awaited between the revision write and the head commit.
 BetweenWrites = Callable[[], Coroutine[Any, Any, None]]
@@ -158,19 +164,23 @@ class TimelineService:
         timelines: TimelineRepository,
         projects: ProjectService,
         unit: UnitOfWork,
+        cache: Cache,
         *,
         max_bytes: int,
         snapshot_every: int,
         claim_grace: timedelta = DEFAULT_CLAIM_GRACE,
         between_writes: BetweenWrites | None = None,
+        deferred: DeferredWrites | None = None,
     ) -> None:
         self._timelines = timelines
         self._projects = projects
         self._unit = unit
+        self._cache = cache
         self._max_bytes = max_bytes
         self._snapshot_every = snapshot_every
         self._claim_grace = claim_grace
         self._between_writes = between_writes
+        self._deferred = deferred if deferred is not None else DeferredWrites()
 
     @property
     def max_bytes(self) -> int:
@@ -183,9 +193,19 @@ class TimelineService:
     # --- reads ----------------------------------------------------------------------------
 
     async def get(self, actor: Actor, project_id: str) -> Timeline:
+        """The current state, through the cache (keyed by project, fenced by version)."""
         await self._projects.get(actor, project_id)
-        head = await self._timelines.head(project_id)
-        return self._timeline(project_id, head)
+
+        async def load() -> Loaded:
+            timeline = self._timeline(project_id, await self._timelines.head(project_id))
+            return Loaded(timeline.version, timeline.model_dump_json().encode())
+
+        payload = await self._cache.entity(CACHED_TIMELINE, project_id, actor.user_id, load)
+        if payload is None:
+            # Cached for another owner: the project was checked above, so only a project
+            # that changed hands (never, today) gets here.
+            raise NotFound(f"Project {project_id} was not found.")
+        return Timeline.model_validate(orjson.loads(payload))
 
     def _timeline(self, project_id: str, head: Document | None) -> Timeline:
         if head is None or head["version"] == 0:
@@ -428,6 +448,9 @@ class TimelineService:
         self, actor: Actor, project_id: str, expected: Expected, plan: Planner
     ) -> Timeline:
         await self._projects.get(actor, project_id)
+        # A claim an earlier change could not release (the database failed under it)
+        # would block this one until it expires: release it first.
+        await self._deferred.run_for(f"claim:{project_id}")
         deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
         while True:
             head = await self._timelines.head(project_id)
@@ -465,15 +488,22 @@ class TimelineService:
             if asyncio.get_running_loop().time() > deadline:
                 raise Conflict("Another change to this timeline is being saved; retry in a moment.")
             await asyncio.sleep(0.02)
+        written = False
         try:
             current = head[STATE] if head is not None else dict(EMPTY_STATE)
             undo = list(head.get("undoStack") or []) if head is not None else []
             redo = list(head.get("redoStack") or []) if head is not None else []
             change = await plan(current, undo, redo, version)
+            written = True
             await self._write(actor, project_id, version, token, change, now)
         except BaseException:
-            await self._timelines.release(project_id, token)
+            await self._release(project_id, token)
             raise
+        finally:
+            if written:
+                # Committed, or maybe committed (a lost acknowledgement): either way no
+                # replica may serve or store the state below this version any more.
+                await self._cache.invalidate(CACHED_TIMELINE, project_id, version + 1)
         log.info(
             "timeline saved",
             project_id=project_id,
@@ -491,6 +521,28 @@ class TimelineService:
             can_undo=bool(change.undo_stack),
             can_redo=bool(change.redo_stack),
         )
+
+    async def _drop_key(self, key_id: str, token: str) -> None:
+        """Free the key of a change that failed, so its retry is not told "in progress"."""
+
+        async def drop() -> None:
+            await self._timelines.drop_key(key_id, token)
+
+        try:
+            await drop()
+        except PyMongoError:
+            self._deferred.add(f"key:{key_id}", drop)
+
+    async def _release(self, project_id: str, token: str) -> None:
+        """Give up our claim; if the database is gone too, as soon as it returns."""
+
+        async def release() -> None:
+            await self._timelines.release(project_id, token)
+
+        try:
+            await release()
+        except PyMongoError:
+            self._deferred.add(f"claim:{project_id}", release)
 
     async def _write(
         self,
@@ -585,6 +637,7 @@ class TimelineService:
             "baseVersion": head["version"] if head is not None else 0,
             "expiresAt": now + KEY_TTL,
         }
+        await self._deferred.run_for(f"key:{key_id}")
         existing = await self._timelines.reserve_key(record)
         if existing is not None:
             if existing["userId"] != actor.user_id or existing["hash"] != fingerprint:
@@ -617,7 +670,7 @@ class TimelineService:
                 actor, project_id, expected, self._patch_plan(operations, label, key=key_id)
             )
         except BaseException:
-            await self._timelines.drop_key(key_id, token)
+            await self._drop_key(key_id, token)
             raise
         await self._timelines.finish_key(
             key_id,

@@ -36,7 +36,7 @@ from snipix.transcripts.service import TranscriptService
 def get_transcript_service(resources: ResourcesDep) -> TranscriptService:
     return TranscriptService(
         TranscriptRepository(resources.db),
-        project_service(resources.db, resources.unit),
+        project_service(resources.db, resources.unit, cache=resources.cache),
         bucket_words=resources.settings.transcript_bucket_words,
         bucket_bytes=resources.settings.transcript_bucket_bytes,
     )

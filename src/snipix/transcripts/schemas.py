@@ -26,6 +26,13 @@ Seconds = Annotated[float, Field(ge=0, le=7 * 86_400, allow_inf_nan=False)]
 Language = Annotated[
     str, StringConstraints(min_length=2, max_length=35, pattern=r"^[A-Za-z0-9-]+$")
 ]
+Confidence = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _absent(value: object) -> bool:
+    # Optional fields added later (issue 10) are left out when unset, so every transcript
+    # stored or answered before them looks exactly as it did.
+    return value is None
 
 
 class Speaker(WireModel):
@@ -39,6 +46,9 @@ class Word(WireModel):
     end: Seconds
     speaker: Id | None = None
     confidence: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    is_filler: bool | None = Field(
+        None, exclude_if=_absent, description="A filler word (um, uh), as marked by its source."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -56,6 +66,11 @@ class Segment(WireModel):
         None, description="Defaults to the words joined by spaces."
     )
     words: Annotated[list[Word], Field(max_length=MAX_SEGMENT_WORDS)] = Field(default_factory=list)
+    confidence: Confidence | None = Field(None, exclude_if=_absent)
+    is_edited: bool | None = Field(None, exclude_if=_absent)
+    edited_text: Annotated[str, StringConstraints(max_length=20_000)] | None = Field(
+        None, exclude_if=_absent, description="A person's correction of `text`."
+    )
 
     @model_validator(mode="after")
     def _words_inside(self) -> Self:
@@ -73,11 +88,25 @@ class Segment(WireModel):
         return self
 
 
+class TranscriptMetadata(WireModel):
+    """What the transcript's producer said about it (the original web app's fields)."""
+
+    model: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        None, description="The speech recognition model that produced it."
+    )
+    processing_time_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False)
+    confidence: Confidence | None = None
+    complete: bool = False
+    edited: bool = False
+    speaker_count: int = Field(1, ge=0, le=10_000)
+
+
 class TranscriptUpload(WireModel):
     language: Language
     speakers: Annotated[list[Speaker], Field(max_length=MAX_SPEAKERS)] = Field(default_factory=list)
     segments: list[Segment]
     base_version: int | None = Field(None, ge=0)
+    metadata: TranscriptMetadata | None = Field(None, exclude_if=_absent)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -126,6 +155,9 @@ class StoredSegment(WireModel):
     speaker: str | None
     text: str
     words: list[Word]
+    confidence: float | None = Field(None, exclude_if=_absent)
+    is_edited: bool | None = Field(None, exclude_if=_absent)
+    edited_text: str | None = Field(None, exclude_if=_absent)
 
 
 class TranscriptHeader(WireModel):
@@ -138,6 +170,7 @@ class TranscriptHeader(WireModel):
     bucket_count: int
     version: int
     updated_at: datetime
+    metadata: TranscriptMetadata | None = Field(None, exclude_if=_absent)
 
 
 class SegmentWindow(WireModel):

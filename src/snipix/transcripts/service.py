@@ -68,6 +68,16 @@ def _segment_document(segment: Segment, segment_id: str) -> Document:
         "speaker": segment.speaker,
         "text": text,
         "words": words,
+        # Optional (issue 10), stored only when given.
+        **{
+            key: value
+            for key, value in (
+                ("confidence", segment.confidence),
+                ("isEdited", segment.is_edited),
+                ("editedText", segment.edited_text),
+            )
+            if value is not None
+        },
     }
 
 
@@ -177,6 +187,8 @@ class TranscriptService:
             "version": version,
             "updatedAt": _now(),
         }
+        if upload.metadata is not None:
+            header["metadata"] = upload.metadata.model_dump(mode="json")
         published = await self._transcripts.publish(
             header, expected_version=existing["version"] if existing is not None else 0
         )
@@ -551,6 +563,9 @@ def _stored(segment: Document) -> StoredSegment:
         speaker=segment.get("speaker"),
         text=segment["text"],
         words=[Word.model_validate(word) for word in segment["words"]],
+        confidence=segment.get("confidence"),
+        is_edited=segment.get("isEdited"),
+        edited_text=segment.get("editedText"),
     )
 
 
@@ -565,4 +580,5 @@ def _header(doc: Document) -> TranscriptHeader:
         bucket_count=doc["bucketCount"],
         version=doc["version"],
         updated_at=doc["updatedAt"],
+        metadata=doc.get("metadata"),
     )

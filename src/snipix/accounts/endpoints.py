@@ -1,0 +1,222 @@
+"""HTTP for accounts: `/api/v1/auth` (the service's shapes) and `/auth` (the original web
+app's envelope). One set of handlers serves both; only the wrapping differs, and errors on
+`/auth/...` are put in the envelope by `snipix.errors` from the path alone.
+
+What the web app calls for Google sign-in, e-mail verification and password reset needs
+outside services (Google OAuth, a mail server): those routes answer 501 with a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, NoReturn
+
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from pydantic import BaseModel
+
+from snipix.accounts.passwords import PasswordHasher
+from snipix.accounts.schemas import (
+    Enveloped,
+    LoginRequest,
+    LogoutRequest,
+    ProfileUpdate,
+    RefreshRequest,
+    RegisterRequest,
+    TokenResponse,
+    User,
+)
+from snipix.accounts.service import AccountService, NotImplementedYet, account_service
+from snipix.accounts.throttle import LoginThrottle
+from snipix.accounts.tokens import TokenIssuer, session_of
+from snipix.api.envelope import success
+from snipix.api.wire import reject_unsafe_query
+from snipix.auth.dependencies import CurrentUser, current_user
+from snipix.errors import ErrorResponse, ValidationFailed
+from snipix.resources import Resources, ResourcesDep
+
+API_PREFIX: Final = "/api/v1/auth"
+WEB_APP_PREFIX: Final = "/auth"
+
+# Paths the original web app calls (src/services/authService.ts) that need outside services.
+UNAVAILABLE: Final = {
+    "/google": (
+        "Google sign-in is not available on this server (it needs Google OAuth credentials); "
+        "sign in with email and password."
+    ),
+    "/verify-email": (
+        "Email verification is not available on this server (it needs a mail service); "
+        "accounts can be used without it."
+    ),
+    "/resend-verification": (
+        "Email verification is not available on this server (it needs a mail service); "
+        "accounts can be used without it."
+    ),
+    "/forgot-password": (
+        "Password reset by email is not available on this server (it needs a mail service); "
+        "ask an administrator."
+    ),
+    "/reset-password": (
+        "Password reset by email is not available on this server (it needs a mail service); "
+        "ask an administrator."
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsRuntime:
+    """What accounts keep for the life of one app: the signing key, the hasher (and its
+    dummy hash), the failure counts. Built on first use, kept in `app.state`."""
+
+    issuer: TokenIssuer | str
+    hasher: PasswordHasher
+    throttle: LoginThrottle
+
+    @classmethod
+    def of(cls, request: Request, resources: Resources) -> AccountsRuntime:
+        runtime: AccountsRuntime | None = getattr(request.app.state, "accounts", None)
+        if runtime is None:
+            # No await between the check and the store: two first requests cannot race.
+            runtime = cls(
+                issuer=TokenIssuer.from_settings(resources.settings),
+                hasher=PasswordHasher(),
+                throttle=LoginThrottle.from_settings(resources.settings),
+            )
+            request.app.state.accounts = runtime
+        return runtime
+
+
+def get_account_service(request: Request, resources: ResourcesDep) -> AccountService:
+    runtime = AccountsRuntime.of(request, resources)
+    return account_service(
+        resources.db,
+        resources.settings,
+        issuer=runtime.issuer,
+        hasher=runtime.hasher,
+        throttle=runtime.throttle,
+        metrics=resources.metrics,
+    )
+
+
+ServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+def _client_ip(request: Request) -> str:
+    # Behind a proxy run uvicorn with --proxy-headers / --forwarded-allow-ips so this is
+    # the caller, not the proxy (or every caller shares one failure count).
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    _scheme, _, token = header.strip().partition(" ")
+    return token.strip() or None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+def _unavailable(message: str) -> Callable[[], Coroutine[Any, Any, NoReturn]]:
+    async def unavailable() -> NoReturn:
+        raise NotImplementedYet(message)
+
+    unavailable.__doc__ = message
+    return unavailable
+
+
+def _router(prefix: str, *, web_app: bool) -> APIRouter:
+    router = APIRouter(
+        prefix=prefix,
+        tags=["auth (original web app)" if web_app else "auth"],
+        dependencies=[Depends(reject_unsafe_query)],
+        include_in_schema=True,
+    )
+
+    def shape(model: type[BaseModel] | None) -> Any:
+        if web_app:
+            return Enveloped[model] if model is not None else Enveloped[None]  # type: ignore[valid-type]
+        return model
+
+    def answer(data: BaseModel | None, message: str) -> Any:
+        if not web_app:
+            return data
+        return success(data.model_dump(mode="json") if data is not None else None, message)
+
+    @router.post(
+        "/register",
+        status_code=status.HTTP_201_CREATED,
+        response_model=shape(TokenResponse),
+        responses=_errors(409, 422, 501),
+    )
+    async def register(body: RegisterRequest, service: ServiceDep) -> Any:
+        """Create an account (role `user`, status `active`) and sign it in."""
+        return answer(await service.register(body), "Account created.")
+
+    @router.post(
+        "/login", response_model=shape(TokenResponse), responses=_errors(401, 403, 429, 501)
+    )
+    async def login(body: LoginRequest, request: Request, service: ServiceDep) -> Any:
+        """Sign in with email and password; `remember_me` keeps the session longer."""
+        return answer(await service.login(body, _client_ip(request)), "Signed in.")
+
+    @router.post("/refresh", response_model=shape(TokenResponse), responses=_errors(401, 501))
+    async def refresh(body: RefreshRequest, service: ServiceDep) -> Any:
+        """A new access token and a new refresh token; the one sent can no longer be used."""
+        return answer(await service.refresh(body.refresh_token), "Tokens refreshed.")
+
+    @router.post(
+        "/logout",
+        status_code=status.HTTP_200_OK if web_app else status.HTTP_204_NO_CONTENT,
+        response_model=shape(None),
+        responses=_errors(401, 422),
+    )
+    async def logout(
+        request: Request,
+        service: ServiceDep,
+        body: Annotated[LogoutRequest | None, Body()] = None,
+    ) -> Any:
+        """End the session of the refresh token sent, or else of the bearer access token."""
+        refresh_token = body.refresh_token if body is not None else None
+        session_id: str | None = None
+        token = _bearer(request)
+        if token is not None:
+            await current_user(request)  # 401 for an invalid or expired access token
+            session_id = session_of(token)
+        elif refresh_token is None:
+            raise ValidationFailed(
+                "Send the refresh token of the session to end, or sign out with its "
+                "access token in the Authorization header."
+            )
+        await service.logout(refresh_token=refresh_token, session_id=session_id)
+        if web_app:
+            return answer(None, "Signed out.")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.get("/me", response_model=shape(User), responses=_errors(401, 404))
+    async def me(user: CurrentUser, service: ServiceDep) -> Any:
+        """The signed-in user's account."""
+        return answer(await service.me(user.user_id), "")
+
+    @router.put("/me", response_model=shape(User), responses=_errors(401, 404, 422))
+    async def update_me(body: ProfileUpdate, user: CurrentUser, service: ServiceDep) -> Any:
+        """Change `name`, `username`, `avatar_url` or `preferences` (only the fields sent)."""
+        return answer(await service.update_profile(user.user_id, body), "Profile updated.")
+
+    for path, message in UNAVAILABLE.items():
+        router.add_api_route(
+            path,
+            _unavailable(message),
+            methods=["POST"],
+            status_code=status.HTTP_501_NOT_IMPLEMENTED,
+            response_model=None,
+            responses=_errors(501),
+            name=f"unavailable_{path.strip('/').replace('-', '_')}",
+        )
+    return router
+
+
+router = _router(API_PREFIX, web_app=False)
+web_app_router = _router(WEB_APP_PREFIX, web_app=True)

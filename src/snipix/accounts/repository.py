@@ -1,0 +1,127 @@
+"""Every query on `users`, `refresh_tokens` and `refresh_families`.
+
+Users are found by `_id` or by the normalised email (unique index `email_unique`); refresh
+tokens and families only by `_id` (the token's SHA-256, the family id), so every query here
+is a point read on any server. Expired tokens and families are removed by TTL indexes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from snipix.db.client import Database, Document
+from snipix.errors import Conflict
+
+USERS: Final = "users"
+REFRESH_TOKENS: Final = "refresh_tokens"
+REFRESH_FAMILIES: Final = "refresh_families"
+EMAIL_INDEX: Final = "email_unique"
+
+# Everything but the password hash, which only sign-in reads.
+USER_FIELDS: Final = {
+    "_id": 1,
+    "email": 1,
+    "name": 1,
+    "username": 1,
+    "avatarUrl": 1,
+    "role": 1,
+    "status": 1,
+    "authProvider": 1,
+    "emailVerified": 1,
+    "preferences": 1,
+    "loginCount": 1,
+    "lastLoginAt": 1,
+    "createdAt": 1,
+    "updatedAt": 1,
+}
+_SIGN_IN_FIELDS: Final = {**USER_FIELDS, "passwordHash": 1}
+
+EMAIL_TAKEN: Final = "An account with this email already exists; sign in instead."
+
+
+class UserRepository:
+    def __init__(self, db: Database) -> None:
+        self._users = db[USERS]
+
+    async def insert(self, doc: Document) -> None:
+        """Store a new account; `Conflict` when the email has one already (unique index)."""
+        try:
+            await self._users.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict(EMAIL_TAKEN) from None
+
+    async def by_email(self, email: str) -> Document | None:
+        """The account for a normalised email, with its password hash (sign-in only)."""
+        return await self._users.find_one({"email": email}, _SIGN_IN_FIELDS, hint=EMAIL_INDEX)
+
+    async def by_id(self, user_id: str) -> Document | None:
+        return await self._users.find_one({"_id": user_id}, USER_FIELDS)
+
+    async def record_sign_in(self, user_id: str, at: datetime, new_hash: str | None) -> None:
+        update: dict[str, Any] = {"$set": {"lastLoginAt": at}, "$inc": {"loginCount": 1}}
+        if new_hash is not None:
+            # The hashing parameters changed since this hash was made: store the stronger one.
+            update["$set"]["passwordHash"] = new_hash
+        await self._users.update_one({"_id": user_id}, update)
+
+    async def update_profile(
+        self, user_id: str, changes: Document, at: datetime
+    ) -> Document | None:
+        return await self._users.find_one_and_update(
+            {"_id": user_id},
+            {"$set": {**changes, "updatedAt": at}},
+            projection=USER_FIELDS,
+            return_document=ReturnDocument.AFTER,
+        )
+
+
+class RefreshTokenRepository:
+    """Refresh tokens (`_id` = SHA-256 of the token) and their families (sessions).
+
+    A family is one sign-in: every rotation adds a token to it. Revocation is a flag on the
+    family document, checked on every refresh, so it also covers a token a concurrent
+    rotation adds after the revocation was written.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._tokens = db[REFRESH_TOKENS]
+        self._families = db[REFRESH_FAMILIES]
+
+    async def start_family(self, family: Document, token: Document) -> None:
+        # Family first: a token never exists without the family that can revoke it.
+        await self._families.insert_one(family)
+        await self._tokens.insert_one(token)
+
+    async def add_token(self, token: Document) -> None:
+        await self._tokens.insert_one(token)
+
+    async def token(self, token_hash: str) -> Document | None:
+        return await self._tokens.find_one({"_id": token_hash})
+
+    async def family(self, family_id: str) -> Document | None:
+        return await self._families.find_one({"_id": family_id})
+
+    async def claim(self, token_hash: str, at: datetime) -> bool:
+        """Mark a token used; False when it already was (the database decides a race)."""
+        result = await self._tokens.update_one(
+            {"_id": token_hash, "usedAt": None}, {"$set": {"usedAt": at}}
+        )
+        return result.modified_count == 1
+
+    async def extend_family(self, family_id: str, at: datetime, expires_at: datetime) -> bool:
+        """Record a rotation; False when the family was revoked meanwhile."""
+        result = await self._families.update_one(
+            {"_id": family_id, "revokedAt": None},
+            {"$set": {"lastUsedAt": at, "expiresAt": expires_at}},
+        )
+        return result.matched_count == 1
+
+    async def revoke_family(self, family_id: str, at: datetime, reason: str) -> None:
+        await self._families.update_one(
+            {"_id": family_id, "revokedAt": None},
+            {"$set": {"revokedAt": at, "revokedReason": reason}},
+        )

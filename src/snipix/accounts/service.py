@@ -1,0 +1,332 @@
+"""The account rules: registration, sign-in, refresh rotation with reuse detection, sign-out,
+the own profile, and creating administrators (CLI).
+
+Sign-in answers an unknown email and a wrong password with the same status and message,
+after the same work (a dummy argon2 verification for an unknown email), and counts both
+against the account's and the address's failure limits. Refresh tokens rotate on every
+use; a token presented again after its grace period (SNIPIX_REFRESH_REUSE_GRACE_S) means
+two parties hold the same session, so the whole family is revoked and both must sign in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+import structlog
+from bson import ObjectId
+
+from snipix.accounts.passwords import PasswordHasher
+from snipix.accounts.repository import RefreshTokenRepository, UserRepository
+from snipix.accounts.schemas import (
+    LoginRequest,
+    ProfileUpdate,
+    RegisterRequest,
+    TokenResponse,
+    User,
+    normalize_email,
+)
+from snipix.accounts.throttle import LoginThrottle
+from snipix.accounts.tokens import TokenIssuer, new_refresh_token, refresh_token_hash
+from snipix.db.client import Database, Document
+from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
+from snipix.observability.metrics import Metrics
+from snipix.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BAD_CREDENTIALS: Final = "The email or password is incorrect."
+SESSION_ENDED: Final = "The refresh token is invalid or has expired; sign in again."
+REUSED: Final = (
+    "This refresh token was already used. Every session it belongs to has been signed out "
+    "for safety; sign in again."
+)
+NO_ACCOUNT: Final = "There is no account for this identity."
+_CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
+
+RevokeReason = Literal["logout", "reuse", "account_inactive"]
+
+
+class NotImplementedYet(SnipixError):
+    """A feature the original web app calls that needs a service this backend does not run."""
+
+    code = "not_implemented"
+    status_code = 501
+
+
+def _now() -> datetime:
+    # MongoDB keeps milliseconds; truncating here makes what we return equal what we store.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _unauthorized(message: str) -> Unauthorized:
+    return Unauthorized(message, headers=_CHALLENGE)
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    access_s: int
+    refresh_s: int
+    remember_s: int
+    reuse_grace_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lifetimes:
+        return cls(
+            access_s=settings.access_token_ttl_s,
+            refresh_s=settings.refresh_token_ttl_s,
+            remember_s=settings.refresh_token_remember_ttl_s,
+            reuse_grace_s=settings.refresh_reuse_grace_s,
+        )
+
+    def refresh(self, remember_me: bool) -> timedelta:
+        return timedelta(seconds=self.remember_s if remember_me else self.refresh_s)
+
+
+class AccountService:
+    def __init__(
+        self,
+        users: UserRepository,
+        refresh_tokens: RefreshTokenRepository,
+        *,
+        issuer: TokenIssuer | str,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        lifetimes: Lifetimes,
+        metrics: Metrics,
+    ) -> None:
+        self._users = users
+        self._refresh = refresh_tokens
+        self._issuer = issuer
+        self._hasher = hasher
+        self._throttle = throttle
+        self._lifetimes = lifetimes
+        self._metrics = metrics
+
+    # --- accounts ------------------------------------------------------------------------
+
+    async def create_user(
+        self,
+        *,
+        email: str,
+        name: str,
+        password: str,
+        username: str | None = None,
+        role: Literal["user", "admin"] = "user",
+    ) -> Document:
+        """Store a new active account; `Conflict` when the email is taken.
+
+        `email` must be normalised and `password` already checked against the rules.
+        """
+        now = _now()
+        doc: Document = {
+            "_id": str(ObjectId()),
+            "email": email,
+            "name": name,
+            "username": username,
+            "avatarUrl": None,
+            "role": role,
+            # No e-mail verification exists here (it needs a mail service): an account is
+            # usable at once, and says truthfully that its address was never verified.
+            "status": "active",
+            "authProvider": "email",
+            "emailVerified": False,
+            "passwordHash": await self._hasher.hash(password),
+            "preferences": {},
+            "loginCount": 0,
+            "lastLoginAt": None,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        await self._users.insert(doc)
+        log.info("account created", account_id=doc["_id"], role=role)
+        return doc
+
+    async def register(self, body: RegisterRequest) -> TokenResponse:
+        self._require_issuer()
+        doc = await self.create_user(
+            email=body.email, name=body.name, password=body.password, username=body.username
+        )
+        return await self._sign_in(doc, remember_me=False)
+
+    async def login(self, body: LoginRequest, client_ip: str) -> TokenResponse:
+        self._require_issuer()
+        email = normalize_email(body.email)
+        try:
+            await self._throttle.check(email, client_ip)
+        except RateLimited:
+            self._metrics.login_failed("rate_limited")
+            raise
+        doc = await self._users.by_email(email)
+        new_hash: str | None = None
+        if doc is None or not doc.get("passwordHash"):
+            await self._hasher.verify_nobody(body.password)
+            matched = False
+        else:
+            matched, new_hash = await self._hasher.verify(body.password, doc["passwordHash"])
+        if not matched or doc is None:
+            await self._throttle.failed(email, client_ip)
+            self._metrics.login_failed("bad_credentials")
+            raise _unauthorized(BAD_CREDENTIALS)
+        await self._throttle.succeeded(email)
+        if doc.get("status", "active") != "active":
+            # Only after the password matched: telling a stranger would confirm the account.
+            self._metrics.login_failed("inactive")
+            raise Forbidden(f"This account is {doc['status']}; ask an administrator.")
+        now = _now()
+        await self._users.record_sign_in(doc["_id"], now, new_hash)
+        doc = {**doc, "lastLoginAt": now, "loginCount": doc.get("loginCount", 0) + 1}
+        return await self._sign_in(doc, remember_me=body.remember_me)
+
+    async def me(self, user_id: str) -> User:
+        doc = await self._users.by_id(user_id)
+        if doc is None:
+            raise NotFound(NO_ACCOUNT)
+        return User.from_document(doc)
+
+    async def update_profile(self, user_id: str, body: ProfileUpdate) -> User:
+        doc = await self._users.update_profile(user_id, body.changes(), _now())
+        if doc is None:
+            raise NotFound(NO_ACCOUNT)
+        return User.from_document(doc)
+
+    # --- tokens --------------------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str) -> TokenResponse:
+        """A new access token and a new refresh token for a valid, unused refresh token."""
+        issuer = self._require_issuer()
+        token_hash = refresh_token_hash(refresh_token)
+        now = _now()
+        token = await self._refresh.token(token_hash)
+        if token is None or token["expiresAt"] <= now:
+            raise _unauthorized(SESSION_ENDED)
+        family_id: str = token["familyId"]
+        family = await self._refresh.family(family_id)
+        if family is None or family.get("revokedAt") is not None or family["expiresAt"] <= now:
+            raise _unauthorized(SESSION_ENDED)
+        if not await self._refresh.claim(token_hash, now):
+            await self._reused(token_hash, family_id, now)
+        user = await self._users.by_id(token["userId"])
+        if user is None or user.get("status", "active") != "active":
+            await self._refresh.revoke_family(family_id, now, "account_inactive")
+            raise _unauthorized(SESSION_ENDED)
+        new_token, expires_at = await self._next_token(family_id, user["_id"], family, now)
+        if not await self._refresh.extend_family(family_id, now, expires_at):
+            # Revoked between our check and now: the token just stored is already dead.
+            raise _unauthorized(SESSION_ENDED)
+        return self._tokens(issuer, user, family_id, new_token)
+
+    async def logout(self, *, refresh_token: str | None, session_id: str | None) -> None:
+        """End the session of a refresh token, or the one an access token names (`sid`).
+
+        Unknown, expired or already-ended sessions are not an error: signing out twice is
+        harmless, and the answer says nothing about which tokens exist.
+        """
+        now = _now()
+        if refresh_token is not None:
+            token = await self._refresh.token(refresh_token_hash(refresh_token))
+            if token is not None:
+                await self._refresh.revoke_family(token["familyId"], now, "logout")
+        if session_id is not None:
+            await self._refresh.revoke_family(session_id, now, "logout")
+
+    async def _reused(self, token_hash: str, family_id: str, now: datetime) -> None:
+        """A used token again: allowed within the grace period, otherwise the family ends.
+
+        The grace period covers a client that sends several requests at once after its
+        access token expired, each refreshing with the same token (the original web app
+        does). Beyond it, the only explanation is a copy of the token in other hands.
+        """
+        token = await self._refresh.token(token_hash)
+        used_at = token.get("usedAt") if token is not None else None
+        grace = timedelta(seconds=self._lifetimes.reuse_grace_s)
+        if used_at is not None and now - used_at <= grace:
+            return
+        await self._refresh.revoke_family(family_id, now, "reuse")
+        log.warning("refresh token reused; family revoked", family_id=family_id)
+        raise _unauthorized(REUSED)
+
+    async def _sign_in(self, user: Document, *, remember_me: bool) -> TokenResponse:
+        issuer = self._require_issuer()
+        now = _now()
+        family_id = str(ObjectId())
+        refresh_token = new_refresh_token()
+        expires_at = now + self._lifetimes.refresh(remember_me)
+        family: Document = {
+            "_id": family_id,
+            "userId": user["_id"],
+            "rememberMe": remember_me,
+            "createdAt": now,
+            "lastUsedAt": now,
+            "expiresAt": expires_at,
+            "revokedAt": None,
+            "revokedReason": None,
+        }
+        await self._refresh.start_family(
+            family, self._token_document(refresh_token, family_id, user["_id"], now, expires_at)
+        )
+        return self._tokens(issuer, user, family_id, refresh_token)
+
+    async def _next_token(
+        self, family_id: str, user_id: str, family: Document, now: datetime
+    ) -> tuple[str, datetime]:
+        token = new_refresh_token()
+        # Sliding: each rotation lives as long as the family's kind of sign-in allows.
+        expires_at = now + self._lifetimes.refresh(bool(family.get("rememberMe")))
+        await self._refresh.add_token(
+            self._token_document(token, family_id, user_id, now, expires_at)
+        )
+        return token, expires_at
+
+    @staticmethod
+    def _token_document(
+        token: str, family_id: str, user_id: str, now: datetime, expires_at: datetime
+    ) -> Document:
+        return {
+            "_id": refresh_token_hash(token),
+            "familyId": family_id,
+            "userId": user_id,
+            "createdAt": now,
+            "expiresAt": expires_at,
+            "usedAt": None,
+        }
+
+    def _tokens(
+        self, issuer: TokenIssuer, user: Document, family_id: str, refresh_token: str
+    ) -> TokenResponse:
+        access = issuer.access_token(
+            user_id=user["_id"], role=user.get("role", "user"), session_id=family_id
+        )
+        return TokenResponse(
+            access_token=access,
+            refresh_token=refresh_token,
+            expires_in=issuer.ttl_s,
+            user=User.from_document(user),
+        )
+
+    def _require_issuer(self) -> TokenIssuer:
+        if isinstance(self._issuer, str):
+            raise NotImplementedYet(self._issuer)
+        return self._issuer
+
+
+def account_service(
+    db: Database,
+    settings: Settings,
+    *,
+    issuer: TokenIssuer | str,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    metrics: Metrics,
+) -> AccountService:
+    return AccountService(
+        UserRepository(db),
+        RefreshTokenRepository(db),
+        issuer=issuer,
+        hasher=hasher,
+        throttle=throttle,
+        lifetimes=Lifetimes.from_settings(settings),
+        metrics=metrics,
+    )

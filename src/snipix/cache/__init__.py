@@ -1,0 +1,1 @@
+"""Cache-aside for project reads, project list pages and current timeline states."""

@@ -1,0 +1,459 @@
+"""Cache-aside with versioned entries, single-flight loads and graceful degradation.
+
+Reads: a fresh entry for the caller is a hit; otherwise one load per key and replica
+(concurrent misses wait for the same database read), then a fenced fill. Writes: after the
+database commit, `invalidate` leaves a tombstone at the new version (or `invalidate_pages`
+gives the owner's list a new generation), so no replica can read, or put back, the state
+before the write.
+
+When the store fails (Redis down, slow past REDIS_TIMEOUT_MS, or refusing): one WARNING per
+outage, the error counted, and every request goes to the database as if nothing were cached;
+no client sees an error. Invalidations that could not be delivered are kept (bounded) and
+delivered before the store is used again, so an entry written before the outage cannot be
+served after it. Probes back off from 1 s to 10 s; redis-py reconnects by itself.
+
+When the database fails: an entry past its TTL but within SNIPIX_CACHE_STALE_S is served
+as `stale`; a fresh entry read while the database is known to be down is `stale` too (it
+may miss a change the database made that we cannot check). `X-Cache` tells the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import structlog
+from redis.exceptions import RedisError
+from starlette.responses import Response
+
+from snipix.cache.entries import Entry
+from snipix.cache.store import CacheStore
+from snipix.errors import DatabaseUnavailable
+from snipix.observability.metrics import Metrics
+from snipix.retry import Kind, RetryPolicy, is_connectivity_error
+
+log = structlog.get_logger(__name__)
+
+Outcome = Literal["hit", "miss", "stale", "bypass"]
+# The worst outcome of a request's lookups is what X-Cache reports.
+_RANK: Final[dict[Outcome, int]] = {"hit": 0, "miss": 1, "bypass": 2, "stale": 3}
+_outcome: ContextVar[Outcome | None] = ContextVar("cache_outcome", default=None)
+
+MAX_PENDING: Final = 10_000
+# While the store is down, one probe (a PING, then the held invalidations) per interval,
+# from 0.5 s doubling to 2 s: a refused connection costs nothing, a hung Redis costs one
+# timeout per probe, never one per request.
+PROBE_MIN_S: Final = 0.5
+PROBE_MAX_S: Final = 2.0
+# A tombstone must outlive any read that started before the write it marks; reads are
+# bounded by the server selection timeout and socket timeouts, far below this.
+TOMBSTONE_TTL_MS: Final = 120_000
+PURGED: Final = 2**62
+
+
+def request_outcome() -> Outcome | None:
+    """The cache outcome of this request's lookups (for the X-Cache header), if any."""
+    return _outcome.get()
+
+
+def reset_request_outcome() -> None:
+    """At the start of a request: nothing looked up yet (a server may reuse a context)."""
+    _outcome.set(None)
+
+
+def set_cache_header(response: Response) -> None:
+    """`X-Cache: hit|miss|stale|bypass` from this request's lookups (none, no header)."""
+    outcome = _outcome.get()
+    if outcome is not None:
+        response.headers["X-Cache"] = outcome
+
+
+def _record(outcome: Outcome) -> None:
+    current = _outcome.get()
+    if current is None or _RANK[outcome] > _RANK[current]:
+        _outcome.set(outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a loader read: the version it read and the payload to cache and return."""
+
+    version: int
+    payload: bytes
+
+
+class _StoreDown(Exception):
+    """The store is in an outage: this call bypasses it."""
+
+
+class Cache:
+    def __init__(
+        self,
+        store: CacheStore | None,
+        *,
+        prefix: str,
+        ttl_s: float,
+        jitter: float,
+        stale_s: float,
+        policy: RetryPolicy,
+        metrics: Metrics,
+        database_up: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._jitter = jitter
+        self._stale_s = stale_s
+        self._policy = policy
+        self._metrics = metrics
+        self._database_up = database_up
+        self._flights: dict[str, asyncio.Future[Loaded | None]] = {}
+        # Outage state.
+        self._down_since: float | None = None
+        self._next_probe = 0.0
+        self._probe_interval = PROBE_MIN_S
+        self._pending_entities: dict[str, int] = {}
+        self._pending_pages: set[str] = set()
+        self._pending_overflow = False
+        self._recovery_running = False
+
+    @classmethod
+    def disabled(cls) -> Cache:
+        """No caching: for tools outside the service (the CLI) and apps that turn it off."""
+        return cls(
+            None,
+            prefix="snipix",
+            ttl_s=1,
+            jitter=0,
+            stale_s=0,
+            policy=RetryPolicy(attempts=1),
+            metrics=Metrics("unknown"),
+        )
+
+    @property
+    def backend(self) -> str:
+        return self._store.name if self._store is not None else "off"
+
+    @property
+    def available(self) -> bool:
+        return self._store is not None and self._down_since is None
+
+    def key(self, kind: str, entity_id: str) -> str:
+        return f"{self._prefix}:{kind}:{entity_id}"
+
+    # --- store calls, with retries and the outage switch ---------------------------------
+
+    async def _call[T](self, operation: str, call: Callable[[CacheStore], Awaitable[T]]) -> T:
+        store = self._store
+        if store is None:
+            raise _StoreDown
+        if self._down_since is not None:
+            # The recovery loop probes; a request only when a probe is due and no loop runs
+            # (tools and tests that use the cache without the app).
+            if self._recovery_running or time.monotonic() < self._next_probe:
+                raise _StoreDown
+            await self._recover(store)
+        try:
+            return await self._policy.run(lambda: call(store), operation=operation, kind=Kind.CACHE)
+        except (RedisError, OSError) as error:
+            self._failed(error)
+            raise _StoreDown from error
+
+    def _failed(self, error: BaseException) -> None:
+        self._metrics.cache_event("error")
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            self._probe_interval = PROBE_MIN_S
+            log.warning(
+                "cache unavailable; requests go to the database",
+                backend=self.backend,
+                error_class=type(error).__name__,
+            )
+        else:
+            self._probe_interval = min(PROBE_MAX_S, self._probe_interval * 2)
+        self._next_probe = now + self._probe_interval
+
+    async def _recover(self, store: CacheStore) -> None:
+        """Deliver what the outage held back, then use the store again (or stay down)."""
+        assert self._down_since is not None
+        try:
+            await store.ping()
+            await self._deliver_pending(store)
+        except (RedisError, OSError) as error:
+            self._failed(error)
+            raise _StoreDown from error
+        log.info(
+            "cache recovered",
+            backend=self.backend,
+            down_s=round(time.monotonic() - self._down_since, 1),
+        )
+        self._down_since = None
+
+    async def _deliver_pending(self, store: CacheStore) -> None:
+        if self._pending_overflow:
+            await store.flush_prefix(self._prefix)
+            self._pending_entities.clear()
+            self._pending_pages.clear()
+            self._pending_overflow = False
+            return
+        for key, version in list(self._pending_entities.items()):
+            await store.fill(key, Entry.tombstone_for(version).encode(), version, TOMBSTONE_TTL_MS)
+            del self._pending_entities[key]
+        for key in list(self._pending_pages):
+            await store.page_reset(key, uuid.uuid4().hex, self._hard_ttl_ms())
+            self._pending_pages.discard(key)
+
+    @property
+    def pending_invalidations(self) -> int:
+        return len(self._pending_entities) + len(self._pending_pages)
+
+    async def probe(self) -> None:
+        """Background: try a store that is down (and deliver what it missed) when due.
+
+        Requests never wait for this: while the store is down they bypass it, so caching
+        resumes within a probe interval of the store's return even with no traffic, and
+        held invalidations reach it before any request reads from it again.
+        """
+        if self._store is None or self._down_since is None:
+            return
+        if time.monotonic() < self._next_probe:
+            return
+        with contextlib.suppress(_StoreDown):
+            await self._recover(self._store)
+
+    async def run_recovery(self, stop: asyncio.Event, interval_s: float = 0.25) -> None:
+        """Until `stop`: probe the store while it is down."""
+        self._recovery_running = True
+        try:
+            await self._probe_until(stop, interval_s)
+        finally:
+            self._recovery_running = False
+
+    async def _probe_until(self, stop: asyncio.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            await self.probe()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            except TimeoutError:
+                continue
+
+    def _hold(self, key: str, version: int | None) -> None:
+        if self.pending_invalidations >= MAX_PENDING:
+            # Too much to remember key by key: drop everything we cached on recovery.
+            self._pending_overflow = True
+            return
+        if version is None:
+            self._pending_pages.add(key)
+        else:
+            self._pending_entities[key] = max(version, self._pending_entities.get(key, 0))
+
+    # --- TTLs ----------------------------------------------------------------------------
+
+    def _ttl_s_jittered(self) -> float:
+        # Jitter spreads the expiry of entries filled together (a deploy, a popular list).
+        return self._ttl_s * (1 + random.uniform(-self._jitter, self._jitter))  # noqa: S311
+
+    def _hard_ttl_ms(self, ttl_s: float | None = None) -> int:
+        return int(((ttl_s if ttl_s is not None else self._ttl_s) + self._stale_s) * 1000)
+
+    # --- entities ------------------------------------------------------------------------
+
+    async def entity(
+        self,
+        kind: str,
+        entity_id: str,
+        owner: str,
+        load: Callable[[], Awaitable[Loaded | None]],
+    ) -> bytes | None:
+        """The owner's cached payload, or `load()`'s (None: not found for this owner)."""
+        key = self.key(kind, entity_id)
+        cached: Entry | None = None
+        try:
+            raw = await self._call("cache.get", lambda store: store.get(key))
+            cached = Entry.decode(raw) if raw is not None else None
+        except _StoreDown:
+            cached = None
+        if cached is not None and not cached.tombstone and cached.owner != owner:
+            # Someone else's: for this caller it does not exist (404, never 403).
+            self._hit()
+            return None
+        now_ms = int(time.time() * 1000)
+        if cached is not None and cached.fresh(now_ms):
+            self._hit()
+            return cached.payload
+        try:
+            loaded = await self._single_flight(
+                f"{key}|{owner}", lambda: self._load_entity(key, owner, load)
+            )
+        except Exception as error:
+            if _database_down(error) and cached is not None and not cached.tombstone:
+                self._metrics.cache_event("stale")
+                _record("stale")
+                return cached.payload
+            raise
+        return loaded.payload if loaded is not None else None
+
+    async def _load_entity(
+        self, key: str, owner: str, load: Callable[[], Awaitable[Loaded | None]]
+    ) -> Loaded | None:
+        self._metrics.cache_event("miss")
+        _record("miss" if self.available else "bypass")
+        # Loaders only read: safe to repeat after a failover (snipix.retry).
+        loaded = await self._policy.run(load, operation=f"{key.split(':')[-2]}.load")
+        if loaded is None or self._store is None:
+            return loaded
+        ttl_s = self._ttl_s_jittered()
+        entry = Entry(loaded.version, int((time.time() + ttl_s) * 1000), owner, loaded.payload)
+        with contextlib.suppress(_StoreDown):
+            await self._call(
+                "cache.fill",
+                lambda store: store.fill(
+                    key, entry.encode(), loaded.version, self._hard_ttl_ms(ttl_s)
+                ),
+            )
+        return loaded
+
+    async def invalidate(self, kind: str, entity_id: str, version: int) -> None:
+        """After a committed write at `version`: nobody reads or stores an older state."""
+        key = self.key(kind, entity_id)
+        if self._store is None:
+            return
+        tombstone = Entry.tombstone_for(version).encode()
+        try:
+            await self._call(
+                "cache.invalidate",
+                lambda store: store.fill(key, tombstone, version, TOMBSTONE_TTL_MS),
+            )
+        except _StoreDown:
+            self._hold(key, version)
+
+    async def forget(self, kind: str, entity_id: str) -> None:
+        """The entity is gone for good (purged): nothing may be cached for it again."""
+        await self.invalidate(kind, entity_id, PURGED)
+
+    # --- list pages ----------------------------------------------------------------------
+
+    async def page(
+        self,
+        kind: str,
+        owner: str,
+        query: str,
+        load: Callable[[], Awaitable[bytes]],
+    ) -> bytes:
+        """A cached page of `owner`'s list for `query` (any stable text), or `load()`'s."""
+        key = self.key(kind, owner)
+        field = "p:" + hashlib.blake2b(query.encode(), digest_size=16).hexdigest()
+        seen: str | None = None
+        cached: Entry | None = None
+        store_ok = True
+        try:
+            seen, raw = await self._call("cache.get", lambda store: store.page_get(key, field))
+            cached = Entry.decode(raw) if raw is not None else None
+        except _StoreDown:
+            store_ok = False
+        if cached is not None and cached.fresh(int(time.time() * 1000)):
+            self._hit()
+            return cached.payload
+        try:
+            loaded = await self._single_flight(
+                f"{key}|{field}|{seen}",
+                lambda: self._load_page(key, field, seen, load, store_ok=store_ok),
+            )
+        except Exception as error:
+            if _database_down(error) and cached is not None:
+                self._metrics.cache_event("stale")
+                _record("stale")
+                return cached.payload
+            raise
+        assert loaded is not None
+        return loaded.payload
+
+    async def _load_page(
+        self,
+        key: str,
+        field: str,
+        seen: str | None,
+        load: Callable[[], Awaitable[bytes]],
+        *,
+        store_ok: bool,
+    ) -> Loaded:
+        self._metrics.cache_event("miss")
+        _record("miss" if self.available else "bypass")
+        payload = await self._policy.run(load, operation=f"{key.split(':')[-2]}.load")
+        if store_ok:
+            ttl_s = self._ttl_s_jittered()
+            raw = Entry(0, int((time.time() + ttl_s) * 1000), None, payload).encode()
+            with contextlib.suppress(_StoreDown):
+                await self._call(
+                    "cache.fill",
+                    lambda store: store.page_fill(
+                        key, seen, field, raw, uuid.uuid4().hex, self._hard_ttl_ms(ttl_s)
+                    ),
+                )
+        return Loaded(0, payload)
+
+    async def invalidate_pages(self, kind: str, owner: str) -> None:
+        """After a committed write that can change `owner`'s list: a new generation."""
+        key = self.key(kind, owner)
+        if self._store is None:
+            return
+        try:
+            await self._call(
+                "cache.invalidate",
+                lambda store: store.page_reset(key, uuid.uuid4().hex, self._hard_ttl_ms()),
+            )
+        except _StoreDown:
+            self._hold(key, None)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _hit(self) -> None:
+        if self._database_up():
+            self._metrics.cache_event("hit")
+            _record("hit")
+        else:
+            self._metrics.cache_event("stale")
+            _record("stale")
+
+    async def _single_flight(
+        self, flight: str, load: Callable[[], Awaitable[Loaded | None]]
+    ) -> Loaded | None:
+        """One load per key at a time in this process; the others wait for its result."""
+        running = self._flights.get(flight)
+        if running is not None:
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if not running.cancelled():
+                    raise
+                # The loading request went away (its client disconnected): load ourselves.
+                return await load()
+        future: asyncio.Future[Loaded | None] = asyncio.get_running_loop().create_future()
+        self._flights[flight] = future
+        try:
+            result = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: waiters get it; nobody else needs a warning
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._flights[flight]
+
+
+def _database_down(error: BaseException) -> bool:
+    return isinstance(error, DatabaseUnavailable) or is_connectivity_error(error)

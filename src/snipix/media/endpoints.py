@@ -1,0 +1,200 @@
+"""HTTP for media files (`/media`, the original web app's paths): HTTP only, rules live in
+`MediaService`. JSON answers use the web app's envelope; the file GETs answer bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import structlog
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse
+
+from snipix.api.envelope import success
+from snipix.api.wire import reject_unsafe_query
+from snipix.audit.actor import Actor, ActorDep
+from snipix.auth.dependencies import DEV_USER_HEADER, current_user
+from snipix.errors import NotImplementedHere, request_id_of
+from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
+from snipix.media.service import MediaRuntime, MediaService, StoredMedia
+from snipix.projects.schemas import PROJECT_ID_PATTERN
+from snipix.projects.service import project_service
+from snipix.resources import ResourcesDep, get_settings
+
+ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
+_RUNTIME: Final = "media_runtime"
+
+
+def media_runtime(request: Request) -> MediaRuntime:
+    """The app's media runtime, built on first use (no client to open or close)."""
+    runtime: MediaRuntime | None = getattr(request.app.state, _RUNTIME, None)
+    if runtime is None:
+        runtime = MediaRuntime.from_settings(get_settings(request))
+        setattr(request.app.state, _RUNTIME, runtime)
+    return runtime
+
+
+def get_media_service(request: Request, resources: ResourcesDep) -> MediaService:
+    projects = project_service(resources.db, resources.unit, cache=resources.cache)
+    return MediaService(projects, media_runtime(request))
+
+
+ServiceDep = Annotated[MediaService, Depends(get_media_service)]
+
+
+async def media_viewer(
+    request: Request,
+    project_id: ProjectId,
+    token: Annotated[
+        str | None,
+        Query(
+            max_length=1_024,
+            description="A signed link's token (GET /media/{project_id}/links), for tags "
+            "that cannot send an Authorization header.",
+        ),
+    ] = None,
+) -> Actor:
+    """Who reads a media file: the usual identity, or the user a signed link was made for."""
+    settings = get_settings(request)
+    has_identity = "authorization" in request.headers or (
+        settings.dev_auth_enabled and DEV_USER_HEADER in request.headers
+    )
+    if token is None or has_identity:
+        user = await current_user(request)
+        return Actor(user_id=user.user_id, request_id=request_id_of(request))
+    signer = await media_runtime(request).signer()
+    user_id = signer.verify(token, project_id)
+    request.state.user_id = user_id
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    return Actor(user_id=user_id, request_id=request_id_of(request))
+
+
+ViewerDep = Annotated[Actor, Depends(media_viewer)]
+
+_FILE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No identity, or an invalid or expired link token."},
+    404: {"description": "No such project for this user, or it has no such file."},
+}
+_VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"video/mp4": {}}, "description": "The whole file."},
+    206: {"description": "The requested byte range (`Content-Range`)."},
+    416: {"description": "The range is outside the file (`Content-Range: bytes */size`)."},
+    **_FILE_ERRORS,
+}
+_UPLOAD_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "project_id"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN},
+                    },
+                }
+            }
+        },
+    }
+}
+
+router = APIRouter(prefix="/media", tags=["media"], dependencies=[Depends(reject_unsafe_query)])
+
+
+@router.post(
+    "/upload",
+    response_model=Envelope[UploadResult],
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        404: {"description": "No such project for this user."},
+        413: {"description": "Larger than SNIPIX_MEDIA_MAX_BYTES; nothing is kept."},
+        415: {"description": "Not multipart, or the file is not a video; nothing is kept."},
+    },
+)
+async def upload_video(request: Request, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
+    """Upload a project's video (multipart `file` + `project_id`), streamed to storage."""
+    result = await service.upload(actor, request)
+    return success(result.model_dump(mode="json"), "Video uploaded successfully")
+
+
+@router.post(
+    "/trim-video",
+    response_model=Envelope[TrimResult],
+    responses={
+        404: {"description": "No such project, or it has no uploaded video."},
+        409: {"description": "The video was replaced while it was being trimmed."},
+        501: {"description": "ffmpeg is not installed on this server."},
+    },
+)
+async def trim_video(body: TrimRequest, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
+    """Keep the given segments of the uploaded video (ffmpeg stream copy, no re-encode)."""
+    result = await service.trim(actor, body)
+    return success(result.model_dump(mode="json"), "Video trimmed successfully")
+
+
+def _send(stored: StoredMedia) -> FileResponse:
+    # `FileResponse` answers Range requests (206 + Content-Range, 416 past the end) and
+    # announces `Accept-Ranges: bytes`, so a <video> element can seek.
+    return FileResponse(
+        stored.path,
+        media_type=stored.media_type,
+        filename=stored.filename,
+        content_disposition_type="inline",
+        stat_result=stored.stat,
+        headers={"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/{project_id}/video", response_class=FileResponse, responses=_VIDEO_RESPONSES)
+async def get_video(project_id: ProjectId, viewer: ViewerDep, service: ServiceDep) -> FileResponse:
+    """The uploaded video, with HTTP Range support (the original, never the trimmed render)."""
+    return _send(await service.video(viewer, project_id, trimmed=False))
+
+
+@router.get("/{project_id}/video/trimmed", response_class=FileResponse, responses=_VIDEO_RESPONSES)
+async def get_trimmed_video(
+    project_id: ProjectId, viewer: ViewerDep, service: ServiceDep
+) -> FileResponse:
+    """The latest trimmed render (POST /media/trim-video), with HTTP Range support."""
+    return _send(await service.video(viewer, project_id, trimmed=True))
+
+
+@router.get(
+    "/{project_id}/thumbnail",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG"}, **_FILE_ERRORS},
+)
+async def get_thumbnail(
+    project_id: ProjectId, viewer: ViewerDep, service: ServiceDep
+) -> FileResponse:
+    """The upload's thumbnail (a JPEG frame near the start)."""
+    return _send(await service.thumbnail(viewer, project_id))
+
+
+@router.get("/{project_id}/links", response_model=Envelope[MediaLinks])
+async def media_links(
+    project_id: ProjectId, actor: ActorDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Signed, expiring URLs (relative to the API) of the project's video files."""
+    links = await service.links(actor, project_id)
+    return success(links.model_dump(mode="json"))
+
+
+@router.post("/transcribe", responses={501: {"description": "Always: see the message."}})
+async def transcribe(_actor: ActorDep) -> None:
+    """Speech recognition is outside this backend: 501."""
+    raise NotImplementedHere(
+        "Transcription needs a speech-recognition service, which this backend does not "
+        "include. Produce the transcript elsewhere and save it with PUT "
+        "/transcriptions/{project_id} (or PUT /api/v1/projects/{id}/transcript)."
+    )
+
+
+@router.post("/remove-fillers", responses={501: {"description": "Always: see the message."}})
+async def remove_fillers(_actor: ActorDep) -> None:
+    """Filler-word removal needs speech recognition, outside this backend: 501."""
+    raise NotImplementedHere(
+        "Removing filler words needs a speech-recognition service, which this backend does "
+        "not include. Cut them on the timeline instead (the transcript's cuts, POST "
+        "/api/v1/projects/{id}/transcript/cuts, then POST /media/trim-video)."
+    )

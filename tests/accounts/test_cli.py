@@ -1,0 +1,141 @@
+"""`snipix users create-admin` as an operator runs it: a real process, the real database,
+then the admin's sign-in through the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from snipix.accounts import cli as accounts_cli
+from snipix.cli import app as cli_app
+from snipix.settings import Settings
+from tests.accounts.helpers import SECRET, Store, bearer, login, register
+from tests.support import clean_env, run_snipix
+
+ADMIN_PASSWORD = "Admin-Passw0rd"
+
+
+def create_admin(
+    tmp_path: Path, mongodb_uri: str, database_name: str, *args: str, **env: str
+) -> tuple[int, str, str]:
+    result = run_snipix(
+        ["users", "create-admin", *args],
+        env=clean_env(
+            MONGODB_URI=mongodb_uri, MONGODB_DATABASE=database_name, JWT_SECRET=SECRET, **env
+        ),
+        cwd=tmp_path,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+async def test_created_admin_signs_in_and_opens_admin_routes(
+    client: httpx.AsyncClient,
+    store: Store,
+    tmp_path: Path,
+    mongodb_uri: str,
+    database_name: str,
+) -> None:
+    """The admin made from the shell signs in on the web and reaches the admin-only routes;
+    a second run for the same email exits 1 with one line and changes nothing."""
+    code, out, err = create_admin(
+        tmp_path,
+        mongodb_uri,
+        database_name,
+        "--email",
+        "Root@Example.com",
+        "--name",
+        "Root",
+        SNIPIX_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    assert code == 0, err
+    assert out.startswith("created admin root@example.com (id ")
+
+    signed_in = await login(client, "root@example.com", ADMIN_PASSWORD)
+    assert signed_in.status_code == 200, signed_in.text
+    tokens = signed_in.json()
+    assert tokens["user"]["role"] == "admin"
+    assert tokens["user"]["name"] == "Root"
+    deleted = await client.get(
+        "/api/v1/admin/projects/deleted", headers=bearer(tokens["access_token"])
+    )
+    assert deleted.status_code == 200, deleted.text
+    user = await register(client, "user@example.com")
+    closed = await client.get(
+        "/api/v1/admin/projects/deleted", headers=bearer(user["access_token"])
+    )
+    assert closed.status_code == 403
+
+    code, _out, err = create_admin(
+        tmp_path,
+        mongodb_uri,
+        database_name,
+        "--email",
+        "root@example.com",
+        SNIPIX_ADMIN_PASSWORD="Another-Passw0rd",
+    )
+    assert code == 1
+    assert error_lines(err) == ["error: an account with email root@example.com already exists"]
+    assert store["users"].count_documents({"email": "root@example.com"}) == 1
+
+
+def test_weak_or_missing_password_creates_nothing(
+    store: Store, tmp_path: Path, mongodb_uri: str, database_name: str
+) -> None:
+    """No default password: a weak one, or none without a terminal, exits 1 with one line."""
+    code, _out, err = create_admin(
+        tmp_path,
+        mongodb_uri,
+        database_name,
+        "--email",
+        "root@example.com",
+        SNIPIX_ADMIN_PASSWORD="password",
+    )
+    assert code == 1
+    assert error_lines(err) == ["error: The password needs an upper-case letter, a digit."]
+    code, _out, err = create_admin(
+        tmp_path, mongodb_uri, database_name, "--email", "root@example.com"
+    )
+    assert code == 1
+    (line,) = error_lines(err)
+    assert "SNIPIX_ADMIN_PASSWORD" in line
+    code, _out, err = create_admin(
+        tmp_path,
+        mongodb_uri,
+        database_name,
+        "--email",
+        "not-an-email",
+        SNIPIX_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    assert code == 2
+    assert error_lines(err) == ["error: --email: 'not-an-email' is not an email address"]
+    assert store["users"].count_documents({}) == 0
+
+
+def test_password_is_prompted_twice_in_a_terminal(
+    store: Store,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a terminal the password is asked for, hidden, with a confirmation."""
+    monkeypatch.setattr(accounts_cli, "_interactive", lambda: True)
+    monkeypatch.setenv("MONGODB_URI", str(settings.mongodb_uri.get_secret_value()))  # type: ignore[union-attr]
+    monkeypatch.setenv("MONGODB_DATABASE", settings.database_name)
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    result = CliRunner().invoke(
+        cli_app,
+        ["users", "create-admin", "--email", "root@example.com"],
+        input=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "created admin root@example.com" in result.output
+    assert ADMIN_PASSWORD not in result.output, "the prompt does not echo"
+    admin = store["users"].find_one({"email": "root@example.com"})
+    assert admin is not None
+    assert (admin["role"], admin["name"]) == ("admin", "root")
