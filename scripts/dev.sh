@@ -73,6 +73,21 @@ ensure_ffmpeg() {
     fi
 }
 
+ensure_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    echo "wrk is missing; the benchmark suite's smoke test drives HTTP load with it. Installing it..." >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    elif command -v brew >/dev/null 2>&1; then
+        brew install wrk
+    else
+        echo "error: install wrk (Debian/Ubuntu: apt-get install -y wrk; macOS: brew install wrk)" >&2
+        return 1
+    fi
+}
+
 case "${1:-}" in
 install) install ;;
 run)
@@ -84,6 +99,7 @@ test)
     install
     ensure_redis
     ensure_ffmpeg
+    ensure_wrk
     shift
     exec "$VENV/bin/pytest" "$@"
     ;;
