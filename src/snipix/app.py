@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from importlib.metadata import version
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from snipix.accounts.endpoints import router as accounts_router
 from snipix.accounts.endpoints import web_app_router as accounts_web_app_router
 from snipix.auth.tokens import TokenVerifier
+from snipix.cache.local import LocalLayer
 from snipix.cache.service import Cache
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.compat.router import router as compat_router
@@ -43,6 +45,10 @@ from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.resources import Resources
 from snipix.retry import RetryPolicy
+from snipix.security.body_limit import BodyLimitMiddleware, allowances
+from snipix.security.headers import SecurityHeadersMiddleware
+from snipix.security.limiter import Limiter
+from snipix.security.rate_limit import RATE_LIMITED
 from snipix.sessions.endpoints import router as sessions_router
 from snipix.settings import Settings
 from snipix.timelines.endpoints import router as timeline_router
@@ -76,10 +82,18 @@ def _cache(
     topology: TopologyMonitor,
 ) -> Cache:
     store: CacheStore | None = None
+    local: LocalLayer | None = None
     if not settings.cache_enabled:
         store = None
     elif redis is not None:
         store = RedisStore(redis)
+        if settings.cache_local_max_bytes > 0 and settings.redis_url is not None:
+            local = LocalLayer(
+                settings.redis_url.get_secret_value(),
+                settings.cache_prefix,
+                timeout_s=settings.redis_timeout_ms / 1000,
+                max_bytes=settings.cache_local_max_bytes,
+            )
     elif settings.cache_memory_max_bytes > 0:
         # Single-replica mode: another replica could not see this process's invalidations.
         store = MemoryStore(settings.cache_memory_max_bytes)
@@ -92,6 +106,7 @@ def _cache(
         policy=policy,
         metrics=metrics,
         database_up=lambda: topology.available,
+        local=local,
     )
 
 
@@ -106,6 +121,18 @@ CORS_REQUEST_HEADERS = [
     "X-Request-ID",
 ]
 CORS_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Cache", "X-Request-ID"]
+
+# Hardening (issue 8): answers every rate-limited router can give besides its own.
+LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": ErrorResponse,
+        "description": "The body is over SNIPIX_MAX_BODY_BYTES (or the route's own limit).",
+    },
+    429: {
+        "model": ErrorResponse,
+        "description": "Too many writes or searches (SNIPIX_RATE_LIMIT_*); see Retry-After.",
+    },
+}
 
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]
@@ -129,6 +156,8 @@ def _lifespan(
         redis = _redis_client(settings)
         policy = RetryPolicy.from_settings(settings, metrics)
         cache = _cache(settings, redis, policy, metrics, topology)
+        # Rate limits (issue 8): counted in Redis when configured, in process otherwise.
+        limiter = Limiter(redis, prefix=settings.cache_prefix, metrics=metrics)
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
         try:
@@ -152,12 +181,17 @@ def _lifespan(
                 metrics=metrics,
                 cache=cache,
                 retry=policy,
+                limiter=limiter,
             )
             jobs.append(
                 asyncio.create_task(resources.deferred.run_every(stop), name="deferred-writes")
             )
             if redis is not None and settings.cache_enabled:
                 jobs.append(asyncio.create_task(cache.run_recovery(stop), name="cache-recovery"))
+            if redis is not None:
+                jobs.append(
+                    asyncio.create_task(limiter.run_recovery(stop), name="rate-limit-recovery")
+                )
             if settings.retention_interval_s > 0:
                 retention = RetentionJob(
                     # Media (issue 10): a purge also removes the project's media files.
@@ -178,6 +212,7 @@ def _lifespan(
                 "service ready",
                 database=settings.database_name,
                 cache=cache.backend,
+                rate_limits=limiter.backend,
                 transactions=unit.transactional,
                 startup_ms=round(startup_s * 1000, 1),
             )
@@ -187,6 +222,7 @@ def _lifespan(
             stop.set()
             if jobs:
                 await asyncio.gather(*jobs, return_exceptions=True)
+            cache.close()
             if redis is not None:
                 await redis.aclose()
             await mongo.close()
@@ -221,21 +257,41 @@ def create_app(
     )
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health_router)
     app.include_router(metrics_router)
-    app.include_router(projects_router)
-    app.include_router(admin_router)
-    app.include_router(timeline_router)
-    app.include_router(sessions_router)
-    app.include_router(transcript_router)
-    app.include_router(transcript_search_router)
-    app.include_router(accounts_router)
-    app.include_router(accounts_web_app_router)
-    app.include_router(media_router)
-    # Compatibility routes (issue 10): the original web app's /projects, /timeline and
-    # /transcriptions; CORS (outermost, so every answer carries it) for its browser origin.
-    app.include_router(compat_router)
+    # Rate limits (issue 8): writes and searches on every API route, per user (per address
+    # without an identity); not health or metrics. A dependency, not middleware: the user
+    # is known only after routing and authentication (security/rate_limit.py).
+    for router in (
+        projects_router,
+        admin_router,
+        timeline_router,
+        sessions_router,
+        transcript_router,
+        transcript_search_router,
+        accounts_router,
+    ):
+        app.include_router(router, dependencies=[RATE_LIMITED], responses=LIMIT_RESPONSES)
+    # The original web app's paths document their 413/429 in its envelope themselves
+    # (api.envelope.failure_responses). Compatibility routes (issue 10): its /projects,
+    # /timeline and /transcriptions.
+    for router in (accounts_web_app_router, media_router, compat_router):
+        app.include_router(router, dependencies=[RATE_LIMITED])
+
+    # Middleware, innermost first (each add_middleware wraps everything added before it):
+    #   SecurityHeaders > CORS > RequestContext > BodyLimit > (routing, handlers)
+    # - BodyLimit (issue 8) inside RequestContext: its 413 has the request id, an access
+    #   line and metrics; and it runs before routing, so a Content-Length over the limit
+    #   is refused before any handler, dependency or rate limit.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, allowances=allowances(settings)
+    )
+    # - RequestContext: request id, access line, HTTP metrics, and the 500 for anything
+    #   unhandled, around everything the app does.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    # - CORS (issue 10) outside RequestContext, so every answer carries its grant (the 500
+    #   RequestContext renders included) and preflights are answered before anything else
+    #   runs (they are neither logged nor counted, as before).
     if settings.cors_allowed_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -247,6 +303,8 @@ def create_app(
             allow_credentials=False,
             max_age=600,
         )
+    # - SecurityHeaders (issue 8) outermost: every answer, preflights and 500s included.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

@@ -37,6 +37,7 @@ from snipix.db.launcher import EngineLaunchError, database_endpoint
 from snipix.db.leases import Lease
 from snipix.db.migrations import MIGRATIONS, MigrationLocked, MigrationRunner, MigrationStatus
 from snipix.db.transactions import UnitOfWork
+from snipix.legacy.cli import legacy_app
 from snipix.media.storage import purge_hook
 from snipix.observability.logging import configure_logging
 from snipix.projects.retention import LEASE_NAME, RetentionJob, RetentionReport
@@ -59,6 +60,7 @@ app.add_typer(retention_app, name="retention", no_args_is_help=True)
 app.add_typer(logs_app, name="logs", no_args_is_help=True)
 app.add_typer(backup_app)  # `snipix backup`, `snipix restore`
 app.add_typer(users_app, name="users", no_args_is_help=True)  # accounts (issue 10)
+app.add_typer(legacy_app)  # `snipix import-legacy`, `snipix export-legacy` (issue 9)
 
 # Failures a person can act on: shown as one line, never as a traceback.
 _EXPECTED = (
@@ -143,6 +145,10 @@ def serve(
             lifespan="on",
             timeout_graceful_shutdown=settings.shutdown_grace_s,
             server_header=False,
+            # Hardening (issue 8): the client address (rate limits, login limits) comes
+            # from X-Forwarded-For only when a trusted proxy sent it.
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
 
 

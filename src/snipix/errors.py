@@ -263,7 +263,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     first = problems[0] if problems else None
     where = ".".join(p for p in first["loc"] if p not in {"body"}) if first else ""
-    message = f"Invalid request: {where}: {first['msg']}" if first else "Invalid request."
+    if first is None:
+        message = "Invalid request."
+    elif where:
+        message = f"Invalid request: {where}: {first['msg']}"
+    else:  # a problem of the whole body (its shape, an unsafe key): the msg names the place
+        message = f"Invalid request: {first['msg']}"
     return error_response(
         request, status_code=422, code="validation_error", message=message, details=problems
     )
@@ -271,6 +276,25 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # Issue 8 (found by the fuzzer): FastAPI answers 400 for a JSON body whose bytes are
+        # not UTF-8, or that nests past the parser's recursion limit (its JSON syntax errors
+        # are 422 already). All are a body that cannot be read: one status, one code.
+        too_deep = isinstance(exc.__cause__, RecursionError)
+        problem = "nests too deeply" if too_deep else "is not valid JSON (UTF-8)"
+        return error_response(
+            request,
+            status_code=422,
+            code="validation_error",
+            message=f"Invalid request: the body {problem}.",
+            details=[
+                {
+                    "loc": ["body"],
+                    "msg": problem,
+                    "type": "json_too_deep" if too_deep else "json_invalid",
+                }
+            ],
+        )
     code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal_error")
     message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize() + "."
     if exc.status_code == 404 and exc.detail == "Not Found":
@@ -297,8 +321,16 @@ INTERNAL_ERROR_MESSAGE = (
 
 def internal_error_body(request_id: str | None, path: str = "") -> dict[str, Any]:
     """The 500 body; rendered by the request middleware, which sees every unhandled error."""
+    return error_body_for(path, "internal_error", INTERNAL_ERROR_MESSAGE, None, request_id)
+
+
+def error_body_for(
+    path: str, code: str, message: str, details: Any, request_id: str | None
+) -> dict[str, Any]:
+    """The error body for a request to `path`, for ASGI middleware that answers by itself
+    (the envelope on the original web app's paths, the service's shape elsewhere)."""
     shape = failure if is_legacy_path(path) else error_body
-    return shape("internal_error", INTERNAL_ERROR_MESSAGE, None, request_id)
+    return shape(code, message, details, request_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:

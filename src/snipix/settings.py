@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     cache_memory_max_bytes: int = Field(
         64 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_MEMORY_MAX_BYTES")
     )
+    # With Redis: the in-process layer in front of it (kept exact by Redis client tracking).
+    cache_local_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_LOCAL_MAX_BYTES")
+    )
 
     # Retry policy for database reads and cache calls (exponential backoff, full jitter).
     retry_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("SNIPIX_RETRY_ATTEMPTS"))
@@ -154,6 +158,38 @@ class Settings(BaseSettings):
         900, ge=1, le=86_400, validation_alias=_env("SNIPIX_LOGIN_FAILURE_WINDOW_S")
     )
 
+    # Hardening (issue 8). Rate limits: writes (POST/PUT/PATCH/DELETE) and searches
+    # (`GET /api/v1/projects?q=`, transcript search) per user, or per client address for a
+    # request without a valid identity, in a moving window; over it: 429 + Retry-After.
+    # 0 = no limit. Counted in Redis when REDIS_URL is set (shared by every replica), in
+    # process memory otherwise, and per process while Redis is unreachable. The defaults
+    # are far above an editor's autosave (one write every 2 s) and the test suite.
+    rate_limit_window_s: int = Field(
+        60, ge=1, le=86_400, validation_alias=_env("SNIPIX_RATE_LIMIT_WINDOW_S")
+    )
+    rate_limit_writes: int = Field(
+        1_200, ge=0, le=1_000_000, validation_alias=_env("SNIPIX_RATE_LIMIT_WRITES")
+    )
+    rate_limit_searches: int = Field(
+        600, ge=0, le=1_000_000, validation_alias=_env("SNIPIX_RATE_LIMIT_SEARCHES")
+    )
+    # Largest request body in bytes, counted as it arrives (413, nothing read further), except
+    # where a route allows more: timeline saves and imports (SNIPIX_TIMELINE_MAX_BYTES plus
+    # 64 KiB) and media uploads (SNIPIX_MEDIA_MAX_BYTES plus the multipart framing).
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1_024, le=2**31, validation_alias=_env("SNIPIX_MAX_BODY_BYTES")
+    )
+    # Proxies trusted to say who the client is (X-Forwarded-For, X-Forwarded-Proto), as
+    # uvicorn's --forwarded-allow-ips: comma-separated addresses or networks, `*` = any
+    # (only when nothing but the proxy can reach the service). The client address is what
+    # per-address rate limits and login limits count.
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        min_length=1,
+        pattern=r"^[0-9A-Fa-f:.,/* ]+$",
+        validation_alias=_env("SNIPIX_FORWARDED_ALLOW_IPS"),
+    )
+
     log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: LogFormat = Field("auto", validation_alias=_env("LOG_FORMAT"))
     slow_query_ms: int = Field(100, ge=0, le=600_000, validation_alias=_env("SLOW_QUERY_MS"))
@@ -178,6 +214,20 @@ class Settings(BaseSettings):
         ge=4_096,
         le=4 * 1024 * 1024,
         validation_alias=_env("SNIPIX_TRANSCRIPT_BUCKET_BYTES"),
+    )
+    # Input bounds (issue 8). A JSON Patch autosave holds at most this many operations
+    # (more: 422; save the whole state with PUT). One transcript upload holds at most this
+    # many segments and words (more: 413, nothing written): a ten-hour recording is ~150,000
+    # words in ~6,000 segments. Fixed bounds of every body (nesting, arrays, strings) are in
+    # api/wire.py; the body size limit is SNIPIX_MAX_BODY_BYTES.
+    timeline_max_patch_ops: int = Field(
+        10_000, ge=1, le=100_000, validation_alias=_env("SNIPIX_TIMELINE_MAX_PATCH_OPS")
+    )
+    transcript_max_segments: int = Field(
+        20_000, ge=1, le=1_000_000, validation_alias=_env("SNIPIX_TRANSCRIPT_MAX_SEGMENTS")
+    )
+    transcript_max_words: int = Field(
+        200_000, ge=1, le=10_000_000, validation_alias=_env("SNIPIX_TRANSCRIPT_MAX_WORDS")
     )
     retention_days: int = Field(30, ge=1, le=36_500, validation_alias=_env("SNIPIX_RETENTION_DAYS"))
     retention_interval_s: int = Field(

@@ -55,6 +55,18 @@ def make_cache(
     )
 
 
+async def entity(
+    cache: Cache,
+    kind: str,
+    entity_id: str,
+    owner: str,
+    load: Callable[[], Awaitable[Loaded | None]],
+) -> bytes | None:
+    """The payload a lookup returns (None: not found for this owner)."""
+    found = await cache.entity(kind, entity_id, owner, load)
+    return found.payload if found is not None else None
+
+
 @pytest.fixture(params=["redis", "memory"])
 async def store(
     request: pytest.FixtureRequest, redis_server: RedisServer
@@ -99,8 +111,8 @@ async def test_second_read_is_served_from_the_cache(store: CacheStore) -> None:
     metrics = Metrics("test")
     cache = make_cache(store, metrics=metrics)
     load = Loader()
-    assert await cache.entity("project", "p1", OWNER, load) == b'{"name":"v1"}'
-    assert await cache.entity("project", "p1", OWNER, load) == b'{"name":"v1"}'
+    assert await entity(cache, "project", "p1", OWNER, load) == b'{"name":"v1"}'
+    assert await entity(cache, "project", "p1", OWNER, load) == b'{"name":"v1"}'
     assert load.reads == 1
     assert counts(metrics)["hit"] == 1
     assert counts(metrics)["miss"] == 1
@@ -111,7 +123,7 @@ async def test_concurrent_misses_cause_one_database_read(store: CacheStore) -> N
     cache = make_cache(store)
     load = Loader()
     load.gate = asyncio.Event()
-    tasks = [asyncio.create_task(cache.entity("project", "p1", OWNER, load)) for _ in range(50)]
+    tasks = [asyncio.create_task(entity(cache, "project", "p1", OWNER, load)) for _ in range(50)]
     await asyncio.sleep(0.05)
     load.gate.set()
     results = await asyncio.gather(*tasks)
@@ -122,10 +134,10 @@ async def test_concurrent_misses_cause_one_database_read(store: CacheStore) -> N
 async def test_another_owner_never_sees_a_cached_project(store: CacheStore) -> None:
     """A project cached for its owner is not found for anyone else."""
     cache = make_cache(store)
-    await cache.entity("project", "p1", OWNER, Loader())
+    await entity(cache, "project", "p1", OWNER, Loader())
     bob_load = Loader()
     bob_load.version = 99
-    assert await cache.entity("project", "p1", "bob", lambda: _none()) is None
+    assert await entity(cache, "project", "p1", "bob", lambda: _none()) is None
 
 
 async def _none() -> Loaded | None:
@@ -138,11 +150,11 @@ async def test_a_write_is_visible_at_once_on_every_replica(redis_server: RedisSe
     prefix = f"t{uuid.uuid4().hex[:8]}"
     one, two = (make_cache(RedisStore(c), prefix=prefix) for c in clients)
     old = Loader(1, b"v1")
-    assert await two.entity("project", "p1", OWNER, old) == b"v1"
+    assert await entity(two, "project", "p1", OWNER, old) == b"v1"
     await one.invalidate("project", "p1", 2)
     new = Loader(2, b"v2")
-    assert await two.entity("project", "p1", OWNER, new) == b"v2"
-    assert await two.entity("project", "p1", OWNER, new) == b"v2"
+    assert await entity(two, "project", "p1", OWNER, new) == b"v2"
+    assert await entity(two, "project", "p1", OWNER, new) == b"v2"
     assert new.reads == 1
     for client in clients:
         await client.aclose()
@@ -155,14 +167,14 @@ async def test_a_read_that_started_before_a_write_cannot_cache_the_old_state(
     cache = make_cache(store)
     slow = Loader(1, b"old")
     slow.gate = asyncio.Event()
-    reader = asyncio.create_task(cache.entity("project", "p1", OWNER, slow))
+    reader = asyncio.create_task(entity(cache, "project", "p1", OWNER, slow))
     await asyncio.sleep(0.02)
     # The write commits version 2 and invalidates while the old read is still running.
     await cache.invalidate("project", "p1", 2)
     slow.gate.set()
     assert await reader == b"old"  # that request saw the database before the write
     fresh = Loader(2, b"new")
-    assert await cache.entity("project", "p1", OWNER, fresh) == b"new"
+    assert await entity(cache, "project", "p1", OWNER, fresh) == b"new"
     assert fresh.reads == 1
 
 
@@ -211,16 +223,16 @@ async def test_expired_entry_is_served_stale_while_the_database_is_down(
     """Past its TTL, a cached project is still served (stale) when the database fails."""
     metrics = Metrics("test")
     cache = make_cache(store, ttl_s=0.05, metrics=metrics)
-    await cache.entity("project", "p1", OWNER, Loader(1, b"v1"))
+    await entity(cache, "project", "p1", OWNER, Loader(1, b"v1"))
     await asyncio.sleep(0.1)
     down = Loader()
     down.error = AutoReconnect("connection refused")
-    assert await cache.entity("project", "p1", OWNER, down) == b"v1"
+    assert await entity(cache, "project", "p1", OWNER, down) == b"v1"
     assert request_outcome() == "stale"
     assert counts(metrics)["stale"] == 1
     # Nothing cached for this project: the database error reaches the caller.
     with pytest.raises(AutoReconnect):
-        await cache.entity("project", "p2", OWNER, down)
+        await entity(cache, "project", "p2", OWNER, down)
 
 
 async def test_fresh_hits_are_marked_stale_when_the_database_is_known_down(
@@ -229,9 +241,9 @@ async def test_fresh_hits_are_marked_stale_when_the_database_is_known_down(
     """While the driver reports no primary, even fresh hits are flagged as possibly stale."""
     database = {"up": True}
     cache = make_cache(store, database_up=lambda: database["up"])
-    await cache.entity("project", "p1", OWNER, Loader())
+    await entity(cache, "project", "p1", OWNER, Loader())
     database["up"] = False
-    assert await cache.entity("project", "p1", OWNER, Loader()) == b'{"name":"v1"}'
+    assert await entity(cache, "project", "p1", OWNER, Loader()) == b'{"name":"v1"}'
     assert request_outcome() == "stale"
 
 
@@ -241,13 +253,13 @@ async def test_memory_store_stays_within_its_byte_bound() -> None:
     cache = make_cache(store)
     payload = b"x" * 1_000
     for number in range(100):
-        await cache.entity("project", f"p{number}", OWNER, Loader(1, payload))
+        await entity(cache, "project", f"p{number}", OWNER, Loader(1, payload))
         assert store.bytes_held <= 20_000
     recent = Loader(1, payload)
-    await cache.entity("project", "p99", OWNER, recent)
+    await entity(cache, "project", "p99", OWNER, recent)
     assert recent.reads == 0  # the most recent entry is still there
     oldest = Loader(1, payload)
-    await cache.entity("project", "p0", OWNER, oldest)
+    await entity(cache, "project", "p0", OWNER, oldest)
     assert oldest.reads == 1  # the oldest was evicted
 
 
@@ -261,7 +273,7 @@ async def test_unreachable_redis_costs_nothing_but_the_cache(
     cache = make_cache(RedisStore(client), metrics=metrics)
     load = Loader()
     for _ in range(20):
-        assert await cache.entity("project", "p1", OWNER, load) == b'{"name":"v1"}'
+        assert await entity(cache, "project", "p1", OWNER, load) == b'{"name":"v1"}'
     await cache.invalidate("project", "p1", 2)
     assert load.reads == 20
     assert counts(metrics)["error"] >= 1
@@ -300,7 +312,7 @@ async def test_invalidations_missed_during_an_outage_are_delivered_first(
     cache = make_cache(RedisStore(client), prefix=prefix)
     other_client = redis_client(own_redis.url, timeout_s=0.2)
     other_replica = make_cache(RedisStore(other_client), prefix=prefix)
-    assert await cache.entity("project", "p1", OWNER, Loader(1, b"v1")) == b"v1"
+    assert await entity(cache, "project", "p1", OWNER, Loader(1, b"v1")) == b"v1"
     assert own_redis.process is not None
     os.kill(own_redis.process.pid, signal.SIGSTOP)  # hung, not dead: data kept
     try:
@@ -318,7 +330,7 @@ async def test_invalidations_missed_during_an_outage_are_delivered_first(
     stop.set()
     await recovery
     # Another replica, which never saw the outage, reads the new state.
-    assert await other_replica.entity("project", "p1", OWNER, Loader(2, b"v2")) == b"v2"
+    assert await entity(other_replica, "project", "p1", OWNER, Loader(2, b"v2")) == b"v2"
     assert cache.available
     await client.aclose()
     await other_client.aclose()
@@ -330,14 +342,14 @@ async def test_caching_resumes_when_redis_returns(own_redis: RedisServer) -> Non
     cache = make_cache(RedisStore(client))
     own_redis.stop()
     load = Loader()
-    await cache.entity("project", "p1", OWNER, load)
+    await entity(cache, "project", "p1", OWNER, load)
     assert not cache.available
     own_redis.start()
 
     async def cached_again() -> bool:
         before = load.reads
-        await cache.entity("project", "p1", OWNER, load)
-        await cache.entity("project", "p1", OWNER, load)
+        await entity(cache, "project", "p1", OWNER, load)
+        await entity(cache, "project", "p1", OWNER, load)
         return load.reads == before + 1 and cache.available
 
     recovered_s = await wait_for(cached_again, timeout_s=15)

@@ -24,6 +24,7 @@ EXPECTED_ALERTS = {
     "SnipixCacheHitRatioLow",
     "SnipixDatabasePoolWaitHigh",
     "SnipixDatabaseDown",
+    "SnipixRateLimitsPerProcess",
 }
 # Series names in PromQL: a recording rule's `snipix:...` name is not one of ours to expose.
 METRIC_NAME = re.compile(r"\bsnipix_[a-z0-9_]+\b")

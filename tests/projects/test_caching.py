@@ -179,3 +179,27 @@ async def test_keys_are_per_user(client: httpx.AsyncClient) -> None:
     assert alice.status_code == bob.status_code == 201
     assert alice.json()["id"] != bob.json()["id"]
     assert bob.json()["userId"] == "bob"
+
+
+async def test_if_none_match_with_the_current_etag_is_304_without_a_body(
+    client: httpx.AsyncClient,
+) -> None:
+    """A client holding the current version gets 304 and no body; after a change, 200."""
+    project = await create(client, "Conditional")
+    url = f"{PROJECTS}/{project['id']}"
+    unchanged = await client.get(url, headers={**ALICE, "If-None-Match": '"1"'})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged.headers["ETag"] == '"1"'
+    assert (
+        await client.get(url, headers={**ALICE, "If-None-Match": 'W/"1", "7"'})
+    ).status_code == 304
+    changed = await client.patch(
+        url, json={"name": "Changed"}, headers={**ALICE, "If-Match": '"1"'}
+    )
+    assert changed.status_code == 200
+    again = await client.get(url, headers={**ALICE, "If-None-Match": '"1"'})
+    assert again.status_code == 200
+    assert again.json()["name"] == "Changed"
+    timeline = await client.get(f"{url}/timeline", headers={**ALICE, "If-None-Match": '"0"'})
+    assert timeline.status_code == 304

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Annotated, Any, Final, NoReturn
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
@@ -29,7 +30,7 @@ from snipix.accounts.schemas import (
 from snipix.accounts.service import AccountService, NotImplementedYet, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.tokens import TokenIssuer, session_of
-from snipix.api.envelope import success
+from snipix.api.envelope import failure_responses, success
 from snipix.api.wire import reject_unsafe_query
 from snipix.auth.dependencies import CurrentUser, current_user
 from snipix.errors import ErrorResponse, ValidationFailed
@@ -80,13 +81,14 @@ class AccountsRuntime:
             runtime = cls(
                 issuer=TokenIssuer.from_settings(resources.settings),
                 hasher=PasswordHasher(),
-                throttle=LoginThrottle.from_settings(resources.settings),
+                # Issue 8: the failure counts live where the rate limits do (Redis if any).
+                throttle=LoginThrottle.from_settings(resources.settings, resources.limiter),
             )
             request.app.state.accounts = runtime
         return runtime
 
 
-def get_account_service(request: Request, resources: ResourcesDep) -> AccountService:
+async def get_account_service(request: Request, resources: ResourcesDep) -> AccountService:
     runtime = AccountsRuntime.of(request, resources)
     return account_service(
         resources.db,
@@ -115,7 +117,10 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def _errors(*codes: int, web_app: bool) -> dict[int | str, dict[str, Any]]:
+    # /auth answers errors in the web app's envelope, also the 422/500/503 of any route.
+    if web_app:
+        return failure_responses({code: HTTPStatus(code).phrase for code in codes})
     return {code: {"model": ErrorResponse} for code in codes}
 
 
@@ -149,20 +154,26 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
         "/register",
         status_code=status.HTTP_201_CREATED,
         response_model=shape(TokenResponse),
-        responses=_errors(409, 422, 501),
+        responses=_errors(409, 422, 501, web_app=web_app),
     )
     async def register(body: RegisterRequest, service: ServiceDep) -> Any:
         """Create an account (role `user`, status `active`) and sign it in."""
         return answer(await service.register(body), "Account created.")
 
     @router.post(
-        "/login", response_model=shape(TokenResponse), responses=_errors(401, 403, 429, 501)
+        "/login",
+        response_model=shape(TokenResponse),
+        responses=_errors(401, 403, 429, 501, web_app=web_app),
     )
     async def login(body: LoginRequest, request: Request, service: ServiceDep) -> Any:
         """Sign in with email and password; `remember_me` keeps the session longer."""
         return answer(await service.login(body, _client_ip(request)), "Signed in.")
 
-    @router.post("/refresh", response_model=shape(TokenResponse), responses=_errors(401, 501))
+    @router.post(
+        "/refresh",
+        response_model=shape(TokenResponse),
+        responses=_errors(401, 501, web_app=web_app),
+    )
     async def refresh(body: RefreshRequest, service: ServiceDep) -> Any:
         """A new access token and a new refresh token; the one sent can no longer be used."""
         return answer(await service.refresh(body.refresh_token), "Tokens refreshed.")
@@ -171,7 +182,7 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
         "/logout",
         status_code=status.HTTP_200_OK if web_app else status.HTTP_204_NO_CONTENT,
         response_model=shape(None),
-        responses=_errors(401, 422),
+        responses=_errors(401, 422, web_app=web_app),
     )
     async def logout(
         request: Request,
@@ -195,12 +206,14 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
             return answer(None, "Signed out.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.get("/me", response_model=shape(User), responses=_errors(401, 404))
+    @router.get("/me", response_model=shape(User), responses=_errors(401, 404, web_app=web_app))
     async def me(user: CurrentUser, service: ServiceDep) -> Any:
         """The signed-in user's account."""
         return answer(await service.me(user.user_id), "")
 
-    @router.put("/me", response_model=shape(User), responses=_errors(401, 404, 422))
+    @router.put(
+        "/me", response_model=shape(User), responses=_errors(401, 404, 422, web_app=web_app)
+    )
     async def update_me(body: ProfileUpdate, user: CurrentUser, service: ServiceDep) -> Any:
         """Change `name`, `username`, `avatar_url` or `preferences` (only the fields sent)."""
         return answer(await service.update_profile(user.user_id, body), "Profile updated.")
@@ -212,7 +225,7 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
             methods=["POST"],
             status_code=status.HTTP_501_NOT_IMPLEMENTED,
             response_model=None,
-            responses=_errors(501),
+            responses=_errors(501, web_app=web_app),
             name=f"unavailable_{path.strip('/').replace('-', '_')}",
         )
     return router

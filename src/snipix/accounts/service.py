@@ -158,6 +158,7 @@ class AccountService:
             await self._throttle.check(email, client_ip)
         except RateLimited:
             self._metrics.login_failed("rate_limited")
+            self._metrics.rate_limit_refused("login")
             raise
         doc = await self._users.by_email(email)
         new_hash: str | None = None

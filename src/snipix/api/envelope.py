@@ -12,7 +12,9 @@ logs, metrics and support see the same error codes on both surfaces.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel
 
 # The original app's path roots (API.md, "The original web app's API").
 LEGACY_PREFIXES: Final = ("/projects", "/timeline", "/transcriptions", "/auth", "/media")
@@ -39,4 +41,36 @@ def failure(code: str, message: str, details: Any, request_id: str | None) -> di
         "details": details if details is not None else {},
         "request_id": request_id,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+class FailureEnvelope(BaseModel):
+    """The failure envelope (`failure`) as OpenAPI documents it for the web app's paths."""
+
+    success: Literal[False]
+    code: str
+    error: str
+    message: str
+    details: Any
+    request_id: str | None
+    timestamp: str
+
+
+# What any route may answer (documented app-wide for /api/v1 in the service's error shape):
+# invalid input, a body over the size limit, a rate limit, an unexpected error, no database.
+_ANY_ROUTE: Final = {
+    413: "The request body is too large.",
+    422: "Invalid request.",
+    429: "Too many requests; see Retry-After.",
+    500: "Unexpected error.",
+    503: "Unavailable; see Retry-After.",
+}
+
+
+def failure_responses(described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for routes of the web app's paths: every error, the 422/500/503
+    any route may answer included, documented in the failure envelope they are sent in."""
+    return {
+        code: {"model": FailureEnvelope, "description": description}
+        for code, description in {**_ANY_ROUTE, **(described or {})}.items()
     }

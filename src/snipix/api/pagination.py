@@ -14,9 +14,9 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from snipix.api.wire import WireModel
+from snipix.api.wire import WireModel, json_problem
 from snipix.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
@@ -38,9 +38,21 @@ CursorParam = Annotated[
 
 
 class CursorModel(BaseModel):
-    """Base of each list's cursor contents (short keys: cursors travel in URLs)."""
+    """Base of each list's cursor contents (short keys: cursors travel in URLs).
+
+    An edited cursor is checked like a body (issue 8): its values reach a query, and an
+    integer past 64 bits made the driver raise OverflowError (a 500), not a 422.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        problem = json_problem(data)
+        if problem is not None:
+            raise ValueError(f"{problem[2]}: {problem[1]}")
+        return data
 
 
 class Page[T](WireModel):

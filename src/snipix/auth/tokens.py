@@ -39,6 +39,8 @@ MAX_ROLE_LENGTH: Final = 100
 MIN_RSA_KEY_BITS: Final = 2048
 
 INVALID_MESSAGE: Final = "The access token is invalid."
+# The `token_use` claim of the service's own access tokens (accounts/tokens.py).
+ACCESS_TOKEN_USE: Final = "access"  # noqa: S105 (a claim value)
 NOT_CONFIGURED: Final = "Bearer tokens are not accepted: no JWT key is configured."
 
 _REJECTIONS: Final[tuple[tuple[type[jwt.PyJWTError], str, str], ...]] = (
@@ -234,6 +236,12 @@ class TokenVerifier:
             # Malformed input that slipped past PyJWT's own wrapping: still just invalid.
             self._rejected("malformed")
             raise invalid_token(INVALID_MESSAGE) from None
+        # Issue 8: a token that says it is for something else (a refresh or an ID token an
+        # identity provider signs with the same key) never authorises a request. Tokens
+        # without the claim (most identity providers') are access tokens.
+        if "token_use" in claims and claims["token_use"] != ACCESS_TOKEN_USE:
+            self._rejected("token_use")
+            raise invalid_token("The access token is invalid: it is not an access token.")
         return Principal(user_id=_subject(claims), roles=_roles(claims))
 
     @staticmethod

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from snipix.cache.entries import Entry
+from snipix.cache.local import LocalLayer
 from snipix.cache.store import CacheStore
 from snipix.errors import DatabaseUnavailable
 from snipix.observability.metrics import Metrics
@@ -106,8 +107,10 @@ class Cache:
         policy: RetryPolicy,
         metrics: Metrics,
         database_up: Callable[[], bool] = lambda: True,
+        local: LocalLayer | None = None,
     ) -> None:
         self._store = store
+        self._local = local
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._jitter = jitter
@@ -124,6 +127,7 @@ class Cache:
         self._pending_pages: set[str] = set()
         self._pending_overflow = False
         self._recovery_running = False
+        self._next_track = 0.0
 
     @classmethod
     def disabled(cls) -> Cache:
@@ -137,6 +141,11 @@ class Cache:
             policy=RetryPolicy(attempts=1),
             metrics=Metrics("unknown"),
         )
+
+    def close(self) -> None:
+        """At shutdown: the local layer's tracking connection (the store's client is the app's)."""
+        if self._local is not None:
+            self._local.close()
 
     @property
     def backend(self) -> str:
@@ -169,6 +178,9 @@ class Cache:
 
     def _failed(self, error: BaseException) -> None:
         self._metrics.cache_event("error")
+        if self._local is not None:
+            # Invalidations may be missed while Redis is unreachable: trust nothing held.
+            self._local.close()
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
@@ -216,6 +228,18 @@ class Cache:
     def pending_invalidations(self) -> int:
         return len(self._pending_entities) + len(self._pending_pages)
 
+    async def track(self) -> None:
+        """(Re)open the local layer's tracking connection when Redis answers and it is off."""
+        local = self._local
+        if local is None or local.active or self._down_since is not None:
+            return
+        if time.monotonic() < self._next_track:
+            return
+        if await asyncio.to_thread(local.connect):
+            log.info("cache local layer on", prefix=self._prefix)
+        else:
+            self._next_track = time.monotonic() + PROBE_MAX_S
+
     async def probe(self) -> None:
         """Background: try a store that is down (and deliver what it missed) when due.
 
@@ -241,6 +265,7 @@ class Cache:
     async def _probe_until(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
             await self.probe()
+            await self.track()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except TimeoutError:
@@ -273,23 +298,35 @@ class Cache:
         entity_id: str,
         owner: str,
         load: Callable[[], Awaitable[Loaded | None]],
-    ) -> bytes | None:
-        """The owner's cached payload, or `load()`'s (None: not found for this owner)."""
+    ) -> Loaded | None:
+        """The owner's cached (version, payload), or `load()`'s (None: not for this owner)."""
         key = self.key(kind, entity_id)
+        now_ms = int(time.time() * 1000)
+        local = self._local
+        if local is not None and self._down_since is None:
+            held = local.get(key)
+            if held is not None and held.fresh(now_ms):
+                if held.owner != owner:
+                    self._hit()
+                    return None
+                self._hit()
+                return Loaded(held.version, held.payload)
+        sequence = local.sequence if local is not None else 0
         cached: Entry | None = None
         try:
             raw = await self._call("cache.get", lambda store: store.get(key))
             cached = Entry.decode(raw) if raw is not None else None
         except _StoreDown:
             cached = None
+        if local is not None and cached is not None and cached.fresh(now_ms):
+            local.put(key, cached, sequence)
         if cached is not None and not cached.tombstone and cached.owner != owner:
             # Someone else's: for this caller it does not exist (404, never 403).
             self._hit()
             return None
-        now_ms = int(time.time() * 1000)
         if cached is not None and cached.fresh(now_ms):
             self._hit()
-            return cached.payload
+            return Loaded(cached.version, cached.payload)
         try:
             loaded = await self._single_flight(
                 f"{key}|{owner}", lambda: self._load_entity(key, owner, load)
@@ -298,9 +335,9 @@ class Cache:
             if _database_down(error) and cached is not None and not cached.tombstone:
                 self._metrics.cache_event("stale")
                 _record("stale")
-                return cached.payload
+                return Loaded(cached.version, cached.payload)
             raise
-        return loaded.payload if loaded is not None else None
+        return loaded
 
     async def _load_entity(
         self, key: str, owner: str, load: Callable[[], Awaitable[Loaded | None]]
@@ -327,6 +364,8 @@ class Cache:
         key = self.key(kind, entity_id)
         if self._store is None:
             return
+        if self._local is not None:
+            self._local.evict(key)
         tombstone = Entry.tombstone_for(version).encode()
         try:
             await self._call(

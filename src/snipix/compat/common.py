@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from snipix.api.wire import SafeJson
 from snipix.errors import ValidationFailed, VersionMismatch
 
 # A change the web app sends carries no version. The adapter reads the current version,
@@ -17,9 +18,13 @@ from snipix.errors import ValidationFailed, VersionMismatch
 WRITE_ATTEMPTS: Final = 2
 
 
-class OriginalRequest(BaseModel):
+class OriginalRequest(SafeJson):
     """A request body of the original API: snake_case, unknown fields ignored (as the
-    original backend did, so the unchanged web app's extra fields never fail a request)."""
+    original backend did, so the unchanged web app's extra fields never fail a request).
+
+    Ignored or not, no key anywhere may start with `$` or hold a `.`, and the body's shape
+    is bounded (depth, arrays, strings) like every request's (`SafeJson`, issue 8).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -9,11 +9,12 @@ A project in the original shape: `_id`, `name`, `description`, `user_id`, `thumb
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends
+from pydantic import Field
 
-from snipix.api.envelope import success
+from snipix.api.envelope import failure_responses, success
 from snipix.api.pagination import MAX_LIMIT, decode_cursor
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep
@@ -21,6 +22,7 @@ from snipix.compat.common import OriginalRequest, checked, iso, with_one_retry
 from snipix.projects.endpoints import ProjectId
 from snipix.projects.endpoints import ServiceDep as ProjectServiceDep
 from snipix.projects.schemas import (
+    MAX_DESCRIPTION,
     ListCursor,
     Media,
     Project,
@@ -59,20 +61,26 @@ def _original_names(loc: list[str]) -> list[str]:
     return [_ORIGINAL_NAMES.get(part, part) for part in loc]
 
 
+# Bounded like the project fields they map to (issue 8): refused when the body is read.
+OriginalName = Annotated[str, Field(max_length=200)]
+OriginalDescription = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
+OriginalLocation = Annotated[str, Field(max_length=2_048)]
+
+
 class OriginalProjectCreate(OriginalRequest):
-    name: str
-    description: str | None = None
+    name: OriginalName
+    description: OriginalDescription | None = None
 
 
 class OriginalProjectUpdate(OriginalRequest):
     """Only the fields sent (and not null) change; `""` clears a path or the thumbnail."""
 
-    name: str | None = None
-    description: str | None = None
-    thumbnail: str | None = None
+    name: OriginalName | None = None
+    description: OriginalDescription | None = None
+    thumbnail: OriginalLocation | None = None
     duration: float | None = None
-    video_path: str | None = None
-    trimmed_video_path: str | None = None
+    video_path: OriginalLocation | None = None
+    trimmed_video_path: OriginalLocation | None = None
     trimmed_duration: float | None = None
 
 
@@ -128,7 +136,18 @@ def project_update(current: Project, body: OriginalProjectUpdate) -> ProjectUpda
 
 
 router = APIRouter(
-    prefix="/projects", tags=["original web app"], dependencies=[Depends(reject_unsafe_query)]
+    prefix="/projects",
+    tags=["original web app"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses=failure_responses({401: "No or invalid identity."}),
+)
+_NOT_FOUND = failure_responses({404: "No such project for this user."})
+_CHANGE = failure_responses(
+    {
+        404: "No such project for this user.",
+        409: "The project is being purged.",
+        412: "Other changes won the race twice in a row; reload and retry.",
+    }
 )
 
 
@@ -165,7 +184,7 @@ async def create_project(
     return success(project_document(project), "Project created successfully")
 
 
-@router.get("/{project_id}")
+@router.get("/{project_id}", responses=_NOT_FOUND)
 async def get_project(
     project_id: ProjectId, actor: ActorDep, service: ProjectServiceDep
 ) -> dict[str, Any]:
@@ -174,7 +193,7 @@ async def get_project(
     return success(project_document(project), "Project found")
 
 
-@router.put("/{project_id}")
+@router.put("/{project_id}", responses=_CHANGE)
 async def update_project(
     project_id: ProjectId,
     body: OriginalProjectUpdate,
@@ -194,7 +213,7 @@ async def update_project(
     return success(project_document(project), "Project updated successfully")
 
 
-@router.delete("/{project_id}")
+@router.delete("/{project_id}", responses=_CHANGE)
 async def delete_project(
     project_id: ProjectId, actor: ActorDep, service: ProjectServiceDep
 ) -> dict[str, Any]:
@@ -203,7 +222,7 @@ async def delete_project(
     return success(None, "Project deleted successfully")
 
 
-@router.post("/{project_id}/restore")
+@router.post("/{project_id}/restore", responses=_CHANGE)
 async def restore_project(
     project_id: ProjectId, actor: ActorDep, service: ProjectServiceDep
 ) -> dict[str, Any]:

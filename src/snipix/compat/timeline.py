@@ -19,7 +19,8 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field, field_validator
 
-from snipix.api.envelope import success
+from snipix.api.envelope import failure_responses, success
+from snipix.api.etags import MAX_VERSION
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
 from snipix.compat.common import OriginalRequest, iso, with_one_retry
@@ -148,12 +149,32 @@ async def _document(
 
 
 router = APIRouter(
-    prefix="/timeline", tags=["original web app"], dependencies=[Depends(reject_unsafe_query)]
+    prefix="/timeline",
+    tags=["original web app"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses=failure_responses(
+        {
+            401: "No or invalid identity.",
+            404: "No such project (or version) for this user.",
+            409: "The history cannot rebuild a version.",
+        }
+    ),
 )
-Version = Annotated[int, Path(ge=0, description="A version of the project's timeline.")]
+_WRITE = failure_responses(
+    {
+        401: "No or invalid identity.",
+        404: "No such project (or version) for this user.",
+        409: "Another save of this timeline is in progress; retry.",
+        412: "Other changes won the race twice in a row; reload and retry.",
+        413: "The state exceeds SNIPIX_TIMELINE_MAX_BYTES.",
+    }
+)
+Version = Annotated[
+    int, Path(ge=0, le=MAX_VERSION, description="A version of the project's timeline.")
+]
 
 
-@router.post("/")
+@router.post("/", responses=_WRITE)
 @router.post("", include_in_schema=False)
 async def save_timeline(
     body: OriginalTimelineSave, actor: ActorDep, service: TimelineServiceDep
@@ -240,7 +261,7 @@ async def timeline_version(
     return success(document, f"Timeline state version {version} retrieved successfully")
 
 
-@router.post("/{project_id}/restore/{version}")
+@router.post("/{project_id}/restore/{version}", responses=_WRITE)
 async def restore_timeline(
     project_id: ProjectId, version: Version, actor: ActorDep, service: TimelineServiceDep
 ) -> dict[str, Any]:

@@ -41,7 +41,12 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from snipix.api.wire import find_unsafe_key
 from snipix.errors import ValidationFailed
 from snipix.timelines.schemas import (
+    MAX_CLIPS,
+    MAX_JSON_KEYS,
+    MAX_KEYFRAMES,
+    MAX_MARKERS,
     MAX_SECONDS,
+    MAX_TRACKS,
     Clip,
     LegacyClip,
     LegacyType,
@@ -68,6 +73,17 @@ _KEPT_CLIP_FIELDS = {"effects", "transition_in", "transition_out", "name", "prop
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
+# Strings bounded by the Snipix field each maps to (issue 8), so an over-long value is
+# refused when the body is read, before anything else happens.
+ShortId = Annotated[str, Field(max_length=100)]
+ClipId = Annotated[str, Field(max_length=1_000)]
+Key = Annotated[str, Field(max_length=200)]
+Easing = Annotated[str, Field(max_length=64)]
+Label = Annotated[str, Field(max_length=500)]
+Color = Annotated[str, Field(max_length=32)]
+SourcePath = Annotated[str, Field(max_length=4_096)]
+Content = Annotated[str, Field(max_length=100_000)]
+
 
 # --- the original shape (as the original backend's models define it) ------------------------
 
@@ -78,31 +94,35 @@ class _Original(BaseModel):
 
 
 class OriginalKeyframe(_Original):
-    id: str
+    id: Key
     time: Number
-    property: str
+    property: Key
     value: JsonValue
-    easing: str | None = "linear"
+    easing: Easing | None = "linear"
 
 
 class OriginalClip(_Original):
-    id: str
+    id: ClipId
     type: LegacyType
     start_time: Number
     end_time: Number
     duration: Number
     original_start_time: Number | None = None
-    source_path: str | None = None
-    content: str | None = None
-    properties: dict[str, JsonValue] = Field(default_factory=dict)
-    keyframes: list[OriginalKeyframe] = Field(default_factory=list)
+    source_path: SourcePath | None = None
+    content: Content | None = None
+    properties: Annotated[dict[Key, JsonValue], Field(max_length=MAX_JSON_KEYS)] = Field(
+        default_factory=dict
+    )
+    keyframes: Annotated[list[OriginalKeyframe], Field(max_length=MAX_KEYFRAMES)] = Field(
+        default_factory=list
+    )
 
 
 class OriginalLayer(_Original):
-    id: str
-    name: str
+    id: ShortId
+    name: Label
     type: LegacyType
-    clips: list[OriginalClip] = Field(default_factory=list)
+    clips: Annotated[list[OriginalClip], Field(max_length=MAX_CLIPS)] = Field(default_factory=list)
     is_visible: bool = True
     is_locked: bool = False
     is_muted: bool = False
@@ -111,19 +131,25 @@ class OriginalLayer(_Original):
 
 
 class OriginalMarker(_Original):
-    id: str
+    id: ShortId
     time: Number
-    label: str
-    color: str = "#6366f1"
+    label: Label
+    color: Color = "#6366f1"
 
 
 class OriginalTimelineState(_Original):
-    layers: list[OriginalLayer] = Field(default_factory=list)
+    layers: Annotated[list[OriginalLayer], Field(max_length=MAX_TRACKS)] = Field(
+        default_factory=list
+    )
     playhead_time: Number = 0.0
     zoom: Number = 1.0
     duration: Number = 0.0
-    markers: list[OriginalMarker] = Field(default_factory=list)
-    selected_clips: list[str] = Field(default_factory=list)
+    markers: Annotated[list[OriginalMarker], Field(max_length=MAX_MARKERS)] = Field(
+        default_factory=list
+    )
+    selected_clips: Annotated[list[ClipId], Field(max_length=MAX_CLIPS)] = Field(
+        default_factory=list
+    )
     is_playing: bool = False
     is_snapping: bool = True
 

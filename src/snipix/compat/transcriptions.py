@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from snipix.api.envelope import success
+from snipix.api.envelope import failure_responses, success
 from snipix.api.pagination import decode_cursor
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
@@ -32,6 +32,8 @@ from snipix.errors import Conflict, NotFound
 from snipix.transcripts.endpoints import ProjectId
 from snipix.transcripts.endpoints import ServiceDep as TranscriptServiceDep
 from snipix.transcripts.schemas import (
+    MAX_SEGMENT_WORDS,
+    MAX_SPEAKERS,
     SegmentCursor,
     StoredSegment,
     TranscriptHeader,
@@ -62,40 +64,48 @@ def _original_names(loc: list[str]) -> list[str]:
     return renamed
 
 
+# Bounded like the transcript fields they map to (issue 8): refused when the body is read.
+SpeakerId = Annotated[str, Field(max_length=100)]
+SegmentText = Annotated[str, Field(max_length=20_000)]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
 class OriginalWord(OriginalRequest):
-    text: str
+    text: ShortText
     start: float
     end: float
     confidence: float | None = None
     is_filler: bool | None = False
-    speaker_id: str | None = None
+    speaker_id: SpeakerId | None = None
 
 
 class OriginalSegment(OriginalRequest):
     # The original backend gave a segment sent without an id a random UUID.
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: Annotated[str, Field(max_length=100)] = Field(default_factory=lambda: str(uuid.uuid4()))
     start_time: float
     end_time: float
-    text: str
-    words: list[OriginalWord] = Field(default_factory=list)
-    speaker_id: str | None = None
+    text: SegmentText
+    words: Annotated[list[OriginalWord], Field(max_length=MAX_SEGMENT_WORDS)] = Field(
+        default_factory=list
+    )
+    speaker_id: SpeakerId | None = None
     confidence: float | None = None
     is_edited: bool = False
-    edited_text: str | None = None
+    edited_text: SegmentText | None = None
 
 
 class OriginalTranscription(OriginalRequest):
     """A PUT body: every field optional; a field left out (or null) keeps its value."""
 
     segments: list[OriginalSegment] | None = None
-    language: str | None = None
-    model_used: str | None = None
+    language: Annotated[str, Field(max_length=35)] | None = None
+    model_used: ShortText | None = None
     processing_time: float | None = None
     confidence_score: float | None = None
     is_complete: bool | None = None
     is_edited: bool | None = None
     speaker_count: int | None = None
-    speakers: dict[str, str] | None = None
+    speakers: Annotated[dict[SpeakerId, ShortText], Field(max_length=MAX_SPEAKERS)] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +241,13 @@ router = APIRouter(
     prefix="/transcriptions",
     tags=["original web app"],
     dependencies=[Depends(reject_unsafe_query)],
+    responses=failure_responses(
+        {
+            401: "No or invalid identity.",
+            404: "No such project for this user, or it has no transcription.",
+            409: "The transcription is being replaced; retry in a moment.",
+        }
+    ),
 )
 
 
@@ -243,7 +260,17 @@ async def get_transcription(
     return success(transcription_document(transcript), "Transcription retrieved successfully")
 
 
-@router.put("/{project_id}")
+@router.put(
+    "/{project_id}",
+    responses=failure_responses(
+        {
+            401: "No or invalid identity.",
+            404: "No such project for this user.",
+            409: "The transcription is being replaced; retry in a moment.",
+            412: "Other changes won the race twice in a row; reload and retry.",
+        }
+    ),
+)
 async def put_transcription(
     project_id: ProjectId,
     body: OriginalTranscription,

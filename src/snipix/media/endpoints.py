@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from snipix.api.envelope import success
+from snipix.api.envelope import failure_responses, success
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
 from snipix.auth.dependencies import DEV_USER_HEADER, current_user
@@ -33,7 +33,7 @@ def media_runtime(request: Request) -> MediaRuntime:
     return runtime
 
 
-def get_media_service(request: Request, resources: ResourcesDep) -> MediaService:
+async def get_media_service(request: Request, resources: ResourcesDep) -> MediaService:
     projects = project_service(resources.db, resources.unit, cache=resources.cache)
     return MediaService(projects, media_runtime(request))
 
@@ -70,15 +70,18 @@ async def media_viewer(
 
 ViewerDep = Annotated[Actor, Depends(media_viewer)]
 
-_FILE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No identity, or an invalid or expired link token."},
-    404: {"description": "No such project for this user, or it has no such file."},
-}
+_FILE_ERRORS: dict[int | str, dict[str, Any]] = failure_responses(
+    {
+        401: "No identity, or an invalid or expired link token.",
+        404: "No such project for this user, or it has no such file.",
+    }
+)
 _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The whole file."},
     206: {"description": "The requested byte range (`Content-Range`)."},
-    416: {"description": "The range is outside the file (`Content-Range: bytes */size`)."},
     **_FILE_ERRORS,
+    # Starlette's own answer, plain text (players read the status and the header).
+    416: {"description": "The range is outside the file (`Content-Range: bytes */size`)."},
 }
 _UPLOAD_BODY: Final = {
     "requestBody": {
@@ -98,18 +101,26 @@ _UPLOAD_BODY: Final = {
     }
 }
 
-router = APIRouter(prefix="/media", tags=["media"], dependencies=[Depends(reject_unsafe_query)])
+router = APIRouter(
+    prefix="/media",
+    tags=["media"],
+    dependencies=[Depends(reject_unsafe_query)],
+    responses=failure_responses({401: "No or invalid identity."}),
+)
 
 
 @router.post(
     "/upload",
     response_model=Envelope[UploadResult],
     openapi_extra=_UPLOAD_BODY,
-    responses={
-        404: {"description": "No such project for this user."},
-        413: {"description": "Larger than SNIPIX_MEDIA_MAX_BYTES; nothing is kept."},
-        415: {"description": "Not multipart, or the file is not a video; nothing is kept."},
-    },
+    responses=failure_responses(
+        {
+            401: "No or invalid identity.",
+            404: "No such project for this user.",
+            413: "Larger than SNIPIX_MEDIA_MAX_BYTES; nothing is kept.",
+            415: "Not multipart, or the file is not a video; nothing is kept.",
+        }
+    ),
 )
 async def upload_video(request: Request, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
     """Upload a project's video (multipart `file` + `project_id`), streamed to storage."""
@@ -120,11 +131,16 @@ async def upload_video(request: Request, actor: ActorDep, service: ServiceDep) -
 @router.post(
     "/trim-video",
     response_model=Envelope[TrimResult],
-    responses={
-        404: {"description": "No such project, or it has no uploaded video."},
-        409: {"description": "The video was replaced while it was being trimmed."},
-        501: {"description": "ffmpeg is not installed on this server."},
-    },
+    responses=failure_responses(
+        {
+            401: "No or invalid identity.",
+            404: "No such project, or it has no uploaded video.",
+            409: "The video was replaced while it was being trimmed.",
+            501: "ffmpeg is not installed on this server.",
+            503: "The database is unavailable, or the trim took longer than "
+            "SNIPIX_MEDIA_JOB_TIMEOUT_S.",
+        }
+    ),
 )
 async def trim_video(body: TrimRequest, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
     """Keep the given segments of the uploaded video (ffmpeg stream copy, no re-encode)."""
@@ -171,7 +187,11 @@ async def get_thumbnail(
     return _send(await service.thumbnail(viewer, project_id))
 
 
-@router.get("/{project_id}/links", response_model=Envelope[MediaLinks])
+@router.get(
+    "/{project_id}/links",
+    response_model=Envelope[MediaLinks],
+    responses=failure_responses({401: "No or invalid identity.", 404: "No such project."}),
+)
 async def media_links(
     project_id: ProjectId, actor: ActorDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -180,7 +200,12 @@ async def media_links(
     return success(links.model_dump(mode="json"))
 
 
-@router.post("/transcribe", responses={501: {"description": "Always: see the message."}})
+@router.post(
+    "/transcribe",
+    status_code=501,
+    response_model=None,
+    responses=failure_responses({401: "No or invalid identity.", 501: "Always: see the message."}),
+)
 async def transcribe(_actor: ActorDep) -> None:
     """Speech recognition is outside this backend: 501."""
     raise NotImplementedHere(
@@ -190,7 +215,12 @@ async def transcribe(_actor: ActorDep) -> None:
     )
 
 
-@router.post("/remove-fillers", responses={501: {"description": "Always: see the message."}})
+@router.post(
+    "/remove-fillers",
+    status_code=501,
+    response_model=None,
+    responses=failure_responses({401: "No or invalid identity.", 501: "Always: see the message."}),
+)
 async def remove_fillers(_actor: ActorDep) -> None:
     """Filler-word removal needs speech recognition, outside this backend: 501."""
     raise NotImplementedHere(

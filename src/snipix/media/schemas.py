@@ -11,6 +11,7 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from snipix.api.wire import SafeJson
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 
 # A trim request names one segment per clip of the main video track; a timeline with more
@@ -21,7 +22,8 @@ MAX_SECONDS: Final = 7 * 86_400
 ProjectIdField = Annotated[str, Field(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
 
 
-class _Strict(BaseModel):
+class _Strict(SafeJson):
+    # SafeJson (issue 8): no `$`/dotted keys, bounded depth, arrays and strings.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -42,6 +42,11 @@ CACHE_EVENTS: tuple[CacheEvent, ...] = get_args(CacheEvent)
 LoginFailure = Literal["bad_credentials", "rate_limited", "inactive"]
 LOGIN_FAILURES: tuple[LoginFailure, ...] = get_args(LoginFailure)
 
+# What a rate limit refused (hardening, issue 8): writes and searches per user or address,
+# and sign-ins refused by the login failure limit.
+RateLimitScope = Literal["write", "search", "login"]
+RATE_LIMIT_SCOPES: tuple[RateLimitScope, ...] = get_args(RateLimitScope)
+
 # Methods the API serves; anything else a client invents is counted as `other`.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -193,6 +198,26 @@ class Metrics:
         for reason in LOGIN_FAILURES:
             self.login_failures.labels(reason=reason)
 
+        # Hardening (issue 8).
+        self.rate_limited = Counter(
+            "snipix_rate_limited",
+            "Requests refused with 429 by a rate limit, by scope: write, search, login.",
+            ["scope"],
+            registry=r,
+        )
+        for scope in RATE_LIMIT_SCOPES:
+            self.rate_limited.labels(scope=scope)
+        self.rate_limit_storage_errors = Counter(
+            "snipix_rate_limit_storage_errors",
+            "Rate limit calls to Redis that failed (the limit was then counted in process).",
+            registry=r,
+        )
+        self.rate_limit_fallback = Gauge(
+            "snipix_rate_limit_fallback",
+            "1 while Redis is configured but unreachable, so rate limits count per process.",
+            registry=r,
+        )
+
         # CPU, memory, open files, start time: under our prefix, in our registry.
         ProcessCollector(namespace="snipix", registry=r)
 
@@ -251,6 +276,16 @@ class Metrics:
     def login_failed(self, reason: LoginFailure) -> None:
         """Count one refused sign-in (accounts, issue 10)."""
         self.login_failures.labels(reason=reason).inc()
+
+    def rate_limit_refused(self, scope: RateLimitScope) -> None:
+        """Count one request refused by a rate limit (hardening, issue 8)."""
+        self.rate_limited.labels(scope=scope).inc()
+
+    def rate_limit_storage_failed(self) -> None:
+        self.rate_limit_storage_errors.inc()
+
+    def rate_limit_degraded(self, degraded: bool) -> None:
+        self.rate_limit_fallback.set(1 if degraded else 0)
 
     def startup_finished(self, seconds: float) -> None:
         self.startup_duration.set(seconds)

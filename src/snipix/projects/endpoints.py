@@ -8,14 +8,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
+from snipix.api.etags import (
+    MAX_VERSION,
+    IfMatchHeader,
+    expected_version,
+    parse_if_match,
+    set_etag,
+)
 from snipix.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
+from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep, AdminDep
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
-from snipix.cache.service import set_cache_header
 from snipix.errors import ErrorResponse
 from snipix.media.storage import purge_hook
 from snipix.projects.schemas import (
@@ -37,10 +43,17 @@ from snipix.projects.service import ListQuery, ProjectService, project_service
 from snipix.resources import ResourcesDep
 
 
-def get_project_service(resources: ResourcesDep) -> ProjectService:
+async def get_project_service(resources: ResourcesDep) -> ProjectService:
     # Media (issue 10): an admin purge also removes the project's media files.
-    media = purge_hook(resources.settings)
-    return project_service(resources.db, resources.unit, cache=resources.cache, on_purge=[media])
+    return resources.shared(
+        "projects",
+        lambda: project_service(
+            resources.db,
+            resources.unit,
+            cache=resources.cache,
+            on_purge=[purge_hook(resources.settings)],
+        ),
+    )
 
 
 ServiceDep = Annotated[ProjectService, Depends(get_project_service)]
@@ -55,6 +68,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 _WRITE_ERRORS: dict[int | str, dict[str, object]] = {
     **_ERRORS,
+    # Issue 8 (found by the fuzzer's audit): a change racing the project's purge.
+    409: {"model": ErrorResponse, "description": "The project is being purged."},
     412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
     428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},
 }
@@ -99,7 +114,6 @@ async def create_project(
 async def list_projects(
     actor: ActorDep,
     service: ServiceDep,
-    response: Response,
     sort: SortField = SortField.UPDATED_AT,
     status: ProjectStatus | None = None,
     tag: Annotated[Tag | None, Query()] = None,
@@ -108,7 +122,7 @@ async def list_projects(
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
-) -> Page[Project]:
+) -> Response:
     """The caller's projects, newest first; with `q`, ranked by relevance instead."""
     decoded: ListCursor | SearchCursor | None = None
     if cursor is not None and q is not None:
@@ -123,20 +137,21 @@ async def list_projects(
         limit=limit,
         cursor=decoded,
     )
-    page = await service.list_projects(actor, query)
-    set_cache_header(response)
-    return page
+    return json_response(
+        await service.list_serialized(actor, query), version=None, if_none_match=None
+    )
 
 
 @router.get("/{project_id}", response_model=Project)
 async def get_project(
-    project_id: ProjectId, actor: ActorDep, service: ServiceDep, response: Response
-) -> Project:
-    """One project; `ETag` carries its version."""
-    project = await service.get(actor, project_id)
-    set_etag(response, project.version)
-    set_cache_header(response)
-    return project
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """One project; `ETag` carries its version (`If-None-Match` with it: 304, no body)."""
+    found = await service.get_serialized(actor, project_id)
+    return json_response(found.payload, version=found.version, if_none_match=if_none_match)
 
 
 @router.patch("/{project_id}", response_model=Project, responses=_WRITE_ERRORS)
@@ -194,7 +209,7 @@ async def list_versions(
 @router.get("/{project_id}/versions/{version}", response_model=ProjectVersion)
 async def get_version(
     project_id: ProjectId,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     actor: ActorDep,
     service: ServiceDep,
 ) -> ProjectVersion:
@@ -257,7 +272,7 @@ async def search_audit(
     service: ServiceDep,
     user_id: Annotated[str | None, Query(alias="userId", pattern=r"^[^$]{1,200}$")] = None,
     entity_id: Annotated[str | None, Query(alias="entityId", pattern=r"^[^$]{1,200}$")] = None,
-    action: Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
+    action: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
     since: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
     until: Annotated[datetime | None, Query(description="Before this time.")] = None,
     limit: Limit = DEFAULT_LIMIT,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from snipix.api.etags import MAX_VERSION
 from snipix.api.pagination import CursorModel
 from snipix.api.wire import WireModel
 
@@ -91,7 +92,10 @@ class ProjectUpdate(WireModel):
     media: Media | None = None
     status: ProjectStatus | None = None
     base_version: int | None = Field(
-        None, ge=1, description="Alternative to `If-Match`: the version this change is based on."
+        None,
+        ge=1,
+        le=MAX_VERSION,
+        description="Alternative to `If-Match`: the version this change is based on.",
     )
 
     @model_validator(mode="after")
@@ -179,7 +183,9 @@ class ProjectVersion(WireModel):
 
 
 class Rollback(WireModel):
-    version: int = Field(ge=1, description="The version whose metadata becomes current again.")
+    version: int = Field(
+        ge=1, le=MAX_VERSION, description="The version whose metadata becomes current again."
+    )
 
 
 class SortField(StrEnum):
@@ -194,11 +200,11 @@ class ListCursor(CursorModel):
 
 class SearchCursor(CursorModel):
     # Ranked results have no stable key to resume from; the offset is bounded (MAX_SEARCH).
-    o: int = Field(ge=0)
+    o: int = Field(ge=0, le=MAX_VERSION)
 
 
 class VersionCursor(CursorModel):
-    v: int = Field(ge=1)
+    v: int = Field(ge=1, le=MAX_VERSION)
 
 
 class PurgeReport(WireModel):

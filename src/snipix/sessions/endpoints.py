@@ -17,7 +17,7 @@ from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject,
 from snipix.sessions.service import SessionService, session_service
 
 
-def get_session_service(resources: ResourcesDep) -> SessionService:
+async def get_session_service(resources: ResourcesDep) -> SessionService:
     return session_service(resources.db, resources.unit, cache=resources.cache)
 
 

@@ -7,19 +7,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
+from snipix.api.etags import (
+    MAX_VERSION,
+    IfMatchHeader,
+    expected_version,
+    parse_if_match,
+    set_etag,
+)
 from snipix.api.idempotency import IdempotencyKeyHeader
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
-from snipix.api.wire import find_unsafe_key, reject_unsafe_query
+from snipix.api.representations import IfNoneMatchHeader, json_response
+from snipix.api.wire import check_json, reject_unsafe_query
 from snipix.audit.actor import ActorDep
-from snipix.cache.service import set_cache_header
 from snipix.errors import ErrorResponse, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
-from snipix.resources import ResourcesDep
+from snipix.resources import ResourcesDep, SettingsDep
 from snipix.timelines.otio import from_otio, to_otio
+from snipix.timelines.patches import check_operations
 from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.schemas import (
+    STATE_FIELDS,
     HistoryCursor,
     ImportReport,
     Revision,
@@ -31,21 +39,22 @@ from snipix.timelines.schemas import (
 )
 from snipix.timelines.service import TimelineService
 
-# JSON Patch documents past this many operations are not autosaves.
-MAX_OPERATIONS = 10_000
 PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/json")
 
 
-def get_timeline_service(resources: ResourcesDep) -> TimelineService:
+async def get_timeline_service(resources: ResourcesDep) -> TimelineService:
     settings = resources.settings
-    return TimelineService(
-        TimelineRepository(resources.db),
-        project_service(resources.db, resources.unit, cache=resources.cache),
-        resources.unit,
-        resources.cache,
-        max_bytes=settings.timeline_max_bytes,
-        snapshot_every=settings.timeline_snapshot_every,
-        deferred=resources.deferred,
+    return resources.shared(
+        "timelines",
+        lambda: TimelineService(
+            TimelineRepository(resources.db),
+            project_service(resources.db, resources.unit, cache=resources.cache),
+            resources.unit,
+            resources.cache,
+            max_bytes=settings.timeline_max_bytes,
+            snapshot_every=settings.timeline_snapshot_every,
+            deferred=resources.deferred,
+        ),
     )
 
 
@@ -109,29 +118,38 @@ async def _body(request: Request, limit: int) -> bytes:
     return body
 
 
-def _operations(body: bytes) -> list[dict[str, Any]]:
+def _operations(body: bytes, max_operations: int) -> list[dict[str, Any]]:
+    """The patch's operations, checked before anything is read: JSON within the body bounds
+    of every request (`check_json`), at most `max_operations` (SNIPIX_TIMELINE_MAX_PATCH_OPS),
+    each well-formed and aimed inside the timeline state (issue 8)."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise ValidationFailed("The body is not JSON; send an RFC 6902 JSON Patch array.") from None
     if not isinstance(document, list) or not all(isinstance(op, dict) for op in document):
         raise ValidationFailed("A JSON Patch is an array of operation objects (RFC 6902).")
-    if len(document) > MAX_OPERATIONS:
-        raise ValidationFailed(f"A patch may have at most {MAX_OPERATIONS:,} operations.")
-    where = find_unsafe_key(document)
-    if where is not None:
-        raise ValidationFailed(f"Field names may not start with '$' or contain '.': {where}")
+    if len(document) > max_operations:
+        raise ValidationFailed(
+            f"A patch may have at most {max_operations:,} operations "
+            "(SNIPIX_TIMELINE_MAX_PATCH_OPS); save the whole state with PUT instead.",
+            details=[{"loc": ["body"], "msg": "too many operations", "type": "too_long"}],
+        )
+    check_json(document)
+    check_operations(document, STATE_FIELDS)
     return document
 
 
 @router.get("", response_model=Timeline)
 async def get_timeline(
-    project_id: ProjectId, actor: ActorDep, service: ServiceDep, response: Response
-) -> Timeline:
-    """The current timeline state; `ETag` carries its version (0 before the first save)."""
-    timeline = await service.get(actor, project_id)
-    set_cache_header(response)
-    return _respond(response, timeline)
+    project_id: ProjectId,
+    actor: ActorDep,
+    service: ServiceDep,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """The current timeline state; `ETag` carries its version (0 before the first save;
+    `If-None-Match` with it: 304, no body)."""
+    found = await service.get_serialized(actor, project_id)
+    return json_response(found.payload, version=found.version, if_none_match=if_none_match)
 
 
 @router.put("", response_model=Timeline, responses=_WRITE)
@@ -151,16 +169,37 @@ async def save_timeline(
     return _respond(response, timeline)
 
 
+# Issue 8: the patch body as RFC 6902 defines it, so clients (and the fuzzer) see its rules.
+_JSON_POINTER: dict[str, Any] = {"type": "string", "pattern": "^(/[^/]*)*$"}
+_PATCH_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "description": "At most SNIPIX_TIMELINE_MAX_PATCH_OPS (10,000) operations.",
+    "items": {
+        "type": "object",
+        "required": ["op", "path"],
+        "properties": {
+            "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
+            "path": _JSON_POINTER,
+            "from": _JSON_POINTER,
+            "value": {},
+        },
+    },
+}
+
+
 @router.patch(
     "",
     response_model=Timeline,
-    responses=_WRITE,
+    responses={
+        **_WRITE,
+        204: {"description": "Applied; `Prefer: return=minimal` (the new `ETag` only)."},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
                 "application/json-patch+json": {
-                    "schema": {"type": "array", "items": {"type": "object"}},
+                    "schema": _PATCH_SCHEMA,
                     "example": [{"op": "replace", "path": "/clips/0/start", "value": 12.5}],
                 }
             },
@@ -172,6 +211,7 @@ async def patch_timeline(
     request: Request,
     actor: ActorDep,
     service: ServiceDep,
+    settings: SettingsDep,
     response: Response,
     if_match: IfMatchHeader = None,
     idempotency_key: IdempotencyKey = None,
@@ -186,7 +226,8 @@ async def patch_timeline(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in PATCH_MEDIA_TYPES:
         raise ValidationFailed("Send the patch as application/json-patch+json (RFC 6902).")
-    operations = _operations(await _body(request, service.max_bytes))
+    body = await _body(request, service.max_bytes)
+    operations = _operations(body, settings.timeline_max_patch_ops)
     timeline = await service.patch(
         actor,
         project_id,
@@ -216,10 +257,16 @@ async def timeline_history(
     return await service.history(actor, project_id, limit=limit, cursor=decoded)
 
 
-@router.get("/versions/{version}", response_model=TimelineVersion)
+# A version is rebuilt from a snapshot and patches; a gap in the history is a 409.
+_REBUILT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The history cannot rebuild that version."},
+}
+
+
+@router.get("/versions/{version}", response_model=TimelineVersion, responses=_REBUILT)
 async def timeline_version(
     project_id: ProjectId,
-    version: Annotated[int, Path(ge=0)],
+    version: Annotated[int, Path(ge=0, le=MAX_VERSION)],
     actor: ActorDep,
     service: ServiceDep,
 ) -> TimelineVersion:
@@ -272,14 +319,19 @@ async def rollback_timeline(
 @router.get(
     "/export",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}, "description": "An .otio document."}},
+    responses={
+        200: {"content": {"application/json": {}}, "description": "An .otio document."},
+        **_REBUILT,
+    },
 )
 async def export_timeline(
     project_id: ProjectId,
     actor: ActorDep,
     service: ServiceDep,
     format: Annotated[str, Query(pattern="^otio$", description="Only `otio`.")] = "otio",
-    version: Annotated[int | None, Query(ge=0, description="Default: current.")] = None,
+    version: Annotated[
+        int | None, Query(ge=0, le=MAX_VERSION, description="Default: current.")
+    ] = None,
 ) -> Response:
     """The current (or a given) version as an OpenTimelineIO document."""
     project = await service.project(actor, project_id)

@@ -35,6 +35,7 @@ from typing import Any, Final
 import opentimelineio as otio
 from pydantic import BaseModel, ValidationError
 
+from snipix.api.wire import nested_deeper_than
 from snipix.errors import ValidationFailed
 from snipix.timelines.schemas import (
     MAX_SECONDS,
@@ -57,6 +58,8 @@ FORMAT_VERSION: Final = 1
 OTIO_JSON: Final = "otio_json"
 DEFAULT_FPS: Final = 30.0
 MAX_LABEL = 500
+# Deepest nesting of an imported document (issue 8; see _read_timeline).
+MAX_OTIO_DEPTH: Final = 64
 MAX_MEDIA_REF = 2_048
 MAX_COLOR = 32
 # Exact seconds from metadata are trusted while OTIO's frame-rounded value is within half a
@@ -302,6 +305,21 @@ def from_otio(document: str) -> tuple[TimelineState, list[str]]:
 
 
 def _read_timeline(document: str) -> Any:
+    # Issue 8: OTIO's C++ JSON reader recurses per nesting level and crashed the whole
+    # process (SIGSEGV) on ~100,000 nested brackets (a 200 KB body). Python's parser stops
+    # at its recursion limit instead, and real documents nest ~15 levels (nested stacks and
+    # other tools' metadata a few more): anything past MAX_OTIO_DEPTH never reaches OTIO.
+    try:
+        parsed = json.loads(document)
+    except (ValueError, RecursionError):
+        raise ValidationFailed(
+            "This is not an OpenTimelineIO (.otio) file: it is not valid JSON."
+        ) from None
+    if nested_deeper_than(parsed, MAX_OTIO_DEPTH):
+        raise ValidationFailed(
+            f"This OpenTimelineIO file nests deeper than {MAX_OTIO_DEPTH} levels; "
+            "no timeline needs that."
+        )
     try:
         loaded = otio.adapters.read_from_string(document, OTIO_JSON)
     except (ValueError, KeyError, TypeError, RuntimeError, otio.exceptions.OTIOError) as exc:

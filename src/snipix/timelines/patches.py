@@ -25,6 +25,47 @@ class PatchFailed(ValidationFailed):
     """The patch does not apply to the state it was sent for."""
 
 
+_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
+_WITH_VALUE = frozenset({"add", "replace", "test"})
+_WITH_FROM = frozenset({"move", "copy"})
+
+
+def check_operations(operations: list[Operation], roots: frozenset[str]) -> None:
+    """Reject, before anything is read or applied, an operation that is malformed or aims
+    outside the document it applies to: every `path` and `from` must be a JSON Pointer
+    whose first member is one of `roots` (the timeline state's fields), or the whole
+    document (""). Server-owned fields (`/version`, `/userId`, `/_id`, ...) are no member
+    of the state, so a patch naming one is refused here, with the operation's index.
+
+    Issue 8: a `move` or `copy` without `from` (or with a non-string one) raised a
+    KeyError/TypeError deep in the apply loop: a 500.
+    """
+    for index, operation in enumerate(operations):
+        op = operation.get("op")
+        if not isinstance(op, str) or op not in _OPS:
+            raise PatchFailed(
+                f"operation {index}: `op` must be one of {', '.join(sorted(_OPS))}; "
+                "nothing was changed"
+            )
+        members = ["path", *(["from"] if op in _WITH_FROM else [])]
+        if op in _WITH_VALUE and "value" not in operation:
+            raise PatchFailed(f"operation {index} ({op}): needs a `value`; nothing was changed")
+        for member in members:
+            pointer = operation.get(member)
+            if not isinstance(pointer, str):
+                raise PatchFailed(
+                    f"operation {index} ({op}): `{member}` must be a JSON Pointer string; "
+                    "nothing was changed"
+                )
+            parts = _parts(pointer)
+            if parts and parts[0] not in roots:
+                raise PatchFailed(
+                    f"operation {index} ({op} {pointer[:200]}): {parts[0][:100]!r} is not a "
+                    f"field of the timeline state ({', '.join(sorted(roots))}); "
+                    "nothing was changed"
+                )
+
+
 def _parts(path: str) -> list[str]:
     try:
         return list(JsonPointer(path).parts)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
 
+from snipix.api.etags import MAX_VERSION
 from snipix.api.pagination import CursorModel
 from snipix.api.wire import WireModel
 
@@ -302,6 +303,13 @@ class TimelineState(WireModel):
         return max((clip.end for clip in self.clips), default=0.0)
 
 
+# What a JSON Patch may address: the state's own fields. `/version`, `/userId`, `/_id` and
+# anything else the stored head carries beside the state are not in it (issue 8).
+STATE_FIELDS: frozenset[str] = frozenset(
+    field.alias or name for name, field in TimelineState.model_fields.items()
+)
+
+
 def state_document(state: TimelineState) -> dict[str, Any]:
     """The state as stored and patched: camelCase JSON, defaults included."""
     return state.model_dump(mode="json")
@@ -324,7 +332,7 @@ class SaveTimeline(WireModel):
 
     state: TimelineState
     label: Label | None = None
-    base_version: int | None = Field(None, ge=0)
+    base_version: int | None = Field(None, ge=0, le=MAX_VERSION)
 
 
 class RevisionKind(StrEnum):
@@ -355,12 +363,12 @@ class TimelineVersion(WireModel):
 
 
 class RollbackTimeline(WireModel):
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_VERSION)
     label: Label | None = None
 
 
 class HistoryCursor(CursorModel):
-    v: int = Field(ge=1)
+    v: int = Field(ge=1, le=MAX_VERSION + 1)
 
 
 class ImportReport(WireModel):

@@ -194,18 +194,23 @@ class TimelineService:
 
     async def get(self, actor: Actor, project_id: str) -> Timeline:
         """The current state, through the cache (keyed by project, fenced by version)."""
-        await self._projects.get(actor, project_id)
+        found = await self.get_serialized(actor, project_id)
+        return Timeline.model_validate(orjson.loads(found.payload))
+
+    async def get_serialized(self, actor: Actor, project_id: str) -> Loaded:
+        """The current state's version and JSON as the API answers it (sent as is)."""
+        await self._projects.get_serialized(actor, project_id)
 
         async def load() -> Loaded:
             timeline = self._timeline(project_id, await self._timelines.head(project_id))
             return Loaded(timeline.version, timeline.model_dump_json().encode())
 
-        payload = await self._cache.entity(CACHED_TIMELINE, project_id, actor.user_id, load)
-        if payload is None:
+        found = await self._cache.entity(CACHED_TIMELINE, project_id, actor.user_id, load)
+        if found is None:
             # Cached for another owner: the project was checked above, so only a project
             # that changed hands (never, today) gets here.
             raise NotFound(f"Project {project_id} was not found.")
-        return Timeline.model_validate(orjson.loads(payload))
+        return found
 
     def _timeline(self, project_id: str, head: Document | None) -> Timeline:
         if head is None or head["version"] == 0:

@@ -33,12 +33,14 @@ from snipix.transcripts.schemas import (
 from snipix.transcripts.service import TranscriptService
 
 
-def get_transcript_service(resources: ResourcesDep) -> TranscriptService:
+async def get_transcript_service(resources: ResourcesDep) -> TranscriptService:
     return TranscriptService(
         TranscriptRepository(resources.db),
         project_service(resources.db, resources.unit, cache=resources.cache),
         bucket_words=resources.settings.transcript_bucket_words,
         bucket_bytes=resources.settings.transcript_bucket_bytes,
+        max_segments=resources.settings.transcript_max_segments,
+        max_words=resources.settings.transcript_max_words,
     )
 
 
@@ -52,6 +54,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No such project, transcript or segment."},
 }
 _WRITE: dict[int | str, dict[str, object]] = {
+    # Issue 8 (found by the fuzzer): merging the last segment, a timeline save in progress
+    # (cuts), and the timeline's size limit (cuts).
+    409: {"model": ErrorResponse, "description": "Nothing to merge with, or a save in progress."},
+    413: {
+        "model": ErrorResponse,
+        "description": "Over SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS (upload), or the "
+        "cuts make the timeline too large.",
+    },
     412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
     422: {"model": ErrorResponse, "description": "Invalid transcript or edit."},
     428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},

@@ -13,6 +13,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
+from snipix.api.etags import MAX_VERSION
 from snipix.api.pagination import CursorModel
 from snipix.api.wire import WireModel
 
@@ -105,7 +106,7 @@ class TranscriptUpload(WireModel):
     language: Language
     speakers: Annotated[list[Speaker], Field(max_length=MAX_SPEAKERS)] = Field(default_factory=list)
     segments: list[Segment]
-    base_version: int | None = Field(None, ge=0)
+    base_version: int | None = Field(None, ge=0, le=MAX_VERSION)
     metadata: TranscriptMetadata | None = Field(None, exclude_if=_absent)
 
     @model_validator(mode="after")
@@ -134,18 +135,20 @@ class SegmentEdit(WireModel):
     text: Annotated[str, StringConstraints(max_length=20_000)] | None = None
     words: Annotated[list[Word], Field(max_length=MAX_SEGMENT_WORDS)] | None = None
     speaker: Id | None = None
-    base_version: int | None = Field(None, ge=0)
+    base_version: int | None = Field(None, ge=0, le=MAX_VERSION)
 
 
 class SplitSegment(WireModel):
-    at_word: int = Field(ge=1, description="The first word of the new second segment.")
-    base_version: int | None = Field(None, ge=0)
+    at_word: int = Field(
+        ge=1, le=MAX_SEGMENT_WORDS, description="The first word of the new second segment."
+    )
+    base_version: int | None = Field(None, ge=0, le=MAX_VERSION)
 
 
 class MergeSegment(WireModel):
     """Merge this segment with the one that follows it."""
 
-    base_version: int | None = Field(None, ge=0)
+    base_version: int | None = Field(None, ge=0, le=MAX_VERSION)
 
 
 class StoredSegment(WireModel):
@@ -180,7 +183,7 @@ class SegmentWindow(WireModel):
 
 
 class SegmentCursor(CursorModel):
-    s: float
+    s: float = Field(allow_inf_nan=False)
     id: str
 
 

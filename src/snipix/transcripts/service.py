@@ -26,6 +26,7 @@ from snipix.errors import (
     Conflict,
     NotFound,
     PreconditionRequired,
+    TooLarge,
     ValidationFailed,
     VersionMismatch,
 )
@@ -93,13 +94,34 @@ class TranscriptService:
         *,
         bucket_words: int,
         bucket_bytes: int,
+        max_segments: int | None = None,
+        max_words: int | None = None,
     ) -> None:
         self._transcripts = transcripts
         self._projects = projects
         self._bucket_words = bucket_words
         self._bucket_bytes = bucket_bytes
+        # Issue 8: one upload's bounds (SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS); None
+        # for callers that bound their input themselves (the legacy importer).
+        self._max_segments = max_segments
+        self._max_words = max_words
 
     # --- upload ---------------------------------------------------------------------------
+
+    def _check_size(self, upload: TranscriptUpload) -> None:
+        """413 for an upload over the configured bounds, before anything is read or written."""
+        segments = len(upload.segments)
+        words = sum(len(segment.words) for segment in upload.segments)
+        for count, limit, what, setting in (
+            (segments, self._max_segments, "segments", "SNIPIX_TRANSCRIPT_MAX_SEGMENTS"),
+            (words, self._max_words, "words", "SNIPIX_TRANSCRIPT_MAX_WORDS"),
+        ):
+            if limit is not None and count > limit:
+                raise TooLarge(
+                    f"The transcript has {count:,} {what}; one upload may hold at most "
+                    f"{limit:,} ({setting}). Nothing was saved.",
+                    details={what: count, "limit": limit},
+                )
 
     def buckets(
         self, project_id: str, user_id: str, generation: str, segments: list[Document]
@@ -144,6 +166,7 @@ class TranscriptService:
         self, actor: Actor, project_id: str, upload: TranscriptUpload, *, expected: Expected
     ) -> TranscriptHeader:
         """Replace the whole transcript: new buckets in batches, then the header flips."""
+        self._check_size(upload)
         project = await self._projects.get(actor, project_id)
         duration = project.media.duration_sec if project.media is not None else None
         last_end = max((segment.end for segment in upload.segments), default=0.0)

@@ -1,0 +1,292 @@
+"""A bounded in-process layer in front of Redis, kept exact by Redis itself.
+
+Every replica keeps its hottest entries in memory and opens one extra connection to Redis
+in RESP3 with `CLIENT TRACKING ON BCAST PREFIX <prefix>:`: whenever any client changes a
+key under the prefix (a write's tombstone, a fill), Redis pushes `invalidate <key>` to every
+replica. Redis queues that push while it executes the change, before it answers the client
+that made it; so by the time a writer's HTTP answer reaches the user and the user's next
+read reaches another replica, the push is already in that replica's socket. Each lookup
+first drains the socket without blocking (one `recv`, usually EAGAIN) and evicts what it
+names — a write is never followed by a stale read, on this replica or another.
+
+What could break that, and what is done:
+- A read from Redis racing a change: the entry is kept only if no invalidation arrived
+  between the GET being sent and its answer (a sequence number), else it is not kept.
+- The tracking connection fails or Redis restarts: the layer empties itself and turns off
+  (every lookup goes to Redis) until a new connection is tracking again — invalidations
+  missed meanwhile can never be served.
+- Redis says its tracking table overflowed or was flushed (a null invalidation): empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections import OrderedDict
+from typing import Final
+from urllib.parse import unquote, urlparse
+
+import structlog
+
+from snipix.cache.entries import Entry
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_MAX_ENTRIES: Final = 10_000
+DEFAULT_MAX_BYTES: Final = 32 * 1024 * 1024
+# Per-entry bookkeeping counted against the byte bound.
+_OVERHEAD: Final = 200
+
+
+class _Incomplete(Exception):
+    """The buffer ends in the middle of a RESP3 frame."""
+
+
+def _parse(buffer: bytes, at: int) -> tuple[object, int]:
+    """One RESP3 value from `buffer[at:]`: (value, next offset). Enough for pushes/replies."""
+    end = buffer.find(b"\r\n", at)
+    if end < 0:
+        raise _Incomplete
+    kind, line = buffer[at : at + 1], buffer[at + 1 : end]
+    after = end + 2
+    if kind in (b"+", b"-", b":", b",", b"#", b"("):
+        return line, after
+    if kind == b"_":
+        return None, after
+    if kind in (b"$", b"=", b"!"):
+        size = int(line)
+        if size < 0:
+            return None, after
+        if len(buffer) < after + size + 2:
+            raise _Incomplete
+        return buffer[after : after + size], after + size + 2
+    if kind in (b"*", b">", b"~"):
+        items: list[object] = []
+        for _ in range(int(line)):
+            item, after = _parse(buffer, after)
+            items.append(item)
+        return (b">" if kind == b">" else b"*", items), after
+    if kind == b"%" or kind == b"|":
+        pairs: list[object] = []
+        for _ in range(int(line) * 2):
+            item, after = _parse(buffer, after)
+            pairs.append(item)
+        if kind == b"|":  # an attribute precedes the real value
+            return _parse(buffer, after)
+        return (b"%", pairs), after
+    raise ValueError(f"unexpected RESP3 type {kind!r}")
+
+
+def _command(*parts: str) -> bytes:
+    encoded = [part.encode() for part in parts]
+    out = [b"*%d\r\n" % len(encoded)]
+    for part in encoded:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+class LocalLayer:
+    """The in-process entries and the tracking connection that keeps them exact."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        *,
+        timeout_s: float,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._url = redis_url
+        self._prefix = prefix + ":"
+        self._timeout_s = timeout_s
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.bytes_held = 0
+        self._sock: socket.socket | ssl.SSLSocket | None = None
+        self._buffer = b""
+        # Invalidations seen so far: a GET's answer is kept only if this did not move.
+        self.sequence = 0
+
+    # --- the tracking connection --------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self._sock is not None
+
+    def connect(self) -> bool:
+        """Open the tracking connection (blocking, bounded by the Redis timeout)."""
+        self.close()
+        url = urlparse(self._url)
+        sock: socket.socket | ssl.SSLSocket | None = None
+        try:
+            sock = self._open()
+            db = (url.path or "/0").lstrip("/") or "0"
+            hello = ["HELLO", "3"]
+            if url.password is not None:
+                hello += ["AUTH", unquote(url.username or "default"), unquote(url.password)]
+            commands = [
+                hello,
+                ["SELECT", db],
+                ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self._prefix],
+            ]
+            for command in commands:
+                sock.sendall(_command(*command))
+                reply = self._read_reply(sock)
+                if isinstance(reply, bytes) and command[0] != "HELLO" and reply != b"OK":
+                    raise ConnectionError(f"{command[0]} refused")
+            sock.setblocking(False)
+        except (OSError, ValueError, ConnectionError) as error:
+            if sock is not None:
+                sock.close()
+            log.warning("cache tracking unavailable", error_class=type(error).__name__)
+            return False
+        self._sock = sock
+        self._buffer = b""
+        # Anything cached before this connection may have missed an invalidation.
+        self.clear()
+        return True
+
+    def _open(self) -> socket.socket | ssl.SSLSocket:
+        parsed = urlparse(self._url)
+        if parsed.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self._timeout_s)
+            sock.connect(parsed.path)
+            return sock
+        plain = socket.create_connection(
+            (parsed.hostname or "localhost", parsed.port or 6379), timeout=self._timeout_s
+        )
+        if parsed.scheme == "rediss":
+            context = ssl.create_default_context()
+            return context.wrap_socket(plain, server_hostname=parsed.hostname)
+        return plain
+
+    def _read_reply(self, sock: socket.socket | ssl.SSLSocket) -> object:
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed during handshake")
+            data += chunk
+            try:
+                value, _end = _parse(data, 0)
+            except _Incomplete:
+                continue
+            if isinstance(value, bytes) and data[:1] == b"-":
+                raise ConnectionError("Redis refused the tracking handshake")
+            return value
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._sock = None
+        self.clear()
+
+    def drain(self) -> None:
+        """Apply every invalidation already received; never blocks."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    self._lost("closed")
+                    return
+                self._buffer += chunk
+                if len(chunk) < 65536:
+                    break
+        except (BlockingIOError, ssl.SSLWantReadError):
+            pass
+        except OSError as error:
+            self._lost(type(error).__name__)
+            return
+        self._apply()
+
+    def _apply(self) -> None:
+        at = 0
+        buffer = self._buffer
+        while at < len(buffer):
+            try:
+                value, at_next = _parse(buffer, at)
+            except _Incomplete:
+                break
+            except ValueError:
+                self._lost("protocol")
+                return
+            at = at_next
+            if not (isinstance(value, tuple) and value[0] == b">"):
+                continue
+            items = value[1]
+            if not items or items[0] != b"invalidate":
+                continue
+            self.sequence += 1
+            keys = items[1] if len(items) > 1 else None
+            if keys is None:
+                self.clear()  # flushed, or Redis dropped its tracking table
+                continue
+            assert isinstance(keys, tuple)
+            for key in keys[1]:
+                if isinstance(key, bytes):
+                    self._drop(key.decode())
+        self._buffer = buffer[at:]
+
+    def _lost(self, why: str) -> None:
+        log.warning("cache tracking lost; local layer off until it returns", reason=why)
+        self.close()
+
+    # --- entries ------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        if self._sock is None:
+            return None
+        self.drain()
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: Entry, sequence: int) -> None:
+        """Keep `entry`, read while `sequence` was current, unless it changed since."""
+        if self._sock is None:
+            return
+        self.drain()
+        if self.sequence != sequence:
+            return
+        size = _OVERHEAD + len(key) + len(entry.payload)
+        if size > self._max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = entry
+        self._sizes[key] = size
+        self.bytes_held += size
+        while len(self._entries) > self._max_entries or self.bytes_held > self._max_bytes:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+
+    def evict(self, key: str) -> None:
+        self.sequence += 1
+        self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        if self._entries.pop(key, None) is not None:
+            self.bytes_held -= self._sizes.pop(key, 0)
+
+    def clear(self) -> None:
+        self.sequence += 1
+        self._entries.clear()
+        self._sizes.clear()
+        self.bytes_held = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,1 @@
+"""Hardening (issue 8): rate limits, the request body limit and security headers."""

@@ -1,0 +1,144 @@
+"""The in-process layer in front of Redis: hits without a round trip, never a stale read
+after a write on another replica (Redis client tracking), off when tracking is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from snipix.cache.entries import Entry
+from snipix.cache.local import LocalLayer
+from snipix.cache.service import Cache, Loaded
+from snipix.cache.store import RedisStore
+from snipix.observability.metrics import Metrics
+from snipix.retry import RetryPolicy
+from tests.support import RedisServer
+
+OWNER = "alice"
+
+
+class Replica:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client: Redis = Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        self.local = LocalLayer(url, prefix, timeout_s=0.5)
+        self.cache = Cache(
+            RedisStore(self.client),
+            prefix=prefix,
+            ttl_s=60,
+            jitter=0,
+            stale_s=60,
+            policy=RetryPolicy(attempts=1),
+            metrics=Metrics("test"),
+            local=self.local,
+        )
+
+    async def start(self) -> Replica:
+        await self.cache.track()
+        assert self.local.active
+        return self
+
+    async def close(self) -> None:
+        self.local.close()
+        await self.client.aclose()
+
+
+async def gets(client: Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+@pytest.fixture
+async def replicas(redis_server: RedisServer) -> AsyncIterator[tuple[Replica, Replica]]:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    one = await Replica(redis_server.url, prefix).start()
+    two = await Replica(redis_server.url, prefix).start()
+    yield one, two
+    await one.close()
+    await two.close()
+
+
+async def read(replica: Replica, version: int, payload: bytes) -> bytes | None:
+    async def load() -> Loaded:
+        return Loaded(version, payload)
+
+    found = await replica.cache.entity("project", "p1", OWNER, load)
+    return found.payload if found is not None else None
+
+
+async def test_repeated_reads_are_served_without_a_redis_round_trip(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    """Once a project is held locally, reading it again costs no Redis command."""
+    one, _ = replicas
+    assert await read(one, 1, b"v1") == b"v1"  # miss: database, fill
+    assert await read(one, 1, b"v1") == b"v1"  # Redis hit, now held locally
+    before = await gets(one.client)
+    for _ in range(50):
+        assert await read(one, 1, b"v1") == b"v1"
+    assert await gets(one.client) == before
+    assert len(one.local) == 1
+
+
+async def test_a_write_on_one_replica_is_never_read_stale_on_another(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    """Replica two holds v1 locally; replica one writes v2: two's very next read is v2."""
+    one, two = replicas
+    for round_number in range(1, 30):
+        held = f"v{round_number}".encode()
+        assert await read(two, round_number, held) == held
+        assert await read(two, round_number, held) == held  # held locally from here
+        await one.cache.invalidate("project", "p1", round_number + 1)
+        fresh = f"v{round_number + 1}".encode()
+        # No sleep: the invalidation was pushed before the write's answer came back.
+        assert await read(two, round_number + 1, fresh) == fresh
+
+
+async def test_an_answer_older_than_an_invalidation_is_not_kept() -> None:
+    """A Redis answer read before an invalidation arrived is not held locally."""
+    layer = LocalLayer("redis://127.0.0.1:1/0", "t", timeout_s=0.1)
+    layer._sock = object()  # type: ignore[assignment]  # as if tracking were on
+    layer.drain = lambda: None  # type: ignore[method-assign]
+    sequence = layer.sequence
+    layer.evict("t:project:p1")  # an invalidation arrives while the GET is in flight
+    layer.put("t:project:p1", Entry(1, 2**62, OWNER, b"old"), sequence)
+    assert layer.get("t:project:p1") is None
+    layer.put("t:project:p1", Entry(2, 2**62, OWNER, b"new"), layer.sequence)
+    held = layer.get("t:project:p1")
+    assert held is not None
+    assert held.payload == b"new"
+    layer._sock = None
+
+
+async def test_losing_tracking_turns_the_layer_off_and_empties_it(
+    redis_server: RedisServer,
+) -> None:
+    """When Redis drops the tracking connection nothing held can be served any more."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    replica = await Replica(redis_server.url, prefix).start()
+    try:
+        await read(replica, 1, b"v1")
+        await read(replica, 1, b"v1")
+        assert len(replica.local) == 1
+        # The tracking connection is the client with the `t` (tracking) flag.
+        for client in await replica.client.client_list():
+            if "t" in client.get("flags", ""):
+                await replica.client.client_kill_filter(_id=client["id"])
+        await asyncio.sleep(0.05)
+        replica.local.drain()
+        assert not replica.local.active
+        assert len(replica.local) == 0
+        # Reads still answer, from Redis, and tracking comes back.
+        assert await read(replica, 1, b"v1") == b"v1"
+        await replica.cache.track()
+        assert replica.local.active
+    finally:
+        await replica.close()
