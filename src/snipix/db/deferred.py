@@ -45,13 +45,16 @@ class DeferredWrites:
             dropped, _ = self._items.popitem(last=False)
             log.warning("deferred cleanup dropped", key=dropped)
 
-    async def run_for(self, key: str) -> None:
-        """Before a change on `key`: finish what an earlier failed change left behind."""
-        cleanup = self._items.get(key)
-        if cleanup is None:
+    async def run_for(self, prefix: str) -> None:
+        """Before a change: finish what earlier failed changes left under keys starting
+        with `prefix` (several claims of one timeline may wait, one per token)."""
+        if not self._items:
             return
-        await cleanup()
-        self._items.pop(key, None)
+        for key in [key for key in self._items if key.startswith(prefix)]:
+            cleanup = self._items.get(key)
+            if cleanup is not None:
+                await cleanup()
+                self._items.pop(key, None)
 
     async def drain(self) -> int:
         """Run every kept cleanup; stop at the first database error (still down)."""

@@ -455,7 +455,7 @@ class TimelineService:
         await self._projects.get(actor, project_id)
         # A claim an earlier change could not release (the database failed under it)
         # would block this one until it expires: release it first.
-        await self._deferred.run_for(f"claim:{project_id}")
+        await self._deferred.run_for(f"claim:{project_id}:")
         deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
         while True:
             head = await self._timelines.head(project_id)
@@ -469,24 +469,31 @@ class TimelineService:
             token = uuid.uuid4().hex
             now = _now()
             claim = {"version": version + 1, "token": token, "at": now, "by": actor.user_id}
-            if head is None:
-                claimed = await self._timelines.create_head(
-                    {
-                        "_id": project_id,
-                        "projectId": project_id,
-                        "userId": actor.user_id,
-                        "version": 0,
-                        STATE: dict(EMPTY_STATE),
-                        "undoStack": [],
-                        "redoStack": [],
-                        "pending": claim,
-                        "updatedAt": now,
-                    }
-                )
-            else:
-                claimed = await self._timelines.claim(
-                    project_id, version, claim, stale_before=now - self._claim_grace
-                )
+            try:
+                if head is None:
+                    claimed = await self._timelines.create_head(
+                        {
+                            "_id": project_id,
+                            "projectId": project_id,
+                            "userId": actor.user_id,
+                            "version": 0,
+                            STATE: dict(EMPTY_STATE),
+                            "undoStack": [],
+                            "redoStack": [],
+                            "pending": claim,
+                            "updatedAt": now,
+                        }
+                    )
+                else:
+                    claimed = await self._timelines.claim(
+                        project_id, version, claim, stale_before=now - self._claim_grace
+                    )
+            except PyMongoError:
+                # The connection broke with the claim sent: it may have been applied, and
+                # would then block the next change for the claim's grace (a 409 seen in the
+                # fault test). Releasing it is guarded by our token, so harmless if not.
+                self._defer_release(project_id, token)
+                raise
             if claimed:
                 break
             # Another save holds the next version (or just committed it): look again.
@@ -536,18 +543,20 @@ class TimelineService:
         try:
             await drop()
         except PyMongoError:
-            self._deferred.add(f"key:{key_id}", drop)
+            self._deferred.add(f"key:{key_id}:{token}", drop)
 
     async def _release(self, project_id: str, token: str) -> None:
         """Give up our claim; if the database is gone too, as soon as it returns."""
+        try:
+            await self._timelines.release(project_id, token)
+        except PyMongoError:
+            self._defer_release(project_id, token)
 
+    def _defer_release(self, project_id: str, token: str) -> None:
         async def release() -> None:
             await self._timelines.release(project_id, token)
 
-        try:
-            await release()
-        except PyMongoError:
-            self._deferred.add(f"claim:{project_id}", release)
+        self._deferred.add(f"claim:{project_id}:{token}", release)
 
     async def _write(
         self,
@@ -642,7 +651,7 @@ class TimelineService:
             "baseVersion": head["version"] if head is not None else 0,
             "expiresAt": now + KEY_TTL,
         }
-        await self._deferred.run_for(f"key:{key_id}")
+        await self._deferred.run_for(f"key:{key_id}:")
         existing = await self._timelines.reserve_key(record)
         if existing is not None:
             if existing["userId"] != actor.user_id or existing["hash"] != fingerprint:
