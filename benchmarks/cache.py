@@ -23,19 +23,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
-from harness import database, describe_engine, drop_database, expect, p95, running_app
+from harness import (
+    database,
+    describe_engine,
+    drop_database,
+    expect,
+    p95,
+    redis_server,
+    running_app,
+)
 
 from snipix.app import create_app
 from snipix.observability.logging import configure_logging
@@ -63,42 +67,6 @@ class Results:
     hits: float = 0.0
     misses: float = 0.0
     mix_s: float = 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def redis_server(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed: apt-get install -y redis-server (or --redis-url)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def settings_for(mode: str, uri: str, name: str, redis_url: str) -> Settings:

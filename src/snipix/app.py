@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from snipix.accounts.endpoints import router as accounts_router
 from snipix.accounts.endpoints import web_app_router as accounts_web_app_router
+from snipix.api.hot_reads import HotReadsMiddleware
 from snipix.auth.tokens import TokenVerifier
 from snipix.cache.local import LocalLayer
 from snipix.cache.service import Cache
@@ -249,6 +250,10 @@ def create_app(
         version=version("snipix"),
         description="Durable projects, timelines and transcripts for the Snipix video editor.",
         lifespan=_lifespan(settings, migrations, command_listeners, metrics),
+        # FastAPI's built-in OpenTelemetry bridge asks the OTel providers on every request
+        # whether anyone listens (~5 µs); this service reports through Prometheus and its
+        # structured logs (observability/), not OTel.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         responses={
             422: {"model": ErrorResponse, "description": "Invalid request."},
             500: {"model": ErrorResponse, "description": "Unexpected error."},
@@ -279,7 +284,13 @@ def create_app(
         app.include_router(router, dependencies=[RATE_LIMITED])
 
     # Middleware, innermost first (each add_middleware wraps everything added before it):
-    #   SecurityHeaders > CORS > RequestContext > BodyLimit > (routing, handlers)
+    #   SecurityHeaders > CORS > RequestContext > BodyLimit > HotReads > (routing, handlers)
+    # - HotReads (issue 11): cached project/timeline GETs answered before routing; anything
+    #   it does not answer goes on unchanged (api/hot_reads.py).
+    if settings.cache_enabled and settings.hot_reads:
+        app.add_middleware(
+            HotReadsMiddleware, routes=[*projects_router.routes, *timeline_router.routes]
+        )
     # - BodyLimit (issue 8) inside RequestContext: its 413 has the request id, an access
     #   line and metrics; and it runs before routing, so a Content-Length over the limit
     #   is refused before any handler, dependency or rate limit.

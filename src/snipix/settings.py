@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     cache_local_max_bytes: int = Field(
         32 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_LOCAL_MAX_BYTES")
     )
+    # Cached project and timeline GETs answered before routing (api/hot_reads.py, issue 11);
+    # off: every request takes the routes (same answers, ~3x the CPU per cached read).
+    hot_reads: bool = Field(True, validation_alias=_env("SNIPIX_HOT_READS"))
 
     # Retry policy for database reads and cache calls (exponential backoff, full jitter).
     retry_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("SNIPIX_RETRY_ATTEMPTS"))

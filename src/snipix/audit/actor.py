@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from snipix.auth.dependencies import AdminUser, CurrentUser
-from snipix.errors import request_id_of
+from snipix.auth.dependencies import current_user
+from snipix.errors import Forbidden, request_id_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +23,18 @@ class Actor:
         return cls(user_id=f"system:{job}", request_id=None, is_admin=True)
 
 
-async def current_actor(request: Request, user: CurrentUser) -> Actor:
+# Each takes the request and asks `current_user` itself rather than declaring it: one
+# dependency node fewer on every route (~20 µs of FastAPI's resolution, issue 11), and the
+# outcome is the same (`authenticate` decides once per request).
+async def current_actor(request: Request) -> Actor:
+    user = await current_user(request)
     return Actor(user_id=user.user_id, request_id=request_id_of(request), is_admin=user.is_admin)
 
 
-async def admin_actor(request: Request, user: AdminUser) -> Actor:
+async def admin_actor(request: Request) -> Actor:
+    user = await current_user(request)
+    if not user.is_admin:
+        raise Forbidden("This action needs the admin role.")
     return Actor(user_id=user.user_id, request_id=request_id_of(request), is_admin=True)
 
 

@@ -10,6 +10,10 @@ Order of evidence:
 
 The resolved user id is stored in `request.state.user_id`, where the access log of
 `observability.requests` reads it, and bound to the log context for the request's other lines.
+
+The outcome (the principal, or the 401) is kept in the request's state: the rate limiter,
+the actor dependency and the hot-read lane (`api.hot_reads`) all ask, and a token is
+verified (and a rejection logged) once per request.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Annotated, Final
 
 import structlog
 from fastapi import Depends, Request
+from starlette.datastructures import Headers
 
 from snipix.auth.principal import Principal
 from snipix.errors import Forbidden, Unauthorized
-from snipix.resources import get_resources
+from snipix.resources import Resources, get_resources
 
 DEV_USER_HEADER: Final = "X-User-Id"
 DEV_ROLES_HEADER: Final = "X-User-Roles"
@@ -47,9 +52,13 @@ def _challenge(message: str) -> Unauthorized:
     return Unauthorized(message, headers={"WWW-Authenticate": _BEARER_CHALLENGE})
 
 
-def _bearer_token(request: Request) -> str | None:
+# Where a request's authentication outcome is kept (scope state: per request).
+_OUTCOME_KEY: Final = "auth_outcome"
+
+
+def _bearer_token(headers: Headers) -> str | None:
     """The token of the Authorization header, None without one; 401 when it is unusable."""
-    values = request.headers.getlist("authorization")
+    values = headers.getlist("authorization")
     if not values:
         return None
     if len(values) > 1:
@@ -63,14 +72,14 @@ def _bearer_token(request: Request) -> str | None:
     return token
 
 
-def _dev_principal(request: Request) -> Principal | None:
-    user_id = request.headers.get(DEV_USER_HEADER)
+def _dev_principal(headers: Headers) -> Principal | None:
+    user_id = headers.get(DEV_USER_HEADER)
     if user_id is None:
         return None
     # The rejected value is not echoed: it may be a pasted token or a log-forging string.
     if not _DEV_USER_ID.fullmatch(user_id):
         raise _challenge(f"{DEV_USER_HEADER} must be 1-200 letters, digits or any of _ . : @ -.")
-    raw_roles = request.headers.get(DEV_ROLES_HEADER, "")
+    raw_roles = headers.get(DEV_ROLES_HEADER, "")
     roles = [role.strip() for role in raw_roles.split(",") if role.strip()]
     if len(roles) > _MAX_DEV_ROLES or not all(_DEV_ROLE.fullmatch(role) for role in roles):
         raise _challenge(
@@ -80,22 +89,43 @@ def _dev_principal(request: Request) -> Principal | None:
     return Principal(user_id=user_id, roles=frozenset(roles))
 
 
-async def current_user(request: Request) -> Principal:
-    """The signed-in user of this request; 401 with a Bearer challenge otherwise."""
-    resources = get_resources(request)
-    token = _bearer_token(request)
-    principal: Principal | None
+def _principal(resources: Resources, headers: Headers) -> Principal:
+    token = _bearer_token(headers)
     if token is not None:
-        principal = resources.tokens.verify(token)
-    elif resources.settings.dev_auth_enabled:
-        principal = _dev_principal(request)
+        return resources.tokens.verify(token)
+    if resources.settings.dev_auth_enabled:
+        principal = _dev_principal(headers)
         if principal is None:
             raise _challenge(_SIGN_IN_DEV)
-    else:
-        raise _challenge(_SIGN_IN)
-    request.state.user_id = principal.user_id
-    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
-    return principal
+        return principal
+    raise _challenge(_SIGN_IN)
+
+
+def authenticate(resources: Resources, state: dict[str, object], headers: Headers) -> Principal:
+    """The signed-in user of a request (`state` is its scope state); 401 otherwise.
+
+    Decided once per request: later calls return the same principal or raise the same 401.
+    """
+    outcome = state.get(_OUTCOME_KEY)
+    if outcome is None:
+        try:
+            outcome = _principal(resources, headers)
+        except Unauthorized as error:
+            outcome = error
+        state[_OUTCOME_KEY] = outcome
+        if isinstance(outcome, Principal):
+            state["user_id"] = outcome.user_id
+            structlog.contextvars.bind_contextvars(user_id=outcome.user_id)
+    if isinstance(outcome, Unauthorized):
+        raise outcome
+    assert isinstance(outcome, Principal)
+    return outcome
+
+
+async def current_user(request: Request) -> Principal:
+    """The signed-in user of this request; 401 with a Bearer challenge otherwise."""
+    state: dict[str, object] = request.scope.setdefault("state", {})
+    return authenticate(get_resources(request), state, request.headers)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

@@ -36,7 +36,7 @@ from starlette.responses import Response
 
 from snipix.cache.entries import Entry
 from snipix.cache.local import LocalLayer
-from snipix.cache.store import CacheStore
+from snipix.cache.store import CacheStore, MemoryStore
 from snipix.errors import DatabaseUnavailable
 from snipix.observability.metrics import Metrics
 from snipix.retry import Kind, RetryPolicy, is_connectivity_error
@@ -338,6 +338,31 @@ class Cache:
                 return Loaded(cached.version, cached.payload)
             raise
         return loaded
+
+    def peek(self, kind: str, entity_id: str, owner: str) -> Loaded | None:
+        """The owner's entry when process memory holds it fresh; None for anything else.
+
+        No I/O beyond draining the local layer's invalidations (a non-blocking read), so
+        exactly as current as `entity` on a local hit. None (a miss, an expired entry,
+        someone else's, an outage) means "ask `entity`", which knows what to do. Not
+        counted: the caller calls `hit()` for each entry it serves.
+        """
+        key = self.key(kind, entity_id)
+        entry: Entry | None = None
+        if self._local is not None:
+            if self._down_since is not None:
+                return None
+            entry = self._local.get(key)
+        elif isinstance(self._store, MemoryStore):
+            raw = self._store.peek(key)
+            entry = Entry.decode(raw) if raw is not None else None
+        if entry is None or entry.owner != owner or not entry.fresh(int(time.time() * 1000)):
+            return None
+        return Loaded(entry.version, entry.payload)
+
+    def hit(self) -> None:
+        """Count an entry served from `peek` (as `entity` counts its own)."""
+        self._hit()
 
     async def _load_entity(
         self, key: str, owner: str, load: Callable[[], Awaitable[Loaded | None]]

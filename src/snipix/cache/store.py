@@ -164,6 +164,11 @@ class MemoryStore:
         value = self._live(key)
         return value if isinstance(value, bytes) else None
 
+    def peek(self, key: str) -> bytes | None:
+        """`get` without the await, for the hot-read lane (it is all in memory)."""
+        value = self._live(key)
+        return value if isinstance(value, bytes) else None
+
     async def fill(self, key: str, value: bytes, version: int, ttl_ms: int) -> bool:
         current = self._live(key)
         if isinstance(current, bytes):

@@ -25,13 +25,9 @@ from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
-from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord
+from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
 
 log = structlog.get_logger(__name__)
-
-
-class EngineStartError(Exception):
-    """The engine could not start (address in use, unreadable data directory, ...)."""
 
 
 class DurableSQLiteEngine(SQLiteEngine):

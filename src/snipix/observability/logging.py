@@ -5,15 +5,23 @@ same processors means every line is JSON (or console) alike, carries the request
 in `contextvars`, and passes the secret redactor. The redactor is the last line of defence:
 code should not log secrets in the first place, but a driver message that quotes a URI
 must not leak a password either.
+
+Our own events do not go through `logging` (issue 11): a structlog call there cost 56 µs
+(a LogRecord made twice, the handler's lock, the formatter) and a filtered DEBUG call 12 µs,
+a sixth of a cached read. They run the same processors straight into a line written to the
+same stream (`NamedLineLogger`), with orjson rendering; calls below the level are no-ops.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import threading
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.types import EventDict, Processor
 
@@ -63,6 +71,48 @@ def _leading_keys_first(_logger: Any, _method: str, event_dict: EventDict) -> Ev
     return ordered
 
 
+class NamedLineLogger:
+    """A structlog logger writing each rendered event as one line; knows its name (the
+    `logger` key) as a stdlib logger would."""
+
+    __slots__ = ("_file", "_lock", "name")
+
+    def __init__(self, name: str, file: TextIO, lock: threading.Lock) -> None:
+        self.name = name
+        self._file = file
+        self._lock = lock
+
+    def msg(self, message: str) -> None:
+        # Like a `logging` handler, never fail the code that logs: a closed or broken
+        # stream (a pipe whose reader left) costs the line, not the request.
+        with self._lock:
+            try:
+                self._file.write(message + "\n")
+                self._file.flush()
+            except (OSError, ValueError):
+                pass
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _LineLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> NamedLineLogger:
+        name = str(args[0]) if args and args[0] is not None else "snipix"
+        return NamedLineLogger(name, self._file, self._lock)
+
+
+def _json_line(event_dict: Any, **_kwargs: Any) -> str:
+    try:
+        return orjson.dumps(event_dict, default=repr).decode()
+    except TypeError:
+        # Keys that are not strings, integers past 64 bits: the standard library copes.
+        return json.dumps(event_dict, default=repr)
+
+
 def configure_logging(settings: Settings) -> None:
     """Configure structlog and the root logger; safe to call more than once."""
     level = logging.getLevelNamesMapping()[settings.log_level]
@@ -78,18 +128,15 @@ def configure_logging(settings: Settings) -> None:
     renderer: Processor
     if settings.json_logs:
         tail.append(_leading_keys_first)
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, *tail, renderer],
+        logger_factory=_LineLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        # Not cached: tests (and `snipix` commands) configure more than once per process.
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(

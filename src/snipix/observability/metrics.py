@@ -221,6 +221,12 @@ class Metrics:
         # CPU, memory, open files, start time: under our prefix, in our registry.
         ProcessCollector(namespace="snipix", registry=r)
 
+        # Labelled children of the per-request series, looked up once per label set:
+        # `labels()` builds and validates the label tuple under a lock on every call, a
+        # measurable share of a cached read (issue 11). Bounded like the labels themselves.
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._cache_children = {kind: self.cache_events.labels(kind=kind) for kind in CACHE_EVENTS}
+
     # --- recording API -------------------------------------------------------------------
 
     def http_request(
@@ -234,9 +240,13 @@ class Metrics:
     ) -> None:
         """One answered request; `route` must be the template (or `<unmatched>`)."""
         method = method if method in HTTP_METHODS else "other"
-        labels = {"method": method, "route": route, "status": str(status)}
-        self.http_requests.labels(**labels).inc()
-        self.http_duration.labels(**labels).observe(seconds)
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            labels = {"method": method, "route": route, "status": str(status)}
+            children = (self.http_requests.labels(**labels), self.http_duration.labels(**labels))
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if status >= 400:
             self.http_errors.labels(code=error_code or f"http_{status}").inc()
 
@@ -265,9 +275,10 @@ class Metrics:
 
     def cache_event(self, kind: CacheEvent) -> None:
         """Count one cache lookup outcome (`hit`, `miss` or `error`)."""
-        if kind not in CACHE_EVENTS:
+        child = self._cache_children.get(kind)
+        if child is None:
             raise ValueError(f"unknown cache event {kind!r}; expected one of {CACHE_EVENTS}")
-        self.cache_events.labels(kind=kind).inc()
+        child.inc()
 
     def retry(self, operation: str, error_class: str) -> None:
         """Count one retry of `operation` (a fixed name in code) after `error_class`."""

@@ -66,6 +66,7 @@ class RequestContextMiddleware:
         # into the next request's access log.
         scope["state"] = {**scope.get("state", {}), "request_id": request_id}
         scope["state"].pop("user_id", None)
+        scope["state"].pop("auth_outcome", None)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         reset_request_outcome()

@@ -85,13 +85,22 @@ class ProjectRepository:
         deleted: bool | None = False,
         session: AsyncClientSession | None = None,
     ) -> Document | None:
-        """One project by id; `owner_id=None` only for admin and retention paths."""
-        query: dict[str, Any] = {"_id": project_id}
-        if owner_id is not None:
-            query["userId"] = owner_id
-        if deleted is not None:
-            query["isDeleted"] = deleted
-        return await self._projects.find_one(query, PROJECT_FIELDS, session=session)
+        """One project by id; `owner_id=None` only for admin and retention paths.
+
+        Owner and deletion are checked here, not in the filter: by `_id` alone the
+        embedded engine takes its primary-key path (1.4 ms against 3.4 ms with the two
+        extra predicates, 10,000 projects; issue 11), and MongoDB plans both the same. The
+        answer is the same document or None either way (a missing `isDeleted` matches
+        neither, as in the filter).
+        """
+        doc = await self._projects.find_one({"_id": project_id}, PROJECT_FIELDS, session=session)
+        if doc is None:
+            return None
+        if owner_id is not None and doc.get("userId") != owner_id:
+            return None
+        if deleted is not None and doc.get("isDeleted") is not deleted:
+            return None
+        return doc
 
     async def list_active(
         self,

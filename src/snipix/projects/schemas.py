@@ -12,7 +12,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from snipix.api.etags import MAX_VERSION
 from snipix.api.pagination import CursorModel
-from snipix.api.wire import WireModel
+from snipix.api.wire import WireModel, from_storage
 
 MAX_TAGS = 20
 MAX_DESCRIPTION = 5_000
@@ -136,6 +136,11 @@ class Project(WireModel):
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Project:
+        with from_storage():
+            return cls._from_document(doc)
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any]) -> Project:
         return cls(
             id=doc["_id"],
             user_id=doc["userId"],

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep
 from snipix.errors import ErrorResponse
 from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.resources import ResourcesDep
+from snipix.resources import get_resources
 from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate
 from snipix.sessions.service import SessionService, session_service
 
 
-async def get_session_service(resources: ResourcesDep) -> SessionService:
-    return session_service(resources.db, resources.unit, cache=resources.cache)
+async def get_session_service(request: Request) -> SessionService:
+    resources = get_resources(request)
+    return resources.shared(
+        "sessions", lambda: session_service(resources.db, resources.unit, cache=resources.cache)
+    )
 
 
 ServiceDep = Annotated[SessionService, Depends(get_session_service)]

@@ -22,7 +22,7 @@ from snipix.audit.actor import ActorDep
 from snipix.errors import ErrorResponse, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
-from snipix.resources import ResourcesDep, SettingsDep
+from snipix.resources import SettingsDep, get_resources
 from snipix.timelines.otio import from_otio, to_otio
 from snipix.timelines.patches import check_operations
 from snipix.timelines.repository import TimelineRepository
@@ -42,7 +42,8 @@ from snipix.timelines.service import TimelineService
 PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/json")
 
 
-async def get_timeline_service(resources: ResourcesDep) -> TimelineService:
+async def get_timeline_service(request: Request) -> TimelineService:
+    resources = get_resources(request)
     settings = resources.settings
     return resources.shared(
         "timelines",

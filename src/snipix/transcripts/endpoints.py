@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor
@@ -15,7 +15,7 @@ from snipix.audit.actor import ActorDep
 from snipix.errors import ErrorResponse, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
-from snipix.resources import ResourcesDep
+from snipix.resources import get_resources
 from snipix.timelines.endpoints import ServiceDep as TimelineServiceDep
 from snipix.timelines.schemas import Timeline
 from snipix.transcripts.repository import TranscriptRepository
@@ -33,14 +33,19 @@ from snipix.transcripts.schemas import (
 from snipix.transcripts.service import TranscriptService
 
 
-async def get_transcript_service(resources: ResourcesDep) -> TranscriptService:
-    return TranscriptService(
-        TranscriptRepository(resources.db),
-        project_service(resources.db, resources.unit, cache=resources.cache),
-        bucket_words=resources.settings.transcript_bucket_words,
-        bucket_bytes=resources.settings.transcript_bucket_bytes,
-        max_segments=resources.settings.transcript_max_segments,
-        max_words=resources.settings.transcript_max_words,
+async def get_transcript_service(request: Request) -> TranscriptService:
+    resources = get_resources(request)
+    settings = resources.settings
+    return resources.shared(
+        "transcripts",
+        lambda: TranscriptService(
+            TranscriptRepository(resources.db),
+            project_service(resources.db, resources.unit, cache=resources.cache),
+            bucket_words=settings.transcript_bucket_words,
+            bucket_bytes=settings.transcript_bucket_bytes,
+            max_segments=settings.transcript_max_segments,
+            max_words=settings.transcript_max_words,
+        ),
     )
 
 
