@@ -539,7 +539,7 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
     # A new process: the key's completion it had kept for later is gone with the old one.
     engine.start()
     with engine.inspect() as db:
-        assert db["idempotency_keys"].find_one({})["status"] == "pending"
+        assert (db["idempotency_keys"].find_one({}) or {}).get("status") == "pending"
     async with running_app(crash_app(engine, between_writes, tmp_path)) as http:
         await wait_ready(http)
         head = await http.get(path, headers=OWNER)
@@ -552,4 +552,4 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
         assert retried.json()["state"] == head.json()["state"]
     with engine.inspect() as db:
         assert db["timeline_revisions"].count_documents({"projectId": project_id}) == 2
-        assert db["idempotency_keys"].find_one({})["status"] == "done"
+        assert (db["idempotency_keys"].find_one({}) or {}).get("status") == "done"
