@@ -58,6 +58,8 @@ from loadgen import WrkResult, run_wrk, wrk_binary
 from pymongo import AsyncMongoClient
 from timeline_autosave import build_state
 
+from snipix.projects.repository import PROJECT_FIELDS
+
 HERE = Path(__file__).resolve().parent
 DATABASE = "bench_suite"
 USER_HEADER = "X-User-Id"
@@ -425,6 +427,47 @@ async def driver_floors(
         await client.close()
 
 
+async def driver_query_floors(
+    uri: str, user: str, word: str, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Raw driver, the queries the list page and the text search send (same filter, hint,
+    projection, sort and limit): where the database alone stands."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        db = client[DATABASE]
+        active = {"userId": user, "isDeleted": False}
+        lists: list[float] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            found = db.projects.find(active, PROJECT_FIELDS, hint="active_by_updated")
+            await found.sort([("updatedAt", -1), ("_id", -1)]).limit(51).to_list()
+            lists.append((time.perf_counter() - started) * 1000)
+        searches: list[float] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            ranked = (
+                await db.projects.find(
+                    {"$text": {"$search": word}, **active},
+                    {"_id": 1, "score": {"$meta": "textScore"}},
+                )
+                .sort([("score", {"$meta": "textScore"})])
+                .limit(51)
+                .to_list()
+            )
+            ids = [doc["_id"] for doc in ranked]
+            await (
+                db.projects.find({"_id": {"$in": ids}, **active}, PROJECT_FIELDS)
+                .limit(len(ids) or 1)
+                .to_list()
+            )
+            searches.append((time.perf_counter() - started) * 1000)
+        return lists, searches
+    finally:
+        await client.close()
+
+
 async def sequential_writes(base: str, user: str, project_id: str, count: int) -> dict[str, Any]:
     """Autosave PATCH of 10 ops vs a full PUT of the same change, and undo, one at a time."""
     url = f"/api/v1/projects/{project_id}/timeline"
@@ -608,6 +651,9 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
         reads, writes = await driver_floors(uri, project_id, project_id, s)
         latency_row(suite, "floor: driver find_one by _id", reads)
         latency_row(suite, "floor: driver update_one (10-path autosave)", writes)
+        lists, searches = await driver_query_floors(uri, user, seeded.search_word, s)
+        latency_row(suite, "floor: driver list query (50)", lists)
+        latency_row(suite, "floor: driver text search (2 queries)", searches)
 
         hit = wrk_row(
             suite,
@@ -661,6 +707,25 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
                 f"{uncached.base}/api/v1/projects?q={seeded.search_word}",
                 seconds=s,
                 connections=c,
+                headers=who,
+            ),
+        )
+        # One request at a time: what one editor opening the list waits (the rows above
+        # queue 8 connections on an engine that answers one query at a time).
+        wrk_row(
+            suite,
+            "list page (50), uncached, 1 connection",
+            run_wrk(
+                f"{uncached.base}/api/v1/projects?limit=50", seconds=s, connections=1, headers=who
+            ),
+        )
+        wrk_row(
+            suite,
+            "text search, uncached, 1 connection",
+            run_wrk(
+                f"{uncached.base}/api/v1/projects?q={seeded.search_word}",
+                seconds=s,
+                connections=1,
                 headers=who,
             ),
         )
@@ -811,12 +876,23 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
             writes_large["patch_bytes"] / writes_large["put_bytes"] < 0.05,
         ),
         (
-            "list page p95 < 50 ms (uncached)",
+            "list page p95 < 50 ms (uncached, 1 connection)",
+            f"{suite.row('list page (50), uncached, 1 connection').p95_ms:.1f} ms",
+            (suite.row("list page (50), uncached, 1 connection").p95_ms or 0) < 50,
+        ),
+        (
+            "list page p95 < 50 ms (uncached, 8 connections)",
             f"{suite.row('list page (50), uncached').p95_ms:.1f} ms",
             (suite.row("list page (50), uncached").p95_ms or 0) < 50,
         ),
         (
-            "text search p95 < 50 ms (uncached)",
+            "text search p95 < 50 ms (uncached, 1 connection)",
+            f"{suite.row('text search, uncached, 1 connection').p95_ms:.1f} ms"
+            f" (driver floor p95 {suite.row('floor: driver text search (2 queries)').p95_ms:.1f})",
+            (suite.row("text search, uncached, 1 connection").p95_ms or 0) < 50,
+        ),
+        (
+            "text search p95 < 50 ms (uncached, 8 connections)",
             f"{suite.row('text search, uncached').p95_ms:.1f} ms",
             (suite.row("text search, uncached").p95_ms or 0) < 50,
         ),

@@ -26,10 +26,10 @@ VERSIONS = "project_versions"
 DEPENDENTS: tuple[tuple[str, str], ...] = (
     ("editing_sessions", "project"),
     ("transcript_segments", "project_generation_start"),
-    ("transcripts", "project"),
+    ("transcripts", "by_project"),
     ("timeline_snapshots", "by_version"),
     ("timeline_revisions", "by_version"),
-    ("timelines", "project"),
+    ("timelines", "by_project"),
     (VERSIONS, "by_version"),
 )
 
