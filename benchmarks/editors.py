@@ -102,7 +102,10 @@ async def editor(
             )
             meter.record("undo", started, undone)
             if undone is not None and undone.status_code == 200:
+                # The editor shows the state undo returned (undoing the first save empties
+                # the timeline: patching clips it no longer has would be a 422).
                 version = undone.json()["version"]
+                clips = len(undone.json()["state"]["clips"])
             elif undone is not None and undone.status_code == 412:
                 version = undone.json()["error"]["details"]["currentVersion"]
         elif clips:
