@@ -196,3 +196,74 @@ def test_duplicate_ids_are_still_refused_without_the_insert_scan(
         with pytest.raises(DuplicateKeyError):
             collection.insert_one(duplicate)
     assert collection.count_documents({}) == 4
+
+
+def test_a_filter_with_an_id_and_more_matches_as_mongodb_does(
+    mongo: MongoClient[dict[str, Any]], database_name: str
+) -> None:
+    """Filters that pair `_id` with other conditions (a timeline claim and commit, an update
+    at a version, a key's completion) match exactly when every condition holds: the engine
+    reads the one candidate by key (issue 11) without changing what matches."""
+    heads = mongo[database_name]["heads"]
+    oid = heads.insert_one({"version": 1, "state": {"a": 1}}).inserted_id
+    heads.insert_many(
+        [
+            {"_id": "h1", "version": 3, "pending": None, "tags": ["a"], "nested": {"x": 1}},
+            {"_id": "h2", "version": 3, "pending": {"token": "t", "at": 10}},
+        ]
+    )
+    claim = {"$or": [{"pending": None}, {"pending.at": {"$lt": 5}}]}
+    assert (
+        heads.update_one(
+            {"_id": "h1", "version": 3, **claim}, {"$set": {"version": 4}}
+        ).modified_count
+        == 1
+    )
+    assert (
+        heads.update_one({"_id": "h1", "version": 3}, {"$set": {"version": 5}}).matched_count == 0
+    )
+    assert (
+        heads.update_one(
+            {"_id": "h2", "version": 3, **claim}, {"$set": {"version": 4}}
+        ).matched_count
+        == 0
+    )
+    assert (
+        heads.update_one(
+            {"_id": "h2", "pending.token": "other"}, {"$unset": {"pending": ""}}
+        ).matched_count
+        == 0
+    )
+    assert (
+        heads.update_one(
+            {"_id": "h2", "pending.token": "t"}, {"$unset": {"pending": ""}}
+        ).modified_count
+        == 1
+    )
+    assert (
+        heads.update_one({"_id": "nope", "version": 3}, {"$set": {"version": 4}}).matched_count == 0
+    )
+    assert (
+        heads.update_one({"_id": oid, "version": 1}, {"$inc": {"version": 1}}).modified_count == 1
+    )
+    assert heads.update_one({"_id": oid, "version": 1}, {"$inc": {"version": 1}}).matched_count == 0
+
+    found = heads.find_one(
+        {"_id": "h1", "purgingAt": {"$exists": False}, "tags": "a", "nested.x": 1}
+    )
+    assert found is not None
+    assert found["version"] == 4
+    assert heads.find_one({"_id": "h1", "tags": "b"}) is None
+    assert heads.find_one({"_id": "h1", "version": {"$gt": 4}}) is None
+    before = heads.find_one_and_update({"_id": "h2", "version": 3}, {"$set": {"version": 7}})
+    assert before is not None
+    assert before["version"] == 3
+    assert "pending" not in before
+
+    heads.update_one({"_id": "h3", "version": 0}, {"$set": {"state": 1}}, upsert=True)
+    assert heads.find_one({"_id": "h3"}) == {"_id": "h3", "version": 0, "state": 1}
+    assert heads.delete_one({"_id": "h1", "version": 99}).deleted_count == 0
+    assert heads.delete_one({"_id": "h1", "version": 4}).deleted_count == 1
+    assert sorted(str(doc["_id"]) for doc in heads.find({}, {"_id": 1})) == sorted(
+        ["h2", "h3", str(oid)]
+    )
