@@ -30,20 +30,21 @@ from starlette.datastructures import Headers
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from snipix.api.representations import json_response
+from snipix.api.representations import IF_NONE_MATCH_MAX, json_response
 from snipix.auth.dependencies import authenticate
 from snipix.cache.service import Loaded
 from snipix.errors import Unauthorized
+from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import CACHED_PROJECT
 from snipix.resources import Resources
 from snipix.timelines.service import CACHED_TIMELINE
 
 PROJECT_ROUTE: Final = "/api/v1/projects/{project_id}"
 TIMELINE_ROUTE: Final = "/api/v1/projects/{project_id}/timeline"
-# The routes' own id pattern (projects.schemas.PROJECT_ID_PATTERN).
-_PATH: Final = re.compile(r"/api/v1/projects/([A-Za-z0-9_-]{1,64})(/timeline)?")
-# The routes' If-None-Match bound (api.representations.IfNoneMatchHeader).
-_MAX_IF_NONE_MATCH: Final = 1024
+# The routes' own id pattern, so the lane takes no id the routes would refuse.
+_PATH: Final = re.compile(
+    rf"/api/v1/projects/({PROJECT_ID_PATTERN.removeprefix('^').removesuffix('$')})(/timeline)?"
+)
 
 
 class HotReadsMiddleware:
@@ -77,7 +78,7 @@ class HotReadsMiddleware:
         if "content-length" in headers or "transfer-encoding" in headers:
             return False
         conditions = headers.getlist("if-none-match")
-        if len(conditions) > 1 or (conditions and len(conditions[0]) > _MAX_IF_NONE_MATCH):
+        if len(conditions) > 1 or (conditions and len(conditions[0]) > IF_NONE_MATCH_MAX):
             return False
         try:
             principal = authenticate(resources, state, headers)

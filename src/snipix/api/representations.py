@@ -7,18 +7,21 @@ read path sends them without a model round trip; `If-None-Match` with the curren
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import Header
 from starlette.responses import Response
 
 from snipix.cache.service import request_outcome
 
+# Longer validators are refused (422) by the routes and left to them by the hot-read lane.
+IF_NONE_MATCH_MAX: Final = 1024
+
 IfNoneMatchHeader = Annotated[
     str | None,
     Header(
         alias="If-None-Match",
-        max_length=1024,
+        max_length=IF_NONE_MATCH_MAX,
         description="The ETag the client holds: 304 (no body) when it is still current.",
     ),
 ]

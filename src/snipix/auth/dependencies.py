@@ -53,7 +53,7 @@ def _challenge(message: str) -> Unauthorized:
 
 
 # Where a request's authentication outcome is kept (scope state: per request).
-_OUTCOME_KEY: Final = "auth_outcome"
+AUTH_OUTCOME_KEY: Final = "auth_outcome"
 
 
 def _bearer_token(headers: Headers) -> str | None:
@@ -106,13 +106,13 @@ def authenticate(resources: Resources, state: dict[str, object], headers: Header
 
     Decided once per request: later calls return the same principal or raise the same 401.
     """
-    outcome = state.get(_OUTCOME_KEY)
+    outcome = state.get(AUTH_OUTCOME_KEY)
     if outcome is None:
         try:
             outcome = _principal(resources, headers)
         except Unauthorized as error:
             outcome = error
-        state[_OUTCOME_KEY] = outcome
+        state[AUTH_OUTCOME_KEY] = outcome
         if isinstance(outcome, Principal):
             state["user_id"] = outcome.user_id
             structlog.contextvars.bind_contextvars(user_id=outcome.user_id)

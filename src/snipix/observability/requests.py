@@ -20,6 +20,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from snipix.auth.dependencies import AUTH_OUTCOME_KEY
 from snipix.cache.service import reset_request_outcome
 from snipix.errors import internal_error_body
 from snipix.observability.metrics import Metrics
@@ -66,7 +67,7 @@ class RequestContextMiddleware:
         # into the next request's access log.
         scope["state"] = {**scope.get("state", {}), "request_id": request_id}
         scope["state"].pop("user_id", None)
-        scope["state"].pop("auth_outcome", None)
+        scope["state"].pop(AUTH_OUTCOME_KEY, None)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         reset_request_outcome()
