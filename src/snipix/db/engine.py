@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -25,15 +27,44 @@ from bson import ObjectId
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.core.query_plan import AndCondition, EqualsCondition, QueryNode
+from mongoeco.engines._sqlite_connection import sqlite_read_scope
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+from snipix.db.engine_reads import IndexNarrowedReads
 from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
 
 log = structlog.get_logger(__name__)
 
+# Names a file that receives every SQL statement the engine runs (see StatementTrace).
+SQL_TRACE_ENV = "SNIPIX_ENGINE_SQL_TRACE"
 
-class DurableSQLiteEngine(SQLiteEngine):
+
+class StatementTrace:
+    """Every SQL statement the engine executes, appended to a file as JSON lines.
+
+    What the engine *runs*, with its parameters bound: mongoeco's `explain` describes a
+    plan it builds for explain alone, so the query-plan tests read this instead and ask
+    SQLite how it executes each statement (`EXPLAIN QUERY PLAN`). Enabled by
+    `SNIPIX_ENGINE_SQL_TRACE=<file>` for diagnosis and tests; off by default (it costs a
+    write per statement).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._file = path.open("a", encoding="utf-8", buffering=1)
+
+    def record(self, statement: str) -> None:
+        line = json.dumps(statement)
+        with self._lock:
+            self._file.write(line + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
     """SQLiteEngine with `synchronous=FULL`: an acknowledged write survives power loss.
 
     mongoeco opens its WAL database with `synchronous=NORMAL`, which survives a process
@@ -42,10 +73,32 @@ class DurableSQLiteEngine(SQLiteEngine):
     local default only (Atlas has its own journal).
     """
 
+    # Set before the engine connects to record every SQL statement (see StatementTrace).
+    statement_trace: StatementTrace | None = None
+
     def _create_sqlite_connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection = super()._create_sqlite_connection()
         connection.execute("PRAGMA synchronous=FULL")
+        if self.statement_trace is not None:
+            connection.set_trace_callback(self.statement_trace.record)
         return connection
+
+    def _connect_sync(self) -> None:
+        super()._connect_sync()
+        # Probe indexes for indexes created before this engine version, and for a data
+        # file another tool wrote.
+        with self._lock:
+            conn = self._require_connection()
+            with self._bind_connection(conn):
+                self.ensure_support_indexes()
+
+    def _create_index_sync(self, *args: Any, **kwargs: Any) -> str:
+        name: str = super()._create_index_sync(*args, **kwargs)
+        with self._lock:
+            conn = self._require_connection(kwargs.get("context"))
+            with self._bind_connection(conn):
+                self.ensure_support_indexes()
+        return name
 
     def _validate_document_against_unique_indexes(
         self,
@@ -94,19 +147,27 @@ class DurableSQLiteEngine(SQLiteEngine):
             return super()._select_first_document_for_plan(
                 db_name, coll_name, plan, hint=hint, context=context
             )
-        found = super()._select_first_document_for_plan(
-            db_name, coll_name, id_term, hint=hint, context=context
-        )
-        if found is None or not QueryEngine.match_plan(found[1], plan):
+        # Read by key here rather than through mongoeco: on a miss it goes on to scan
+        # the collection with the compiled filter, although no other document can match.
+        conn = self._require_connection(context)
+        with self._bind_connection(conn), sqlite_read_scope(conn):
+            row = conn.execute(
+                "SELECT storage_key, document FROM documents "
+                "WHERE db_name = ? AND coll_name = ? AND storage_key = ?",
+                (db_name, coll_name, self._storage_key(id_term.value)),
+            ).fetchone()
+        if row is None:
+            return None
+        found: tuple[str, dict[str, Any]] = (row[0], self._deserialize_document(row[1]))
+        if not QueryEngine.match_plan(found[1], plan):
             return None
         return found
 
 
 def _id_conjunct(plan: QueryNode) -> EqualsCondition | None:
-    """The `_id` equality of an AND filter (a scalar id), if it has one."""
-    if not isinstance(plan, AndCondition):
-        return None
-    for clause in plan.clauses:
+    """The `_id` equality of a filter (alone or in an AND; a scalar id), if it has one."""
+    clauses = plan.clauses if isinstance(plan, AndCondition) else (plan,)
+    for clause in clauses:
         if (
             isinstance(clause, EqualsCondition)
             and clause.field == "_id"
@@ -162,6 +223,10 @@ async def serve_engine(
     watcher: asyncio.Task[None] | None = None
     try:
         engine = DurableSQLiteEngine(str(data_dir / DATA_FILE))
+        trace_path = os.environ.get(SQL_TRACE_ENV)
+        if trace_path:
+            engine.statement_trace = StatementTrace(Path(trace_path))
+            log.warning("the engine records every SQL statement", path=trace_path)
         server = AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
         try:
             await server.start()
