@@ -8,6 +8,8 @@ anything else: these are the figures behind choices in docs/decisions.md (issue 
 the reason some service figures sit above their floors there. Each query runs `--rounds`
 times in turn with the others (interleaved), and the table prints the median per query:
 
+- the projects list page (the owner's newest 51, as the service asks for it), the page
+  after a keyset cursor, and an owner-scoped `$text` search;
 - project `find_one` by `_id`, bare (the driver floor of the suite) and with the service's
   projection; with `userId` and `isDeleted` in the filter (what the repository sent before);
 - a transcript window's two queries on the bucket index (`projectId`, `generation`,
@@ -26,14 +28,17 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness import database, describe_engine
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 
+from snipix.db.indexes import catalogue
 from snipix.projects.repository import PROJECT_FIELDS
 
 DATABASE = "bench_engine_queries"
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 async def seed(db: Any, projects: int, buckets: int) -> None:
@@ -50,10 +55,14 @@ async def seed(db: Any, projects: int, buckets: int) -> None:
                 "version": 1,
                 "isDeleted": False,
                 "deletedAt": None,
+                "updatedAt": START + timedelta(seconds=(i * 7919) % projects),
             }
             for i in range(projects)
         ]
     )
+    for spec in catalogue():
+        if spec.collection == "projects":
+            await db.projects.create_indexes([spec.model()])
     head = {"version": 0, "state": {"clips": [{"id": f"c{j}", "volume": 0.5} for j in range(50)]}}
     for name, unique in (("heads_plain", False), ("heads_unique", True)):
         await db[name].create_index([("projectId", ASCENDING)], name="project", unique=unique)
@@ -130,7 +139,32 @@ def queries(db: Any, projects: int, buckets: int) -> dict[str, Callable[[], Awai
 
         return update
 
+    keyset = START + timedelta(seconds=projects // 2)
+
+    async def list_page() -> Any:
+        found = db.projects.find(
+            {"userId": owner, "isDeleted": False}, PROJECT_FIELDS, hint="active_by_updated"
+        )
+        return await found.sort([("updatedAt", -1), ("_id", -1)]).limit(51).to_list()
+
+    async def list_page_after() -> Any:
+        query = {
+            "userId": owner,
+            "isDeleted": False,
+            "$or": [{"updatedAt": {"$lt": keyset}}, {"updatedAt": keyset, "_id": {"$lt": "p"}}],
+        }
+        found = db.projects.find(query, PROJECT_FIELDS, hint="active_by_updated")
+        return await found.sort([("updatedAt", -1), ("_id", -1)]).limit(51).to_list()
+
+    async def owner_search() -> Any:
+        query = {"$text": {"$search": "project"}, "userId": owner, "isDeleted": False}
+        found = db.projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
+        return await found.sort([("score", {"$meta": "textScore"})]).limit(50).to_list()
+
     return {
+        "list page (51), owner's newest first": list_page,
+        "list page after a keyset cursor": list_page_after,
+        "owner-scoped $text search (50)": owner_search,
         "project by _id (driver floor)": lambda: db.projects.find_one({"_id": project_id}),
         "project by _id, projection": lambda: db.projects.find_one(
             {"_id": project_id}, PROJECT_FIELDS

@@ -47,6 +47,7 @@ from snipix.settings import Settings
 from tests.conftest import TEST_URI_VARIABLE
 from tests.db.sql_plans import collection_scans, read_trace
 from tests.support import clean_env, running_app
+from tests.transcripts.test_endpoints import make_transcript
 
 USERS = 100
 PROJECTS = 10_000
@@ -242,6 +243,7 @@ async def use_every_route(http: httpx.AsyncClient) -> None:
     await ok(await http.get(f"{path}/audit", params={"cursor": audit["nextCursor"]}, headers=user))
     await use_the_timeline(http, path, user, ok)
     await use_the_session(http, path, user, ok)
+    await use_the_transcript(http, path, user, ok)
     await ok(await http.delete(path, headers=user))
     await ok(await http.delete(path, headers=user))
     await ok(await http.post(f"{path}/restore", headers=user))
@@ -322,6 +324,53 @@ async def use_the_timeline(
     await ok(await http.post(f"{path}/rollback", json={"version": 1}, headers=user))
     export = await http.get(f"{path}/export", params={"version": "2"}, headers=user)
     assert export.status_code == 200
+
+
+async def use_the_transcript(
+    http: httpx.AsyncClient,
+    project_path: str,
+    user: dict[str, str],
+    ok: Callable[[httpx.Response], Awaitable[dict[str, Any]]],
+) -> None:
+    """Every transcript route: upload (buckets), header, a window, pages, an edit, a split
+    and a merge, search in the project and across the user's transcripts, cuts, delete."""
+    path = f"{project_path}/transcript"
+    payload = make_transcript(3_000)
+    json_headers = {**user, "Content-Type": "application/json"}
+    await ok(await http.put(path, content=json.dumps(payload), headers=json_headers))
+    header = await ok(await http.get(path, headers=user))
+    end = float(payload["segments"][-1]["end"])
+    await ok(
+        await http.get(
+            f"{path}/segments", params={"from": str(end / 2), "to": str(end / 2 + 60)}, headers=user
+        )
+    )
+    page = await ok(await http.get(f"{path}/segments", params={"limit": "20"}, headers=user))
+    await ok(
+        await http.get(
+            f"{path}/segments", params={"limit": "20", "cursor": page["nextCursor"]}, headers=user
+        )
+    )
+    segment = f"{path}/segments/s000040"
+    version = int(header["version"])
+    await ok(
+        await http.patch(
+            segment, json={"text": "edited"}, headers={**user, "If-Match": f'"{version}"'}
+        )
+    )
+    await ok(
+        await http.post(
+            f"{segment}/split", json={"atWord": 2}, headers={**user, "If-Match": f'"{version + 1}"'}
+        )
+    )
+    await ok(
+        await http.post(
+            f"{segment}/merge", json={}, headers={**user, "If-Match": f'"{version + 2}"'}
+        )
+    )
+    await ok(await http.get(f"{path}/search", params={"q": "colourist"}, headers=user))
+    await ok(await http.get("/api/v1/transcripts/search", params={"q": "colourist"}, headers=user))
+    await ok(await http.delete(path, headers=user))
 
 
 async def use_the_session(

@@ -519,6 +519,19 @@ class IndexNarrowedReads:
         semantics: EngineFindSemantics = reader.semantics
         if self._is_profile_namespace(reader.coll_name):  # type: ignore[attr-defined]
             return super()._open_scan_documents_sync(reader)  # type: ignore[misc]
+        if semantics.hint is not None and semantics.text_query is None:
+            # Refuses, as the stock path does, a hint the query cannot use (a partial index
+            # the filter does not cover, a text index without `$text`), before any
+            # narrowing takes the hint at its word. (A `$text` query resolves its hint
+            # through the text index, as the stock path does.)
+            self._resolve_hint_index(  # type: ignore[attr-defined]
+                reader.db_name,
+                reader.coll_name,
+                semantics.hint,
+                plan=semantics.query_plan,
+                dialect=semantics.dialect,
+                collation=semantics.collation,
+            )
         conn = self._require_connection(reader.context)  # type: ignore[attr-defined]
         try:
             narrowing = self._narrow(conn, reader.db_name, reader.coll_name, semantics)
@@ -526,7 +539,6 @@ class IndexNarrowedReads:
             narrowing = None
         if narrowing is None:
             return super()._open_scan_documents_sync(reader)  # type: ignore[misc]
-        self._resolve_hint_index(reader.db_name, reader.coll_name, semantics.hint)  # type: ignore[attr-defined]
         cursor = conn.execute(narrowing.sql, narrowing.params)
         reader.own(cursor)
         rows: Iterable[Any] = cursor
