@@ -125,6 +125,9 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             [("projectId", ASCENDING), ("segments.id", ASCENDING)],
         ),
         IndexSpec("transcript_segments", "text", [("text", TEXT)]),
+        # The owner's buckets: a search across all of a user's transcripts is scored over
+        # these only on the embedded engine (MongoDB answers `$text` from the text index).
+        IndexSpec("transcript_segments", "by_user", [("userId", ASCENDING)]),
         # editing_sessions: unique per (user, project) by `_id` (`<userId>:<projectId>`);
         # the recent list is keyset-paged on (lastOpenedAt, _id).
         IndexSpec(
