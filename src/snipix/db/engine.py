@@ -5,6 +5,9 @@ it with the same PyMongo client it uses for Atlas, so there is one database code
 runs as its own process (`snipix engine`), so the service can be restarted without
 restarting the database and the database can be stopped under a running service (which is
 how the fault tests exercise reconnection).
+
+Every override of mongoeco's private internals lives in this module, each pinned by a
+contract test (tests/db/test_engine_contract.py) and described in docs/engine.md.
 """
 
 from __future__ import annotations
@@ -16,21 +19,44 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import structlog
 from bson import ObjectId
+from mongoeco.change_streams import ChangeStreamHub
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.core.query_plan import AndCondition, EqualsCondition, QueryNode
+from mongoeco.engines._sqlite_outbox import checkpoint_consumer as _checkpoint_consumer
+from mongoeco.engines._sqlite_outbox import outbox_info as _outbox_info
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
 
 log = structlog.get_logger(__name__)
+
+
+class _WatcherAwareHub(ChangeStreamHub):
+    """The proxy's change-stream hub, telling the engine when streams start to watch.
+
+    While no stream watches, `DurableSQLiteEngine` skips change dispatch; the first
+    stream to open first fast-forwards the outbox consumers past what was committed
+    before it, so it sees the changes made after it opened and only those.
+    """
+
+    def __init__(self, engine: DurableSQLiteEngine) -> None:
+        super().__init__()
+        self._engine = engine
+
+    def register_watcher(self) -> None:
+        if self.watcher_count == 0:
+            newest = self._engine.fast_forward_change_consumers()
+            self.align_commit_sequence(newest + 1)
+        super().register_watcher()
 
 
 class DurableSQLiteEngine(SQLiteEngine):
@@ -42,10 +68,54 @@ class DurableSQLiteEngine(SQLiteEngine):
     local default only (Atlas has its own journal).
     """
 
+    def __init__(self, path: str, **options: Any) -> None:
+        super().__init__(path, **options)
+        self.change_hub = _WatcherAwareHub(self)
+        self.change_dispatches_skipped = 0
+
     def _create_sqlite_connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection = super()._create_sqlite_connection()
         connection.execute("PRAGMA synchronous=FULL")
         return connection
+
+    def dispatch_committed_changes(self, consumer_id: str, consumer: Callable[[Any], None]) -> None:
+        # mongoeco runs this after every write, on the event loop, and it commits four
+        # control transactions (lease, checkpoint, prune, release) even when no change
+        # stream is open: every change is then a "gap" no one will read. With no watcher
+        # there is nothing to deliver; the outbox stays bounded by its own capacity prune
+        # and the first watcher fast-forwards past the backlog (`_WatcherAwareHub`).
+        if not self.change_hub.should_publish_events():
+            self.change_dispatches_skipped += 1
+            return
+        super().dispatch_committed_changes(consumer_id, consumer)
+
+    def fast_forward_change_consumers(self) -> int:
+        """Move every registered consumer's checkpoint to the newest outbox sequence.
+
+        Called when the first change stream opens after dispatches were skipped: what
+        the outbox holds was committed before the stream existed, so the stream must not
+        see it (as MongoDB: a stream sees changes after it opens); delivering it one
+        change (and one commit) at a time would only produce gaps. Returns that sequence.
+        """
+        with self._lock:
+            consumers = list(self._registered_change_consumers)
+        with self._change_delivery_storage() as conn:
+            newest = int(_outbox_info(conn)["newestSequence"])
+            for consumer_id in consumers:
+                # A consumer whose registration expired registers again on its next
+                # write, at the newest sequence.
+                with contextlib.suppress(RuntimeError):
+                    _checkpoint_consumer(conn, consumer_id, newest)
+            conn.commit()
+        with self._lock:
+            for consumer_id in consumers:
+                self._change_outbox_checkpoints[consumer_id] = newest
+        return newest
+
+    def _runtime_diagnostics_info(self) -> dict[str, object]:
+        info: dict[str, object] = dict(super()._runtime_diagnostics_info())
+        info["changeDispatchesSkipped"] = self.change_dispatches_skipped
+        return info
 
     def _validate_document_against_unique_indexes(
         self,
@@ -100,6 +170,16 @@ class DurableSQLiteEngine(SQLiteEngine):
         if found is None or not QueryEngine.match_plan(found[1], plan):
             return None
         return found
+
+
+class DurableProxyServer(AsyncMongoEcoProxyServer):
+    """mongoeco's wire proxy, serving with the engine's change-stream hub."""
+
+    def __init__(self, *, engine: DurableSQLiteEngine, host: str, port: int) -> None:
+        super().__init__(engine=engine, host=host, port=port)
+        # mongoeco's client makes its own hub in __init__; databases and collections take
+        # the client's hub when first used, so swapping it before serving reaches them all.
+        self._client._change_hub = engine.change_hub
 
 
 def _id_conjunct(plan: QueryNode) -> EqualsCondition | None:
@@ -158,11 +238,11 @@ async def serve_engine(
         raise EngineStartError(f"cannot use data directory {data_dir}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    server: AsyncMongoEcoProxyServer | None = None
+    server: DurableProxyServer | None = None
     watcher: asyncio.Task[None] | None = None
     try:
         engine = DurableSQLiteEngine(str(data_dir / DATA_FILE))
-        server = AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
+        server = DurableProxyServer(engine=engine, host=host, port=port)
         try:
             await server.start()
         except OSError as error:
