@@ -9,6 +9,7 @@ pyproject.toml pins mongoeco to the minor they were written against.
 from __future__ import annotations
 
 import inspect
+import sqlite3
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -19,8 +20,10 @@ from mongoeco.api import AsyncMongoClient
 from mongoeco.api._async import _collection_runtime
 from mongoeco.change_streams import ChangeStreamHub
 from mongoeco.engines import _sqlite_outbox
+from mongoeco.engines._sqlite_connection import SQLiteConnection
 from mongoeco.engines.adapter import EngineSpiAdapter
 from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from snipix.db.engine import DurableSQLiteEngine
 
@@ -43,7 +46,71 @@ def test_mongoeco_is_the_tested_minor() -> None:
     )
 
 
-# --- Change-stream dispatch ----------------------------------------------------------
+# --- Connection: commits are observed, pragmas are mongoeco's ------------------------
+
+
+def test_connection_factory_is_mongoeco_s_and_its_pragmas_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """`_create_sqlite_connection` is re-implemented with a subclass of mongoeco's
+    connection class; a pragma mongoeco adds (or drops) must show up here."""
+    assert parameters(SQLiteEngine._create_sqlite_connection) == [("self", POS, NONE)]
+    assert issubclass(SQLiteConnection, sqlite3.Connection)
+    # mongoeco's class does not commit on its own: our override is the only commit().
+    assert "commit" not in vars(SQLiteConnection)
+    pragmas = (
+        "journal_mode",
+        "synchronous",
+        "foreign_keys",
+        "busy_timeout",
+        "cache_size",
+        "temp_store",
+        "wal_autocheckpoint",
+        "journal_size_limit",
+        "locking_mode",
+        "mmap_size",
+    )
+    stock = SQLiteEngine(str(tmp_path / "stock.sqlite"))._create_sqlite_connection()
+    ours = DurableSQLiteEngine(str(tmp_path / "ours.sqlite"))._create_sqlite_connection()
+    try:
+        assert type(stock) is SQLiteConnection
+        assert isinstance(ours, SQLiteConnection)
+        for pragma in pragmas:
+            assert (
+                ours.execute(f"PRAGMA {pragma}").fetchone()
+                == stock.execute(f"PRAGMA {pragma}").fetchone()
+            ), pragma
+        assert (stock.isolation_level, stock.autocommit) == (ours.isolation_level, ours.autocommit)
+    finally:
+        stock.close()
+        ours.close()
+
+
+def test_engine_work_runs_under_a_copy_of_the_request_context() -> None:
+    """Commits are attributed to their wire request through a ContextVar; that needs
+    mongoeco's worker-thread jobs to run in a copy of the caller's context."""
+    source = inspect.getsource(SQLiteEngine._run_blocking)
+    assert "contextvars.copy_context()" in source
+    assert "context.run" in source
+
+
+# --- Reply path of the wire proxy ----------------------------------------------------
+
+
+def test_proxy_sends_what_dispatch_wire_request_returns() -> None:
+    assert parameters(AsyncMongoEcoProxyServer._dispatch_wire_request) == [
+        ("self", POS, NONE),
+        ("header", POS, NONE),
+        ("payload", POS, NONE),
+        ("connection", KW, NONE),
+    ]
+    handler = inspect.getsource(AsyncMongoEcoProxyServer._handle_connection)
+    assert "response = await self._dispatch_wire_request(" in handler
+    assert "writer.write(response)" in handler
+    # No other place writes replies.
+    module = inspect.getsource(inspect.getmodule(AsyncMongoEcoProxyServer))  # type: ignore[arg-type]
+    assert module.count("writer.write(") == 1
+    assert "engine" in inspect.signature(AsyncMongoEcoProxyServer.__init__).parameters
 
 
 async def test_client_hub_is_an_attribute_taken_by_databases_when_first_used(
@@ -54,6 +121,9 @@ async def test_client_hub_is_an_attribute_taken_by_databases_when_first_used(
     assert isinstance(client._change_hub, ChangeStreamHub)
     client._change_hub = engine.change_hub
     assert client["db"]["coll"]._change_hub is engine.change_hub
+
+
+# --- Change-stream dispatch ----------------------------------------------------------
 
 
 def test_change_dispatch_entry_points() -> None:
