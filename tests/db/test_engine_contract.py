@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 from mongoeco.api import AsyncMongoClient
 from mongoeco.api._async import _collection_runtime
+from mongoeco.api._async._database_admin_write_commands import DatabaseAdminWriteCommandService
+from mongoeco.api._async._write_command_validation import write_command_acknowledged
+from mongoeco.api._async.database_admin import AsyncDatabaseAdminService
+from mongoeco.api._command_bson import command_boolean
 from mongoeco.change_streams import ChangeStreamHub
 from mongoeco.engines import _sqlite_outbox
 from mongoeco.engines._sqlite_connection import SQLiteConnection
@@ -175,6 +179,27 @@ def test_engine_private_state_used_by_the_overrides(tmp_path: Path) -> None:
     assert hasattr(engine._lock, "acquire")
     assert engine._path == str(tmp_path / "state.sqlite")
     assert callable(engine._runtime_diagnostics_info)
+
+
+# --- Batched wire insert -------------------------------------------------------------
+
+
+def test_insert_command_service_shape() -> None:
+    assert parameters(DatabaseAdminWriteCommandService.command_insert) == [
+        ("self", POS, NONE),
+        ("spec", POS, NONE),
+        ("session", KW, None),
+    ]
+    for name in (
+        "_require_collection_name",
+        "_normalize_insert_documents",
+        "_normalize_ordered_from_command",
+    ):
+        assert callable(getattr(AsyncDatabaseAdminService, name)), name
+    admin_init = inspect.getsource(AsyncDatabaseAdminService.__init__)
+    assert "DatabaseAdminWriteCommandService(self)" in admin_init
+    assert [n for n, _, _ in parameters(write_command_acknowledged)] == ["spec", "dialect"]
+    assert [n for n, _, _ in parameters(command_boolean)] == ["value", "field", "numeric"]
 
 
 # --- Upstream engine overrides (insert id scan, `_id` conjunct lookup) ---------------

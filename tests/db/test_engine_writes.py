@@ -1,5 +1,5 @@
-"""The engine's write path: replies wait for a shared fsync, change dispatch costs nothing
-while no stream watches.
+"""The engine's write path: replies wait for a shared fsync, batched inserts keep MongoDB's
+outcomes, change dispatch costs nothing while no stream watches.
 
 Real engines and real PyMongo clients throughout; the only thing a test substitutes is the
 fsync system call itself (held or failed), to observe what a reply waits for.
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from mongoeco.api import AsyncMongoClient as EmbeddedClient
 from pymongo import MongoClient
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure
 
 from snipix.db.engine import FSYNC_FAILURE_EXIT, DurableProxyServer, DurableSQLiteEngine
 from snipix.db.launcher import start_engine_process
@@ -229,6 +229,61 @@ def test_a_failed_fsync_stops_the_engine_without_acknowledging(tmp_path: Path) -
         for pipe in (process.stdin, process.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+# --- Batched wire inserts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_insert_many_with_a_duplicate_in_the_middle(
+    mongo: MongoClient[dict[str, Any]], database_name: str, ordered: bool
+) -> None:
+    """MongoDB's outcomes: ordered stops at the duplicate (earlier documents inserted),
+    unordered inserts every other document; each error carries its index."""
+    docs = mongo[database_name]["docs"]
+    docs.insert_one({"_id": 3, "original": True})
+    with pytest.raises(BulkWriteError) as failed:
+        docs.insert_many([{"_id": n} for n in range(6)] + [{"_id": 3}, {"_id": 9}], ordered=ordered)
+    details = failed.value.details
+    errors = [(e["index"], e["code"], e["keyValue"]) for e in details["writeErrors"]]
+    if ordered:
+        assert errors == [(3, 11000, {"_id": 3})]
+        assert details["nInserted"] == 3
+        assert sorted(d["_id"] for d in docs.find()) == [0, 1, 2, 3]
+    else:
+        assert errors == [(3, 11000, {"_id": 3}), (6, 11000, {"_id": 3})]
+        assert details["nInserted"] == 6
+        assert sorted(d["_id"] for d in docs.find()) == [0, 1, 2, 3, 4, 5, 9]
+    assert docs.find_one({"_id": 3}) == {"_id": 3, "original": True}
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_insert_many_with_an_invalid_document_in_the_middle(
+    mongo: MongoClient[dict[str, Any]], database_name: str, ordered: bool
+) -> None:
+    """A document the collection's validator refuses fails alone, at its index."""
+    database = mongo[database_name]
+    database.create_collection("named", validator={"$jsonSchema": {"required": ["name"]}})
+    with pytest.raises(BulkWriteError) as failed:
+        database["named"].insert_many(
+            [{"_id": 1, "name": "a"}, {"_id": 2}, {"_id": 3, "name": "c"}], ordered=ordered
+        )
+    errors = [(e["index"], e["code"]) for e in failed.value.details["writeErrors"]]
+    assert errors == [(1, 121)]
+    stored = sorted(d["_id"] for d in database["named"].find())
+    assert stored == ([1] if ordered else [1, 3])
+
+
+def test_insert_many_is_one_commit(tmp_path: Path) -> None:
+    engine = DurableSQLiteEngine(str(tmp_path / "batch.sqlite"))
+    with served(engine) as uri, sync_client(uri) as client:
+        docs = client["db"]["docs"]
+        docs.insert_one({"_id": "first"})
+        before = engine.group_commit.committed
+        result = docs.insert_many([{"_id": f"d{n}", "n": n} for n in range(500)])
+        assert len(result.inserted_ids) == 500
+        assert engine.group_commit.committed - before == 1
+        assert docs.count_documents({}) == 501
 
 
 # --- Change streams while dispatch is skipped ------------------------------------------

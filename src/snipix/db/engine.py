@@ -55,6 +55,12 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
+from mongoeco._types import WriteCommandResult, WriteErrorEntry
+from mongoeco.api._async._database_admin_write_commands import (
+    DatabaseAdminWriteCommandService,
+)
+from mongoeco.api._async._write_command_validation import write_command_acknowledged
+from mongoeco.api._command_bson import command_boolean
 from mongoeco.change_streams import ChangeStreamHub
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.identity import id_contains_numeric_value
@@ -63,6 +69,7 @@ from mongoeco.engines._sqlite_connection import SQLiteConnection
 from mongoeco.engines._sqlite_outbox import checkpoint_consumer as _checkpoint_consumer
 from mongoeco.engines._sqlite_outbox import outbox_info as _outbox_info
 from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.errors import BulkWriteError
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
@@ -404,6 +411,7 @@ class DurableProxyServer(AsyncMongoEcoProxyServer):
     """
 
     def __init__(self, *, engine: DurableSQLiteEngine, host: str, port: int) -> None:
+        _install_batched_insert()
         super().__init__(engine=engine, host=host, port=port)
         # mongoeco's client makes its own hub in __init__; databases and collections take
         # the client's hub when first used, so swapping it before serving reaches them all.
@@ -424,6 +432,72 @@ class DurableProxyServer(AsyncMongoEcoProxyServer):
         if response is not None and commits.generation:
             await self._group_commit.wait_durable(commits.generation)
         return response
+
+
+_single_document_insert = DatabaseAdminWriteCommandService.command_insert
+
+
+async def _batched_command_insert(
+    self: DatabaseAdminWriteCommandService,
+    spec: dict[str, object],
+    *,
+    session: Any = None,
+) -> object:
+    """The wire `insert` command through the engine's batch path.
+
+    mongoeco's command inserts its documents one `insert_one` (one transaction, one
+    commit) at a time. `insert_many` writes a batch in one transaction and already has
+    MongoDB's outcome rules: ordered stops at the first failed document with the ones
+    before it inserted; unordered inserts every valid document; each failure is
+    reported with its index. A single document keeps mongoeco's own path.
+    """
+    admin = self._admin
+    collection_name = admin._require_collection_name(spec.get("insert"), "insert")
+    documents = admin._normalize_insert_documents(spec.get("documents"))
+    if len(documents) < 2:
+        return await _single_document_insert(self, spec, session=session)
+    ordered = admin._normalize_ordered_from_command(spec.get("ordered"))
+    bypass_document_validation = command_boolean(  # type: ignore[no-untyped-call]
+        spec.get("bypassDocumentValidation", False), "bypassDocumentValidation", numeric=True
+    )
+    acknowledged = write_command_acknowledged(spec, dialect=admin._mongodb_dialect.key)
+    collection = admin._database.get_collection(collection_name)
+    write_errors: list[WriteErrorEntry] = []
+    try:
+        result = await collection.insert_many(
+            documents,
+            ordered=ordered,
+            bypass_document_validation=bypass_document_validation,
+            session=session,
+        )
+        inserted = len(result.inserted_ids)
+    except BulkWriteError as error:
+        # mongoeco's BulkWriteError is PyMongo's, whose `details` is the server reply.
+        details: dict[str, Any] = dict(getattr(error, "details", None) or {})
+        inserted = int(details.get("nInserted", 0))
+        for entry in details.get("writeErrors", []):
+            extra = {k: v for k, v in entry.items() if k not in {"index", "errmsg", "code", "op"}}
+            write_errors.append(
+                WriteErrorEntry(
+                    index=int(entry["index"]),
+                    errmsg=str(entry["errmsg"]),
+                    code=entry.get("code"),
+                    details=extra or None,
+                )
+            )
+        write_errors.sort(key=lambda entry: entry.index)
+    if not acknowledged:
+        return WriteCommandResult(count=0)
+    return WriteCommandResult(count=inserted, write_errors=write_errors or None)
+
+
+def _install_batched_insert() -> None:
+    """Route the wire `insert` command through `_batched_command_insert` (idempotent).
+
+    The command service is built by mongoeco per database, so the method is replaced on
+    its class; only the engine process serves wire commands.
+    """
+    DatabaseAdminWriteCommandService.command_insert = _batched_command_insert  # type: ignore[method-assign]
 
 
 def _id_conjunct(plan: QueryNode) -> EqualsCondition | None:
