@@ -20,13 +20,19 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 from pymongo import AsyncMongoClient
 
-from snipix.db.engine import DurableSQLiteEngine
+from snipix.db.engine import DurableProxyServer, DurableSQLiteEngine
 
 
 async def measure(
     engine: SQLiteEngine, *, batches: int, size: int, unique_compound: bool
 ) -> list[float]:
-    server = AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=0)
+    # Snipix's engine is served as `snipix engine` serves it: replies wait for the group
+    # commit, and a multi-document insert is one batch.
+    server = (
+        DurableProxyServer(engine=engine, host="127.0.0.1", port=0)
+        if isinstance(engine, DurableSQLiteEngine)
+        else AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=0)
+    )
     await server.start()
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(server.address.uri)
     try:

@@ -5,36 +5,83 @@ it with the same PyMongo client it uses for Atlas, so there is one database code
 runs as its own process (`snipix engine`), so the service can be restarted without
 restarting the database and the database can be stopped under a running service (which is
 how the fault tests exercise reconnection).
+
+Every override of mongoeco's private internals lives in this module and in the read path
+it mixes in (`snipix.db.engine_reads`), each pinned by a contract test
+(tests/db/test_engine_contract*.py) and described in docs/engine.md.
+
+Write path and durability
+-------------------------
+SQLite runs in WAL mode at `synchronous=NORMAL`: a commit appends its frames to the
+`-wal` file with write() and does not sync. Before the proxy sends the reply to a request
+that committed, `GroupCommit` makes sure an fdatasync of the WAL that *began after* that
+commit has completed; concurrent requests share one such fdatasync. So a reply is never
+sent for a write that is not on stable storage, and a write whose reply was not sent
+(engine killed between commit and reply) is an unknown outcome to the client, as with any
+server.
+
+Checkpoints cannot undo that. A checkpoint copies WAL frames into the database file; at
+`synchronous=NORMAL` SQLite fsyncs the WAL before it starts and the database file before
+it records the frames as backfilled (`nBackfill`). Only a fully backfilled WAL is ever
+reset, restarted or truncated (the next writer then overwrites it from the start), and
+SQLite deletes the WAL only after a final checkpoint when the last connection closes. An
+acknowledged write is therefore always either in WAL frames we synced, or in the database
+file that SQLite synced before any of those frames could be overwritten. A WAL reset
+rewrites the header with new salts; frames from before the reset fail the salt/checksum
+check on recovery and are ignored, which loses nothing because they were backfilled. The
+WAL is reopened for each sync (fsync acts on the file, not the descriptor), and the data
+directory is synced once per new WAL file so the file itself survives a power cut.
+
+An fdatasync that fails stops the engine at once (exit status 74) without sending any
+pending reply: after a failed fsync the page cache may have dropped the unwritten pages
+and a later fsync would report success, so nothing more could be acknowledged honestly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ipaddress
 import json
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import structlog
 from bson import ObjectId
+from mongoeco._types import WriteCommandResult, WriteErrorEntry
+from mongoeco.api._async._database_admin_write_commands import (
+    DatabaseAdminWriteCommandService,
+)
+from mongoeco.api._async._write_command_validation import write_command_acknowledged
+from mongoeco.api._command_bson import command_boolean
+from mongoeco.change_streams import ChangeStreamHub
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.core.query_plan import AndCondition, EqualsCondition, QueryNode
-from mongoeco.engines._sqlite_connection import sqlite_read_scope
+from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
+from mongoeco.engines._sqlite_outbox import checkpoint_consumer as _checkpoint_consumer
+from mongoeco.engines._sqlite_outbox import outbox_info as _outbox_info
 from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.errors import BulkWriteError
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from snipix.db.engine_reads import IndexNarrowedReads
 from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
 
 log = structlog.get_logger(__name__)
+
+
+# Exit status of an engine that stopped because an fsync failed (EX_IOERR).
+FSYNC_FAILURE_EXIT = 74
 
 # Names a file that receives every SQL statement the engine runs (see StatementTrace).
 SQL_TRACE_ENV = "SNIPIX_ENGINE_SQL_TRACE"
@@ -64,21 +111,230 @@ class StatementTrace:
             self._file.close()
 
 
-class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
-    """SQLiteEngine with `synchronous=FULL`: an acknowledged write survives power loss.
+class _RequestCommits:
+    """The newest commit generation a wire request made (0: it committed nothing)."""
 
-    mongoeco opens its WAL database with `synchronous=NORMAL`, which survives a process
-    crash but may drop the last commits on an OS crash or power cut. Editors must never
-    lose acknowledged work, so every commit is fsynced; the cost is write latency on the
-    local default only (Atlas has its own journal).
+    __slots__ = ("generation",)
+
+    def __init__(self) -> None:
+        self.generation = 0
+
+
+# Set for each wire request by `DurableProxyServer`. mongoeco runs engine work in worker
+# threads under a copy of the request's context, so a commit made for the request finds
+# this same object there.
+_request_commits: contextvars.ContextVar[_RequestCommits | None] = contextvars.ContextVar(
+    "snipix_engine_request_commits", default=None
+)
+
+
+def _stop_on_fsync_failure(error: OSError) -> None:
+    """Exit at once: after a failed fsync the state of the page cache is unknown.
+
+    Linux may drop the dirty pages whose write-back failed and report success for the
+    next fsync, so no later reply could be trusted. Nothing more is acknowledged; the
+    next start recovers from what the files hold.
     """
+    log.error(
+        "engine fsync failed; stopping without acknowledging pending writes",
+        error=str(error),
+        errno=error.errno,
+    )
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(FSYNC_FAILURE_EXIT)
+
+
+class GroupCommit:
+    """One WAL fdatasync shared by every write committed before it began.
+
+    Commits (on any engine thread) take increasing generations (`note_commit`). A reply
+    for a request whose last commit had generation g is sent only once a sync that
+    *started* after g was noted has completed (`wait_durable(g)`). A sync in flight that
+    started earlier does not count: that request waits for it and then for the next one,
+    which one waiter starts for everyone waiting by then. The fdatasync runs in a worker
+    thread; the event loop keeps serving (reads never wait).
+    """
+
+    def __init__(
+        self,
+        data_file: Path,
+        *,
+        fsync: Callable[[int], None] = os.fdatasync,
+        on_failure: Callable[[OSError], None] = _stop_on_fsync_failure,
+    ) -> None:
+        self._data_file = data_file
+        self._wal_file = data_file.with_name(data_file.name + "-wal")
+        self._fsync = fsync
+        self._on_failure = on_failure
+        self._lock = threading.Lock()
+        self._committed = 0
+        self._durable = 0
+        self._in_flight: asyncio.Future[None] | None = None
+        self._synced_dir_for: tuple[int, int] | None = None
+        self._failed = False
+        self.syncs = 0
+        self.waits = 0
+        self.sync_seconds = 0.0
+
+    def note_commit(self) -> None:
+        """Called just after a commit returned: its WAL frames are written, not synced."""
+        with self._lock:
+            self._committed += 1
+            generation = self._committed
+        marker = _request_commits.get()
+        if marker is not None:
+            marker.generation = max(marker.generation, generation)
+
+    @property
+    def committed(self) -> int:
+        with self._lock:
+            return self._committed
+
+    @property
+    def durable(self) -> int:
+        return self._durable
+
+    async def wait_durable(self, generation: int) -> None:
+        """Return once every commit up to `generation` is on stable storage."""
+        self.waits += 1
+        while self._durable < generation:
+            if self._failed:
+                raise OSError("an engine fsync failed; nothing more is acknowledged")
+            if self._in_flight is None:
+                self._in_flight = asyncio.ensure_future(self._sync(self.committed))
+            # A cancelled waiter (its client went away) must not cancel the shared sync.
+            await asyncio.shield(self._in_flight)
+
+    async def _sync(self, covers: int) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self._sync_files)
+        except OSError as error:
+            self._failed = True
+            self._on_failure(error)
+            raise
+        finally:
+            self._in_flight = None
+        self.syncs += 1
+        self.sync_seconds += time.perf_counter() - started
+        self._durable = max(self._durable, covers)
+
+    def _sync_files(self) -> None:
+        # The WAL is opened for each sync: SQLite deletes it when its last connection
+        # closes and creates a new one later, and fsync acts on the file, whichever
+        # descriptor wrote it. Without a WAL everything is in the database file, which
+        # SQLite synced when it checkpointed the WAL away.
+        try:
+            fd = os.open(self._wal_file, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = os.open(self._data_file, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+            identity = os.fstat(fd)
+        finally:
+            os.close(fd)
+        # A WAL SQLite just created is durable only once its directory entry is:
+        # SQLite syncs the directory itself only on its own first sync of the file.
+        key = (identity.st_dev, identity.st_ino)
+        if key != self._synced_dir_for:
+            dir_fd = os.open(self._data_file.parent, os.O_RDONLY)
+            try:
+                self._fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self._synced_dir_for = key
+
+    def status(self) -> dict[str, object]:
+        return {
+            "commits": self.committed,
+            "durableCommits": self._durable,
+            "syncs": self.syncs,
+            "waits": self.waits,
+            "syncMillis": round(self.sync_seconds * 1000, 3),
+        }
+
+
+class _CommitObservedConnection(SQLiteConnection):
+    """mongoeco's connection class, reporting each commit that ended a transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_commit: Callable[[], None] | None = None
+
+    def observe_commits(self, on_commit: Callable[[], None]) -> None:
+        self._on_commit = on_commit
+
+    def commit(self) -> None:
+        ended_transaction = self.in_transaction
+        super().commit()
+        if ended_transaction and self._on_commit is not None:
+            self._on_commit()
+
+
+class _WatcherAwareHub(ChangeStreamHub):
+    """The proxy's change-stream hub, telling the engine when streams start to watch.
+
+    While no stream watches, `DurableSQLiteEngine` skips change dispatch; the first
+    stream to open first fast-forwards the outbox consumers past what was committed
+    before it, so it sees the changes made after it opened and only those.
+    """
+
+    def __init__(self, engine: DurableSQLiteEngine) -> None:
+        super().__init__()
+        self._engine = engine
+
+    def register_watcher(self) -> None:
+        if self.watcher_count == 0:
+            newest = self._engine.fast_forward_change_consumers()
+            self.align_commit_sequence(newest + 1)
+        super().register_watcher()
+
+
+class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
+    """SQLiteEngine whose acknowledged writes survive power loss, at group-commit cost.
+
+    mongoeco opens its WAL database with `synchronous=NORMAL` (a commit writes the WAL,
+    nothing is fsynced until a checkpoint). Our proxy sends a write's reply only after a
+    WAL fdatasync that began after the write committed (`GroupCommit`), so the commit is
+    as durable as with `synchronous=FULL` while concurrent writers share one fsync.
+
+    Every commit on an engine connection is observed (`_CommitObservedConnection`) so the
+    request that made it knows which generation its reply must wait for.
+    """
+
+    def __init__(
+        self, path: str, *, fsync: Callable[[int], None] = os.fdatasync, **options: Any
+    ) -> None:
+        # `fsync` is the one system call durability rests on; tests pass one they can
+        # hold or fail, to observe that replies wait for it and what its failure does.
+        super().__init__(path, **options)
+        self.group_commit = GroupCommit(Path(path), fsync=fsync)
+        self.change_hub = _WatcherAwareHub(self)
+        self.change_dispatches_skipped = 0
 
     # Set before the engine connects to record every SQL statement (see StatementTrace).
     statement_trace: StatementTrace | None = None
 
     def _create_sqlite_connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection = super()._create_sqlite_connection()
-        connection.execute("PRAGMA synchronous=FULL")
+        # mongoeco's own body (4.11), with a connection class that reports commits. The
+        # contract test compares the resulting pragmas with mongoeco's so a change there
+        # is noticed.
+        connection = sqlite3.connect(
+            self._path,
+            check_same_thread=False,
+            factory=_CommitObservedConnection,
+        )
+        try:
+            if self._path != ":memory:":
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+            raise
+        connection.observe_commits(self.group_commit.note_commit)
         if self.statement_trace is not None:
             connection.set_trace_callback(self.statement_trace.record)
         return connection
@@ -99,6 +355,48 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
             with self._bind_connection(conn):
                 self.ensure_support_indexes()
         return name
+
+    def dispatch_committed_changes(self, consumer_id: str, consumer: Callable[[Any], None]) -> None:
+        # mongoeco runs this after every write, on the event loop, and it commits four
+        # control transactions (lease, checkpoint, prune, release) even when no change
+        # stream is open: every change is then a "gap" no one will read. With no watcher
+        # there is nothing to deliver; the outbox stays bounded by its own capacity prune
+        # and the first watcher fast-forwards past the backlog (`_WatcherAwareHub`).
+        if not self.change_hub.should_publish_events():
+            self.change_dispatches_skipped += 1
+            return
+        super().dispatch_committed_changes(consumer_id, consumer)
+
+    def fast_forward_change_consumers(self) -> int:
+        """Move every registered consumer's checkpoint to the newest outbox sequence.
+
+        Called when the first change stream opens after dispatches were skipped: what
+        the outbox holds was committed before the stream existed, so the stream must not
+        see it (as MongoDB: a stream sees changes after it opens); delivering it one
+        change (and one commit) at a time would only produce gaps. Returns that sequence.
+        """
+        with self._lock:
+            consumers = list(self._registered_change_consumers)
+        with self._change_delivery_storage() as conn:
+            newest = int(_outbox_info(conn)["newestSequence"])
+            for consumer_id in consumers:
+                # A consumer whose registration expired registers again on its next
+                # write, at the newest sequence.
+                with contextlib.suppress(RuntimeError):
+                    _checkpoint_consumer(conn, consumer_id, newest)
+            conn.commit()
+        with self._lock:
+            for consumer_id in consumers:
+                self._change_outbox_checkpoints[consumer_id] = newest
+        return newest
+
+    def _runtime_diagnostics_info(self) -> dict[str, object]:
+        info: dict[str, object] = dict(super()._runtime_diagnostics_info())
+        info["groupCommit"] = {
+            **self.group_commit.status(),
+            "changeDispatchesSkipped": self.change_dispatches_skipped,
+        }
+        return info
 
     def _validate_document_against_unique_indexes(
         self,
@@ -164,6 +462,105 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         return found
 
 
+class DurableProxyServer(AsyncMongoEcoProxyServer):
+    """mongoeco's wire proxy that replies to a write only once the write is durable.
+
+    The reply to a wire request is the bytes `_dispatch_wire_request` returns; the
+    connection handler writes them right after. Here that method records which commits
+    the request made and, if it made any, waits for the group commit to cover them
+    before returning the reply. Reads commit nothing and never wait.
+    """
+
+    def __init__(self, *, engine: DurableSQLiteEngine, host: str, port: int) -> None:
+        _install_batched_insert()
+        super().__init__(engine=engine, host=host, port=port)
+        # mongoeco's client makes its own hub in __init__; databases and collections take
+        # the client's hub when first used, so swapping it before serving reaches them all.
+        self._client._change_hub = engine.change_hub
+        self._group_commit = engine.group_commit
+
+    async def _dispatch_wire_request(
+        self, header: Any, payload: bytes, *, connection: Any
+    ) -> bytes | None:
+        commits = _RequestCommits()
+        token = _request_commits.set(commits)
+        try:
+            response: bytes | None = await super()._dispatch_wire_request(
+                header, payload, connection=connection
+            )
+        finally:
+            _request_commits.reset(token)
+        if response is not None and commits.generation:
+            await self._group_commit.wait_durable(commits.generation)
+        return response
+
+
+_single_document_insert = DatabaseAdminWriteCommandService.command_insert
+
+
+async def _batched_command_insert(
+    self: DatabaseAdminWriteCommandService,
+    spec: dict[str, object],
+    *,
+    session: Any = None,
+) -> object:
+    """The wire `insert` command through the engine's batch path.
+
+    mongoeco's command inserts its documents one `insert_one` (one transaction, one
+    commit) at a time. `insert_many` writes a batch in one transaction and already has
+    MongoDB's outcome rules: ordered stops at the first failed document with the ones
+    before it inserted; unordered inserts every valid document; each failure is
+    reported with its index. A single document keeps mongoeco's own path.
+    """
+    admin = self._admin
+    collection_name = admin._require_collection_name(spec.get("insert"), "insert")
+    documents = admin._normalize_insert_documents(spec.get("documents"))
+    if len(documents) < 2:
+        return await _single_document_insert(self, spec, session=session)
+    ordered = admin._normalize_ordered_from_command(spec.get("ordered"))
+    bypass_document_validation = command_boolean(  # type: ignore[no-untyped-call]
+        spec.get("bypassDocumentValidation", False), "bypassDocumentValidation", numeric=True
+    )
+    acknowledged = write_command_acknowledged(spec, dialect=admin._mongodb_dialect.key)
+    collection = admin._database.get_collection(collection_name)
+    write_errors: list[WriteErrorEntry] = []
+    try:
+        result = await collection.insert_many(
+            documents,
+            ordered=ordered,
+            bypass_document_validation=bypass_document_validation,
+            session=session,
+        )
+        inserted = len(result.inserted_ids)
+    except BulkWriteError as error:
+        # mongoeco's BulkWriteError is PyMongo's, whose `details` is the server reply.
+        details: dict[str, Any] = dict(getattr(error, "details", None) or {})
+        inserted = int(details.get("nInserted", 0))
+        for entry in details.get("writeErrors", []):
+            extra = {k: v for k, v in entry.items() if k not in {"index", "errmsg", "code", "op"}}
+            write_errors.append(
+                WriteErrorEntry(
+                    index=int(entry["index"]),
+                    errmsg=str(entry["errmsg"]),
+                    code=entry.get("code"),
+                    details=extra or None,
+                )
+            )
+        write_errors.sort(key=lambda entry: entry.index)
+    if not acknowledged:
+        return WriteCommandResult(count=0)
+    return WriteCommandResult(count=inserted, write_errors=write_errors or None)
+
+
+def _install_batched_insert() -> None:
+    """Route the wire `insert` command through `_batched_command_insert` (idempotent).
+
+    The command service is built by mongoeco per database, so the method is replaced on
+    its class; only the engine process serves wire commands.
+    """
+    DatabaseAdminWriteCommandService.command_insert = _batched_command_insert  # type: ignore[method-assign]
+
+
 def _id_conjunct(plan: QueryNode) -> EqualsCondition | None:
     """The `_id` equality of a filter (alone or in an AND; a scalar id), if it has one."""
     clauses = plan.clauses if isinstance(plan, AndCondition) else (plan,)
@@ -219,7 +616,7 @@ async def serve_engine(
         raise EngineStartError(f"cannot use data directory {data_dir}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    server: AsyncMongoEcoProxyServer | None = None
+    server: DurableProxyServer | None = None
     watcher: asyncio.Task[None] | None = None
     try:
         engine = DurableSQLiteEngine(str(data_dir / DATA_FILE))
@@ -227,7 +624,7 @@ async def serve_engine(
         if trace_path:
             engine.statement_trace = StatementTrace(Path(trace_path))
             log.warning("the engine records every SQL statement", path=trace_path)
-        server = AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
+        server = DurableProxyServer(engine=engine, host=host, port=port)
         try:
             await server.start()
         except OSError as error:

@@ -1,0 +1,232 @@
+"""What src/snipix/db/engine.py relies on in mongoeco's private internals.
+
+Each override there names, calls or replaces something mongoeco does not promise to keep.
+These tests fail loudly, naming what moved, when a mongoeco release changes one of those
+names, signatures or behaviours, before a subtle durability or correctness bug can ship.
+pyproject.toml pins mongoeco to the minor they were written against.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mongoeco.api import AsyncMongoClient
+from mongoeco.api._async import _collection_runtime
+from mongoeco.api._async._database_admin_write_commands import DatabaseAdminWriteCommandService
+from mongoeco.api._async._write_command_validation import write_command_acknowledged
+from mongoeco.api._async.database_admin import AsyncDatabaseAdminService
+from mongoeco.api._command_bson import command_boolean
+from mongoeco.change_streams import ChangeStreamHub
+from mongoeco.engines import _sqlite_outbox
+from mongoeco.engines._sqlite_connection import SQLiteConnection
+from mongoeco.engines.adapter import EngineSpiAdapter
+from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+
+from snipix.db.engine import DurableSQLiteEngine
+
+
+def parameters(function: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
+    """(name, kind, default) of each parameter, as a comparable list."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+P = inspect.Parameter
+POS = P.POSITIONAL_OR_KEYWORD
+KW = P.KEYWORD_ONLY
+NONE = P.empty
+
+
+def test_mongoeco_is_the_tested_minor() -> None:
+    assert version("mongoeco").startswith("4.11."), (
+        "engine.py's overrides were checked against mongoeco 4.11; re-check each "
+        "(this file, docs/engine.md) before moving the pin in pyproject.toml"
+    )
+
+
+# --- Connection: commits are observed, pragmas are mongoeco's ------------------------
+
+
+def test_connection_factory_is_mongoeco_s_and_its_pragmas_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """`_create_sqlite_connection` is re-implemented with a subclass of mongoeco's
+    connection class; a pragma mongoeco adds (or drops) must show up here."""
+    assert parameters(SQLiteEngine._create_sqlite_connection) == [("self", POS, NONE)]
+    assert issubclass(SQLiteConnection, sqlite3.Connection)
+    # mongoeco's class does not commit on its own: our override is the only commit().
+    assert "commit" not in vars(SQLiteConnection)
+    pragmas = (
+        "journal_mode",
+        "synchronous",
+        "foreign_keys",
+        "busy_timeout",
+        "cache_size",
+        "temp_store",
+        "wal_autocheckpoint",
+        "journal_size_limit",
+        "locking_mode",
+        "mmap_size",
+    )
+    stock = SQLiteEngine(str(tmp_path / "stock.sqlite"))._create_sqlite_connection()
+    ours = DurableSQLiteEngine(str(tmp_path / "ours.sqlite"))._create_sqlite_connection()
+    try:
+        assert type(stock) is SQLiteConnection
+        assert isinstance(ours, SQLiteConnection)
+        for pragma in pragmas:
+            assert (
+                ours.execute(f"PRAGMA {pragma}").fetchone()
+                == stock.execute(f"PRAGMA {pragma}").fetchone()
+            ), pragma
+        assert (stock.isolation_level, stock.autocommit) == (ours.isolation_level, ours.autocommit)
+    finally:
+        stock.close()
+        ours.close()
+
+
+def test_engine_work_runs_under_a_copy_of_the_request_context() -> None:
+    """Commits are attributed to their wire request through a ContextVar; that needs
+    mongoeco's worker-thread jobs to run in a copy of the caller's context."""
+    source = inspect.getsource(SQLiteEngine._run_blocking)
+    assert "contextvars.copy_context()" in source
+    assert "context.run" in source
+
+
+# --- Reply path of the wire proxy ----------------------------------------------------
+
+
+def test_proxy_sends_what_dispatch_wire_request_returns() -> None:
+    assert parameters(AsyncMongoEcoProxyServer._dispatch_wire_request) == [
+        ("self", POS, NONE),
+        ("header", POS, NONE),
+        ("payload", POS, NONE),
+        ("connection", KW, NONE),
+    ]
+    handler = inspect.getsource(AsyncMongoEcoProxyServer._handle_connection)
+    assert "response = await self._dispatch_wire_request(" in handler
+    assert "writer.write(response)" in handler
+    # No other place writes replies.
+    module = inspect.getsource(inspect.getmodule(AsyncMongoEcoProxyServer))  # type: ignore[arg-type]
+    assert module.count("writer.write(") == 1
+    assert "engine" in inspect.signature(AsyncMongoEcoProxyServer.__init__).parameters
+
+
+async def test_client_hub_is_an_attribute_taken_by_databases_when_first_used(
+    tmp_path: Path,
+) -> None:
+    engine = DurableSQLiteEngine(str(tmp_path / "hub.sqlite"))
+    client = AsyncMongoClient(engine)
+    assert isinstance(client._change_hub, ChangeStreamHub)
+    client._change_hub = engine.change_hub
+    assert client["db"]["coll"]._change_hub is engine.change_hub
+
+
+# --- Change-stream dispatch ----------------------------------------------------------
+
+
+def test_change_dispatch_entry_points() -> None:
+    assert parameters(SQLiteEngine.dispatch_committed_changes) == [
+        ("self", POS, NONE),
+        ("consumer_id", POS, NONE),
+        ("consumer", POS, NONE),
+    ]
+    # The adapter calls the engine's method through the engine object (so our override
+    # is what runs) after every write.
+    assert "dispatch_committed_changes" in inspect.getsource(
+        EngineSpiAdapter.dispatch_committed_changes
+    )
+    runtime = inspect.getsource(_collection_runtime)
+    assert "self._dispatch_engine_changes(" in runtime
+    assert "should_publish_events" in runtime
+    assert "_change_delivery_storage" in vars(SQLiteEngine)
+    assert parameters(_sqlite_outbox.checkpoint_consumer)[:3] == [
+        ("conn", POS, NONE),
+        ("consumer_id", POS, NONE),
+        ("sequence", POS, NONE),
+    ]
+    assert "newestSequence" in inspect.getsource(_sqlite_outbox.outbox_info)
+
+
+def test_hub_watcher_signal() -> None:
+    """A stream opening calls `register_watcher` on the hub; `should_publish_events` is
+    false exactly while no watcher is registered (and no journal is configured)."""
+    hub = ChangeStreamHub()
+    assert not hub.should_publish_events()
+    hub.register_watcher()
+    assert hub.watcher_count == 1
+    assert hub.should_publish_events()
+    hub.unregister_watcher()
+    assert not hub.should_publish_events()
+    assert parameters(ChangeStreamHub.align_commit_sequence) == [
+        ("self", POS, NONE),
+        ("next_sequence", POS, NONE),
+    ]
+    from mongoeco._change_streams import cursor
+
+    assert "hub.register_watcher()" in inspect.getsource(cursor)
+
+
+def test_engine_private_state_used_by_the_overrides(tmp_path: Path) -> None:
+    engine = SQLiteEngine(str(tmp_path / "state.sqlite"))
+    assert isinstance(engine._registered_change_consumers, dict)
+    assert isinstance(engine._change_outbox_checkpoints, dict)
+    assert hasattr(engine._lock, "acquire")
+    assert engine._path == str(tmp_path / "state.sqlite")
+    assert callable(engine._runtime_diagnostics_info)
+
+
+# --- Batched wire insert -------------------------------------------------------------
+
+
+def test_insert_command_service_shape() -> None:
+    assert parameters(DatabaseAdminWriteCommandService.command_insert) == [
+        ("self", POS, NONE),
+        ("spec", POS, NONE),
+        ("session", KW, None),
+    ]
+    for name in (
+        "_require_collection_name",
+        "_normalize_insert_documents",
+        "_normalize_ordered_from_command",
+    ):
+        assert callable(getattr(AsyncDatabaseAdminService, name)), name
+    admin_init = inspect.getsource(AsyncDatabaseAdminService.__init__)
+    assert "DatabaseAdminWriteCommandService(self)" in admin_init
+    assert [n for n, _, _ in parameters(write_command_acknowledged)] == ["spec", "dialect"]
+    assert [n for n, _, _ in parameters(command_boolean)] == ["value", "field", "numeric"]
+
+
+# --- Upstream engine overrides (insert id scan, `_id` conjunct lookup) ---------------
+
+
+def test_unique_index_validation_and_first_document_signatures() -> None:
+    assert parameters(SQLiteEngine._validate_document_against_unique_indexes) == [
+        ("self", POS, NONE),
+        ("db_name", POS, NONE),
+        ("coll_name", POS, NONE),
+        ("document", POS, NONE),
+        ("exclude_storage_key", KW, None),
+        ("skip_id_check", KW, False),
+        ("scan_payload_id", KW, False),
+    ]
+    assert parameters(SQLiteEngine._select_first_document_for_plan) == [
+        ("self", POS, NONE),
+        ("db_name", POS, NONE),
+        ("coll_name", POS, NONE),
+        ("plan", POS, NONE),
+        ("hint", KW, None),
+        ("context", KW, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["_create_sqlite_connection", "dispatch_committed_changes", "_runtime_diagnostics_info"]
+)
+def test_overridden_methods_exist_upstream(name: str) -> None:
+    assert name in vars(SQLiteEngine), f"SQLiteEngine.{name} is gone; engine.py overrides it"
