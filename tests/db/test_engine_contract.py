@@ -90,6 +90,24 @@ def test_connection_factory_is_mongoeco_s_and_its_pragmas_are_unchanged(
         ours.close()
 
 
+def test_a_write_becomes_durable_through_connection_commit() -> None:
+    """Replies wait for commits seen by `_CommitObservedConnection.commit`. mongoeco's write
+    scope ends a top-level write with `conn.commit()` (a nested one releases a savepoint
+    and its outer transaction commits the same way); a write committed by SQL instead
+    would be acknowledged without waiting."""
+    from mongoeco.engines._sqlite_session_runtime import SQLiteSessionRuntime
+
+    commit_write = inspect.getsource(SQLiteSessionRuntime.commit_write)
+    assert "conn.commit()" in commit_write
+    begin_write = inspect.getsource(SQLiteSessionRuntime.begin_write)
+    assert 'conn.execute("BEGIN IMMEDIATE")' in begin_write
+    engines = Path(inspect.getfile(SQLiteEngine)).parent
+    for source in engines.glob("*.py"):
+        text = source.read_text()
+        assert 'execute("COMMIT' not in text, source.name
+        assert "execute('COMMIT" not in text, source.name
+
+
 def test_engine_work_runs_under_a_copy_of_the_request_context() -> None:
     """Commits are attributed to their wire request through a ContextVar; that needs
     mongoeco's worker-thread jobs to run in a copy of the caller's context."""

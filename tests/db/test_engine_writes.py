@@ -23,7 +23,12 @@ from mongoeco.api import AsyncMongoClient as EmbeddedClient
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
-from snipix.db.engine import FSYNC_FAILURE_EXIT, DurableProxyServer, DurableSQLiteEngine
+from snipix.db.engine import (
+    FSYNC_FAILURE_EXIT,
+    INSERT_BATCH_DOCUMENTS,
+    DurableProxyServer,
+    DurableSQLiteEngine,
+)
 from snipix.db.launcher import start_engine_process
 from tests.support import clean_env, wait_until
 
@@ -275,7 +280,7 @@ def test_insert_many_with_an_invalid_document_in_the_middle(
     assert stored == ([1] if ordered else [1, 3])
 
 
-def test_insert_many_is_one_commit(tmp_path: Path) -> None:
+def test_insert_many_commits_once_per_batch(tmp_path: Path) -> None:
     engine = DurableSQLiteEngine(str(tmp_path / "batch.sqlite"))
     with served(engine) as uri, sync_client(uri) as client:
         docs = client["db"]["docs"]
@@ -283,8 +288,47 @@ def test_insert_many_is_one_commit(tmp_path: Path) -> None:
         before = engine.group_commit.committed
         result = docs.insert_many([{"_id": f"d{n}", "n": n} for n in range(500)])
         assert len(result.inserted_ids) == 500
-        assert engine.group_commit.committed - before == 1
+        assert engine.group_commit.committed - before == 500 // INSERT_BATCH_DOCUMENTS
         assert docs.count_documents({}) == 501
+
+
+def test_a_collection_with_a_unique_index_keeps_one_commit_per_document(tmp_path: Path) -> None:
+    """Short transactions where mongoeco's unique check scans the collection per document."""
+    engine = DurableSQLiteEngine(str(tmp_path / "unique.sqlite"))
+    with served(engine) as uri, sync_client(uri) as client:
+        docs = client["db"]["docs"]
+        docs.create_index([("project", 1), ("version", 1)], unique=True)
+        before = engine.group_commit.committed
+        docs.insert_many([{"_id": n, "project": "p", "version": n} for n in range(20)])
+        assert engine.group_commit.committed - before == 20
+        with pytest.raises(BulkWriteError) as failed:
+            docs.insert_many(
+                [{"project": "q", "version": 1}, {"project": "p", "version": 3}], ordered=False
+            )
+        assert [e["index"] for e in failed.value.details["writeErrors"]] == [1]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_insert_errors_keep_their_command_index_across_batches(
+    mongo: MongoClient[dict[str, Any]], database_name: str, ordered: bool
+) -> None:
+    docs = mongo[database_name]["docs"]
+    size = INSERT_BATCH_DOCUMENTS
+    batch = [{"_id": n} for n in range(3 * size)]
+    batch[size + 5] = {"_id": 0}
+    batch[2 * size + 7] = {"_id": 1}
+    with pytest.raises(BulkWriteError) as failed:
+        docs.insert_many(batch, ordered=ordered)
+    details = failed.value.details
+    indexes = [e["index"] for e in details["writeErrors"]]
+    if ordered:
+        assert indexes == [size + 5]
+        assert details["nInserted"] == size + 5
+        assert docs.count_documents({}) == size + 5
+    else:
+        assert indexes == [size + 5, 2 * size + 7]
+        assert details["nInserted"] == 3 * size - 2
+        assert docs.count_documents({}) == 3 * size - 2
 
 
 # --- Change streams while dispatch is skipped ------------------------------------------

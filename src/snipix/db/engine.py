@@ -498,6 +498,12 @@ class DurableProxyServer(AsyncMongoEcoProxyServer):
 _single_document_insert = DatabaseAdminWriteCommandService.command_insert
 
 
+# Documents per engine batch (one transaction). mongoeco prepares a batch's documents
+# (copies, codec) on the event loop before its worker thread writes them: 1,000 50-clip
+# timeline revisions held the loop for over 3 s, stalling every other client.
+INSERT_BATCH_DOCUMENTS = 100
+
+
 async def _batched_command_insert(
     self: DatabaseAdminWriteCommandService,
     spec: dict[str, object],
@@ -510,46 +516,63 @@ async def _batched_command_insert(
     commit) at a time. `insert_many` writes a batch in one transaction and already has
     MongoDB's outcome rules: ordered stops at the first failed document with the ones
     before it inserted; unordered inserts every valid document; each failure is
-    reported with its index. A single document keeps mongoeco's own path.
+    reported with its index. Batches of `INSERT_BATCH_DOCUMENTS` go in order, so these
+    rules hold across them. A single document keeps mongoeco's own path, and so does a
+    collection with a unique index besides `_id`: there mongoeco 4.11 checks each new
+    document against every stored one, in a batch as one by one, so a batch would only
+    hold the database's write lock for seconds (longer than SQLite's 5 s busy timeout of
+    mongoeco's own background writers) without being faster.
     """
     admin = self._admin
     collection_name = admin._require_collection_name(spec.get("insert"), "insert")
     documents = admin._normalize_insert_documents(spec.get("documents"))
-    if len(documents) < 2:
+    collection = admin._database.get_collection(collection_name)
+    if len(documents) < 2 or await _has_unique_secondary_index(collection, session):
         return await _single_document_insert(self, spec, session=session)
     ordered = admin._normalize_ordered_from_command(spec.get("ordered"))
     bypass_document_validation = command_boolean(  # type: ignore[no-untyped-call]
         spec.get("bypassDocumentValidation", False), "bypassDocumentValidation", numeric=True
     )
     acknowledged = write_command_acknowledged(spec, dialect=admin._mongodb_dialect.key)
-    collection = admin._database.get_collection(collection_name)
     write_errors: list[WriteErrorEntry] = []
-    try:
-        result = await collection.insert_many(
-            documents,
-            ordered=ordered,
-            bypass_document_validation=bypass_document_validation,
-            session=session,
-        )
-        inserted = len(result.inserted_ids)
-    except BulkWriteError as error:
-        # mongoeco's BulkWriteError is PyMongo's, whose `details` is the server reply.
-        details: dict[str, Any] = dict(getattr(error, "details", None) or {})
-        inserted = int(details.get("nInserted", 0))
-        for entry in details.get("writeErrors", []):
-            extra = {k: v for k, v in entry.items() if k not in {"index", "errmsg", "code", "op"}}
-            write_errors.append(
-                WriteErrorEntry(
-                    index=int(entry["index"]),
-                    errmsg=str(entry["errmsg"]),
-                    code=entry.get("code"),
-                    details=extra or None,
-                )
+    inserted = 0
+    for offset in range(0, len(documents), INSERT_BATCH_DOCUMENTS):
+        batch = documents[offset : offset + INSERT_BATCH_DOCUMENTS]
+        try:
+            result = await collection.insert_many(
+                batch,
+                ordered=ordered,
+                bypass_document_validation=bypass_document_validation,
+                session=session,
             )
-        write_errors.sort(key=lambda entry: entry.index)
+            inserted += len(result.inserted_ids)
+        except BulkWriteError as error:
+            # mongoeco's BulkWriteError is PyMongo's, whose `details` is the server reply.
+            details: dict[str, Any] = dict(getattr(error, "details", None) or {})
+            inserted += int(details.get("nInserted", 0))
+            failures = sorted(details.get("writeErrors", []), key=lambda entry: entry["index"])
+            for entry in failures:
+                extra = {
+                    k: v for k, v in entry.items() if k not in {"index", "errmsg", "code", "op"}
+                }
+                write_errors.append(
+                    WriteErrorEntry(
+                        index=offset + int(entry["index"]),
+                        errmsg=str(entry["errmsg"]),
+                        code=entry.get("code"),
+                        details=extra or None,
+                    )
+                )
+            if ordered and failures:
+                break
     if not acknowledged:
         return WriteCommandResult(count=0)
     return WriteCommandResult(count=inserted, write_errors=write_errors or None)
+
+
+async def _has_unique_secondary_index(collection: Any, session: Any) -> bool:
+    information: dict[str, dict[str, Any]] = await collection.index_information(session=session)
+    return any(spec.get("unique") and name != "_id_" for name, spec in information.items())
 
 
 def _install_batched_insert() -> None:
