@@ -359,6 +359,26 @@ async def seed(base: str, scale: Scale) -> Seeded:
 # --- measurements ----------------------------------------------------------------------------
 
 
+async def autosave(
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    version: int,
+    ops: list[dict[str, Any]],
+) -> httpx.Response:
+    """One JSON Patch autosave at `version`, answered without a body (204 + ETag)."""
+    return await http.patch(
+        url,
+        content=json.dumps(ops).encode(),
+        headers={
+            **headers,
+            "If-Match": f'"{version}"',
+            "Content-Type": "application/json-patch+json",
+            "Prefer": "return=minimal",
+        },
+    )
+
+
 @dataclass
 class WriterTally:
     count: int = 0
@@ -384,16 +404,7 @@ def background_writers(
                     {"op": "replace", "path": f"/clips/{(n + i) % clips}/volume", "value": i / 10}
                     for i in range(10)
                 ]
-                response = await http.patch(
-                    url,
-                    content=json.dumps(ops).encode(),
-                    headers={
-                        **headers,
-                        "If-Match": f'"{version}"',
-                        "Content-Type": "application/json-patch+json",
-                        "Prefer": "return=minimal",
-                    },
-                )
+                response = await autosave(http, url, headers, version, ops)
                 n += 1
                 if response.status_code != 204:
                     tally.errors += 1
@@ -593,16 +604,7 @@ async def sequential_writes(base: str, user: str, project_id: str, count: int) -
                 for i in range(10)
             ]
             started = time.perf_counter()
-            response = await http.patch(
-                url,
-                content=json.dumps(plain).encode(),
-                headers={
-                    **headers,
-                    "If-Match": f'"{version}"',
-                    "Content-Type": "application/json-patch+json",
-                    "Prefer": "return=minimal",
-                },
-            )
+            response = await autosave(http, url, headers, version, plain)
             plain_ms.append((time.perf_counter() - started) * 1000)
             if response.status_code != 204:
                 raise RuntimeError(f"autosave: {response.status_code} {response.text[:300]}")

@@ -28,7 +28,14 @@ from snipix.app import create_app
 from snipix.db.client import Database, connected
 from snipix.db.launcher import start_engine_process
 from snipix.settings import Settings
-from tests.support import SETTING_PREFIXES, RedisServer, clean_env, free_port, running_app
+from tests.support import (
+    SETTING_PREFIXES,
+    RedisServer,
+    clean_env,
+    free_port,
+    running_app,
+    sync_mongo_client,
+)
 
 TEST_URI_VARIABLE = "SNIPIX_TEST_MONGODB_URI"
 TEST_CACHE_VARIABLE = "SNIPIX_TEST_CACHE"
@@ -68,9 +75,7 @@ def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mongo(mongodb_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
     """A synchronous client for arranging and inspecting data (not bound to an event loop)."""
-    client: MongoClient[dict[str, Any]] = MongoClient(
-        mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
+    client = sync_mongo_client(mongodb_uri)
     yield client
     client.close()
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pymongo import MongoClient
 
 from snipix.db.engine_record import EngineRecord, is_served
 
@@ -242,3 +243,8 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def sync_mongo_client(uri: str) -> MongoClient[dict[str, Any]]:
+    """A synchronous client for arranging and inspecting data (not bound to an event loop)."""
+    return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)

@@ -46,7 +46,7 @@ from snipix.projects.service import project_service
 from snipix.settings import Settings
 from tests.conftest import TEST_URI_VARIABLE
 from tests.db.sql_plans import collection_scans, read_trace
-from tests.support import clean_env, running_app
+from tests.support import clean_env, running_app, sync_mongo_client
 from tests.transcripts.test_endpoints import make_transcript
 
 USERS = 100
@@ -154,9 +154,7 @@ def mongodb_uri(engine: Engine) -> str:
 
 @pytest.fixture(scope="module")
 def mongo(mongodb_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
-    client: MongoClient[dict[str, Any]] = MongoClient(
-        mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
+    client = sync_mongo_client(mongodb_uri)
     yield client
     client.close()
 
