@@ -111,7 +111,7 @@ def _cache(
     )
 
 
-# CORS (issue 10): what a browser client may send and read beyond the safelisted headers.
+# CORS: what a browser client may send and read beyond the safelisted headers.
 CORS_REQUEST_HEADERS = [
     "Authorization",
     "Content-Type",
@@ -123,7 +123,7 @@ CORS_REQUEST_HEADERS = [
 ]
 CORS_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Cache", "X-Request-ID"]
 
-# Hardening (issue 8): answers every rate-limited router can give besides its own.
+# Hardening: answers every rate-limited router can give besides its own.
 LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {
         "model": ErrorResponse,
@@ -157,7 +157,7 @@ def _lifespan(
         redis = _redis_client(settings)
         policy = RetryPolicy.from_settings(settings, metrics)
         cache = _cache(settings, redis, policy, metrics, topology)
-        # Rate limits (issue 8): counted in Redis when configured, in process otherwise.
+        # Rate limits: counted in Redis when configured, in process otherwise.
         limiter = Limiter(redis, prefix=settings.cache_prefix, metrics=metrics)
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
@@ -195,7 +195,7 @@ def _lifespan(
                 )
             if settings.retention_interval_s > 0:
                 retention = RetentionJob(
-                    # Media (issue 10): a purge also removes the project's media files.
+                    # Media: a purge also removes the project's media files.
                     project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)]),
                     Lease(db, LEASE_NAME, ttl=timedelta(seconds=settings.retention_interval_s)),
                     retention=timedelta(days=settings.retention_days),
@@ -264,7 +264,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(metrics_router)
-    # Rate limits (issue 8): writes and searches on every API route, per user (per address
+    # Rate limits: writes and searches on every API route, per user (per address
     # without an identity); not health or metrics. A dependency, not middleware: the user
     # is known only after routing and authentication (security/rate_limit.py).
     for router in (
@@ -278,20 +278,20 @@ def create_app(
     ):
         app.include_router(router, dependencies=[RATE_LIMITED], responses=LIMIT_RESPONSES)
     # The original web app's paths document their 413/429 in its envelope themselves
-    # (api.envelope.failure_responses). Compatibility routes (issue 10): its /projects,
+    # (api.envelope.failure_responses). Compatibility routes: its /projects,
     # /timeline and /transcriptions.
     for router in (accounts_web_app_router, media_router, compat_router):
         app.include_router(router, dependencies=[RATE_LIMITED])
 
     # Middleware, innermost first (each add_middleware wraps everything added before it):
     #   SecurityHeaders > CORS > RequestContext > BodyLimit > HotReads > (routing, handlers)
-    # - HotReads (issue 11): cached project/timeline GETs answered before routing; anything
+    # - HotReads: cached project/timeline GETs answered before routing; anything
     #   it does not answer goes on unchanged (api/hot_reads.py).
     if settings.cache_enabled and settings.hot_reads:
         app.add_middleware(
             HotReadsMiddleware, routes=[*projects_router.routes, *timeline_router.routes]
         )
-    # - BodyLimit (issue 8) inside RequestContext: its 413 has the request id, an access
+    # - BodyLimit inside RequestContext: its 413 has the request id, an access
     #   line and metrics; and it runs before routing, so a Content-Length over the limit
     #   is refused before any handler, dependency or rate limit.
     app.add_middleware(
@@ -300,7 +300,7 @@ def create_app(
     # - RequestContext: request id, access line, HTTP metrics, and the 500 for anything
     #   unhandled, around everything the app does.
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    # - CORS (issue 10) outside RequestContext, so every answer carries its grant (the 500
+    # - CORS outside RequestContext, so every answer carries its grant (the 500
     #   RequestContext renders included) and preflights are answered before anything else
     #   runs (they are neither logged nor counted, as before).
     if settings.cors_allowed_origins:
@@ -314,7 +314,7 @@ def create_app(
             allow_credentials=False,
             max_age=600,
         )
-    # - SecurityHeaders (issue 8) outermost: every answer, preflights and 500s included.
+    # - SecurityHeaders outermost: every answer, preflights and 500s included.
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 

@@ -58,8 +58,8 @@ retention_app = typer.Typer(help="Purge projects soft-deleted longer than the re
 app.add_typer(retention_app, name="retention", no_args_is_help=True)
 app.add_typer(logs_app, name="logs", no_args_is_help=True)
 app.add_typer(backup_app)  # `snipix backup`, `snipix restore`
-app.add_typer(users_app, name="users", no_args_is_help=True)  # accounts (issue 10)
-app.add_typer(legacy_app)  # `snipix import-legacy`, `snipix export-legacy` (issue 9)
+app.add_typer(users_app, name="users", no_args_is_help=True)  # accounts
+app.add_typer(legacy_app)  # `snipix import-legacy`, `snipix export-legacy`
 
 # Failures a person can act on: shown as one line, never as a traceback.
 _EXPECTED = (
@@ -144,7 +144,7 @@ def serve(
             lifespan="on",
             timeout_graceful_shutdown=settings.shutdown_grace_s,
             server_header=False,
-            # Hardening (issue 8): the client address (rate limits, login limits) comes
+            # Hardening: the client address (rate limits, login limits) comes
             # from X-Forwarded-For only when a trusted proxy sent it.
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
@@ -379,7 +379,7 @@ async def _retention(settings: Settings, *, dry_run: bool) -> RetentionReport | 
                 db,
                 await UnitOfWork.for_server(client),
                 cache=Cache.disabled(),
-                on_purge=[purge_hook(settings)],  # media (issue 10): files go with the project
+                on_purge=[purge_hook(settings)],  # media: files go with the project
             ),
             Lease(db, LEASE_NAME, ttl=timedelta(minutes=10)),
             retention=timedelta(days=settings.retention_days),

@@ -277,7 +277,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
-        # Issue 8 (found by the fuzzer): FastAPI answers 400 for a JSON body whose bytes are
+        # Found by the fuzzer: FastAPI answers 400 for a JSON body whose bytes are
         # not UTF-8, or that nests past the parser's recursion limit (its JSON syntax errors
         # are 422 already). All are a body that cannot be read: one status, one code.
         too_deep = isinstance(exc.__cause__, RecursionError)

@@ -43,7 +43,7 @@ class Resources:
     # The app's registry (the cache and retry policy record into it); a private one when
     # built outside an app, so recording never needs a None check.
     metrics: Metrics = field(default_factory=lambda: Metrics("unknown"))
-    # Rate limit counters (issue 8): Redis-backed when the lifespan has Redis, else in process.
+    # Rate limit counters: Redis-backed when the lifespan has Redis, else in process.
     limiter: Limiter = field(default_factory=Limiter.in_process)
 
     # Stateless services built once per app (see `shared`).

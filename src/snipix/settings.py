@@ -36,11 +36,11 @@ MASK = "****"
 _BAD_DATABASE_CHARS = re.compile(r'[/\\. "$\x00]')
 # HS256 keys shorter than the hash output (256 bits) are guessable offline from one token.
 _MIN_PRODUCTION_SECRET_LENGTH = 32
-# Compatibility routes (issue 10): the original web app's dev server, allowed by default in
+# Compatibility routes: the original web app's dev server, allowed by default in
 # the local profile; an origin is a scheme, a host and an optional port.
 LOCAL_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
 _CORS_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
-# Accounts (issue 10): the same floor as the verifier's (auth/tokens.py).
+# Accounts: the same floor as the verifier's (auth/tokens.py).
 _MIN_RSA_KEY_BITS = 2048
 
 
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     cache_local_max_bytes: int = Field(
         32 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_LOCAL_MAX_BYTES")
     )
-    # Cached project and timeline GETs answered before routing (api/hot_reads.py, issue 11);
+    # Cached project and timeline GETs answered before routing (api/hot_reads.py);
     # off: every request takes the routes (same answers, ~3x the CPU per cached read).
     hot_reads: bool = Field(True, validation_alias=_env("SNIPIX_HOT_READS"))
 
@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, validation_alias=_env("JWT_ISSUER"))
     dev_auth: bool | None = Field(None, validation_alias=_env("SNIPIX_DEV_AUTH"))
 
-    # Accounts (issue 10): the service signs its own access tokens with JWT_SECRET (HS256) or
+    # Accounts: the service signs its own access tokens with JWT_SECRET (HS256) or
     # JWT_PRIVATE_KEY (RS256, the private half of JWT_PUBLIC_KEY). With JWT_PUBLIC_KEY alone
     # it only verifies an identity provider's tokens and sign-in answers 501. Refresh tokens
     # are opaque, stored hashed, rotated on every use; `remember_me` picks the longer life.
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         900, ge=1, le=86_400, validation_alias=_env("SNIPIX_LOGIN_FAILURE_WINDOW_S")
     )
 
-    # Hardening (issue 8). Rate limits: writes (POST/PUT/PATCH/DELETE) and searches
+    # Hardening. Rate limits: writes (POST/PUT/PATCH/DELETE) and searches
     # (`GET /api/v1/projects?q=`, transcript search) per user, or per client address for a
     # request without a valid identity, in a moving window; over it: 429 + Retry-After.
     # 0 = no limit. Counted in Redis when REDIS_URL is set (shared by every replica), in
@@ -218,7 +218,7 @@ class Settings(BaseSettings):
         le=4 * 1024 * 1024,
         validation_alias=_env("SNIPIX_TRANSCRIPT_BUCKET_BYTES"),
     )
-    # Input bounds (issue 8). A JSON Patch autosave holds at most this many operations
+    # Input bounds. A JSON Patch autosave holds at most this many operations
     # (more: 422; save the whole state with PUT). One transcript upload holds at most this
     # many segments and words (more: 413, nothing written): a ten-hour recording is ~150,000
     # words in ~6,000 segments. Fixed bounds of every body (nesting, arrays, strings) are in
@@ -237,7 +237,7 @@ class Settings(BaseSettings):
         3_600, ge=0, le=7 * 86_400, validation_alias=_env("SNIPIX_RETENTION_INTERVAL_S")
     )
 
-    # Media files (issue 10): uploads, thumbnails and trimmed renders on local storage, under
+    # Media files: uploads, thumbnails and trimmed renders on local storage, under
     # `media_root` (SNIPIX_MEDIA_DIR, else `media/` in the data directory). ffmpeg/ffprobe are
     # optional: without them durations and thumbnails are null and trimming answers 501.
     media_dir: Path | None = Field(None, validation_alias=_env("SNIPIX_MEDIA_DIR"))
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         3_600, ge=10, le=7 * 86_400, validation_alias=_env("SNIPIX_MEDIA_URL_TTL_S")
     )
 
-    # Compatibility routes (issue 10): browser origins allowed to call the API (CORS), comma
+    # Compatibility routes: browser origins allowed to call the API (CORS), comma
     # separated. Unset: the original web app's dev server (LOCAL_CORS_ORIGINS) in the local
     # profile, none in production. Exact origins only; `*` is refused.
     cors_origins: str | None = Field(None, validation_alias=_env("SNIPIX_CORS_ORIGINS"))
@@ -306,7 +306,7 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _check_cors_origins(cls, value: str | None) -> str | None:
-        # Compatibility routes (issue 10).
+        # Compatibility routes.
         if value is None or not value.strip():
             return None
         origins = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
@@ -351,7 +351,7 @@ class Settings(BaseSettings):
     @field_validator("jwt_private_key", mode="before")
     @classmethod
     def _blank_private_key_is_unset(cls, value: object) -> object:
-        # Accounts (issue 10). Like JWT_PUBLIC_KEY: literal "\n" allowed, blank means unset.
+        # Accounts. Like JWT_PUBLIC_KEY: literal "\n" allowed, blank means unset.
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, str):
@@ -360,7 +360,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_signing_key(self) -> Settings:
-        """Accounts (issue 10): JWT_PRIVATE_KEY is the usable private half of JWT_PUBLIC_KEY.
+        """Accounts: JWT_PRIVATE_KEY is the usable private half of JWT_PUBLIC_KEY.
 
         Checked here so a wrong key stops start-up in one line instead of failing every
         sign-in; the same check runs for `snipix serve`, the app factory and the CLI.
@@ -422,7 +422,7 @@ class Settings(BaseSettings):
 
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:
-        """Origins whose browser requests may call the API (issue 10); empty: no CORS."""
+        """Origins whose browser requests may call the API; empty: no CORS."""
         if self.cors_origins is not None:
             return tuple(self.cors_origins.split(","))
         return LOCAL_CORS_ORIGINS if self.env == "local" else ()
@@ -545,7 +545,7 @@ def _url_password_forms(url: str) -> list[str]:
 
 
 def _private_key_problem(private_pem: str, public_pem: str) -> str | None:
-    """Accounts (issue 10): why JWT_PRIVATE_KEY cannot sign tokens JWT_PUBLIC_KEY verifies."""
+    """Accounts: why JWT_PRIVATE_KEY cannot sign tokens JWT_PUBLIC_KEY verifies."""
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
     from cryptography.hazmat.primitives.serialization import (
         load_pem_private_key,

@@ -81,7 +81,7 @@ class AccountsRuntime:
             runtime = cls(
                 issuer=TokenIssuer.from_settings(resources.settings),
                 hasher=PasswordHasher(),
-                # Issue 8: the failure counts live where the rate limits do (Redis if any).
+                # The failure counts live where the rate limits do (Redis if any).
                 throttle=LoginThrottle.from_settings(resources.settings, resources.limiter),
             )
             request.app.state.accounts = runtime

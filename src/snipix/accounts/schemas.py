@@ -90,7 +90,7 @@ def _strong(value: str) -> str:
 Email = Annotated[str, StringConstraints(max_length=1_000), AfterValidator(_email)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Username = Annotated[
-    # Issue 8: bounded by length too, so the limit is in the OpenAPI document.
+    # Bounded by length too, so the limit is in the OpenAPI document.
     Annotated[str, StringConstraints(max_length=50)] | None,
     BeforeValidator(_blank_is_none),
     AfterValidator(lambda v: None if v is None else _username(v)),

@@ -8,7 +8,7 @@ right password included, until the oldest failure leaves the window. A success c
 account's count (not the address's: a caller with one working account must not be able to
 reset the count it builds up against others).
 
-The counts live where the service's rate limits live (`snipix.security.limiter`, issue 8):
+The counts live where the service's rate limits live (`snipix.security.limiter`):
 in Redis when REDIS_URL is set, so every replica sees the same failures, else (and while
 Redis is unreachable) in process memory, where N replicas allow up to N times the limit.
 Accounts are keyed by a hash of the email, so no address is written to Redis.

@@ -16,7 +16,7 @@ from snipix.errors import ValidationFailed
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 # The largest version number a request may name (exact in JavaScript, far below BSON's
 # 64-bit limit): path, query and body version fields are bounded by it, so an absurd one is
-# a 422 (or a 404), never a query the driver cannot encode (issue 8).
+# a 422 (or a 404), never a query the driver cannot encode.
 MAX_VERSION: Final = 2**53 - 1
 
 IfMatchHeader = Annotated[

@@ -2,7 +2,7 @@
 
 Opening a project is the editor's most frequent request, and on a cache hit the answer is
 bytes the process already holds. FastAPI's routing and dependency resolution cost about
-as much again as everything else such a request does (issue 11: ~60 % of an in-process
+as much again as everything else such a request does (~60 % of an in-process
 cached GET), so this middleware, inside the request-context and security middleware (request
 id, access line, metrics and headers as for every request), answers those requests itself:
 

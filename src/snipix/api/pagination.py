@@ -40,7 +40,7 @@ CursorParam = Annotated[
 class CursorModel(BaseModel):
     """Base of each list's cursor contents (short keys: cursors travel in URLs).
 
-    An edited cursor is checked like a body (issue 8): its values reach a query, and an
+    An edited cursor is checked like a body: its values reach a query, and an
     integer past 64 bits made the driver raise OverflowError (a 500), not a 422.
     """
 

@@ -5,7 +5,7 @@ MongoDB could read as an operator (`$where`) or a path (`a.b`) anywhere in user 
 check runs on the raw input before any field is parsed, so it also covers free-form
 mappings (timeline effect parameters, preferences) that `extra="forbid"` cannot see.
 
-The same walk bounds the shape of every request body (issue 8): nesting depth, array
+The same walk bounds the shape of every request body: nesting depth, array
 length, string length and integers (64 bits), whatever the fields say, so no body can
 make validation (or anything after it) expensive or reach the driver with a value it
 cannot encode. Each field has its own, smaller limits on top of these.
@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from snipix.errors import ValidationFailed
 
-# Issue 8 (input bounds). Deep enough for any document of the API (a timeline state with a
+# Input bounds. Deep enough for any document of the API (a timeline state with a
 # keyframe's free-form value is ~10 levels), shallow enough that recursive code after the
 # check never nears a recursion limit.
 MAX_DEPTH: Final = 32
@@ -159,7 +159,7 @@ _WALKED: ContextVar[bool] = ContextVar("snipix_json_walked", default=False)
 @contextmanager
 def from_storage() -> Iterator[None]:
     """Models built from what the service itself stored skip the bounds walk below (the
-    data passed it on the way in; the walk was ~10 % of an uncached read, issue 11). The
+    data passed it on the way in; the walk was ~10 % of an uncached read). The
     models' own validation still runs."""
     token = _WALKED.set(True)
     try:
@@ -221,7 +221,7 @@ def unsafe_query_parameter(params: list[tuple[str, str]]) -> str | None:
             try:
                 parsed = json.loads(stripped)
             except RecursionError:
-                # Issue 8: `?q=[[[[...` deeper than the parser's recursion limit was a 500;
+                # `?q=[[[[...` deeper than the parser's recursion limit was a 500;
                 # a value too deep to inspect is refused like one that carries an operator.
                 return name
             except ValueError:

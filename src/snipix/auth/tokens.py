@@ -236,7 +236,7 @@ class TokenVerifier:
             # Malformed input that slipped past PyJWT's own wrapping: still just invalid.
             self._rejected("malformed")
             raise invalid_token(INVALID_MESSAGE) from None
-        # Issue 8: a token that says it is for something else (a refresh or an ID token an
+        # A token that says it is for something else (a refresh or an ID token an
         # identity provider signs with the same key) never authorises a request. Tokens
         # without the claim (most identity providers') are access tokens.
         if "token_use" in claims and claims["token_use"] != ACCESS_TOKEN_USE:

@@ -23,7 +23,7 @@ class OriginalRequest(SafeJson):
     original backend did, so the unchanged web app's extra fields never fail a request).
 
     Ignored or not, no key anywhere may start with `$` or hold a `.`, and the body's shape
-    is bounded (depth, arrays, strings) like every request's (`SafeJson`, issue 8).
+    is bounded (depth, arrays, strings) like every request's (`SafeJson`).
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -61,7 +61,7 @@ def _original_names(loc: list[str]) -> list[str]:
     return [_ORIGINAL_NAMES.get(part, part) for part in loc]
 
 
-# Bounded like the project fields they map to (issue 8): refused when the body is read.
+# Bounded like the project fields they map to: refused when the body is read.
 OriginalName = Annotated[str, Field(max_length=200)]
 OriginalDescription = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
 OriginalLocation = Annotated[str, Field(max_length=2_048)]

@@ -73,7 +73,7 @@ _KEPT_CLIP_FIELDS = {"effects", "transition_in", "transition_out", "name", "prop
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
-# Strings bounded by the Snipix field each maps to (issue 8), so an over-long value is
+# Strings bounded by the Snipix field each maps to, so an over-long value is
 # refused when the body is read, before anything else happens.
 ShortId = Annotated[str, Field(max_length=100)]
 ClipId = Annotated[str, Field(max_length=1_000)]

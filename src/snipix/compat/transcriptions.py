@@ -64,7 +64,7 @@ def _original_names(loc: list[str]) -> list[str]:
     return renamed
 
 
-# Bounded like the transcript fields they map to (issue 8): refused when the body is read.
+# Bounded like the transcript fields they map to: refused when the body is read.
 SpeakerId = Annotated[str, Field(max_length=100)]
 SegmentText = Annotated[str, Field(max_length=20_000)]
 ShortText = Annotated[str, Field(max_length=200)]

@@ -436,7 +436,7 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         # mongoeco reads one document by its primary key only for a bare `_id` equality;
         # `{_id, version, pending...}` (a timeline claim or commit, a conditional project
         # update) fell back to decoding and matching every document of the collection: a
-        # head update cost 3.4 s at 10,000 timelines (issue 11). With an `_id` equality
+        # head update cost 3.4 s at 10,000 timelines. With an `_id` equality
         # among the conjuncts, the one candidate is read by key and the whole filter is
         # matched against it, as MongoDB does (IDHACK, then the filter); None means no
         # document matches, as for a bare `_id`.

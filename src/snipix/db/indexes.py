@@ -65,7 +65,7 @@ RETIRED: tuple[tuple[str, str], ...] = (
     ("editing_sessions", "user_project"),
     ("editing_sessions", "user_recent"),
     ("transcript_segments", "project_start"),
-    # Unique by `_id` already; replaced by the non-unique `by_project` (issue 11).
+    # Unique by `_id` already; replaced by the non-unique `by_project`.
     ("timelines", "project"),
     ("transcripts", "project"),
 )
@@ -103,7 +103,7 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         # Heads and transcript headers are unique per project by `_id` (the project's id);
         # these serve the purge cascade. Not unique: on the embedded engine a unique index
         # costs a scan of the collection on every write (39 ms against 7 ms per head
-        # update at 10,000 heads; issue 11).
+        # update at 10,000 heads).
         IndexSpec("timelines", "by_project", [("projectId", ASCENDING)]),
         IndexSpec("timeline_revisions", "by_version", _BY_VERSION),
         IndexSpec("timeline_snapshots", "by_version", _BY_VERSION),
@@ -149,7 +149,7 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             [("at", ASCENDING)],
             {"expireAfterSeconds": audit_retention_days * 86_400},
         ),
-        # Accounts (issue 10): one account per normalised (trimmed, lower-cased) email. A
+        # Accounts: one account per normalised (trimmed, lower-cased) email. A
         # plain unique index: on the embedded engine it cost ~0.5 ms more per insert per
         # 1,000 users (4.7 vs 3.2 ms at 3,000), and sign-ups are rare.
         IndexSpec("users", "email_unique", [("email", ASCENDING)], {"unique": True}),

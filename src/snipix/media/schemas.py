@@ -23,7 +23,7 @@ ProjectIdField = Annotated[str, Field(pattern=PROJECT_ID_PATTERN, description="T
 
 
 class _Strict(SafeJson):
-    # SafeJson (issue 8): no `$`/dotted keys, bounded depth, arrays and strings.
+    # SafeJson: no `$`/dotted keys, bounded depth, arrays and strings.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -36,13 +36,13 @@ from prometheus_client import (
 CacheEvent = Literal["hit", "miss", "stale", "error"]
 CACHE_EVENTS: tuple[CacheEvent, ...] = get_args(CacheEvent)
 
-# Why a sign-in failed (accounts, issue 10). An unknown email and a wrong password are one
+# Why a sign-in failed (accounts). An unknown email and a wrong password are one
 # reason on purpose: /metrics is unauthenticated, and two series would tell a scraper
 # whether an email has an account.
 LoginFailure = Literal["bad_credentials", "rate_limited", "inactive"]
 LOGIN_FAILURES: tuple[LoginFailure, ...] = get_args(LoginFailure)
 
-# What a rate limit refused (hardening, issue 8): writes and searches per user or address,
+# What a rate limit refused (hardening): writes and searches per user or address,
 # and sign-ins refused by the login failure limit.
 RateLimitScope = Literal["write", "search", "login"]
 RATE_LIMIT_SCOPES: tuple[RateLimitScope, ...] = get_args(RateLimitScope)
@@ -191,14 +191,14 @@ class Metrics:
         self.login_failures = Counter(
             "snipix_login_failures",
             "Failed sign-ins by reason: bad_credentials (unknown email or wrong password), "
-            "rate_limited, inactive (accounts, issue 10).",
+            "rate_limited, inactive (accounts).",
             ["reason"],
             registry=r,
         )
         for reason in LOGIN_FAILURES:
             self.login_failures.labels(reason=reason)
 
-        # Hardening (issue 8).
+        # Hardening.
         self.rate_limited = Counter(
             "snipix_rate_limited",
             "Requests refused with 429 by a rate limit, by scope: write, search, login.",
@@ -223,7 +223,7 @@ class Metrics:
 
         # Labelled children of the per-request series, looked up once per label set:
         # `labels()` builds and validates the label tuple under a lock on every call, a
-        # measurable share of a cached read (issue 11). Bounded like the labels themselves.
+        # measurable share of a cached read. Bounded like the labels themselves.
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._cache_children = {kind: self.cache_events.labels(kind=kind) for kind in CACHE_EVENTS}
 
@@ -285,11 +285,11 @@ class Metrics:
         self.retries.labels(operation=operation, error_class=error_class).inc()
 
     def login_failed(self, reason: LoginFailure) -> None:
-        """Count one refused sign-in (accounts, issue 10)."""
+        """Count one refused sign-in (accounts)."""
         self.login_failures.labels(reason=reason).inc()
 
     def rate_limit_refused(self, scope: RateLimitScope) -> None:
-        """Count one request refused by a rate limit (hardening, issue 8)."""
+        """Count one request refused by a rate limit (hardening)."""
         self.rate_limited.labels(scope=scope).inc()
 
     def rate_limit_storage_failed(self) -> None:

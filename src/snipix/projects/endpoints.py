@@ -45,9 +45,9 @@ from snipix.resources import get_resources
 
 async def get_project_service(request: Request) -> ProjectService:
     # The request, not `ResourcesDep`: every dependency node costs a hot read ~20 µs of
-    # FastAPI's resolution (issue 11); the same for the other service getters.
+    # FastAPI's resolution; the same for the other service getters.
     resources = get_resources(request)
-    # Media (issue 10): an admin purge also removes the project's media files.
+    # Media: an admin purge also removes the project's media files.
     return resources.shared(
         "projects",
         lambda: project_service(
@@ -71,7 +71,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 _WRITE_ERRORS: dict[int | str, dict[str, object]] = {
     **_ERRORS,
-    # Issue 8 (found by the fuzzer's audit): a change racing the project's purge.
+    # Found by the fuzzer's audit: a change racing the project's purge.
     409: {"model": ErrorResponse, "description": "The project is being purged."},
     412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
     428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},

@@ -89,7 +89,7 @@ class ProjectRepository:
 
         Owner and deletion are checked here, not in the filter: by `_id` alone the
         embedded engine takes its primary-key path (1.4 ms against 3.4 ms with the two
-        extra predicates, 10,000 projects; issue 11), and MongoDB plans both the same. The
+        extra predicates, 10,000 projects), and MongoDB plans both the same. The
         answer is the same document or None either way (a missing `isDeleted` matches
         neither, as in the filter).
         """

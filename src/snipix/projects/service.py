@@ -60,7 +60,7 @@ ENTITY = "project"
 # Deep pages of a ranked search are not useful and cost a growing skip: 1,000 results.
 MAX_SEARCH_RESULTS = 1_000
 ANY_VERSION_ATTEMPTS = 10
-# Media (issue 10): called with the project id during a purge, before its documents go, to
+# Media: called with the project id during a purge, before its documents go, to
 # delete what the project owns outside the database (its media files).
 PurgeHook = Callable[[str], Awaitable[None]]
 # Cache kinds: one project by id, and a user's list pages.
@@ -99,7 +99,7 @@ class ListQuery:
     cursor: ListCursor | SearchCursor | None = None
 
     def __post_init__(self) -> None:
-        # Issue 8 (found by the fuzzer): `?q=-`, `?q=%20` or `?q="` reached `$text` with no
+        # Found by the fuzzer: `?q=-`, `?q=%20` or `?q="` reached `$text` with no
         # searchable term, which the database refuses (OperationFailure: a 500). A search
         # needs one term that is not negated (`-word` excludes).
         if self.text is not None and not any(
@@ -586,7 +586,7 @@ class ProjectService:
                 summary={"reason": reason, "name": doc.get("name")},
             )
         )
-        # Media (issue 10): files first, while the claimed project still exists, so an
+        # Media: files first, while the claimed project still exists, so an
         # interrupted purge is finished by the next sweep (hooks are idempotent).
         for hook in self._on_purge:
             await hook(project_id)

@@ -1,1 +1,1 @@
-"""Hardening (issue 8): rate limits, the request body limit and security headers."""
+"""Hardening: rate limits, the request body limit and security headers."""

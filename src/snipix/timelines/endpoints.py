@@ -122,7 +122,7 @@ async def _body(request: Request, limit: int) -> bytes:
 def _operations(body: bytes, max_operations: int) -> list[dict[str, Any]]:
     """The patch's operations, checked before anything is read: JSON within the body bounds
     of every request (`check_json`), at most `max_operations` (SNIPIX_TIMELINE_MAX_PATCH_OPS),
-    each well-formed and aimed inside the timeline state (issue 8)."""
+    each well-formed and aimed inside the timeline state."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -170,7 +170,7 @@ async def save_timeline(
     return _respond(response, timeline)
 
 
-# Issue 8: the patch body as RFC 6902 defines it, so clients (and the fuzzer) see its rules.
+# the patch body as RFC 6902 defines it, so clients (and the fuzzer) see its rules.
 _JSON_POINTER: dict[str, Any] = {"type": "string", "pattern": "^(/[^/]*)*$"}
 _PATCH_SCHEMA: dict[str, Any] = {
     "type": "array",

@@ -58,7 +58,7 @@ FORMAT_VERSION: Final = 1
 OTIO_JSON: Final = "otio_json"
 DEFAULT_FPS: Final = 30.0
 MAX_LABEL = 500
-# Deepest nesting of an imported document (issue 8; see _read_timeline).
+# Deepest nesting of an imported document (see _read_timeline).
 MAX_OTIO_DEPTH: Final = 64
 MAX_MEDIA_REF = 2_048
 MAX_COLOR = 32
@@ -305,7 +305,7 @@ def from_otio(document: str) -> tuple[TimelineState, list[str]]:
 
 
 def _read_timeline(document: str) -> Any:
-    # Issue 8: OTIO's C++ JSON reader recurses per nesting level and crashed the whole
+    # OTIO's C++ JSON reader recurses per nesting level and crashed the whole
     # process (SIGSEGV) on ~100,000 nested brackets (a 200 KB body). Python's parser stops
     # at its recursion limit instead, and real documents nest ~15 levels (nested stacks and
     # other tools' metadata a few more): anything past MAX_OTIO_DEPTH never reaches OTIO.

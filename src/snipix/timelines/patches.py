@@ -37,7 +37,7 @@ def check_operations(operations: list[Operation], roots: frozenset[str]) -> None
     document (""). Server-owned fields (`/version`, `/userId`, `/_id`, ...) are no member
     of the state, so a patch naming one is refused here, with the operation's index.
 
-    Issue 8: a `move` or `copy` without `from` (or with a non-string one) raised a
+    a `move` or `copy` without `from` (or with a non-string one) raised a
     KeyError/TypeError deep in the apply loop: a 500.
     """
     for index, operation in enumerate(operations):

@@ -49,7 +49,7 @@ ParamValue = (
 )
 Params = Annotated[dict[ParamKey, ParamValue], Field(max_length=MAX_PARAMS)]
 
-# --- Optional blocks for the original web app's timeline (issue 10) --------------------------
+# --- Optional blocks for the original web app's timeline --------------------------
 # Everything below is optional and left out of the stored document when absent, so every
 # state saved before it existed validates and serialises exactly as before.
 MAX_KEYFRAMES = 1_000
@@ -304,7 +304,7 @@ class TimelineState(WireModel):
 
 
 # What a JSON Patch may address: the state's own fields. `/version`, `/userId`, `/_id` and
-# anything else the stored head carries beside the state are not in it (issue 8).
+# anything else the stored head carries beside the state are not in it.
 STATE_FIELDS: frozenset[str] = frozenset(
     field.alias or name for name, field in TimelineState.model_fields.items()
 )

@@ -59,7 +59,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No such project, transcript or segment."},
 }
 _WRITE: dict[int | str, dict[str, object]] = {
-    # Issue 8 (found by the fuzzer): merging the last segment, a timeline save in progress
+    # Found by the fuzzer: merging the last segment, a timeline save in progress
     # (cuts), and the timeline's size limit (cuts).
     409: {"model": ErrorResponse, "description": "Nothing to merge with, or a save in progress."},
     413: {

@@ -31,7 +31,7 @@ _HEADER_FIELDS = {
     "generation": 1,
     "version": 1,
     "updatedAt": 1,
-    "metadata": 1,  # optional (issue 10): what the transcript's producer said about it
+    "metadata": 1,  # optional: what the transcript's producer said about it
 }
 _BUCKET_FIELDS = {"_id": 1, "seq": 1, "start": 1, "end": 1, "segments": 1, "projectId": 1}
 # Every field: an edit rewrites the whole bucket.

@@ -31,7 +31,7 @@ Confidence = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 def _absent(value: object) -> bool:
-    # Optional fields added later (issue 10) are left out when unset, so every transcript
+    # Optional fields added later are left out when unset, so every transcript
     # stored or answered before them looks exactly as it did.
     return value is None
 

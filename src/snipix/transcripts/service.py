@@ -69,7 +69,7 @@ def _segment_document(segment: Segment, segment_id: str) -> Document:
         "speaker": segment.speaker,
         "text": text,
         "words": words,
-        # Optional (issue 10), stored only when given.
+        # Optional, stored only when given.
         **{
             key: value
             for key, value in (
@@ -101,7 +101,7 @@ class TranscriptService:
         self._projects = projects
         self._bucket_words = bucket_words
         self._bucket_bytes = bucket_bytes
-        # Issue 8: one upload's bounds (SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS); None
+        # one upload's bounds (SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS); None
         # for callers that bound their input themselves (the legacy importer).
         self._max_segments = max_segments
         self._max_words = max_words
