@@ -74,7 +74,9 @@ async def store(
     if request.param == "memory":
         yield MemoryStore(max_bytes=1 << 20)
         return
-    client = redis_client(redis_server.url)
+    # Loopback Redis answers in microseconds; a generous timeout keeps a loaded CI machine
+    # from turning a slow reply into a cache outage these tests do not ask for.
+    client = redis_client(redis_server.url, timeout_s=5)
     yield RedisStore(client)
     await client.aclose()
 
@@ -99,6 +101,49 @@ class Loader:
         return Loaded(version, payload)
 
 
+class LookupCounter:
+    """A store that records which tasks have had an answer to their cache lookup."""
+
+    def __init__(self, store: CacheStore) -> None:
+        self._store = store
+        self.name = store.name
+        self.finished: set[asyncio.Task[object] | None] = set()
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._store.get(key)
+        self.finished.add(asyncio.current_task())
+        return value
+
+    async def fill(self, key: str, value: bytes, version: int, ttl_ms: int) -> bool:
+        return await self._store.fill(key, value, version, ttl_ms)
+
+    async def page_get(self, key: str, field: str) -> tuple[str | None, bytes | None]:
+        return await self._store.page_get(key, field)
+
+    async def page_fill(
+        self, key: str, seen: str | None, field: str, value: bytes, new_gen: str, ttl_ms: int
+    ) -> bool:
+        return await self._store.page_fill(key, seen, field, value, new_gen, ttl_ms)
+
+    async def page_reset(self, key: str, new_gen: str, ttl_ms: int) -> None:
+        await self._store.page_reset(key, new_gen, ttl_ms)
+
+    async def flush_prefix(self, prefix: str) -> int:
+        return await self._store.flush_prefix(prefix)
+
+    async def ping(self) -> None:
+        await self._store.ping()
+
+
+async def until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    """Yield to the loop until `condition()` holds; fail after `deadline_s`."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + deadline_s
+    while not condition():
+        assert loop.time() < give_up, "condition not reached before the deadline"
+        await asyncio.sleep(0)
+
+
 def counts(metrics: Metrics) -> dict[str, float]:
     return {
         kind: metrics.cache_events.labels(kind=kind)._value.get()
@@ -120,11 +165,14 @@ async def test_second_read_is_served_from_the_cache(store: CacheStore) -> None:
 
 async def test_concurrent_misses_cause_one_database_read(store: CacheStore) -> None:
     """Fifty requests for an uncached project at once make one database read."""
-    cache = make_cache(store)
+    looked_up = LookupCounter(store)
+    cache = make_cache(looked_up)
     load = Loader()
     load.gate = asyncio.Event()
     tasks = [asyncio.create_task(entity(cache, "project", "p1", OWNER, load)) for _ in range(50)]
-    await asyncio.sleep(0.05)
+    # A task whose cache lookup has returned runs on, without yielding, into the single
+    # flight; so once all fifty have looked up, all fifty are loading or waiting on the load.
+    await until(lambda: len(looked_up.finished) == 50 and load.reads >= 1)
     load.gate.set()
     results = await asyncio.gather(*tasks)
     assert results == [b'{"name":"v1"}'] * 50
