@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,62 @@ def wait_until(
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(interval_s)
     return time.monotonic() - started
+
+
+async def until(
+    condition: Callable[[], bool],
+    *,
+    what: str,
+    deadline_s: float = 30.0,
+    interval_s: float = 0.01,
+) -> float:
+    """Wait, without blocking the event loop, until `condition()` holds; return the seconds
+    it took, or fail naming `what` after `deadline_s`.
+
+    The deadline is only a bound for a broken run, never a timing the test relies on: make
+    it generous. `interval_s=0` only yields, for conditions other tasks on this loop make
+    true; a condition that asks another process (a query, a log file) polls every
+    `interval_s` so the wait does not spin a busy machine's CPU.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not condition():
+        if loop.time() - started > deadline_s:
+            raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+    return loop.time() - started
+
+
+def _millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+async def next_millisecond() -> None:
+    """Wait until the wall clock has entered a later millisecond than the one it is in now.
+
+    MongoDB keeps milliseconds, so a time the service stores after this returns is later
+    than any it stored before the call (two writes in one millisecond would tie).
+    """
+    now = _millisecond(datetime.now(UTC))
+    await until(
+        lambda: _millisecond(datetime.now(UTC)) > now,
+        what=f"the clock to pass {now.isoformat()}",
+        interval_s=0.001,
+    )
+
+
+class Clock:
+    """The wall clock plus an offset the test moves forward: "ten minutes later" for code
+    that takes a clock, without waiting ten minutes (or guessing how long is long enough)."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+    def advance(self, by: timedelta) -> None:
+        self.ahead += by
 
 
 def pid_alive(pid: int) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pymongo import MongoClient
@@ -11,6 +11,7 @@ from pymongo import MongoClient
 from snipix.db.client import Database
 from snipix.db.leases import COLLECTION, Lease
 from snipix.settings import Settings
+from tests.support import Clock
 
 TTL = timedelta(minutes=5)
 
@@ -48,12 +49,13 @@ async def test_the_holder_renews_its_lease(
     db: Database, mongo: MongoClient[dict[str, Any]], settings: Settings
 ) -> None:
     """Acquiring again as the holder succeeds and pushes the expiry further out."""
-    lease = Lease(db, "sweep", ttl=TTL, owner="replica-a")
+    clock = Clock()
+    lease = Lease(db, "sweep", ttl=TTL, owner="replica-a", clock=clock)
     assert await lease.acquire() is True
     before = lease_doc(mongo, settings, "sweep")
     assert before is not None
 
-    await asyncio.sleep(0.05)
+    clock.advance(timedelta(minutes=1))  # a renewal a minute later
     assert await lease.acquire() is True
     after = lease_doc(mongo, settings, "sweep")
     assert after is not None
@@ -98,17 +100,22 @@ async def test_an_expired_lease_can_be_taken(
     db: Database, mongo: MongoClient[dict[str, Any]], settings: Settings
 ) -> None:
     """A holder that stopped renewing (crashed) blocks the others only until expiry."""
-    crashed = Lease(db, "sweep", ttl=timedelta(milliseconds=300), owner="replica-a")
-    survivor = Lease(db, "sweep", ttl=TTL, owner="replica-b")
+    crashed = Lease(db, "sweep", ttl=TTL, owner="replica-a")
+    # Whether the crashed holder's lease has expired is judged by the survivor's clock:
+    # moving it on stands for the time passing (no real wait, no race with a short TTL).
+    clock = Clock()
+    survivor = Lease(db, "sweep", ttl=TTL, owner="replica-b", clock=clock)
     assert await crashed.acquire() is True
     assert await survivor.acquire() is False
 
-    await asyncio.sleep(0.5)
+    clock.advance(TTL - timedelta(seconds=10))
+    assert await survivor.acquire() is False, "taken before the lease expired"
+    clock.advance(timedelta(seconds=20))
     assert await survivor.acquire() is True
     held = lease_doc(mongo, settings, "sweep")
     assert held is not None
     assert held["owner"] == "replica-b"
-    assert held["expiresAt"] > datetime.now(UTC) + TTL - timedelta(minutes=1)
+    assert held["expiresAt"] > clock() + TTL - timedelta(minutes=1)
 
     # The late holder can neither take it back nor release it from under the new holder.
     assert await crashed.acquire() is False

@@ -25,7 +25,7 @@ from snipix.projects.repository import DEPENDENTS, PROJECTS
 from snipix.projects.retention import BATCH, LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.settings import Settings
-from tests.support import clean_env, run_snipix, running_app
+from tests.support import Clock, clean_env, run_snipix, running_app, until
 
 RETENTION = timedelta(days=30)
 # Collections with a unique index on `projectId` hold one document per project.
@@ -109,12 +109,16 @@ async def prepare(db: Database, settings: Settings) -> None:
 
 
 async def job(
-    db: Database, *, owner: str | None = None, ttl: timedelta = timedelta(minutes=10)
+    db: Database,
+    *,
+    owner: str | None = None,
+    ttl: timedelta = timedelta(minutes=10),
+    clock: Clock | None = None,
 ) -> RetentionJob:
-    """The sweep as the CLI and the service build it."""
+    """The sweep as the CLI and the service build it (`clock`: the lease's, to move on)."""
     return RetentionJob(
         project_service(db, await UnitOfWork.for_server(db.client), cache=Cache.disabled()),
-        Lease(db, LEASE_NAME, ttl=ttl, owner=owner),
+        Lease(db, LEASE_NAME, ttl=ttl, owner=owner, clock=clock or Clock()),
         retention=RETENTION,
     )
 
@@ -246,10 +250,11 @@ async def test_a_sweep_is_skipped_while_another_process_holds_the_lease(
     await prepare(db, settings)
     data = mongo[settings.database_name]
     seed_mix(data)
-    other = Lease(db, LEASE_NAME, ttl=timedelta(milliseconds=600), owner="replica-b:42")
+    other = Lease(db, LEASE_NAME, ttl=timedelta(minutes=10), owner="replica-b:42")
     assert await other.acquire()
 
-    sweeper = await job(db, owner="replica-a:7")
+    clock = Clock()
+    sweeper = await job(db, owner="replica-a:7", clock=clock)
     assert await sweeper.run() is None
     assert await sweeper.run(dry_run=True) is None
     assert project_ids(data) == {"expired", "recent", "live", "other"}
@@ -259,7 +264,7 @@ async def test_a_sweep_is_skipped_while_another_process_holds_the_lease(
     assert held is not None
     assert held["owner"] == "replica-b:42", "a skipped sweep leaves the holder's lease alone"
 
-    await asyncio.sleep(0.8)
+    clock.advance(timedelta(minutes=11))  # past replica-b's lease, by replica-a's clock
     report = await sweeper.run()
 
     assert report is not None
@@ -286,15 +291,16 @@ async def test_a_sweep_that_lost_its_lease_stops_at_the_next_batch(
     data = mongo[settings.database_name]
     expired = [project(f"old{i:03d}", deleted_days_ago=40 + i / 100) for i in range(BATCH + 50)]
     data[PROJECTS].insert_many(expired)
-    slow = await job(db, owner="replica-a:1", ttl=timedelta(milliseconds=100))
-    other = Lease(db, LEASE_NAME, ttl=timedelta(minutes=10), owner="replica-b:2")
+    slow = await job(db, owner="replica-a:1", ttl=timedelta(minutes=10))
+    # replica-b's clock is past replica-a's lease: for it, that lease has expired. (A real
+    # 100 ms TTL raced the sweep: a fast batch could end before it expired.)
+    later = Clock()
+    later.advance(timedelta(minutes=11))
+    other = Lease(db, LEASE_NAME, ttl=timedelta(minutes=10), owner="replica-b:2", clock=later)
 
     sweep = asyncio.create_task(slow.run())
-    started = time.monotonic()
     await wait_for_first_purge(data, sweep)
-    while not await other.acquire():
-        assert time.monotonic() - started < 5, "replica-a's lease never expired"
-        await asyncio.sleep(0.02)
+    assert await other.acquire(), "replica-a's expired lease could not be taken"
     purged_when_taken = data["audit_log"].count_documents({"action": "project.purged"})
     # Precondition: replica-b took the lease while replica-a was inside its first batch.
     assert purged_when_taken < BATCH
@@ -469,11 +475,33 @@ async def test_the_service_does_not_sweep_when_the_interval_is_zero(
     """SNIPIX_RETENTION_INTERVAL_S=0 turns the periodic sweep off."""
     app = create_app(settings.model_copy(update={"retention_interval_s": 0}))
     data = mongo[settings.database_name]
-    async with running_app(app):
-        seed(data, project("expired", deleted_days_ago=31), owned=False)
-        await asyncio.sleep(1.5)
-        assert project_ids(data) == {"expired"}
-        assert data[LEASES].count_documents({}) == 0
+    # The control: the same service sweeping every second, on a database of its own. Once
+    # it has purged its expired project, a service that sweeps would have swept by now.
+    control_name = f"{settings.database_name}_control"
+    control_app = create_app(
+        settings.model_copy(
+            update={
+                "retention_interval_s": 1,
+                "mongodb_database": control_name,
+                "cache_prefix": control_name,
+            }
+        )
+    )
+    control = mongo[control_name]
+    try:
+        async with running_app(app), running_app(control_app):
+            seed(data, project("expired", deleted_days_ago=31), owned=False)
+            seed(control, project("expired", deleted_days_ago=31), owned=False)
+            # Poll without blocking the loop: the control's sweep runs on this event loop.
+            await until(
+                lambda: "expired" not in project_ids(control),
+                what="the control service (interval 1 s) to purge its expired project",
+                interval_s=0.1,
+            )
+            assert project_ids(data) == {"expired"}
+            assert data[LEASES].count_documents({}) == 0
+    finally:
+        mongo.drop_database(control_name)
 
 
 async def test_a_sweep_stops_between_projects_when_the_service_shuts_down(

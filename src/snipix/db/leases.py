@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError
@@ -22,18 +23,31 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Lease:
     def __init__(
-        self, db: Database, name: str, *, ttl: timedelta, owner: str | None = None
+        self,
+        db: Database,
+        name: str,
+        *,
+        ttl: timedelta,
+        owner: str | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._leases = db[COLLECTION]
         self.name = name
         self.owner = owner or default_owner()
         self._ttl = ttl
+        # This replica's idea of "now": whether another holder's lease has expired is
+        # judged by the acquirer's clock (tests move it on instead of waiting out a TTL).
+        self._clock = clock
 
     async def acquire(self) -> bool:
         """Take (or renew) the lease; False if someone else holds an unexpired one."""
-        now = datetime.now(UTC)
+        now = self._clock()
         try:
             await self._leases.update_one(
                 {"_id": self.name, "$or": [{"expiresAt": {"$lt": now}}, {"owner": self.owner}]},
