@@ -7,7 +7,6 @@ PyMongo handle on that database) is used only to prove what was or was not writt
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from snipix.settings import Settings
+from tests.support import next_millisecond
 
 Json = dict[str, Any]
 Store = Database[dict[str, Any]]
@@ -207,7 +207,7 @@ def metadata(item: Json) -> Json:
 
 async def tick() -> None:
     """Let the clock move past the millisecond MongoDB stores, so times differ."""
-    await asyncio.sleep(0.005)
+    await next_millisecond()
 
 
 # --- create and read -----------------------------------------------------------------------

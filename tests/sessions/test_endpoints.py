@@ -19,7 +19,7 @@ from pymongo.database import Database
 
 from snipix.app import create_app
 from snipix.settings import Settings
-from tests.support import running_app
+from tests.support import next_millisecond, running_app
 
 Json = dict[str, Any]
 Store = Database[dict[str, Any]]
@@ -125,7 +125,7 @@ def parse(moment: str) -> datetime:
 
 async def tick() -> None:
     """Let the clock move past the millisecond MongoDB stores, so times differ."""
-    await asyncio.sleep(0.005)
+    await next_millisecond()
 
 
 # --- save and read -----------------------------------------------------------------------
