@@ -3,7 +3,6 @@ after a write on another replica (Redis client tracking), off when tracking is l
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,7 +17,7 @@ from snipix.cache.service import Cache, Loaded
 from snipix.cache.store import RedisStore
 from snipix.observability.metrics import Metrics
 from snipix.retry import RetryPolicy
-from tests.support import RedisServer
+from tests.support import RedisServer, until
 
 OWNER = "alice"
 
@@ -132,8 +131,12 @@ async def test_losing_tracking_turns_the_layer_off_and_empties_it(
         for client in await replica.client.client_list():
             if "t" in client.get("flags", ""):
                 await replica.client.client_kill_filter(_id=client["id"])
-        await asyncio.sleep(0.05)
-        replica.local.drain()
+
+        def tracking_lost() -> bool:
+            replica.local.drain()  # reads what arrived; the closed socket turns the layer off
+            return not replica.local.active
+
+        await until(tracking_lost, what="the layer to see its tracking connection closed")
         assert not replica.local.active
         assert len(replica.local) == 0
         # Reads still answer, from Redis, and tracking comes back.

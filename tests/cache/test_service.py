@@ -15,11 +15,12 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from snipix.cache.entries import Entry
 from snipix.cache.service import Cache, Loaded, request_outcome
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.observability.metrics import Metrics
 from snipix.retry import RetryPolicy
-from tests.support import RedisServer, free_port
+from tests.support import RedisServer, free_port, until
 
 OWNER = "alice"
 
@@ -135,15 +136,6 @@ class LookupCounter:
         await self._store.ping()
 
 
-async def until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
-    """Yield to the loop until `condition()` holds; fail after `deadline_s`."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + deadline_s
-    while not condition():
-        assert loop.time() < give_up, "condition not reached before the deadline"
-        await asyncio.sleep(0)
-
-
 def counts(metrics: Metrics) -> dict[str, float]:
     return {
         kind: metrics.cache_events.labels(kind=kind)._value.get()
@@ -172,7 +164,11 @@ async def test_concurrent_misses_cause_one_database_read(store: CacheStore) -> N
     tasks = [asyncio.create_task(entity(cache, "project", "p1", OWNER, load)) for _ in range(50)]
     # A task whose cache lookup has returned runs on, without yielding, into the single
     # flight; so once all fifty have looked up, all fifty are loading or waiting on the load.
-    await until(lambda: len(looked_up.finished) == 50 and load.reads >= 1)
+    await until(
+        lambda: len(looked_up.finished) == 50 and load.reads >= 1,
+        what="all fifty lookups answered and the load started",
+        interval_s=0,
+    )
     load.gate.set()
     results = await asyncio.gather(*tasks)
     assert results == [b'{"name":"v1"}'] * 50
@@ -216,7 +212,9 @@ async def test_a_read_that_started_before_a_write_cannot_cache_the_old_state(
     slow = Loader(1, b"old")
     slow.gate = asyncio.Event()
     reader = asyncio.create_task(entity(cache, "project", "p1", OWNER, slow))
-    await asyncio.sleep(0.02)
+    await until(
+        lambda: slow.reads == 1, what="the old read to reach the database", interval_s=0.001
+    )
     # The write commits version 2 and invalidates while the old read is still running.
     await cache.invalidate("project", "p1", 2)
     slow.gate.set()
@@ -249,12 +247,15 @@ async def test_a_list_read_racing_a_write_is_not_cached(store: CacheStore) -> No
     cache = make_cache(store)
     gate = asyncio.Event()
 
+    loading = asyncio.Event()
+
     async def slow() -> bytes:
+        loading.set()
         await gate.wait()
         return b"before"
 
     reader = asyncio.create_task(cache.page("projects", OWNER, "q", slow))
-    await asyncio.sleep(0.02)
+    await until(loading.is_set, what="the list read to reach the database", interval_s=0.001)
     await cache.invalidate_pages("projects", OWNER)
     gate.set()
     assert await reader == b"before"
@@ -272,7 +273,14 @@ async def test_expired_entry_is_served_stale_while_the_database_is_down(
     metrics = Metrics("test")
     cache = make_cache(store, ttl_s=0.05, metrics=metrics)
     await entity(cache, "project", "p1", OWNER, Loader(1, b"v1"))
-    await asyncio.sleep(0.1)
+    raw = await store.get(cache.key("project", "p1"))
+    cached = Entry.decode(raw) if raw is not None else None
+    assert cached is not None
+    await until(
+        lambda: not cached.fresh(int(time.time() * 1000)),
+        what="the cached entry to pass its TTL",
+        interval_s=0.005,
+    )
     down = Loader()
     down.error = AutoReconnect("connection refused")
     assert await entity(cache, "project", "p1", OWNER, down) == b"v1"
