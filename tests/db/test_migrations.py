@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from pymongo import MongoClient
 from snipix.db.client import Database
 from snipix.db.migrations import COLLECTION, LOCK_ID, Migration, MigrationLocked, MigrationRunner
 from snipix.settings import Settings
+from tests.support import until
 
 
 def counting(name: str, calls: list[str], delay_s: float = 0.0) -> Migration:
@@ -58,6 +60,8 @@ async def test_a_new_migration_applies_on_top_of_the_previous_version(db: Databa
 async def test_concurrent_runners_apply_each_migration_once(db: Database) -> None:
     """Two replicas starting together: one migrates, the other waits and applies nothing."""
     calls: list[str] = []
+    # The delay stands for a migration's work (it keeps the lock held a while); the result
+    # is the same whichever runner gets the lock, and whenever the other one looks.
     migrations = [counting("0001_slow", calls, delay_s=0.5)]
     first, second = MigrationRunner(db, migrations), MigrationRunner(db, migrations)
     results = await asyncio.gather(first.migrate(), second.migrate())
@@ -89,10 +93,16 @@ async def test_held_lock_times_out_clearly(db: Database) -> None:
     await holder._release()
 
 
-async def test_expired_lock_of_a_crashed_runner_is_taken_over(db: Database) -> None:
+async def test_expired_lock_of_a_crashed_runner_is_taken_over(
+    db: Database, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
     crashed = MigrationRunner(db, [], lock_ttl_s=0.01)
     await crashed._acquire()  # and never releases
-    await asyncio.sleep(0.05)
+    lock = mongo[settings.database_name][COLLECTION].find_one({"_id": LOCK_ID})
+    assert lock is not None
+    # Expired for the database once the clock's millisecond (all it stores) is past it.
+    expires_at = lock["expiresAt"] + timedelta(milliseconds=1)
+    await until(lambda: datetime.now(UTC) >= expires_at, what="the crashed runner's lock to expire")
     assert await MigrationRunner(db, [counting("0001_a", [])], wait_s=1).migrate() == ["0001_a"]
 
 
