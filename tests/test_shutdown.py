@@ -12,7 +12,7 @@ from pymongo import MongoClient
 from snipix.app import create_app
 from snipix.resources import DatabaseDep
 from snipix.settings import Settings
-from tests.support import free_port
+from tests.support import free_port, until
 
 
 async def test_in_flight_request_finishes_before_the_database_client_closes(
@@ -21,11 +21,13 @@ async def test_in_flight_request_finishes_before_the_database_client_closes(
     """A save that is running when shutdown begins completes and is acknowledged."""
     app = create_app(settings)
     entered = asyncio.Event()
+    shutting_down = asyncio.Event()
 
     @app.post("/probe/slow-save")
     async def slow_save(db: DatabaseDep) -> dict[str, bool]:
         entered.set()
-        await asyncio.sleep(0.5)
+        # Still running when shutdown begins, for sure: it goes on only once it has.
+        await shutting_down.wait()
         await db["probe"].insert_one({"saved": True})
         return {"saved": True}
 
@@ -41,14 +43,20 @@ async def test_in_flight_request_finishes_before_the_database_client_closes(
         )
     )
     serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn exited during start-up"
-        await asyncio.sleep(0.02)
+    await until(lambda: server.started or serving.done(), what="uvicorn to start")
+    assert not serving.done(), "uvicorn exited during start-up"
+    assert server.servers, "uvicorn listens"
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         in_flight = asyncio.create_task(http.post("/probe/slow-save"))
-        await entered.wait()
+        await asyncio.wait_for(entered.wait(), timeout=30)
         server.should_exit = True
+        # uvicorn's shutdown first stops accepting connections, then drains the ones open.
+        await until(
+            lambda: not any(listener.is_serving() for listener in server.servers),
+            what="uvicorn to begin shutting down",
+        )
+        shutting_down.set()
         response = await in_flight
     await asyncio.wait_for(serving, timeout=10)
 
