@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -228,7 +228,14 @@ def exercise(base: str, capture: Capture, foreign_token: str) -> str:
         return token
 
 
-def exercise_outages(base: str, capture: Capture, redis: Outage, mongo: Outage, token: str) -> None:
+def exercise_outages(
+    base: str,
+    capture: Capture,
+    redis: Outage,
+    mongo: Outage,
+    token: str,
+    logs: Callable[[], str],
+) -> None:
     """Redis killed, then the database: the answers (and logs) of a service in trouble."""
     bearer = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, timeout=30) as http:
@@ -241,7 +248,12 @@ def exercise_outages(base: str, capture: Capture, redis: Outage, mongo: Outage, 
         capture.response(http.post("/api/v1/projects", json={"name": "q"}, headers=bearer))
         capture.response(http.get("/api/v1/projects?sort=createdAt", headers=bearer))
         assert capture.response(http.get("/health/ready")).status_code == 503
-        time.sleep(1.5)  # heartbeat failures reach the log
+        # The driver's heartbeat failures (its error text names the server) reach the log.
+        wait_until(
+            lambda: "database heartbeat failed" in logs(),
+            timeout_s=60,
+            what="a failed database heartbeat in the service's log",
+        )
         assert capture.response(http.get("/metrics")).status_code == 200
 
 
@@ -292,7 +304,9 @@ def test_no_configured_secret_reaches_a_response_a_log_or_a_command(
         # Someone else's key: a token this service must refuse.
         other = jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, "x" * 40)
         token = exercise(base, capture, other)
-        exercise_outages(base, capture, redis_with_password, mongo_with_password, token)
+        exercise_outages(
+            base, capture, redis_with_password, mongo_with_password, token, service.output
+        )
         down = capture.command(run_snipix(["db", "ping"], env=env, cwd=tmp_path))
         assert down.returncode == 1
     finally:
