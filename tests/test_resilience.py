@@ -34,15 +34,22 @@ from tests.support import (
     engine_command,
     free_port,
     http_status,
+    until,
     wait_for_engine,
     wait_until,
 )
 
 USERS = ("editor-0", "editor-1", "editor-2")
 DATABASE = "resilience"
+# The scenario's phases, at least this long each (a phase also lasts until the editors have
+# seen what the assertions below are about, within DEADLINE_S): these pace the fault, they
+# do not synchronise anything.
 RUN_BEFORE_S = 3.0
 OUTAGE_S = 4.0
 RUN_AFTER_S = 4.0
+DEADLINE_S = 60.0
+# Each editor's pause between requests: a steady stream, not a flood that would measure
+# the machine instead of the service.
 PACE_S = 0.05
 RECOVERY_BOUND_S = 5.0
 DATABASE_CODES = {"database_unavailable", "database_timeout"}
@@ -298,7 +305,7 @@ class Editors:
                     )
                 if response is not None and response.status_code not in {0, 409, 503}:
                     break
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # a client's pause before trying again
             repeats.append(
                 self._record(f"{attempt.kind}-retry", attempt.user, attempt.value, response)
             )
@@ -348,15 +355,38 @@ async def test_engine_killed_under_load_loses_nothing_and_recovers(stack: Stack)
         editors = Editors(http)
         await editors.seed()
         tasks = editors.workers()
-        await asyncio.sleep(RUN_BEFORE_S)
+        await asyncio.sleep(RUN_BEFORE_S)  # the steady stream, before the fault
         killed_at = time.monotonic()
         stack.engine.signal(signal.SIGKILL)
         stack.engine.wait()
-        await asyncio.sleep(OUTAGE_S)
+
+        def outage_seen() -> bool:
+            """The editors met the outage: a write failed, a read after it was served stale."""
+            return any(a.status == 503 for a in editors.attempts) and any(
+                at > killed_at + 0.5 and cache == "stale" for at, _, cache in editors.reads
+            )
+
+        await until(
+            lambda: time.monotonic() - killed_at >= OUTAGE_S and outage_seen(),
+            what="a failed write and a stale read during the engine outage",
+            deadline_s=OUTAGE_S + DEADLINE_S,
+            interval_s=0.1,
+        )
         await asyncio.to_thread(stack.restart_engine, "engine-again")
         back_at = time.monotonic()
         ready_after: float | None = None
-        while time.monotonic() - back_at < RUN_AFTER_S:
+
+        def recovered() -> bool:
+            """Ready, and a write of every kind succeeded since the engine's return."""
+            return ready_after is not None and all(
+                first_success_after(editors.attempts, kind, back_at) is not None
+                for kind in ("create", "update", "autosave")
+            )
+
+        # Run on for RUN_AFTER_S, and until recovery is seen (its time is asserted below).
+        while time.monotonic() - back_at < RUN_AFTER_S or not recovered():
+            if time.monotonic() - back_at > DEADLINE_S:
+                break  # the assertions below say what did not recover
             if (
                 ready_after is None
                 and await asyncio.to_thread(http_status, f"{stack.base}/health/ready") == 200
@@ -453,7 +483,7 @@ async def test_engine_killed_under_load_loses_nothing_and_recovers(stack: Stack)
         "\nengine outage:",
         json.dumps(
             {
-                "outage_s": OUTAGE_S,
+                "outage_s": round(back_at - killed_at, 2),
                 "writes_attempted": len(attempts),
                 "writes_acknowledged": sum(1 for a in attempts if 200 <= a.status < 300),
                 "writes_failed_503": len(failed),
@@ -478,15 +508,34 @@ async def test_redis_killed_under_load_costs_no_request_anything(stack: Stack) -
         editors = Editors(http)
         await editors.seed()
         tasks = editors.workers()
-        await asyncio.sleep(RUN_BEFORE_S)
+        await asyncio.sleep(RUN_BEFORE_S)  # the steady stream, before the fault
         assert stack.redis.process is not None
         killed_at = time.monotonic()
         stack.redis.process.send_signal(signal.SIGKILL)
         stack.redis.process.wait()
-        await asyncio.sleep(OUTAGE_S)
+        await until(
+            lambda: (
+                time.monotonic() - killed_at >= OUTAGE_S
+                and any(at > killed_at + 0.5 for at, _, _ in editors.reads)
+            ),
+            what="reads answered during the Redis outage",
+            deadline_s=OUTAGE_S + DEADLINE_S,
+            interval_s=0.1,
+        )
         await asyncio.to_thread(stack.redis.start)
         back_at = time.monotonic()
-        await asyncio.sleep(RUN_AFTER_S)
+        # Run on for RUN_AFTER_S, and until caching is seen to resume (its time is asserted
+        # below).
+        await until(
+            lambda: (
+                time.monotonic() - back_at >= RUN_AFTER_S
+                and any(at > back_at and cache == "hit" for at, _, cache in editors.reads)
+                and "cache recovered" in stack.service.output()
+            ),
+            what="a cache hit and 'cache recovered' after Redis returned",
+            deadline_s=RUN_AFTER_S + DEADLINE_S,
+            interval_s=0.1,
+        )
         editors.stop.set()
         await asyncio.gather(*tasks)
         # Every read now equals the database.
@@ -518,7 +567,7 @@ async def test_redis_killed_under_load_costs_no_request_anything(stack: Stack) -
         "\nredis outage:",
         json.dumps(
             {
-                "outage_s": OUTAGE_S,
+                "outage_s": round(back_at - killed_at, 2),
                 "writes_attempted": len(editors.attempts),
                 "writes_failed": sum(1 for a in editors.attempts if a.status >= 500),
                 "reads": len(editors.reads),
