@@ -1,14 +1,16 @@
 """Concurrent writers against a started embedded engine: acknowledged writes/s and latency.
 
     .venv/bin/python benchmarks/engine_writers.py [--threads 8] [--seconds 10] [--docs 10000]
-        [--strace]
+        [--clips N] [--strace]
 
 `snipix engine` is started on a fresh data directory (as the service starts it), the
 collection gets `--docs` documents, then `--threads` PyMongo threads each `update_one`
 their own documents (by `_id`, default write concern) for `--seconds`. Prints writes/s
 and p50/p95/p99 milliseconds, the engine's group-commit counters when it reports them,
 and with `--strace` the fdatasync/fsync calls per write (strace attached to the engine
-for the measured phase only).
+for the measured phase only). With `--clips N` each document carries a timeline of N
+clips (the size of a timeline head) and each write moves one clip (`$set` on a nested
+path), as an autosave's head update does.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--clips", type=int, default=0)
     parser.add_argument("--strace", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="snipix-writers-") as tmp:
@@ -84,12 +87,40 @@ def main() -> None:
             engine.stop()
 
 
+def document(n: int, clips: int) -> dict[str, Any]:
+    """Document `n`: a counter, and with `clips` a one-track timeline of that many clips."""
+    if not clips:
+        return {"_id": f"d{n}", "n": 0}
+    return {
+        "_id": f"d{n}",
+        "n": 0,
+        "projectId": f"p{n}",
+        "tracks": [
+            {
+                "id": "t0",
+                "clips": [
+                    {
+                        "id": f"c{i}",
+                        "mediaId": f"m{i % 7}",
+                        "start": i * 1.5,
+                        "sourceIn": 0.25,
+                        "sourceOut": 1.75,
+                        "effects": [{"kind": "fade", "seconds": 0.5}],
+                        "name": f"Clip {i}",
+                    }
+                    for i in range(clips)
+                ],
+            }
+        ],
+    }
+
+
 def run(uri: str, pid: int, tmp: Path, args: argparse.Namespace) -> None:
     client: MongoClient[dict[str, Any]] = MongoClient(uri, maxPoolSize=args.threads + 2)
     collection = client["bench_writers"]["docs"]
     for start in range(0, args.docs, 1000):
         collection.insert_many(
-            [{"_id": f"d{n}", "n": 0} for n in range(start, min(args.docs, start + 1000))]
+            [document(n, args.clips) for n in range(start, min(args.docs, start + 1000))]
         )
     before = group_commit_status(client)
     tracer = start_strace(pid, tmp / "strace.txt") if args.strace else None
@@ -102,7 +133,10 @@ def run(uri: str, pid: int, tmp: Path, args: argparse.Namespace) -> None:
         while time.monotonic() < deadline:
             doc_id = f"d{(index + n * args.threads) % args.docs}"
             started = time.perf_counter()
-            collection.update_one({"_id": doc_id}, {"$inc": {"n": 1}})
+            change: dict[str, Any] = {"$inc": {"n": 1}}
+            if args.clips:
+                change["$set"] = {f"tracks.0.clips.{n % args.clips}.start": n * 0.5}
+            collection.update_one({"_id": doc_id}, change)
             mine.append((time.perf_counter() - started) * 1000)
             n += 1
 
@@ -121,7 +155,8 @@ def run(uri: str, pid: int, tmp: Path, args: argparse.Namespace) -> None:
     after = group_commit_status(client)
     client.close()
     every = [value for values in latencies for value in values]
-    print(f"engine pid {pid}, {os.cpu_count()} CPUs, {args.docs:,} documents")
+    shape = f", {args.clips} clips each" if args.clips else ""
+    print(f"engine pid {pid}, {os.cpu_count()} CPUs, {args.docs:,} documents{shape}")
     print(
         f"{args.threads} writers x {elapsed:.1f} s: {len(every):,} update_one, "
         f"{len(every) / elapsed:.0f} writes/s; ms p50 {statistics.median(every):.1f} "

@@ -199,6 +199,30 @@ def test_engine_private_state_used_by_the_overrides(tmp_path: Path) -> None:
     assert callable(engine._runtime_diagnostics_info)
 
 
+# --- Lean change gaps ------------------------------------------------------------------
+
+
+def test_sqlite_writes_append_changes_through_the_module_name_we_replace() -> None:
+    """`_install_lean_change_gaps` swaps `mongoeco.engines.sqlite._sqlite_append_change`.
+    Every write path must call the outbox through that module-level name, with keyword
+    arguments, and a gap must still fingerprint what it is given as `full_document`
+    (were it to stop, the override would be moot)."""
+    from mongoeco.engines import sqlite as sqlite_module
+
+    source = inspect.getsource(sqlite_module)
+    assert "append_change as _sqlite_append_change" in source
+    # insert, insert batch, delete, delete-matching, update (mongoeco 4.11).
+    assert source.count("_sqlite_append_change(\n") >= 5, "outbox call sites moved"
+    names = {name: kind for name, kind, _ in parameters(_sqlite_outbox.append_change)}
+    assert names["conn"] == POS
+    for keyword in ("context", "full_document", "serialize_document"):
+        assert names[keyword] == KW, keyword
+    body = inspect.getsource(_sqlite_outbox.append_change)
+    assert '"full_document": full_document' in body
+    assert "_change_fingerprint(kind, effect)" in body
+    assert "ChangePublicationPolicy.RECORD_GAP" in body
+
+
 # --- Batched wire insert -------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import types
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -354,8 +355,38 @@ async def test_a_stream_opened_later_sees_the_changes_after_it_opens(tmp_path: P
         seen = []
         while (change := await stream.try_next()) is not None:
             seen.append((change["operationType"], change["documentKey"]["_id"]))
+            if change["operationType"] == "insert":
+                # A watched change is an event with its document, not a lean gap.
+                assert change["fullDocument"] == {"_id": "after"}
         assert seen == [("insert", "after"), ("update", 2)]
         assert engine.change_dispatches_skipped == skipped
         stream.close()
         await docs.insert_one({"_id": "unwatched"})
         assert engine.change_dispatches_skipped == skipped + 1
+
+
+def test_a_write_nobody_watches_serialises_its_document_once(tmp_path: Path) -> None:
+    """With no stream open, a write's change is recorded as a gap: its document is
+    serialised for storage, not a second time to fingerprint the gap."""
+    engine = DurableSQLiteEngine(str(tmp_path / "gaps.sqlite"))
+    serialised: list[dict[str, Any]] = []
+    stock = engine._serialize_document
+
+    def recording(self: DurableSQLiteEngine, document: dict[str, Any]) -> str:
+        serialised.append(document)
+        return stock(document)
+
+    engine._serialize_document = types.MethodType(recording, engine)  # type: ignore[method-assign]
+    with served(engine) as uri, sync_client(uri) as client:
+        docs = client["db"]["docs"]
+        docs.insert_one({"_id": "p", "clips": [f"clip-{n}" for n in range(50)]})
+        inserted = [d for d in serialised if "clip-7" in repr(d)]
+        serialised.clear()
+        docs.update_one({"_id": "p"}, {"$push": {"clips": "clip-50"}})
+        updated = [d for d in serialised if "clip-7" in repr(d)]
+        assert docs.find_one({"_id": "p"}) == {
+            "_id": "p",
+            "clips": [f"clip-{n}" for n in range(51)],
+        }
+    assert len(inserted) == 1
+    assert len(updated) == 1

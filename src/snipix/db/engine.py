@@ -66,8 +66,11 @@ from mongoeco.api._command_bson import command_boolean
 from mongoeco.change_streams import ChangeStreamHub
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.identity import id_contains_numeric_value
+from mongoeco.core.operation_context import ChangePublicationPolicy
 from mongoeco.core.query_plan import AndCondition, EqualsCondition, QueryNode
+from mongoeco.engines import sqlite as _sqlite_module
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
+from mongoeco.engines._sqlite_outbox import append_change as _stock_append_change
 from mongoeco.engines._sqlite_outbox import checkpoint_consumer as _checkpoint_consumer
 from mongoeco.engines._sqlite_outbox import outbox_info as _outbox_info
 from mongoeco.engines.sqlite import SQLiteEngine
@@ -310,6 +313,7 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         # `fsync` is the one system call durability rests on; tests pass one they can
         # hold or fail, to observe that replies wait for it and what its failure does.
         super().__init__(path, **options)
+        _install_lean_change_gaps()
         self.group_commit = GroupCommit(Path(path), fsync=fsync)
         self.change_hub = _WatcherAwareHub(self)
         self.change_dispatches_skipped = 0
@@ -582,6 +586,32 @@ def _install_batched_insert() -> None:
     its class; only the engine process serves wire commands.
     """
     DatabaseAdminWriteCommandService.command_insert = _batched_command_insert  # type: ignore[method-assign]
+
+
+def _lean_append_change(conn: sqlite3.Connection, **change: Any) -> int | None:
+    """mongoeco's outbox append, without the full document in a gap this engine records.
+
+    A write nobody watches is recorded as a gap: a sequence number and a fingerprint,
+    no payload. mongoeco still serialises the whole document to fingerprint the gap, a
+    cost that grows with the document (a timeline head is large); a fingerprint of the
+    rest of the change (operation, collection, key) identifies a replay of the same
+    operation just as well. Events a stream will read keep their full document, and
+    other engines in the process are left as they are.
+    """
+    context = change.get("context")
+    owner = getattr(change.get("serialize_document"), "__self__", None)
+    if (
+        isinstance(owner, DurableSQLiteEngine)
+        and context is not None
+        and context.publication is ChangePublicationPolicy.RECORD_GAP
+    ):
+        change["full_document"] = None
+    return _stock_append_change(conn, **change)
+
+
+def _install_lean_change_gaps() -> None:
+    """Route mongoeco's SQLite outbox appends through `_lean_append_change` (idempotent)."""
+    _sqlite_module._sqlite_append_change = _lean_append_change  # type: ignore[attr-defined]
 
 
 def _id_conjunct(plan: QueryNode) -> EqualsCondition | None:
