@@ -7,7 +7,7 @@ run:  ## start the service on http://127.0.0.1:8000 (embedded engine unless MONG
 test:  ## the whole test suite, against the embedded engine and a real redis-server
 	@scripts/dev.sh test
 
-lint:  ## ruff (lint and format) and mypy
+lint:  ## ruff (lint and format), mypy and the layer rule (import-linter)
 	@scripts/dev.sh lint
 
 check: lint test

@@ -108,6 +108,7 @@ lint)
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy"
+    "$VENV/bin/lint-imports"
     ;;
 *)
     echo "usage: scripts/dev.sh install|run|test|lint [args...]" >&2

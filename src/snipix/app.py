@@ -20,36 +20,37 @@ from starlette.middleware.cors import CORSMiddleware
 
 from snipix.accounts.endpoints import router as accounts_router
 from snipix.accounts.endpoints import web_app_router as accounts_web_app_router
+from snipix.api.body_limit import BodyLimitMiddleware, allowances
+from snipix.api.errors import ErrorResponse, install_error_handlers
 from snipix.api.hot_reads import HotReadsMiddleware
+from snipix.api.rate_limit import RATE_LIMITED
+from snipix.api.requests import RequestContextMiddleware
+from snipix.api.security_headers import SecurityHeadersMiddleware
 from snipix.auth.tokens import TokenVerifier
 from snipix.cache.local import LocalLayer
 from snipix.cache.service import Cache
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
+from snipix.catalogue import MIGRATIONS
 from snipix.compat.router import router as compat_router
 from snipix.db.client import connect
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import Lease
-from snipix.db.migrations import MIGRATIONS, Migration, MigrationRunner
+from snipix.db.migrations import Migration, MigrationRunner
 from snipix.db.monitoring import CommandMonitor, PoolStats, TopologyMonitor
 from snipix.db.transactions import UnitOfWork
-from snipix.errors import ErrorResponse, install_error_handlers
 from snipix.health.endpoints import router as health_router
 from snipix.media.endpoints import router as media_router
 from snipix.media.storage import purge_hook
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.observability.metrics import router as metrics_router
-from snipix.observability.requests import RequestContextMiddleware
 from snipix.projects.endpoints import admin_router
 from snipix.projects.endpoints import router as projects_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.resources import Resources
 from snipix.retry import RetryPolicy
-from snipix.security.body_limit import BodyLimitMiddleware, allowances
-from snipix.security.headers import SecurityHeadersMiddleware
 from snipix.security.limiter import Limiter
-from snipix.security.rate_limit import RATE_LIMITED
 from snipix.sessions.endpoints import router as sessions_router
 from snipix.settings import Settings
 from snipix.timelines.endpoints import router as timeline_router
@@ -266,7 +267,7 @@ def create_app(
     app.include_router(metrics_router)
     # Rate limits: writes and searches on every API route, per user (per address
     # without an identity); not health or metrics. A dependency, not middleware: the user
-    # is known only after routing and authentication (security/rate_limit.py).
+    # is known only after routing and authentication (api/rate_limit.py).
     for router in (
         projects_router,
         admin_router,

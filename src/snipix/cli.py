@@ -27,6 +27,7 @@ from pymongo.errors import PyMongoError
 from snipix.accounts.cli import users_app
 from snipix.auth.tokens import TokenVerifier
 from snipix.cache.service import Cache
+from snipix.catalogue import MIGRATIONS
 from snipix.cli_backup import BackupError, backup_app
 from snipix.cli_logs import logs_app
 from snipix.db.client import DatabaseUnreachable, connected, ping
@@ -34,7 +35,7 @@ from snipix.db.engine_record import DataDirInUse, EngineStartError
 from snipix.db.indexes import IndexConflict, ensure_catalogue, list_indexes
 from snipix.db.launcher import EngineLaunchError, database_endpoint
 from snipix.db.leases import Lease
-from snipix.db.migrations import MIGRATIONS, MigrationLocked, MigrationRunner, MigrationStatus
+from snipix.db.migrations import MigrationLocked, MigrationRunner, MigrationStatus
 from snipix.db.transactions import UnitOfWork
 from snipix.legacy.cli import legacy_app
 from snipix.media.storage import purge_hook
@@ -265,7 +266,7 @@ def db_status() -> None:
 
 async def _migration_status(settings: Settings) -> MigrationStatus:
     async with connected(settings) as client:
-        return await MigrationRunner(client[settings.database_name]).status()
+        return await MigrationRunner(client[settings.database_name], MIGRATIONS).status()
 
 
 _DESCRIPTIONS = {migration.id: migration.description for migration in MIGRATIONS}
@@ -328,7 +329,7 @@ def db_migrate(
 async def _migrate(settings: Settings, *, wait_s: float) -> tuple[list[str], MigrationStatus, int]:
     async with connected(settings) as client:
         db = client[settings.database_name]
-        runner = MigrationRunner(db, wait_s=wait_s)
+        runner = MigrationRunner(db, MIGRATIONS, wait_s=wait_s)
         try:
             applied = await runner.migrate()
         except MigrationLocked as error:

@@ -1,4 +1,4 @@
-"""`snipix backup` and `snipix restore` (the format: `snipix.db.backup`; how to use them:
+"""`snipix backup` and `snipix restore` (the format: `snipix.backup.archive`; how to use them:
 docs/operations.md). A progress bar on stderr when it is a terminal; quiet otherwise."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from snipix.db.backup import (
+from snipix.backup.archive import (
     BackupError,
     BackupReport,
     NoProgress,

@@ -14,6 +14,7 @@ from pymongo import MongoClient
 from snipix.app import create_app
 from snipix.settings import Settings
 from tests.api.helpers import SECRET, Commands, Store
+from tests.media.conftest import videos  # noqa: F401 (a fixture, for the media header tests)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import os
 import subprocess
 import sys
 import threading
-import types
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

@@ -12,6 +12,7 @@ from pymongo import MongoClient
 
 from snipix.audit.actor import Actor
 from snipix.cache.service import Cache
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import MigrationRunner
@@ -62,7 +63,7 @@ async def test_an_imported_timeline_and_transcript_are_stored_as_the_services_st
     assert report.complete, report.as_json()
     assert [info.shape for info in report.files] == ["store", "export"]
 
-    await MigrationRunner(db).migrate()
+    await MigrationRunner(db, MIGRATIONS).migrate()
     await ensure_catalogue(db, settings)
     unit = UnitOfWork(db.client, transactions=False)
     projects = project_service(db, unit, cache=Cache.disabled())

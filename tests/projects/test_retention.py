@@ -15,11 +15,12 @@ from pymongo.database import Database as SyncDatabase
 from snipix.app import create_app
 from snipix.audit.actor import Actor
 from snipix.cache.service import Cache
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import COLLECTION as LEASES
 from snipix.db.leases import Lease
-from snipix.db.migrations import MIGRATIONS, MigrationRunner
+from snipix.db.migrations import MigrationRunner
 from snipix.db.transactions import UnitOfWork
 from snipix.projects.repository import DEPENDENTS, PROJECTS
 from snipix.projects.retention import BATCH, LEASE_NAME, RetentionJob

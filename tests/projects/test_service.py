@@ -14,10 +14,11 @@ from pymongo.errors import WriteError
 
 from snipix.audit.actor import Actor
 from snipix.cache.service import Cache
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import MongoClient as MongoClientAsync
 from snipix.db.client import connected
 from snipix.db.indexes import ensure_catalogue
-from snipix.db.migrations import MIGRATIONS, MigrationRunner
+from snipix.db.migrations import MigrationRunner
 from snipix.db.transactions import UnitOfWork, runs_concurrent_transactions
 from snipix.errors import VersionMismatch
 from snipix.projects.schemas import ProjectCreate, ProjectUpdate

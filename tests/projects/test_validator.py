@@ -12,9 +12,10 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, WriteError
 from structlog.testing import capture_logs
 
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
-from snipix.db.migrations import MIGRATIONS, MigrationRunner
+from snipix.db.migrations import MigrationRunner
 from snipix.projects.validator import PROJECT_SCHEMA
 from snipix.settings import Settings
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from snipix.api.errors import request_id_of
 from snipix.auth.dependencies import current_user
-from snipix.errors import Forbidden, request_id_of
+from snipix.errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ Order of evidence:
    client that forgot its token cannot impersonate anyone by adding one.
 
 The resolved user id is stored in `request.state.user_id`, where the access log of
-`observability.requests` reads it, and bound to the log context for the request's other lines.
+`api.requests` reads it, and bound to the log context for the request's other lines.
 
 The outcome (the principal, or the 401) is kept in the request's state: the rate limiter,
 the actor dependency and the hot-read lane (`api.hot_reads`) all ask, and a token is

@@ -36,23 +36,6 @@ class Migration:
     apply: Callable[[Database], Awaitable[None]]
 
 
-def _project_migrations() -> tuple[Migration, ...]:
-    # Imported here: the migrations belong to their domains, the runner does not.
-    from snipix.projects.validator import install_project_validator
-
-    return (
-        Migration(
-            "0001_projects_validator",
-            "server-side $jsonSchema validator on projects",
-            install_project_validator,
-        ),
-    )
-
-
-# The project's migrations, oldest first. Ids sort in application order ("0001_...").
-MIGRATIONS: tuple[Migration, ...] = _project_migrations()
-
-
 class MigrationLocked(Exception):
     """Another process held the migration lock for longer than we were willing to wait."""
 
@@ -78,7 +61,7 @@ class MigrationRunner:
     def __init__(
         self,
         db: Database,
-        migrations: Sequence[Migration] = MIGRATIONS,
+        migrations: Sequence[Migration],
         *,
         lock_ttl_s: float = 600.0,
         wait_s: float = 120.0,

@@ -29,9 +29,9 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
+from snipix.backup.archive import NoProgress, Progress
 from snipix.cache.service import Cache
 from snipix.cache.store import RedisStore
-from snipix.db.backup import NoProgress, Progress
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint
 from snipix.legacy.exporter import ExportError, ExportReport, export

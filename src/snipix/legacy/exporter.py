@@ -32,11 +32,11 @@ from typing import IO, Any, Final
 
 import orjson
 
+from snipix.backup.archive import NoProgress, Progress
 from snipix.compat.projects import project_document
 from snipix.compat.timeline import label_notes
 from snipix.compat.timeline_mapping import to_original
 from snipix.compat.transcriptions import Transcript, transcription_document
-from snipix.db.backup import NoProgress, Progress
 from snipix.db.client import Database, Document
 from snipix.legacy.records import format_date
 from snipix.legacy.repository import HEADERS, HEADS, REVISIONS, LegacyRepository

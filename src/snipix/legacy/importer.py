@@ -39,8 +39,9 @@ from snipix.accounts.schemas import normalize_email
 from snipix.audit.actor import Actor
 from snipix.audit.repository import COLLECTION as AUDIT
 from snipix.audit.repository import audit_document
+from snipix.backup.archive import NoProgress, Progress
 from snipix.cache.service import Cache
-from snipix.db.backup import NoProgress, Progress
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database, Document
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import MigrationRunner
@@ -278,7 +279,7 @@ class Importer:
             # Only once every file has been read: a file that cannot be imported leaves
             # the database untouched. The same steps as `snipix db migrate` (the projects
             # validator, then the catalogue the queries below name).
-            await MigrationRunner(self._db).migrate()
+            await MigrationRunner(self._db, MIGRATIONS).migrate()
             await ensure_catalogue(self._db, self._settings)
         await self._decide()
         if not self._options.dry_run:

@@ -2,7 +2,7 @@
 the domains' own code; see `records`).
 
 Writes are bulk inserts: an upserting replace that inserts costs a collection scan on the
-embedded engine (see `snipix.db.backup._write`), so a document is replaced only when an
+embedded engine (see `snipix.backup.archive._write`), so a document is replaced only when an
 insert meets one already stored — the leftover of an interrupted run.
 """
 

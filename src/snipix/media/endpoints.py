@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from snipix.api.envelope import failure_responses, success
+from snipix.api.errors import request_id_of
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
 from snipix.auth.dependencies import DEV_USER_HEADER, current_user
-from snipix.errors import NotImplementedHere, request_id_of
+from snipix.errors import NotImplementedHere
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.service import MediaRuntime, MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN

@@ -6,7 +6,7 @@ database shapes. The summariser reads one line at a time and keeps only counters
 latency sketches, so a day of logs costs memory per route and per query shape, never per
 line.
 
-The lines it understands are the ones this service writes (see `observability.requests`,
+The lines it understands are the ones this service writes (see `api.requests`,
 `errors` and the slow-query log):
 
 - `{"event": "request", "method", "route", "status", "latency_ms", ...}`, one per request;

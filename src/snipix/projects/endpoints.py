@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from snipix.api.errors import ErrorResponse
 from snipix.api.etags import (
     MAX_VERSION,
     IfMatchHeader,
@@ -22,7 +23,6 @@ from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep, AdminDep
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
-from snipix.errors import ErrorResponse
 from snipix.media.storage import purge_hook
 from snipix.projects.schemas import (
     PROJECT_ID_PATTERN,

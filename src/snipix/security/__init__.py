@@ -1,1 +1,1 @@
-"""Hardening: rate limits, the request body limit and security headers."""
+"""Security primitives below the HTTP edge: the rate-limit counters (`limiter`)."""

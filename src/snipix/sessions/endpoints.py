@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
+from snipix.api.errors import ErrorResponse
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep
-from snipix.errors import ErrorResponse
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources
 from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate

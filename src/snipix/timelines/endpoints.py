@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
+from snipix.api.errors import ErrorResponse
 from snipix.api.etags import (
     MAX_VERSION,
     IfMatchHeader,
@@ -19,7 +20,7 @@ from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decod
 from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.api.wire import check_json, reject_unsafe_query
 from snipix.audit.actor import ActorDep
-from snipix.errors import ErrorResponse, TooLarge, ValidationFailed
+from snipix.errors import TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
 from snipix.resources import SettingsDep, get_resources

@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from snipix.api.errors import ErrorResponse
 from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
 from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor
 from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep
-from snipix.errors import ErrorResponse, ValidationFailed
+from snipix.errors import ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
 from snipix.resources import get_resources

@@ -21,11 +21,11 @@ from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from snipix.accounts.throttle import LoginThrottle
+from snipix.api.rate_limit import PROJECT_LIST_ROUTE, SEARCH_ROUTES
 from snipix.app import create_app
 from snipix.errors import RateLimited
 from snipix.observability.metrics import Metrics
 from snipix.security.limiter import Limiter
-from snipix.security.rate_limit import PROJECT_LIST_ROUTE, SEARCH_ROUTES
 from snipix.settings import Settings
 from tests.observability.test_metrics import parse, scrape, value
 from tests.support import RedisServer, free_port, running_app

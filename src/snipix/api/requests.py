@@ -20,15 +20,15 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from snipix.api.errors import internal_error_body
 from snipix.auth.dependencies import AUTH_OUTCOME_KEY
 from snipix.cache.service import reset_request_outcome
-from snipix.errors import internal_error_body
 from snipix.observability.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Bounded and free of anything that could forge a log line or a header.
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
-# Every error body starts `{"error":{"code":"...` (errors.error_body, compact JSON), or
+# Every error body starts `{"error":{"code":"...` (api.errors.error_body, compact JSON), or
 # `{"success":false,"code":"...` on the original web app's paths (api.envelope.failure): the
 # code is the error's class for the metrics, read without parsing the body.
 _ERROR_CODE = re.compile(rb'^\{(?:"error":\{|"success":false,)"code":"([a-z0-9_]{1,64})"')

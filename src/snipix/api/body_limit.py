@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from snipix.errors import error_body_for
+from snipix.api.errors import error_body_for
 from snipix.settings import Settings
 
 # A timeline save is `{"state": ..., "label": ...}`: the state may use the whole timeline

@@ -12,14 +12,14 @@ import pytest
 from pymongo import MongoClient
 from starlette.types import Message, Receive, Scope, Send
 
-from snipix.app import create_app
-from snipix.security.body_limit import (
+from snipix.api.body_limit import (
     TIMELINE_BODY_SLACK,
     UPLOAD_BODY_SLACK,
     Allowance,
     BodyLimitMiddleware,
     allowances,
 )
+from snipix.app import create_app
 from snipix.settings import Settings
 from tests.support import running_app
 

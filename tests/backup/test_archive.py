@@ -20,10 +20,10 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
-from snipix.db.backup import JSON_OPTIONS, MANIFEST, SUFFIX, _raw, _Write, _write
+from snipix.backup.archive import JSON_OPTIONS, MANIFEST, SUFFIX, _raw, _Write, _write
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database
 from snipix.db.indexes import catalogue
-from snipix.db.migrations import MIGRATIONS
 from snipix.projects.repository import DEPENDENTS
 from tests.support import clean_env, run_snipix
 

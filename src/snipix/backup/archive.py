@@ -44,11 +44,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from snipix.audit.repository import COLLECTION as AUDIT
+from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import COLLECTION as LEASES
 from snipix.db.migrations import COLLECTION as MIGRATIONS_COLLECTION
-from snipix.db.migrations import LOCK_ID, MIGRATIONS, MigrationRunner
+from snipix.db.migrations import LOCK_ID, MigrationRunner
 from snipix.projects.repository import DEPENDENTS, PROJECTS
 from snipix.settings import Settings
 from snipix.timelines.repository import KEYS as IDEMPOTENCY_KEYS
@@ -348,7 +349,7 @@ def _raw(db: Database, name: str) -> AsyncCollection[RawBSONDocument]:
 
 
 async def _applied_migrations(db: Database) -> list[str]:
-    status = await MigrationRunner(db).status()
+    status = await MigrationRunner(db, MIGRATIONS).status()
     return sorted(status.applied + status.unknown)
 
 
@@ -518,7 +519,7 @@ async def restore(
     verify(directory, manifest, progress)
     check_schema(manifest)
     try:
-        status = await MigrationRunner(db).status()
+        status = await MigrationRunner(db, MIGRATIONS).status()
         ahead = [m for m in status.applied if m not in manifest.migrations] + status.unknown
         if ahead:
             raise BackupError(
@@ -539,7 +540,7 @@ async def restore(
         if dry_run:
             report.later_migrations = [m.id for m in MIGRATIONS if m.id not in manifest.migrations]
         else:
-            report.later_migrations = await MigrationRunner(db).migrate()
+            report.later_migrations = await MigrationRunner(db, MIGRATIONS).migrate()
     except BulkWriteError as error:
         errors = error.details.get("writeErrors") or [{}]
         reason = errors[0].get("errmsg", str(error))

@@ -1,0 +1,2 @@
+"""Backup and restore of the whole database: a manifest, one file per collection, and a
+restore that checks the schema before it writes."""
