@@ -19,7 +19,7 @@ import pytest
 from pymongo import MongoClient
 
 from snipix.app import create_app
-from snipix.cli import _retention as cli_retention
+from snipix.cli.retention import sweep as cli_retention
 from snipix.media import upload as upload_module
 from snipix.media.schemas import MAX_SEGMENTS
 from snipix.settings import Settings

@@ -11,27 +11,19 @@ JSON: nothing is written), 2 for a bad option.
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Final
 
 import typer
 from pymongo.errors import PyMongoError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.progress import Progress as RichProgress
 
-from snipix.backup.archive import NoProgress, Progress
+from snipix.backup.archive import Progress
 from snipix.cache.service import Cache
 from snipix.cache.store import RedisStore
+from snipix.cli.frame import command, fail, load_settings, progress_bar
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint
 from snipix.legacy.exporter import ExportError, ExportReport, export
@@ -54,37 +46,10 @@ legacy_app = typer.Typer()
 INCOMPLETE: Final = 3
 
 
-class _Bar:
-    active = True
-
-    def __init__(self, progress: RichProgress) -> None:
-        self._progress = progress
-        self._task: TaskID | None = None
-
-    def start(self, label: str, total: int | None) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, visible=False)
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, count: int) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task, count)
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    if not (sys.stdout.isatty() and sys.stderr.isatty()):
-        yield NoProgress()
-        return
-    with RichProgress(
-        TextColumn("{task.description:<32}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        yield _Bar(bar)
+def _progress() -> AbstractContextManager[Progress]:
+    # One bar at a time (each step replaces the last); only when stdout is a terminal
+    # too, since the report goes there.
+    return progress_bar(label_width=32, keep_finished=False, stdout_too=True)
 
 
 def _user_map(values: list[str]) -> dict[str, str]:
@@ -150,16 +115,15 @@ def import_legacy(
     batch: Annotated[int, typer.Option("--batch", min=1, max=10_000, hidden=True)] = DEFAULT_BATCH,
 ) -> None:
     """Import projects, timelines and transcriptions from the original simple API's files."""
-    from snipix.cli import _command, _fail, _load_settings
 
     if user is not None and user_email is not None:
-        _fail("pass --user or --user-email, not both", code=2)
+        fail("pass --user or --user-email, not both", code=2)
     if user is not None and not user.strip():
-        _fail("--user needs a user id", code=2)
+        fail("--user needs a user id", code=2)
     try:
         mapping = _user_map(map_user or [])
     except OptionError as error:
-        _fail(str(error), code=2)
+        fail(str(error), code=2)
     options = Options(
         user=user.strip() if user else None,
         user_email=user_email,
@@ -170,13 +134,17 @@ def import_legacy(
         stream_above=stream_above,
         batch=batch,
     )
-    settings = _load_settings()
+    settings = load_settings()
     outcome: ImportReport | str | None = None
-    with _command(settings), database_endpoint(settings) as effective, _progress() as progress:
+    with (
+        command(settings),
+        database_endpoint(settings) as effective,
+        _progress() as progress,
+    ):
         try:
             outcome = asyncio.run(_import(effective, files, options, progress))
         except OptionError as error:
-            _fail(str(error), code=2)
+            fail(str(error), code=2)
         except PyMongoError as error:
             first = str(error).split("\n", 1)[0][:300]
             outcome = (
@@ -190,9 +158,9 @@ def import_legacy(
             if report_path is not None:
                 _failed_report(effective.database_name, options, error).write(report_path)
     if outcome is None:
-        _fail("import interrupted; run it again to finish (it imports nothing twice)")
+        fail("import interrupted; run it again to finish (it imports nothing twice)")
     if isinstance(outcome, str):
-        _fail(outcome)
+        fail(outcome)
     outcome.print(Console(highlight=False, soft_wrap=True))
     if report_path is not None:
         outcome.write(report_path)
@@ -263,21 +231,24 @@ def export_legacy(
     ] = None,
 ) -> None:
     """Write projects, current timelines and transcriptions in the simple API's export shape."""
-    from snipix.cli import _command, _fail, _load_settings
 
     if user is not None and not user.strip():
-        _fail("--user needs a user id", code=2)
-    settings = _load_settings()
+        fail("--user needs a user id", code=2)
+    settings = load_settings()
     report: ExportReport | str | None = None
-    with _command(settings), database_endpoint(settings) as effective, _progress() as progress:
+    with (
+        command(settings),
+        database_endpoint(settings) as effective,
+        _progress() as progress,
+    ):
         try:
             report = asyncio.run(_export(effective, out, user, progress))
         except ExportError as error:
             report = str(error)
     if report is None:
-        _fail("export interrupted; nothing was written")
+        fail("export interrupted; nothing was written")
     if isinstance(report, str):
-        _fail(report)
+        fail(report)
     scope = f" (user {user} only)" if user else ""
     typer.echo(
         f"exported {report.projects} projects, {report.timelines} timelines and "

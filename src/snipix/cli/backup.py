@@ -4,26 +4,20 @@ docs/operations.md). A progress bar on stderr when it is a terminal; quiet other
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
 
 from snipix.backup.archive import (
     BackupError,
     BackupReport,
-    NoProgress,
     Progress,
     RestoreReport,
     backup,
     restore,
 )
+from snipix.cli.frame import command, fail, load_settings, progress_bar
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint
 from snipix.settings import Settings
@@ -32,39 +26,6 @@ __all__ = ["BackupError", "backup_app"]
 
 # Registered on the main app without a name: `snipix backup`, `snipix restore`.
 backup_app = typer.Typer()
-
-
-class _Bar:
-    """One bar per collection, on stderr."""
-
-    active = True
-
-    def __init__(self, progress: RichProgress) -> None:
-        self._progress = progress
-        self._task: TaskID | None = None
-
-    def start(self, label: str, total: int | None) -> None:
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, count: int) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task, count)
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    if not sys.stderr.isatty():
-        yield NoProgress()
-        return
-    with RichProgress(
-        TextColumn("{task.description:<30}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        yield _Bar(bar)
 
 
 @backup_app.command("backup")
@@ -83,17 +44,19 @@ def backup_command(
     ] = None,
 ) -> None:
     """Write every collection (or one user's data) as gzip Extended JSON lines + a manifest."""
-    # Imported here: `snipix.cli` registers this module, so it is loaded by the time we run.
-    from snipix.cli import _command, _fail, _load_settings
 
     if user is not None and not user.strip():
-        _fail("--user needs a user id", code=2)
-    settings = _load_settings()
+        fail("--user needs a user id", code=2)
+    settings = load_settings()
     report: BackupReport | None = None
-    with _command(settings), database_endpoint(settings) as effective, _progress() as progress:
+    with (
+        command(settings),
+        database_endpoint(settings) as effective,
+        progress_bar() as progress,
+    ):
         report = asyncio.run(_backup(effective, out, user, progress))
     if report is None:
-        _fail("backup interrupted; nothing was written")
+        fail("backup interrupted; nothing was written")
     manifest = report.manifest
     for entry in manifest.collections:
         typer.echo(f"  {entry.name:<24} {entry.count:>9}")
@@ -122,14 +85,17 @@ def restore_command(
     ] = False,
 ) -> None:
     """Restore a backup: every file checked first, then upserted by _id (idempotent)."""
-    from snipix.cli import _command, _fail, _load_settings
 
-    settings = _load_settings()
+    settings = load_settings()
     report: RestoreReport | None = None
-    with _command(settings), database_endpoint(settings) as effective, _progress() as progress:
+    with (
+        command(settings),
+        database_endpoint(settings) as effective,
+        progress_bar() as progress,
+    ):
         report = asyncio.run(_restore(effective, directory, dry_run, progress))
     if report is None:
-        _fail(
+        fail(
             "restore interrupted; the database may hold part of the backup "
             "(run the restore again to finish it)"
         )

@@ -4,18 +4,32 @@ then the admin's sign-in through the app."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 from typer.testing import CliRunner
 
-from snipix.accounts import cli as accounts_cli
 from snipix.cli import app as cli_app
+from snipix.cli import users as accounts_cli
 from snipix.settings import Settings
-from tests.accounts.helpers import SECRET, Store, bearer, login, register
+from tests.accounts.helpers import SECRET, Store, accounts_settings, bearer, login, register
 from tests.support import clean_env, run_snipix
 
 ADMIN_PASSWORD = "Admin-Passw0rd"
+
+
+@pytest.fixture
+def settings(mongodb_uri: str, database_name: str, tmp_path: Path) -> Settings:
+    """The accounts tests' settings: a signing key, strict reuse, a low per-account limit."""
+    return accounts_settings(mongodb_uri, database_name, tmp_path)
+
+
+@pytest.fixture
+def store(mongo: MongoClient[dict[str, Any]], settings: Settings) -> Store:
+    """The test's database, synchronously: to prove what was or was not written."""
+    return mongo[settings.database_name]
 
 
 def create_admin(

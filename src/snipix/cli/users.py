@@ -20,6 +20,7 @@ from snipix.accounts.repository import RefreshTokenRepository, UserRepository
 from snipix.accounts.schemas import Email
 from snipix.accounts.service import AccountService, Lifetimes
 from snipix.accounts.throttle import LoginThrottle
+from snipix.cli.frame import command, fail, load_settings
 from snipix.db.client import connected
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.launcher import database_endpoint
@@ -41,26 +42,24 @@ def create_admin(
     ] = None,
 ) -> None:
     """Create an account with the admin role (password prompted, or SNIPIX_ADMIN_PASSWORD)."""
-    # Imported here: `snipix.cli` registers this module, so it is loaded by the time we run.
-    from snipix.cli import _command, _fail, _load_settings
 
     try:
         address = TypeAdapter(Email).validate_python(email)
     except ValidationError:
-        _fail(f"--email: {email!r} is not an email address", code=2)
+        fail(f"--email: {email!r} is not an email address", code=2)
     display_name = (name or address.split("@", 1)[0]).strip()
     if not display_name or len(display_name) > 100:
-        _fail("--name: must be 1-100 characters", code=2)
-    settings = _load_settings()
+        fail("--name: must be 1-100 characters", code=2)
+    settings = load_settings()
     password = _password()
     problems = password_problems(password)
     if problems:
-        _fail(weak_password_message(problems))
-    with _command(settings), database_endpoint(settings) as effective:
+        fail(weak_password_message(problems))
+    with command(settings), database_endpoint(settings) as effective:
         try:
             user_id = asyncio.run(_create(effective, address, display_name, password))
         except Conflict:
-            _fail(f"an account with email {address} already exists")
+            fail(f"an account with email {address} already exists")
         typer.echo(f"created admin {address} (id {user_id})")
 
 
@@ -69,7 +68,6 @@ def _interactive() -> bool:
 
 
 def _password() -> str:
-    from snipix.cli import _fail
 
     from_env = os.environ.get(PASSWORD_VARIABLE)
     if from_env:
@@ -77,11 +75,11 @@ def _password() -> str:
     if not _interactive():
         # A hidden prompt would read the controlling terminal, or hang a script waiting
         # for one: without a terminal on stdin, the variable is the only way in.
-        _fail(f"no password: run this in a terminal to be prompted, or set {PASSWORD_VARIABLE}")
+        fail(f"no password: run this in a terminal to be prompted, or set {PASSWORD_VARIABLE}")
     try:
         password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     except typer.Abort:
-        _fail(f"no password: type it at the prompt, or set {PASSWORD_VARIABLE}")
+        fail(f"no password: type it at the prompt, or set {PASSWORD_VARIABLE}")
     return password
 
 
