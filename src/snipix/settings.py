@@ -222,7 +222,7 @@ class Settings(BaseSettings):
     # (more: 422; save the whole state with PUT). One transcript upload holds at most this
     # many segments and words (more: 413, nothing written): a ten-hour recording is ~150,000
     # words in ~6,000 segments. Fixed bounds of every body (nesting, arrays, strings) are in
-    # api/wire.py; the body size limit is SNIPIX_MAX_BODY_BYTES.
+    # wire/models.py; the body size limit is SNIPIX_MAX_BODY_BYTES.
     timeline_max_patch_ops: int = Field(
         10_000, ge=1, le=100_000, validation_alias=_env("SNIPIX_TIMELINE_MAX_PATCH_OPS")
     )

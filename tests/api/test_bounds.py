@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from snipix.api.wire import MAX_ARRAY_ITEMS, MAX_DEPTH, MAX_STRING_CHARS
 from snipix.app import create_app
 from snipix.settings import Settings
+from snipix.wire.models import MAX_ARRAY_ITEMS, MAX_DEPTH, MAX_STRING_CHARS
 from tests.api.helpers import (
     ADMIN,
     OWNER,

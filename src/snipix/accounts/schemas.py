@@ -25,8 +25,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from snipix.accounts.passwords import MAX_LENGTH, password_problems, weak_password_message
-from snipix.api.wire import WireModel
 from snipix.db.client import Document
+from snipix.wire.models import WireModel
 
 Role = Literal["user", "admin"]
 Status = Literal["active", "inactive", "pending", "suspended"]

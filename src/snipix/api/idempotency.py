@@ -4,10 +4,8 @@ nothing is applied twice."""
 
 from __future__ import annotations
 
-import hashlib
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-import orjson
 from fastapi import Header
 
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
@@ -21,8 +19,3 @@ IdempotencyKeyHeader = Annotated[
         description="Repeat it on a retry: the first result is returned, nothing is applied twice.",
     ),
 ]
-
-
-def fingerprint(payload: Any) -> str:
-    """A stable digest of a request body, to tell a true repeat from a reused key."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from snipix.api.pagination import CursorModel
-from snipix.api.wire import WireModel
+from snipix.wire.models import WireModel
+from snipix.wire.pages import CursorModel
 
 
 class AuditEntry(WireModel):

@@ -9,8 +9,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from snipix.api.wire import SafeJson
 from snipix.errors import ValidationFailed, VersionMismatch
+from snipix.wire.models import SafeJson
 
 # A change the web app sends carries no version. The adapter reads the current version,
 # writes conditionally on it, and on a lost race reads and applies the change once more; a

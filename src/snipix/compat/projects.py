@@ -15,8 +15,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from snipix.api.envelope import failure_responses, success
-from snipix.api.pagination import MAX_LIMIT, decode_cursor
-from snipix.api.wire import reject_unsafe_query
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.audit.actor import ActorDep
 from snipix.compat.common import OriginalRequest, checked, iso, with_one_retry
 from snipix.projects.endpoints import ProjectId
@@ -32,6 +31,7 @@ from snipix.projects.schemas import (
     SortField,
 )
 from snipix.projects.service import ListQuery
+from snipix.wire.pages import MAX_LIMIT, decode_cursor
 
 # The web app lists every project on one page; past this many (the most recently updated
 # first) the list is cut, and the message says so. Five pages of the service's largest.

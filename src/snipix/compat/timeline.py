@@ -20,8 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field, field_validator
 
 from snipix.api.envelope import failure_responses, success
-from snipix.api.etags import MAX_VERSION
-from snipix.api.wire import reject_unsafe_query
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
 from snipix.compat.common import OriginalRequest, iso, with_one_retry
 from snipix.compat.timeline_mapping import OriginalTimelineState, to_original, to_state
@@ -30,6 +29,7 @@ from snipix.timelines.endpoints import ProjectId
 from snipix.timelines.endpoints import ServiceDep as TimelineServiceDep
 from snipix.timelines.schemas import HistoryCursor, Revision, TimelineState
 from snipix.timelines.service import TimelineService
+from snipix.wire.versions import MAX_VERSION
 
 # The original backend's history page size, and a bound: each listed version carries its
 # whole state, rebuilt from a snapshot and at most SNIPIX_TIMELINE_SNAPSHOT_EVERY patches.

@@ -38,7 +38,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from snipix.api.wire import find_unsafe_key
 from snipix.errors import ValidationFailed
 from snipix.timelines.schemas import (
     MAX_CLIPS,
@@ -54,6 +53,7 @@ from snipix.timelines.schemas import (
     Track,
     TrackKind,
 )
+from snipix.wire.models import find_unsafe_key
 
 # The shortest clip Snipix can hold (its trim points must differ): a zero-length clip of the
 # web app becomes one microsecond long in Snipix's fields, and stays zero in `legacy`.

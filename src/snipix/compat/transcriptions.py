@@ -24,8 +24,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from snipix.api.envelope import failure_responses, success
-from snipix.api.pagination import decode_cursor
-from snipix.api.wire import reject_unsafe_query
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
 from snipix.compat.common import OriginalRequest, checked, iso, with_one_retry
 from snipix.errors import Conflict, NotFound
@@ -40,6 +39,7 @@ from snipix.transcripts.schemas import (
     TranscriptUpload,
 )
 from snipix.transcripts.service import TranscriptService
+from snipix.wire.pages import decode_cursor
 
 # Segments read per page when the whole transcript is assembled.
 PAGE: Final = 500

@@ -25,7 +25,6 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from snipix.api.wire import find_unsafe_key
 from snipix.compat.common import checked
 from snipix.compat.projects import MEDIA_FIELDS
 from snipix.compat.projects import _original_names as _original_media_names
@@ -39,6 +38,7 @@ from snipix.timelines.schemas import state_document
 from snipix.timelines.service import _validated as validated_state
 from snipix.transcripts.schemas import TranscriptUpload
 from snipix.transcripts.service import _segment_document as segment_document
+from snipix.wire.models import find_unsafe_key
 
 # Owners that name nobody: the simple API's default user, and none at all.
 PLACEHOLDER_OWNERS: Final = frozenset({"test_user", ""})

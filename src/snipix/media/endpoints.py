@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 
 from snipix.api.envelope import failure_responses, success
 from snipix.api.errors import request_id_of
-from snipix.api.wire import reject_unsafe_query
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.audit.actor import Actor, ActorDep
 from snipix.auth.dependencies import DEV_USER_HEADER, current_user
 from snipix.errors import NotImplementedHere

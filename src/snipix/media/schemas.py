@@ -11,8 +11,8 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from snipix.api.wire import SafeJson
 from snipix.projects.schemas import PROJECT_ID_PATTERN
+from snipix.wire.models import SafeJson
 
 # A trim request names one segment per clip of the main video track; a timeline with more
 # clips than this is not an edit a person makes by hand.

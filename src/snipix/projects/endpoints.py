@@ -9,17 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from snipix.api.errors import ErrorResponse
-from snipix.api.etags import (
-    MAX_VERSION,
-    IfMatchHeader,
-    expected_version,
-    parse_if_match,
-    set_etag,
-)
+from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
-from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
+from snipix.api.pagination import CursorParam, Limit
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
-from snipix.api.wire import reject_unsafe_query
 from snipix.audit.actor import ActorDep, AdminDep
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
@@ -41,6 +35,8 @@ from snipix.projects.schemas import (
 )
 from snipix.projects.service import ListQuery, ProjectService, project_service
 from snipix.resources import get_resources
+from snipix.wire.pages import DEFAULT_LIMIT, Page, decode_cursor
+from snipix.wire.versions import MAX_VERSION, expected_version, parse_if_match
 
 
 async def get_project_service(request: Request) -> ProjectService:

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from snipix.api.etags import MAX_VERSION
-from snipix.api.pagination import CursorModel
-from snipix.api.wire import WireModel, from_storage
+from snipix.wire.models import WireModel, from_storage
+from snipix.wire.pages import CursorModel
+from snipix.wire.versions import MAX_VERSION
 
 MAX_TAGS = 20
 MAX_DESCRIPTION = 5_000

@@ -24,9 +24,6 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from snipix.api.etags import ANY_VERSION, Expected
-from snipix.api.idempotency import fingerprint
-from snipix.api.pagination import Page, encode_cursor
 from snipix.audit.actor import Actor
 from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
@@ -53,6 +50,9 @@ from snipix.projects.schemas import (
     SortField,
     VersionCursor,
 )
+from snipix.wire.idempotency import fingerprint
+from snipix.wire.pages import Page, encode_cursor
+from snipix.wire.versions import ANY_VERSION, Expected
 
 log = structlog.get_logger(__name__)
 

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from snipix.api.errors import ErrorResponse
-from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
-from snipix.api.wire import reject_unsafe_query
+from snipix.api.pagination import CursorParam, Limit
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.audit.actor import ActorDep
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources
 from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate
 from snipix.sessions.service import SessionService, session_service
+from snipix.wire.pages import DEFAULT_LIMIT, Page, decode_cursor
 
 
 async def get_session_service(request: Request) -> SessionService:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from snipix.api.pagination import CursorModel
-from snipix.api.wire import WireModel
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.timelines.schemas import MAX_SECONDS, Id
+from snipix.wire.models import WireModel
+from snipix.wire.pages import CursorModel
 
 MAX_SELECTION = 500
 MAX_ZOOM = 10_000.0

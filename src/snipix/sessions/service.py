@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from snipix.api.pagination import Page, encode_cursor
 from snipix.audit.actor import Actor
 from snipix.cache.service import Cache
 from snipix.db.client import Database, Document
@@ -23,6 +22,7 @@ from snipix.sessions.schemas import (
     RecentProject,
     SessionUpdate,
 )
+from snipix.wire.pages import Page, encode_cursor
 
 # Batches of sessions one recent page may read while skipping sessions of deleted
 # projects; past that the page is returned short, with a cursor to go on from.

@@ -8,17 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from snipix.api.errors import ErrorResponse
-from snipix.api.etags import (
-    MAX_VERSION,
-    IfMatchHeader,
-    expected_version,
-    parse_if_match,
-    set_etag,
-)
+from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import IdempotencyKeyHeader
-from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor
+from snipix.api.pagination import CursorParam, Limit
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
-from snipix.api.wire import check_json, reject_unsafe_query
 from snipix.audit.actor import ActorDep
 from snipix.errors import TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
@@ -39,6 +33,9 @@ from snipix.timelines.schemas import (
     TimelineVersion,
 )
 from snipix.timelines.service import TimelineService
+from snipix.wire.models import check_json
+from snipix.wire.pages import DEFAULT_LIMIT, Page, decode_cursor
+from snipix.wire.versions import MAX_VERSION, expected_version, parse_if_match
 
 PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/json")
 

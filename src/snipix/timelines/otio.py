@@ -35,7 +35,6 @@ from typing import Any, Final
 import opentimelineio as otio
 from pydantic import BaseModel, ValidationError
 
-from snipix.api.wire import nested_deeper_than
 from snipix.errors import ValidationFailed
 from snipix.timelines.schemas import (
     MAX_SECONDS,
@@ -49,6 +48,7 @@ from snipix.timelines.schemas import (
     Track,
     TrackKind,
 )
+from snipix.wire.models import nested_deeper_than
 
 __all__ = ["METADATA_KEY", "from_otio", "to_otio"]
 

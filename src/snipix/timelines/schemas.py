@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
 
-from snipix.api.etags import MAX_VERSION
-from snipix.api.pagination import CursorModel
-from snipix.api.wire import WireModel
+from snipix.wire.models import WireModel
+from snipix.wire.pages import CursorModel
+from snipix.wire.versions import MAX_VERSION
 
 # Bounds that keep one state well below MongoDB's 16 MB document limit and any single
 # request cheap to validate; the byte limit (SNIPIX_TIMELINE_MAX_BYTES) is checked too.

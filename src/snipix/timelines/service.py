@@ -32,9 +32,6 @@ from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
-from snipix.api.etags import Expected
-from snipix.api.pagination import Page, encode_cursor
-from snipix.api.wire import from_storage
 from snipix.audit.actor import Actor
 from snipix.cache.service import Cache, Loaded
 from snipix.db.client import Document
@@ -62,6 +59,9 @@ from snipix.timelines.schemas import (
     TimelineVersion,
     state_document,
 )
+from snipix.wire.models import from_storage
+from snipix.wire.pages import Page, encode_cursor
+from snipix.wire.versions import Expected
 
 log = structlog.get_logger(__name__)
 

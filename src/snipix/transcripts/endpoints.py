@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from snipix.api.errors import ErrorResponse
-from snipix.api.etags import IfMatchHeader, expected_version, parse_if_match, set_etag
-from snipix.api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor
-from snipix.api.wire import reject_unsafe_query
+from snipix.api.etags import IfMatchHeader, set_etag
+from snipix.api.pagination import CursorParam, Limit
+from snipix.api.query_guard import reject_unsafe_query
 from snipix.audit.actor import ActorDep
 from snipix.errors import ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
@@ -32,6 +32,8 @@ from snipix.transcripts.schemas import (
     TranscriptUpload,
 )
 from snipix.transcripts.service import TranscriptService
+from snipix.wire.pages import DEFAULT_LIMIT, decode_cursor
+from snipix.wire.versions import expected_version, parse_if_match
 
 
 async def get_transcript_service(request: Request) -> TranscriptService:

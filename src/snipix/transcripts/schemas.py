@@ -13,9 +13,9 @@ from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from snipix.api.etags import MAX_VERSION
-from snipix.api.pagination import CursorModel
-from snipix.api.wire import WireModel
+from snipix.wire.models import WireModel
+from snipix.wire.pages import CursorModel
+from snipix.wire.versions import MAX_VERSION
 
 MAX_SEGMENT_WORDS = 2_000
 MAX_SPEAKERS = 100

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 import structlog
 from pydantic import ValidationError
 
-from snipix.api.etags import Expected
-from snipix.api.pagination import encode_cursor
 from snipix.audit.actor import Actor
 from snipix.db.client import Document
 from snipix.errors import (
@@ -44,6 +42,8 @@ from snipix.transcripts.schemas import (
     TranscriptUpload,
     Word,
 )
+from snipix.wire.pages import encode_cursor
+from snipix.wire.versions import Expected
 
 log = structlog.get_logger(__name__)
 
