@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database

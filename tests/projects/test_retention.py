@@ -13,7 +13,7 @@ from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
 from snipix.app import create_app
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database

@@ -12,7 +12,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import WriteError
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS
 from snipix.db.client import MongoClient as MongoClientAsync

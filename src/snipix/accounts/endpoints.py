@@ -32,8 +32,8 @@ from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.tokens import TokenIssuer, session_of
 from snipix.api.envelope import failure_responses, success
 from snipix.api.errors import ErrorResponse
+from snipix.api.identity import CurrentUser, current_user
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.auth.dependencies import CurrentUser, current_user
 from snipix.errors import ValidationFailed
 from snipix.resources import Resources, ResourcesDep
 

@@ -30,8 +30,8 @@ from starlette.datastructures import Headers
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from snipix.api.identity import authenticate
 from snipix.api.representations import IF_NONE_MATCH_MAX, json_response
-from snipix.auth.dependencies import authenticate
 from snipix.cache.service import Loaded
 from snipix.errors import Unauthorized
 from snipix.projects.schemas import PROJECT_ID_PATTERN

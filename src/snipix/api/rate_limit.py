@@ -27,7 +27,7 @@ from typing import Final
 from fastapi import Depends, Request
 from limits import RateLimitItem, RateLimitItemPerSecond
 
-from snipix.auth.dependencies import current_user
+from snipix.api.identity import current_user
 from snipix.errors import RateLimited, Unauthorized
 from snipix.observability.metrics import RateLimitScope
 from snipix.resources import get_resources

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from snipix.api.errors import internal_error_body
-from snipix.auth.dependencies import AUTH_OUTCOME_KEY
+from snipix.api.identity import AUTH_OUTCOME_KEY
 from snipix.cache.service import reset_request_outcome
 from snipix.observability.metrics import Metrics
 

@@ -10,8 +10,8 @@ from bson import ObjectId
 from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from snipix.audit.actor import Actor
 from snipix.audit.schemas import AuditCursor
+from snipix.auth.actor import Actor
 from snipix.db.client import Database, Document
 
 COLLECTION = "audit_log"

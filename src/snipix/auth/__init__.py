@@ -1,7 +1,9 @@
-"""Who is calling: every API request resolves to a `Principal` or is refused with 401.
+"""Identity: who a request acts as (`Principal`), who makes a change (`Actor`), and the
+verification of the tokens that prove it (`tokens.TokenVerifier`).
 
-Production identity is a signed JWT (`Authorization: Bearer ...`) checked by
-`tokens.TokenVerifier`; the local profile also accepts an `X-User-Id` header so the editor
-can be developed without an identity provider. Endpoints declare `CurrentUser` or
-`AdminUser` (see `dependencies`) and never read headers themselves.
+Production identity is a signed JWT (`Authorization: Bearer ...`); the local profile also
+accepts an `X-User-Id` header so the editor can be developed without an identity
+provider. Turning a request into a principal or an actor (the FastAPI dependencies
+`CurrentUser`, `AdminUser`, `ActorDep`, `AdminDep`) is the HTTP edge's:
+`snipix.api.identity`. Endpoints declare those and never read headers themselves.
 """

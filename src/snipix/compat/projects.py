@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from snipix.api.envelope import failure_responses, success
+from snipix.api.identity import ActorDep
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.audit.actor import ActorDep
 from snipix.compat.common import OriginalRequest, checked, iso, with_one_retry
 from snipix.projects.endpoints import ProjectId
 from snipix.projects.endpoints import ServiceDep as ProjectServiceDep

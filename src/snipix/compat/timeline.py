@@ -20,8 +20,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field, field_validator
 
 from snipix.api.envelope import failure_responses, success
+from snipix.api.identity import ActorDep
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.audit.actor import Actor, ActorDep
+from snipix.auth.actor import Actor
 from snipix.compat.common import OriginalRequest, iso, with_one_retry
 from snipix.compat.timeline_mapping import OriginalTimelineState, to_original, to_state
 from snipix.projects.schemas import PROJECT_ID_PATTERN

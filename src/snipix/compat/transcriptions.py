@@ -24,8 +24,9 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from snipix.api.envelope import failure_responses, success
+from snipix.api.identity import ActorDep
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.audit.actor import Actor, ActorDep
+from snipix.auth.actor import Actor
 from snipix.compat.common import OriginalRequest, checked, iso, with_one_retry
 from snipix.errors import Conflict, NotFound
 from snipix.transcripts.endpoints import ProjectId

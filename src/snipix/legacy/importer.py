@@ -36,9 +36,9 @@ import structlog
 
 from snipix.accounts.repository import UserRepository
 from snipix.accounts.schemas import normalize_email
-from snipix.audit.actor import Actor
 from snipix.audit.repository import COLLECTION as AUDIT
 from snipix.audit.repository import audit_document
+from snipix.auth.actor import Actor
 from snipix.backup.archive import NoProgress, Progress
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS

@@ -11,9 +11,9 @@ from fastapi.responses import FileResponse
 
 from snipix.api.envelope import failure_responses, success
 from snipix.api.errors import request_id_of
+from snipix.api.identity import DEV_USER_HEADER, ActorDep, current_user
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.audit.actor import Actor, ActorDep
-from snipix.auth.dependencies import DEV_USER_HEADER, current_user
+from snipix.auth.actor import Actor
 from snipix.errors import NotImplementedHere
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.service import MediaRuntime, MediaService, StoredMedia

@@ -24,7 +24,7 @@ from typing import Final
 import structlog
 from starlette.requests import Request
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.errors import (
     Conflict,
     NotFound,

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from snipix.api.errors import ErrorResponse
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
+from snipix.api.identity import ActorDep, AdminDep
 from snipix.api.pagination import CursorParam, Limit
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
-from snipix.audit.actor import ActorDep, AdminDep
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
 from snipix.media.storage import purge_hook

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.db.leases import Lease
 from snipix.projects.service import ProjectService
 

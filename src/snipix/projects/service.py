@@ -24,9 +24,9 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from snipix.audit.actor import Actor
 from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
+from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork

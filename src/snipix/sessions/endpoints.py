@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from snipix.api.errors import ErrorResponse
+from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.audit.actor import ActorDep
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources
 from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate

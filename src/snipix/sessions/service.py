@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork

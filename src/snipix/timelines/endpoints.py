@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from snipix.api.errors import ErrorResponse
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import IdempotencyKeyHeader
+from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
-from snipix.audit.actor import ActorDep
 from snipix.errors import TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service

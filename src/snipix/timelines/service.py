@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
 from snipix.db.client import Document
 from snipix.db.deferred import DeferredWrites

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from snipix.api.errors import ErrorResponse
 from snipix.api.etags import IfMatchHeader, set_etag
+from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.audit.actor import ActorDep
 from snipix.errors import ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service

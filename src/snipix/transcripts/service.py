@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import structlog
 from pydantic import ValidationError
 
-from snipix.audit.actor import Actor
+from snipix.auth.actor import Actor
 from snipix.db.client import Document
 from snipix.errors import (
     Conflict,

@@ -12,7 +12,7 @@ The resolved user id is stored in `request.state.user_id`, where the access log 
 `api.requests` reads it, and bound to the log context for the request's other lines.
 
 The outcome (the principal, or the 401) is kept in the request's state: the rate limiter,
-the actor dependency and the hot-read lane (`api.hot_reads`) all ask, and a token is
+the actor dependencies below and the hot-read lane (`api.hot_reads`) all ask, and a token is
 verified (and a rejection logged) once per request.
 """
 
@@ -25,6 +25,8 @@ import structlog
 from fastapi import Depends, Request
 from starlette.datastructures import Headers
 
+from snipix.api.errors import request_id_of
+from snipix.auth.actor import Actor
 from snipix.auth.principal import Principal
 from snipix.errors import Forbidden, Unauthorized
 from snipix.resources import Resources, get_resources
@@ -139,3 +141,22 @@ async def admin_user(user: CurrentUser) -> Principal:
 
 
 AdminUser = Annotated[Principal, Depends(admin_user)]
+
+
+# Each takes the request and asks `current_user` itself rather than declaring it: one
+# dependency node fewer on every route (~20 µs of FastAPI's resolution), and the
+# outcome is the same (`authenticate` decides once per request).
+async def current_actor(request: Request) -> Actor:
+    user = await current_user(request)
+    return Actor(user_id=user.user_id, request_id=request_id_of(request), is_admin=user.is_admin)
+
+
+async def admin_actor(request: Request) -> Actor:
+    user = await current_user(request)
+    if not user.is_admin:
+        raise Forbidden("This action needs the admin role.")
+    return Actor(user_id=user.user_id, request_id=request_id_of(request), is_admin=True)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+AdminDep = Annotated[Actor, Depends(admin_actor)]

@@ -15,8 +15,8 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
+from snipix.api.identity import AdminUser, CurrentUser
 from snipix.app import create_app
-from snipix.auth.dependencies import AdminUser, CurrentUser
 from snipix.observability.logging import configure_logging
 from snipix.settings import Settings
 from tests.support import running_app
