@@ -18,13 +18,21 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.middleware.cors import CORSMiddleware
 
-from snipix.accounts.endpoints import router as accounts_router
-from snipix.accounts.endpoints import web_app_router as accounts_web_app_router
 from snipix.api.body_limit import BodyLimitMiddleware, allowances
 from snipix.api.errors import ErrorResponse, install_error_handlers
 from snipix.api.hot_reads import HotReadsMiddleware
 from snipix.api.rate_limit import RATE_LIMITED
 from snipix.api.requests import RequestContextMiddleware
+from snipix.api.routes.accounts import router as accounts_router
+from snipix.api.routes.accounts import web_app_router as accounts_web_app_router
+from snipix.api.routes.health import router as health_router
+from snipix.api.routes.media import router as media_router
+from snipix.api.routes.projects import admin_router
+from snipix.api.routes.projects import router as projects_router
+from snipix.api.routes.sessions import router as sessions_router
+from snipix.api.routes.timelines import router as timeline_router
+from snipix.api.routes.transcripts import router as transcript_router
+from snipix.api.routes.transcripts import search_router as transcript_search_router
 from snipix.api.security_headers import SecurityHeadersMiddleware
 from snipix.auth.tokens import TokenVerifier
 from snipix.cache.local import LocalLayer
@@ -38,24 +46,16 @@ from snipix.db.leases import Lease
 from snipix.db.migrations import Migration, MigrationRunner
 from snipix.db.monitoring import CommandMonitor, PoolStats, TopologyMonitor
 from snipix.db.transactions import UnitOfWork
-from snipix.health.endpoints import router as health_router
-from snipix.media.endpoints import router as media_router
 from snipix.media.storage import purge_hook
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.observability.metrics import router as metrics_router
-from snipix.projects.endpoints import admin_router
-from snipix.projects.endpoints import router as projects_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.resources import Resources
 from snipix.retry import RetryPolicy
 from snipix.security.limiter import Limiter
-from snipix.sessions.endpoints import router as sessions_router
 from snipix.settings import Settings
-from snipix.timelines.endpoints import router as timeline_router
-from snipix.transcripts.endpoints import router as transcript_router
-from snipix.transcripts.endpoints import search_router as transcript_search_router
 
 log = structlog.get_logger(__name__)
 

@@ -19,10 +19,10 @@ import jwt
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
+from snipix.api.routes.projects import get_project_service
+from snipix.api.routes.timelines import get_timeline_service
 from snipix.app import create_app
-from snipix.projects.endpoints import get_project_service
 from snipix.settings import Settings
-from snipix.timelines.endpoints import get_timeline_service
 from tests.api.helpers import SECRET
 from tests.conftest import TEST_CACHE
 from tests.observability.test_metrics import scrape, value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from snipix.compat.timeline_mapping import OriginalTimelineState
+from snipix.webapp.timeline_mapping import OriginalTimelineState
 
 LONG_ID = "video-clip-65a1b2c3d4e5f60718293a4b" + "_split_1700000000000" * 5
 

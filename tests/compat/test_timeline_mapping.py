@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from snipix.compat.timeline_mapping import MIN_LENGTH_SEC, snipix_clip_id, to_original, to_state
 from snipix.errors import ValidationFailed
 from snipix.timelines.schemas import Effect, Segment, TimelineState
+from snipix.webapp.timeline_mapping import MIN_LENGTH_SEC, snipix_clip_id, to_original, to_state
 from tests.compat.samples import LONG_ID, assert_same, normalized, web_app_timeline
 
 # --- round trips -------------------------------------------------------------------------------

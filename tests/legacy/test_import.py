@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from snipix.compat.timeline_mapping import to_original
 from snipix.legacy.records import DEFAULT_LABEL
 from snipix.timelines.schemas import TimelineState
+from snipix.webapp.timeline_mapping import to_original
 from tests.compat.samples import normalized
 from tests.legacy.samples import (
     ORIGINAL_OWNER,

@@ -33,13 +33,13 @@ from pymongo.monitoring import (
     _EventListener,
 )
 
+from snipix.api.routes.timelines import get_timeline_service
 from snipix.app import create_app
 from snipix.db.engine_record import EngineRecord
 from snipix.db.launcher import EngineProcess, start_engine_process
 from snipix.projects.service import project_service
 from snipix.resources import ResourcesDep
 from snipix.settings import Settings
-from snipix.timelines.endpoints import get_timeline_service
 from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.service import TimelineService
 from tests.support import (

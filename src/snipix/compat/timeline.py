@@ -17,88 +17,29 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import Field, field_validator
 
 from snipix.api.envelope import failure_responses, success
 from snipix.api.identity import ActorDep
 from snipix.api.query_guard import reject_unsafe_query
+from snipix.api.routes.timelines import ProjectId
+from snipix.api.routes.timelines import ServiceDep as TimelineServiceDep
 from snipix.auth.actor import Actor
-from snipix.compat.common import OriginalRequest, iso, with_one_retry
-from snipix.compat.timeline_mapping import OriginalTimelineState, to_original, to_state
-from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.timelines.endpoints import ProjectId
-from snipix.timelines.endpoints import ServiceDep as TimelineServiceDep
+from snipix.compat.common import with_one_retry
 from snipix.timelines.schemas import HistoryCursor, Revision, TimelineState
 from snipix.timelines.service import TimelineService
+from snipix.webapp.timeline import (
+    OriginalTimelineSave,
+    label_notes,
+    revision_label,
+    timeline_document,
+)
+from snipix.webapp.timeline_mapping import to_state
 from snipix.wire.versions import MAX_VERSION
 
 # The original backend's history page size, and a bound: each listed version carries its
 # whole state, rebuilt from a snapshot and at most SNIPIX_TIMELINE_SNAPSHOT_EVERY patches.
 DEFAULT_HISTORY: Final = 20
 MAX_HISTORY: Final = 100
-# Together they fit a revision label (500 characters) with the line break between them.
-MAX_DESCRIPTION: Final = 200
-MAX_CHANGE_SUMMARY: Final = 299
-
-
-class OriginalTimelineSave(OriginalRequest):
-    project_id: Annotated[str, Field(pattern=PROJECT_ID_PATTERN)]
-    timeline_state: OriginalTimelineState
-    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] | None = None
-    change_summary: Annotated[str, Field(max_length=MAX_CHANGE_SUMMARY)] | None = None
-
-    @field_validator("description")
-    @classmethod
-    def _one_line(cls, value: str | None) -> str | None:
-        # The line break separates description from change summary in the revision label.
-        if value is not None and ("\n" in value or "\r" in value):
-            raise ValueError("a description is one line")
-        return value
-
-
-def revision_label(description: str | None, change_summary: str | None) -> str | None:
-    """The revision label carrying both: `description`, a line break, `change_summary`."""
-    if change_summary is None:
-        return description
-    return f"{description or ''}\n{change_summary}"
-
-
-def label_notes(label: str | None) -> tuple[str | None, str | None]:
-    """`(description, change_summary)` from a revision label (any label: `/api/v1` ones
-    read as a description)."""
-    if label is None:
-        return None, None
-    description, newline, change_summary = label.partition("\n")
-    if not newline:
-        return label, None
-    return description or None, change_summary
-
-
-def timeline_document(
-    project_id: str,
-    version: int,
-    state: TimelineState,
-    *,
-    is_current: bool,
-    label: str | None,
-    created_by: str,
-    created_at: datetime | None,
-) -> dict[str, Any]:
-    """One version in the original shape."""
-    description, change_summary = label_notes(label)
-    at = iso(created_at)
-    return {
-        "_id": f"{project_id}:{version}",
-        "project_id": project_id,
-        "version": version,
-        "is_current": is_current,
-        "description": description,
-        "created_by": created_by,
-        "change_summary": change_summary,
-        "created_at": at,
-        "updated_at": at,
-        "timeline_state": to_original(state),
-    }
 
 
 async def _revision(

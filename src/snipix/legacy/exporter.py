@@ -33,10 +33,6 @@ from typing import IO, Any, Final
 import orjson
 
 from snipix.backup.archive import NoProgress, Progress
-from snipix.compat.projects import project_document
-from snipix.compat.timeline import label_notes
-from snipix.compat.timeline_mapping import to_original
-from snipix.compat.transcriptions import Transcript, transcription_document
 from snipix.db.client import Database, Document
 from snipix.legacy.records import format_date
 from snipix.legacy.repository import HEADERS, HEADS, REVISIONS, LegacyRepository
@@ -45,6 +41,10 @@ from snipix.timelines.repository import versioned_id
 from snipix.timelines.schemas import TimelineState
 from snipix.transcripts.service import _header as transcript_header
 from snipix.transcripts.service import _stored as stored_segment
+from snipix.webapp.projects import project_document
+from snipix.webapp.timeline import label_notes
+from snipix.webapp.timeline_mapping import to_original
+from snipix.webapp.transcriptions import Transcript, transcription_document
 
 BATCH: Final = 200
 ARRAYS: Final = ("projects", "timeline_states", "transcriptions")

@@ -25,12 +25,6 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from snipix.compat.common import checked
-from snipix.compat.projects import MEDIA_FIELDS
-from snipix.compat.projects import _original_names as _original_media_names
-from snipix.compat.timeline import MAX_CHANGE_SUMMARY, MAX_DESCRIPTION, revision_label
-from snipix.compat.timeline_mapping import to_state
-from snipix.compat.transcriptions import OriginalTranscription, transcript_upload
 from snipix.db.client import Document
 from snipix.errors import SnipixError, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN, Media, ProjectCreate, ProjectStatus
@@ -38,6 +32,12 @@ from snipix.timelines.schemas import state_document
 from snipix.timelines.service import _validated as validated_state
 from snipix.transcripts.schemas import TranscriptUpload
 from snipix.transcripts.service import _segment_document as segment_document
+from snipix.webapp.common import checked
+from snipix.webapp.projects import MEDIA_FIELDS
+from snipix.webapp.projects import _original_names as _original_media_names
+from snipix.webapp.timeline import MAX_CHANGE_SUMMARY, MAX_DESCRIPTION, revision_label
+from snipix.webapp.timeline_mapping import to_state
+from snipix.webapp.transcriptions import OriginalTranscription, transcript_upload
 from snipix.wire.models import find_unsafe_key
 
 # Owners that name nobody: the simple API's default user, and none at all.

@@ -13,11 +13,11 @@ from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
 from snipix.api.query_guard import reject_unsafe_query
+from snipix.api.routes.timelines import ServiceDep as TimelineServiceDep
 from snipix.errors import ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import project_service
 from snipix.resources import get_resources
-from snipix.timelines.endpoints import ServiceDep as TimelineServiceDep
 from snipix.timelines.schemas import Timeline
 from snipix.transcripts.repository import TranscriptRepository
 from snipix.transcripts.schemas import (
