@@ -68,16 +68,8 @@ def get_resources(request: Request) -> Resources:
     return resources
 
 
-def get_database(request: Request) -> Database:
-    return get_resources(request).db
-
-
 def get_settings(request: Request) -> Settings:
     return get_resources(request).settings
-
-
-def get_cache(request: Request) -> Cache:
-    return get_resources(request).cache
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a
@@ -97,11 +89,6 @@ async def settings_dependency(request: Request) -> Settings:
     return get_resources(request).settings
 
 
-async def cache_dependency(request: Request) -> Cache:
-    return get_resources(request).cache
-
-
 ResourcesDep = Annotated[Resources, Depends(resources_dependency)]
 DatabaseDep = Annotated[Database, Depends(database_dependency)]
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
-CacheDep = Annotated[Cache, Depends(cache_dependency)]

@@ -17,10 +17,6 @@ MIN_LENGTH: Final = 8
 # Bounded so a megabyte "password" cannot buy a megabyte of hashing work; passphrases fit.
 MAX_LENGTH: Final = 256
 
-RULES: Final = (
-    f"at least {MIN_LENGTH} characters, with an upper-case letter, a lower-case letter and a digit"
-)
-
 
 def password_problems(password: str) -> list[str]:
     """What a new password lacks, in words for a person; empty when it is acceptable."""

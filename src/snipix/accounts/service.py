@@ -45,8 +45,6 @@ REUSED: Final = (
 NO_ACCOUNT: Final = "There is no account for this identity."
 _CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
 
-RevokeReason = Literal["logout", "reuse", "account_inactive"]
-
 
 class NotImplementedYet(SnipixError):
     """A feature the original web app calls that needs a service this backend does not run."""

@@ -32,7 +32,6 @@ from typing import Final, Literal
 
 import structlog
 from redis.exceptions import RedisError
-from starlette.responses import Response
 
 from snipix.cache.entries import Entry
 from snipix.cache.local import LocalLayer
@@ -68,13 +67,6 @@ def request_outcome() -> Outcome | None:
 def reset_request_outcome() -> None:
     """At the start of a request: nothing looked up yet (a server may reuse a context)."""
     _outcome.set(None)
-
-
-def set_cache_header(response: Response) -> None:
-    """`X-Cache: hit|miss|stale|bypass` from this request's lookups (none, no header)."""
-    outcome = _outcome.get()
-    if outcome is not None:
-        response.headers["X-Cache"] = outcome
 
 
 def _record(outcome: Outcome) -> None:

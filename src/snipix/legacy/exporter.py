@@ -47,7 +47,6 @@ from snipix.webapp.timeline_mapping import to_original
 from snipix.webapp.transcriptions import Transcript, transcription_document
 
 BATCH: Final = 200
-ARRAYS: Final = ("projects", "timeline_states", "transcriptions")
 _HEAD_FIELDS: Final = {"_id": 1, "version": 1, "state": 1, "updatedAt": 1}
 _REVISION_FIELDS: Final = {"_id": 1, "label": 1, "createdAt": 1}
 # compat's project answer carries these for the web app; the export shape does not.

@@ -18,7 +18,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -538,31 +538,6 @@ def store_transcript(value: Any) -> TranscriptPart | None:
         {"language": value.get("language") or "en", "segments": segments_from_words(words)},
         root="transcript_state",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class StoreParts:
-    """A store entry's timeline and transcript (the project is read by `project_record`)."""
-
-    timeline: TimelinePart | None
-    transcript: TranscriptPart | None
-    problems: list[Problem] = field(default_factory=list)
-
-
-def store_parts(value: Mapping[str, Any], *, max_bytes: int) -> StoreParts:
-    timeline: TimelinePart | None = None
-    transcript: TranscriptPart | None = None
-    problems: list[Problem] = []
-    if value.get("timeline_state") is not None:
-        try:
-            timeline = timeline_part(value["timeline_state"], max_bytes=max_bytes)
-        except Invalid as error:
-            problems += error.problems
-    try:
-        transcript = store_transcript(value.get("transcript_state"))
-    except Invalid as error:
-        problems += error.problems
-    return StoreParts(timeline, transcript, problems)
 
 
 def too_long(last_end: float, duration: float | None) -> Problem | None:
