@@ -34,7 +34,7 @@ from snipix.api.routes.timelines import router as timeline_router
 from snipix.api.routes.transcripts import router as transcript_router
 from snipix.api.routes.transcripts import search_router as transcript_search_router
 from snipix.api.security_headers import SecurityHeadersMiddleware
-from snipix.auth.tokens import TokenVerifier
+from snipix.auth.token_verifier import TokenVerifier
 from snipix.cache.local import LocalLayer
 from snipix.cache.service import Cache
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore

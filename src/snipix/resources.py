@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
-from snipix.auth.tokens import TokenVerifier
+from snipix.auth.token_verifier import TokenVerifier
 from snipix.cache.service import Cache
 from snipix.db.client import Database, MongoClient
 from snipix.db.deferred import DeferredWrites

@@ -40,7 +40,7 @@ _MIN_PRODUCTION_SECRET_LENGTH = 32
 # the local profile; an origin is a scheme, a host and an optional port.
 LOCAL_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000")
 _CORS_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
-# Accounts: the same floor as the verifier's (auth/tokens.py).
+# Accounts: the same floor as the verifier's (auth/token_verifier.py).
 _MIN_RSA_KEY_BITS = 2048
 
 

@@ -22,7 +22,7 @@ from pymongo import MongoClient
 
 from snipix.app import create_app
 from snipix.settings import Settings
-from tests.auth.test_tokens import b64url, hand_made
+from tests.auth.test_token_verifier import b64url, hand_made
 from tests.support import running_app
 
 SECRET = "jwt-failures-secret-" + "f" * 32

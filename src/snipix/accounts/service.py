@@ -28,7 +28,7 @@ from snipix.accounts.schemas import (
     normalize_email,
 )
 from snipix.accounts.throttle import LoginThrottle
-from snipix.accounts.tokens import TokenIssuer, new_refresh_token, refresh_token_hash
+from snipix.accounts.token_issuer import TokenIssuer, new_refresh_token, refresh_token_hash
 from snipix.db.client import Database, Document
 from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
 from snipix.observability.metrics import Metrics

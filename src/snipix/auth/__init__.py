@@ -1,5 +1,5 @@
 """Identity: who a request acts as (`Principal`), who makes a change (`Actor`), and the
-verification of the tokens that prove it (`tokens.TokenVerifier`).
+verification of the tokens that prove it (`token_verifier.TokenVerifier`).
 
 Production identity is a signed JWT (`Authorization: Bearer ...`); the local profile also
 accepts an `X-User-Id` header so the editor can be developed without an identity

@@ -16,7 +16,7 @@ import structlog
 import typer
 import uvicorn
 
-from snipix.auth.tokens import TokenVerifier
+from snipix.auth.token_verifier import TokenVerifier
 from snipix.cli.backup import backup_app
 from snipix.cli.db import db_app
 from snipix.cli.frame import command, fail, load_settings

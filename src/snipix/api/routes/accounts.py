@@ -29,7 +29,7 @@ from snipix.accounts.schemas import (
 )
 from snipix.accounts.service import AccountService, NotImplementedYet, account_service
 from snipix.accounts.throttle import LoginThrottle
-from snipix.accounts.tokens import TokenIssuer, session_of
+from snipix.accounts.token_issuer import TokenIssuer, session_of
 from snipix.api.envelope import failure_responses, success
 from snipix.api.errors import ErrorResponse
 from snipix.api.identity import CurrentUser, current_user

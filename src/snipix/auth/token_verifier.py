@@ -39,7 +39,7 @@ MAX_ROLE_LENGTH: Final = 100
 MIN_RSA_KEY_BITS: Final = 2048
 
 INVALID_MESSAGE: Final = "The access token is invalid."
-# The `token_use` claim of the service's own access tokens (accounts/tokens.py).
+# The `token_use` claim of the service's own access tokens (accounts/token_issuer.py).
 ACCESS_TOKEN_USE: Final = "access"  # noqa: S105 (a claim value)
 NOT_CONFIGURED: Final = "Bearer tokens are not accepted: no JWT key is configured."
 

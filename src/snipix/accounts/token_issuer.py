@@ -1,6 +1,6 @@
 """Issuing tokens: signed JWT access tokens and opaque refresh tokens.
 
-Access tokens are what `snipix.auth.tokens.TokenVerifier` checks on every `/api/v1`
+Access tokens are what `snipix.auth.token_verifier.TokenVerifier` checks on every `/api/v1`
 request: signed with the same key and algorithm (HS256 with JWT_SECRET, RS256 with
 JWT_PRIVATE_KEY whose public half is JWT_PUBLIC_KEY), `sub` = user id, `roles` (read by the
 verifier; `admin` opens the admin routes) and `role` (the original app's single role),

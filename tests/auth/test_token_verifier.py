@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from snipix.auth.principal import Principal
-from snipix.auth.tokens import (
+from snipix.auth.token_verifier import (
     INVALID_MESSAGE,
     MAX_TOKEN_LENGTH,
     NOT_CONFIGURED,
