@@ -41,20 +41,20 @@ from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.catalogue import MIGRATIONS
 from snipix.compat.router import router as compat_router
 from snipix.db.client import connect
+from snipix.db.deferred import DeferredWrites
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import Lease
 from snipix.db.migrations import Migration, MigrationRunner
 from snipix.db.monitoring import CommandMonitor, PoolStats, TopologyMonitor
 from snipix.db.transactions import UnitOfWork
-from snipix.media.storage import purge_hook
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.observability.metrics import router as metrics_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
-from snipix.projects.service import project_service
 from snipix.resources import Resources
 from snipix.retry import RetryPolicy
 from snipix.security.limiter import Limiter
+from snipix.services import build_services
 from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -171,6 +171,16 @@ def _lifespan(
                 await runner.migrate()
             await ensure_catalogue(db, settings)
             unit = await UnitOfWork.for_server(mongo)
+            deferred = DeferredWrites()
+            services = build_services(
+                settings,
+                db,
+                unit,
+                cache=cache,
+                deferred=deferred,
+                limiter=limiter,
+                metrics=metrics,
+            )
             resources = Resources(
                 settings=settings,
                 mongo=mongo,
@@ -180,8 +190,10 @@ def _lifespan(
                 migrations=runner,
                 tokens=tokens,
                 unit=unit,
+                services=services,
                 metrics=metrics,
                 cache=cache,
+                deferred=deferred,
                 retry=policy,
                 limiter=limiter,
             )
@@ -196,8 +208,7 @@ def _lifespan(
                 )
             if settings.retention_interval_s > 0:
                 retention = RetentionJob(
-                    # Media: a purge also removes the project's media files.
-                    project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)]),
+                    services.projects,
                     Lease(db, LEASE_NAME, ttl=timedelta(seconds=settings.retention_interval_s)),
                     retention=timedelta(days=settings.retention_days),
                 )

@@ -1,12 +1,12 @@
 """What the lifespan builds and every request may use, and the dependencies that hand it out.
 
-Endpoints never import a client: they declare `DatabaseDep`, `SettingsDep` or
-`ResourcesDep`, and tests swap nothing but the settings the app was created with.
+Routers never import a client or build a service: they take the services the lifespan
+built (`Resources.services`) or declare `DatabaseDep`, `SettingsDep` or `ResourcesDep`,
+and tests swap nothing but the settings the app was created with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -23,6 +23,7 @@ from snipix.db.transactions import UnitOfWork
 from snipix.observability.metrics import Metrics
 from snipix.retry import RetryPolicy
 from snipix.security.limiter import Limiter
+from snipix.services import Services
 from snipix.settings import Settings
 
 
@@ -35,6 +36,8 @@ class Resources:
     migrations: MigrationRunner
     tokens: TokenVerifier
     unit: UnitOfWork
+    # Every service, built once by the lifespan (`snipix.services.build_services`).
+    services: Services
     redis: Redis | None = None
     # No caching unless the lifespan builds one (Redis or in-process, see app.py).
     cache: Cache = field(default_factory=Cache.disabled)
@@ -45,22 +48,6 @@ class Resources:
     metrics: Metrics = field(default_factory=lambda: Metrics("unknown"))
     # Rate limit counters: Redis-backed when the lifespan has Redis, else in process.
     limiter: Limiter = field(default_factory=Limiter.in_process)
-
-    # Stateless services built once per app (see `shared`).
-    _shared: dict[str, object] = field(default_factory=dict)
-
-    def shared[T](self, name: str, build: Callable[[], T]) -> T:
-        """The app's one `name` service, built on first use.
-
-        Services hold only what the lifespan built (repositories on the database, the
-        cache, the unit of work), never request state: building them per request cost a
-        cached GET ~60 µs of collection objects.
-        """
-        found = self._shared.get(name)
-        if found is None:
-            found = build()
-            self._shared[name] = found
-        return found  # type: ignore[return-value]
 
 
 def get_resources(request: Request) -> Resources:

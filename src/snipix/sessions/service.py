@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from snipix.auth.actor import Actor
-from snipix.cache.service import Cache
-from snipix.db.client import Database, Document
-from snipix.db.transactions import UnitOfWork
-from snipix.projects.service import ProjectService, project_service
+from snipix.db.client import Document
+from snipix.projects.service import ProjectService
 from snipix.sessions.repository import SessionRepository
 from snipix.sessions.schemas import (
     EditingSession,
@@ -122,8 +120,3 @@ class SessionService:
                 break
         next_cursor = encode_cursor(after) if more and after is not None else None
         return Page[RecentProject](items=items, next_cursor=next_cursor)
-
-
-def session_service(db: Database, unit: UnitOfWork, *, cache: Cache) -> SessionService:
-    """The service with its repositories on `db`."""
-    return SessionService(SessionRepository(db), project_service(db, unit, cache=cache))

@@ -9,14 +9,12 @@ outside services (Google OAuth, a mail server): those routes answer 501 with a m
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Final, NoReturn
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 from pydantic import BaseModel
 
-from snipix.accounts.passwords import PasswordHasher
 from snipix.accounts.schemas import (
     Enveloped,
     LoginRequest,
@@ -27,15 +25,14 @@ from snipix.accounts.schemas import (
     TokenResponse,
     User,
 )
-from snipix.accounts.service import AccountService, NotImplementedYet, account_service
-from snipix.accounts.throttle import LoginThrottle
-from snipix.accounts.token_issuer import TokenIssuer, session_of
+from snipix.accounts.service import AccountService, NotImplementedYet
+from snipix.accounts.token_issuer import session_of
 from snipix.api.envelope import failure_responses, success
 from snipix.api.errors import ErrorResponse
 from snipix.api.identity import CurrentUser, current_user
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.errors import ValidationFailed
-from snipix.resources import Resources, ResourcesDep
+from snipix.resources import get_resources
 
 API_PREFIX: Final = "/api/v1/auth"
 WEB_APP_PREFIX: Final = "/auth"
@@ -65,40 +62,8 @@ UNAVAILABLE: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class AccountsRuntime:
-    """What accounts keep for the life of one app: the signing key, the hasher (and its
-    dummy hash), the failure counts. Built on first use, kept in `app.state`."""
-
-    issuer: TokenIssuer | str
-    hasher: PasswordHasher
-    throttle: LoginThrottle
-
-    @classmethod
-    def of(cls, request: Request, resources: Resources) -> AccountsRuntime:
-        runtime: AccountsRuntime | None = getattr(request.app.state, "accounts", None)
-        if runtime is None:
-            # No await between the check and the store: two first requests cannot race.
-            runtime = cls(
-                issuer=TokenIssuer.from_settings(resources.settings),
-                hasher=PasswordHasher(),
-                # The failure counts live where the rate limits do (Redis if any).
-                throttle=LoginThrottle.from_settings(resources.settings, resources.limiter),
-            )
-            request.app.state.accounts = runtime
-        return runtime
-
-
-async def get_account_service(request: Request, resources: ResourcesDep) -> AccountService:
-    runtime = AccountsRuntime.of(request, resources)
-    return account_service(
-        resources.db,
-        resources.settings,
-        issuer=runtime.issuer,
-        hasher=runtime.hasher,
-        throttle=runtime.throttle,
-        metrics=resources.metrics,
-    )
+async def get_account_service(request: Request) -> AccountService:
+    return get_resources(request).services.accounts
 
 
 ServiceDep = Annotated[AccountService, Depends(get_account_service)]

@@ -18,25 +18,18 @@ from snipix.errors import NotImplementedHere
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.service import MediaRuntime, MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.projects.service import project_service
-from snipix.resources import ResourcesDep, get_settings
+from snipix.resources import get_resources, get_settings
 
 ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
-_RUNTIME: Final = "media_runtime"
 
 
 def media_runtime(request: Request) -> MediaRuntime:
-    """The app's media runtime, built on first use (no client to open or close)."""
-    runtime: MediaRuntime | None = getattr(request.app.state, _RUNTIME, None)
-    if runtime is None:
-        runtime = MediaRuntime.from_settings(get_settings(request))
-        setattr(request.app.state, _RUNTIME, runtime)
-    return runtime
+    """The app's media runtime (storage, tools, the link signer)."""
+    return get_resources(request).services.media_runtime
 
 
-async def get_media_service(request: Request, resources: ResourcesDep) -> MediaService:
-    projects = project_service(resources.db, resources.unit, cache=resources.cache)
-    return MediaService(projects, media_runtime(request))
+async def get_media_service(request: Request) -> MediaService:
+    return get_resources(request).services.media
 
 
 ServiceDep = Annotated[MediaService, Depends(get_media_service)]

@@ -17,7 +17,6 @@ from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
-from snipix.media.storage import purge_hook
 from snipix.projects.schemas import (
     PROJECT_ID_PATTERN,
     ListCursor,
@@ -33,26 +32,16 @@ from snipix.projects.schemas import (
     Tag,
     VersionCursor,
 )
-from snipix.projects.service import ListQuery, ProjectService, project_service
+from snipix.projects.service import ListQuery, ProjectService
 from snipix.resources import get_resources
 from snipix.wire.pages import DEFAULT_LIMIT, Page, decode_cursor
 from snipix.wire.versions import MAX_VERSION, expected_version, parse_if_match
 
 
 async def get_project_service(request: Request) -> ProjectService:
-    # The request, not `ResourcesDep`: every dependency node costs a hot read ~20 µs of
+    # The request, not `ResourcesDep`: every dependency node costs a hot read some of
     # FastAPI's resolution; the same for the other service getters.
-    resources = get_resources(request)
-    # Media: an admin purge also removes the project's media files.
-    return resources.shared(
-        "projects",
-        lambda: project_service(
-            resources.db,
-            resources.unit,
-            cache=resources.cache,
-            on_purge=[purge_hook(resources.settings)],
-        ),
-    )
+    return get_resources(request).services.projects
 
 
 ServiceDep = Annotated[ProjectService, Depends(get_project_service)]

@@ -14,15 +14,12 @@ from snipix.api.query_guard import reject_unsafe_query
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources
 from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate
-from snipix.sessions.service import SessionService, session_service
+from snipix.sessions.service import SessionService
 from snipix.wire.pages import DEFAULT_LIMIT, Page, decode_cursor
 
 
 async def get_session_service(request: Request) -> SessionService:
-    resources = get_resources(request)
-    return resources.shared(
-        "sessions", lambda: session_service(resources.db, resources.unit, cache=resources.cache)
-    )
+    return get_resources(request).services.sessions
 
 
 ServiceDep = Annotated[SessionService, Depends(get_session_service)]

@@ -16,11 +16,9 @@ from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.errors import TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.projects.service import project_service
 from snipix.resources import SettingsDep, get_resources
 from snipix.timelines.otio import from_otio, to_otio
 from snipix.timelines.patches import check_operations
-from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.schemas import (
     STATE_FIELDS,
     HistoryCursor,
@@ -41,20 +39,7 @@ PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/json")
 
 
 async def get_timeline_service(request: Request) -> TimelineService:
-    resources = get_resources(request)
-    settings = resources.settings
-    return resources.shared(
-        "timelines",
-        lambda: TimelineService(
-            TimelineRepository(resources.db),
-            project_service(resources.db, resources.unit, cache=resources.cache),
-            resources.unit,
-            resources.cache,
-            max_bytes=settings.timeline_max_bytes,
-            snapshot_every=settings.timeline_snapshot_every,
-            deferred=resources.deferred,
-        ),
-    )
+    return get_resources(request).services.timelines
 
 
 ServiceDep = Annotated[TimelineService, Depends(get_timeline_service)]

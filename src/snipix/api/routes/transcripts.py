@@ -16,10 +16,8 @@ from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.routes.timelines import ServiceDep as TimelineServiceDep
 from snipix.errors import ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.projects.service import project_service
 from snipix.resources import get_resources
 from snipix.timelines.schemas import Timeline
-from snipix.transcripts.repository import TranscriptRepository
 from snipix.transcripts.schemas import (
     CutRequest,
     MergeSegment,
@@ -37,19 +35,7 @@ from snipix.wire.versions import expected_version, parse_if_match
 
 
 async def get_transcript_service(request: Request) -> TranscriptService:
-    resources = get_resources(request)
-    settings = resources.settings
-    return resources.shared(
-        "transcripts",
-        lambda: TranscriptService(
-            TranscriptRepository(resources.db),
-            project_service(resources.db, resources.unit, cache=resources.cache),
-            bucket_words=settings.transcript_bucket_words,
-            bucket_bytes=settings.transcript_bucket_bytes,
-            max_segments=settings.transcript_max_segments,
-            max_words=settings.transcript_max_words,
-        ),
-    )
+    return get_resources(request).services.transcripts
 
 
 ServiceDep = Annotated[TranscriptService, Depends(get_transcript_service)]

@@ -1,0 +1,95 @@
+"""The services of one process, built once: the composition root every entry point uses.
+
+The app's lifespan builds them from what it opened (database, unit of work, cache,
+deferred writes, limiter, metrics) and keeps them in `Resources.services`; the routers
+hand them out. The CLI and jobs build theirs the same way, so no path gets a service wired
+differently (a projects service without the media purge hook, say).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snipix.accounts.passwords import PasswordHasher
+from snipix.accounts.service import AccountService, account_service
+from snipix.accounts.throttle import LoginThrottle
+from snipix.accounts.token_issuer import TokenIssuer
+from snipix.cache.service import Cache
+from snipix.db.client import Database
+from snipix.db.deferred import DeferredWrites
+from snipix.db.transactions import UnitOfWork
+from snipix.media.service import MediaRuntime, MediaService
+from snipix.media.storage import purge_hook
+from snipix.observability.metrics import Metrics
+from snipix.projects.service import ProjectService, project_service
+from snipix.security.limiter import Limiter
+from snipix.sessions.repository import SessionRepository
+from snipix.sessions.service import SessionService
+from snipix.settings import Settings
+from snipix.timelines.repository import TimelineRepository
+from snipix.timelines.service import TimelineService
+from snipix.transcripts.repository import TranscriptRepository
+from snipix.transcripts.service import TranscriptService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """One instance of each service. They hold only what the process opened, never
+    request state, so one set serves every request."""
+
+    projects: ProjectService
+    timelines: TimelineService
+    transcripts: TranscriptService
+    sessions: SessionService
+    media: MediaService
+    media_runtime: MediaRuntime
+    accounts: AccountService
+
+
+def build_services(
+    settings: Settings,
+    db: Database,
+    unit: UnitOfWork,
+    *,
+    cache: Cache,
+    deferred: DeferredWrites,
+    limiter: Limiter,
+    metrics: Metrics,
+) -> Services:
+    """Every service on `db`. `cache`: the app's, or `Cache.disabled()` for tools that change
+    nothing a running service caches."""
+    # A purge (admin or retention) also removes the project's media files.
+    projects = project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)])
+    media_runtime = MediaRuntime.from_settings(settings)
+    return Services(
+        projects=projects,
+        timelines=TimelineService(
+            TimelineRepository(db),
+            projects,
+            unit,
+            cache,
+            max_bytes=settings.timeline_max_bytes,
+            snapshot_every=settings.timeline_snapshot_every,
+            deferred=deferred,
+        ),
+        transcripts=TranscriptService(
+            TranscriptRepository(db),
+            projects,
+            bucket_words=settings.transcript_bucket_words,
+            bucket_bytes=settings.transcript_bucket_bytes,
+            max_segments=settings.transcript_max_segments,
+            max_words=settings.transcript_max_words,
+        ),
+        sessions=SessionService(SessionRepository(db), projects),
+        media=MediaService(projects, media_runtime),
+        media_runtime=media_runtime,
+        accounts=account_service(
+            db,
+            settings,
+            issuer=TokenIssuer.from_settings(settings),
+            hasher=PasswordHasher(),
+            # The failure counts live where the rate limits do (Redis if any).
+            throttle=LoginThrottle.from_settings(settings, limiter),
+            metrics=metrics,
+        ),
+    )
