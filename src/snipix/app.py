@@ -263,7 +263,7 @@ def create_app(
         description="Durable projects, timelines and transcripts for the Snipix video editor.",
         lifespan=_lifespan(settings, migrations, command_listeners, metrics),
         # FastAPI's built-in OpenTelemetry bridge asks the OTel providers on every request
-        # whether anyone listens (~5 µs); this service reports through Prometheus and its
+        # whether anyone listens; this service reports through Prometheus and its
         # structured logs (observability/), not OTel.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         responses={

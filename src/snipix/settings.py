@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_LOCAL_MAX_BYTES")
     )
     # Cached project and timeline GETs answered before routing (api/hot_reads.py);
-    # off: every request takes the routes (same answers, ~3x the CPU per cached read).
+    # off: every request takes the routes (same answers, more CPU per cached read).
     hot_reads: bool = Field(True, validation_alias=_env("SNIPIX_HOT_READS"))
 
     # Retry policy for database reads and cache calls (exponential backoff, full jitter).

@@ -118,7 +118,7 @@ def engine(
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run the embedded MongoDB-compatible engine in the foreground, like mongod."""
-    # Imported here: only this command runs the engine in process (~0.4 s of imports).
+    # Imported here: only this command runs the engine in process (its imports are slow).
     from snipix.db.engine import serve_engine
 
     settings = load_settings()

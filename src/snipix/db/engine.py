@@ -414,7 +414,7 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
     ) -> None:
         # mongoeco 4.11 makes every insert compare its `_id` with the `_id` of every stored
         # document (numeric ids need it: 1, 1.0 and Int64(1) are the same key), so an insert
-        # costs O(collection): 15 ms at 1,000 documents, 150 ms at 10,000. For any other id
+        # costs O(collection) (docs/engine.md). For any other id
         # (our string and ObjectId ids) the exact storage-key lookup mongoeco also does is
         # the whole check, so the scan is skipped.
         if scan_payload_id and "_id" in document and not id_contains_numeric_value(document["_id"]):
@@ -439,8 +439,8 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
     ) -> tuple[str, dict[str, Any]] | None:
         # mongoeco reads one document by its primary key only for a bare `_id` equality;
         # `{_id, version, pending...}` (a timeline claim or commit, a conditional project
-        # update) fell back to decoding and matching every document of the collection: a
-        # head update cost 3.4 s at 10,000 timelines. With an `_id` equality
+        # update) fell back to decoding and matching every document of the collection
+        # (docs/engine.md). With an `_id` equality
         # among the conjuncts, the one candidate is read by key and the whole filter is
         # matched against it, as MongoDB does (IDHACK, then the filter); None means no
         # document matches, as for a bare `_id`.
@@ -503,8 +503,8 @@ _single_document_insert = DatabaseAdminWriteCommandService.command_insert
 
 
 # Documents per engine batch (one transaction). mongoeco prepares a batch's documents
-# (copies, codec) on the event loop before its worker thread writes them: 1,000 50-clip
-# timeline revisions held the loop for over 3 s, stalling every other client.
+# (copies, codec) on the event loop before its worker thread writes them: a large batch
+# held the loop for seconds, stalling every other client (docs/engine.md).
 INSERT_BATCH_DOCUMENTS = 100
 
 

@@ -45,8 +45,8 @@ _NEWEST = [("at", DESCENDING), ("_id", DESCENDING)]
 # Versioned documents (project versions, timeline revisions and snapshots) are unique per
 # (projectId, version) through their `_id`, `<projectId>:<version>`; this index serves the
 # range reads. A unique compound index would only repeat the guarantee, and on the
-# embedded engine it costs a scan of the collection per insert (50 ms at 4,000 documents,
-# growing; see docs/decisions.md).
+# embedded engine it costs a scan of the collection per insert, growing with the
+# collection (docs/decisions.md).
 _BY_VERSION = [("projectId", ASCENDING), ("version", DESCENDING)]
 
 # Indexes an earlier catalogue created and a later one replaced: dropped when present, so
@@ -102,8 +102,7 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         IndexSpec("project_versions", "by_version", _BY_VERSION),
         # Heads and transcript headers are unique per project by `_id` (the project's id);
         # these serve the purge cascade. Not unique: on the embedded engine a unique index
-        # costs a scan of the collection on every write (39 ms against 7 ms per head
-        # update at 10,000 heads).
+        # costs a scan of the collection on every write (docs/performance.md).
         IndexSpec("timelines", "by_project", [("projectId", ASCENDING)]),
         IndexSpec("timeline_revisions", "by_version", _BY_VERSION),
         IndexSpec("timeline_snapshots", "by_version", _BY_VERSION),
@@ -150,8 +149,8 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             {"expireAfterSeconds": audit_retention_days * 86_400},
         ),
         # Accounts: one account per normalised (trimmed, lower-cased) email. A
-        # plain unique index: on the embedded engine it cost ~0.5 ms more per insert per
-        # 1,000 users (4.7 vs 3.2 ms at 3,000), and sign-ups are rare.
+        # plain unique index: on the embedded engine its check grows with the number of
+        # users, and sign-ups are rare.
         IndexSpec("users", "email_unique", [("email", ASCENDING)], {"unique": True}),
         # Refresh tokens (`_id` = SHA-256 of the token) and their families (`_id` = family
         # id) are read by `_id` only; the server deletes them once expired.

@@ -106,7 +106,7 @@ def apply_patch(
     document: Any, operations: list[Operation], *, in_place: bool = False
 ) -> AppliedPatch:
     """Apply `operations` in order to a copy of `document` (or to `document` itself when
-    the caller owns it, as a rebuild does: copying a 1 MB state costs ~40 ms)."""
+    the caller owns it, as a rebuild does: copying a large state is not free)."""
     try:
         jsonpatch.JsonPatch(operations)  # validates op names and required members
     except (jsonpatch.InvalidJsonPatch, TypeError) as error:

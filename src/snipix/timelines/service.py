@@ -706,7 +706,7 @@ class TimelineService:
 
     def _finish_later(self, key_id: str, token: str, result: Document) -> None:
         """Mark the key done without holding the answer for it (one durable write less
-        on every keyed autosave, ~20 ms on the embedded engine).
+        on every keyed autosave).
 
         The change itself is committed; the key's record only serves retries, and a retry
         that finds it still pending already finishes it from the committed revision

@@ -150,14 +150,14 @@ def check_json(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
 
 # Set while a model's input is being validated: the walk below covers the whole input, so
 # the models nested inside it need not walk their part again. Walking at every level cost
-# O(size x depth): 7.8 of 10.4 s validating 1,000 timelines (measured by the legacy import).
+# O(size x depth), most of the legacy import's validation time (docs/performance.md).
 _WALKED: ContextVar[bool] = ContextVar("snipix_json_walked", default=False)
 
 
 @contextmanager
 def from_storage() -> Iterator[None]:
     """Models built from what the service itself stored skip the bounds walk below (the
-    data passed it on the way in; the walk was ~10 % of an uncached read). The
+    data passed it on the way in; the walk was a visible share of an uncached read). The
     models' own validation still runs."""
     token = _WALKED.set(True)
     try:
