@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from snipix.api.envelope import failure_responses, success
 from snipix.api.identity import ActorDep
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.api.routes.timelines import ProjectId
 from snipix.api.routes.timelines import ServiceDep as TimelineServiceDep
 from snipix.auth.actor import Actor
 from snipix.compat.common import with_one_retry

@@ -22,8 +22,8 @@ from fastapi import APIRouter, Depends
 
 from snipix.api.envelope import failure_responses, success
 from snipix.api.identity import ActorDep
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.api.routes.transcripts import ProjectId
 from snipix.api.routes.transcripts import ServiceDep as TranscriptServiceDep
 from snipix.auth.actor import Actor
 from snipix.compat.common import with_one_retry

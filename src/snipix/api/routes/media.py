@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 import structlog
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
 from snipix.api.envelope import failure_responses, success
 from snipix.api.errors import request_id_of
 from snipix.api.identity import DEV_USER_HEADER, ActorDep, current_user
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.auth.actor import Actor
 from snipix.errors import NotImplementedHere
@@ -19,8 +20,6 @@ from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, 
 from snipix.media.service import MediaRuntime, MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources, get_settings
-
-ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
 
 
 def media_runtime(request: Request) -> MediaRuntime:

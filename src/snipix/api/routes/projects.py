@@ -13,12 +13,12 @@ from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
 from snipix.api.identity import ActorDep, AdminDep
 from snipix.api.pagination import CursorParam, Limit
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.audit.repository import AuditFilter
 from snipix.audit.schemas import AuditCursor, AuditEntry
 from snipix.projects.schemas import (
-    PROJECT_ID_PATTERN,
     ListCursor,
     Project,
     ProjectCreate,
@@ -45,7 +45,6 @@ async def get_project_service(request: Request) -> ProjectService:
 
 
 ServiceDep = Annotated[ProjectService, Depends(get_project_service)]
-ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse, "description": description}

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 
 from snipix.api.errors import ErrorResponse
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources
 from snipix.sessions.schemas import EditingSession, RecentCursor, RecentProject, SessionUpdate
 from snipix.sessions.service import SessionService
@@ -23,7 +23,6 @@ async def get_session_service(request: Request) -> SessionService:
 
 
 ServiceDep = Annotated[SessionService, Depends(get_session_service)]
-ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
 
 _NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No such project for this user."},

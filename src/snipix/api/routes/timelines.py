@@ -12,10 +12,10 @@ from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import IdempotencyKeyHeader
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.errors import TooLarge, ValidationFailed
-from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import SettingsDep, get_resources
 from snipix.timelines.otio import from_otio, to_otio
 from snipix.timelines.patches import check_operations
@@ -43,7 +43,6 @@ async def get_timeline_service(request: Request) -> TimelineService:
 
 
 ServiceDep = Annotated[TimelineService, Depends(get_timeline_service)]
-ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
 IdempotencyKey = IdempotencyKeyHeader
 ChangeLabel = Annotated[
     str | None,

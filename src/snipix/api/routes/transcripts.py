@@ -12,10 +12,10 @@ from snipix.api.errors import ErrorResponse
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
+from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.routes.timelines import ServiceDep as TimelineServiceDep
 from snipix.errors import ValidationFailed
-from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources
 from snipix.timelines.schemas import Timeline
 from snipix.transcripts.schemas import (
@@ -39,7 +39,6 @@ async def get_transcript_service(request: Request) -> TranscriptService:
 
 
 ServiceDep = Annotated[TranscriptService, Depends(get_transcript_service)]
-ProjectId = Annotated[str, Path(pattern=PROJECT_ID_PATTERN, description="The project's id.")]
 SegmentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_:-]{1,120}$")]
 SearchText = Annotated[str, Query(min_length=1, max_length=200, description="Words to find.")]
 
