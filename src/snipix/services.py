@@ -42,7 +42,6 @@ class Services:
     transcripts: TranscriptService
     sessions: SessionService
     media: MediaService
-    media_runtime: MediaRuntime
     accounts: AccountService
 
 
@@ -60,7 +59,6 @@ def build_services(
     nothing a running service caches."""
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)])
-    media_runtime = MediaRuntime.from_settings(settings)
     return Services(
         projects=projects,
         timelines=TimelineService(
@@ -81,8 +79,7 @@ def build_services(
             max_words=settings.transcript_max_words,
         ),
         sessions=SessionService(SessionRepository(db), projects),
-        media=MediaService(projects, media_runtime),
-        media_runtime=media_runtime,
+        media=MediaService(projects, MediaRuntime.from_settings(settings)),
         accounts=account_service(
             db,
             settings,

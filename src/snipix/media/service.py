@@ -107,6 +107,10 @@ class MediaService:
         self._runtime = runtime
         self._max_bytes = runtime.settings.media_max_bytes
 
+    async def signer(self) -> LinkSigner:
+        """The link signer (its key is read on first use)."""
+        return await self._runtime.signer()
+
     # --- upload --------------------------------------------------------------------------
 
     async def upload(self, actor: Actor, request: Request) -> UploadResult:
@@ -286,7 +290,7 @@ class MediaService:
         """Signed URLs of the project's media, for `<video>`/`<img>` tags."""
         project = await self._projects.get(actor, project_id)
         media = project.media
-        signer = await self._runtime.signer()
+        signer = await self.signer()
         token, expires = signer.sign(actor.user_id, project_id)
 
         def link(url: str, reference: str | None) -> str | None:

@@ -17,14 +17,9 @@ from snipix.api.query_guard import reject_unsafe_query
 from snipix.auth.actor import Actor
 from snipix.errors import NotImplementedHere
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
-from snipix.media.service import MediaRuntime, MediaService, StoredMedia
+from snipix.media.service import MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources, get_settings
-
-
-def media_runtime(request: Request) -> MediaRuntime:
-    """The app's media runtime (storage, tools, the link signer)."""
-    return get_resources(request).services.media_runtime
 
 
 async def get_media_service(request: Request) -> MediaService:
@@ -54,7 +49,7 @@ async def media_viewer(
     if token is None or has_identity:
         user = await current_user(request)
         return Actor(user_id=user.user_id, request_id=request_id_of(request))
-    signer = await media_runtime(request).signer()
+    signer = await get_resources(request).services.media.signer()
     user_id = signer.verify(token, project_id)
     request.state.user_id = user_id
     structlog.contextvars.bind_contextvars(user_id=user_id)
