@@ -101,7 +101,10 @@ test)
     ensure_ffmpeg
     ensure_wrk
     shift
-    exec "$VENV/bin/pytest" "$@"
+    # A worker per core (each session fixture, the engine and redis-server included, is
+    # per worker); `-n 0` in the arguments runs in one process. worksteal: the suite's few
+    # long process tests do not leave one worker finishing alone.
+    exec "$VENV/bin/pytest" -n auto --dist worksteal "$@"
     ;;
 lint)
     install

@@ -13,6 +13,7 @@ where nothing listens: every cache call fails, and the API must behave exactly t
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from pymongo import MongoClient
 
@@ -45,6 +47,23 @@ if TEST_CACHE not in {"redis", "memory", "redis-down"}:
     raise RuntimeError(f"{TEST_CACHE_VARIABLE} must be redis, memory or redis-down")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With SNIPIX_TEST_CACHE set to `memory` or `redis-down`, run only the tests it can
+    change: those whose fixtures include `cache_url`, the one place it is read. The others
+    (the engine's own tests, processes started with their own settings) would run exactly
+    as in the default pass; pytest reports them as deselected."""
+    if TEST_CACHE == "redis":
+        return
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        uses_cache = "cache_url" in getattr(item, "fixturenames", ())
+        (selected if uses_cache else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No developer setting or `.env` file reaches a test."""
@@ -55,6 +74,18 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         }:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that configures logging (directly or through an app) leaves no stream of
+    its own behind: the next test, in any order, starts from structlog's defaults."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

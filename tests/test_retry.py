@@ -14,8 +14,10 @@ from pymongo.errors import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.retry import Kind, RetryPolicy, is_safe_to_retry
+from snipix.settings import Settings
 
 
 class Flaky:
@@ -52,6 +54,7 @@ async def test_a_read_that_hits_a_failover_is_retried_and_succeeds(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Two network errors then an answer: the caller sees the answer; two retries logged."""
+    configure_logging(Settings(_env_file=None, log_format="json"))
     metrics = Metrics("test")
     call = Flaky(AutoReconnect("connection reset"), failures=2)
     assert await policy(metrics).run(call, operation="projects.get") == "ok"
