@@ -17,7 +17,7 @@ What runs (all on loopback, on this machine):
   PUT, undo); `benchmarks/editors.py` in its own process for the mixed editors run.
 
 Seeded: 10,000 projects over 100 users (each user's first project has a 50-clip timeline),
-one 5,000-clip timeline, one 50,000-word transcript (`--smoke`: far less, a few seconds
+one 5,000-clip timeline, one 50,000-word transcript (`--smoke`: far less, about a second
 per scenario — CI runs it so the suite cannot rot; no figure is asserted).
 
 Prints one table (figures, the floor beside them, the target) and writes the same as JSON
@@ -80,7 +80,7 @@ class Scale:
 
 
 FULL = Scale(10_000, 100, 50, 5_000, 50_000, 10, (10, 50, 100), 60, 100)
-SMOKE = Scale(200, 10, 50, 500, 2_000, 2, (2,), 5, 10)
+SMOKE = Scale(200, 10, 50, 500, 2_000, 1, (2,), 2, 10)
 
 
 @dataclass
@@ -1041,7 +1041,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=(__doc__ or "").split("\n\n")[0]
     )
-    parser.add_argument("--smoke", action="store_true", help="a few seconds per scenario (CI)")
+    parser.add_argument("--smoke", action="store_true", help="about a second per scenario (CI)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--mongodb-uri", help="use this server instead of an embedded engine")
     parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")

@@ -37,7 +37,7 @@ SCENARIOS = (
     "autosave PATCH, 10 ops, no Idempotency-Key (50 clips)",
     "full PUT, same change (50 clips)",
     "undo",
-    "editors x2, 5 s",
+    "editors x2, 2 s",
 )
 
 
