@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from snipix.settings import Settings
 from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.service import TimelineService
 from tests.support import (
+    Clock,
     SnipixProcess,
     clean_env,
     free_port,
@@ -213,7 +213,6 @@ class Engine:
     data_dir: Path
     port: int = field(default_factory=free_port)
     process: EngineProcess | None = None
-    killed_at: float | None = None
 
     @property
     def uri(self) -> str:
@@ -230,7 +229,6 @@ class Engine:
         assert self.process is not None
         os.kill(self.process.process.pid, signal.SIGKILL)
         self.process.process.wait(timeout=10)
-        self.killed_at = time.monotonic()
 
     @property
     def alive(self) -> bool:
@@ -259,6 +257,8 @@ class KillSwitch:
     engine: Engine
     armed: bool = False
     fired: int = 0
+    # The timeline service's clock: the test moves it past the claim grace after a crash.
+    clock: Clock = field(default_factory=Clock)
 
     def fire(self) -> None:
         if self.armed:
@@ -337,6 +337,7 @@ def crash_app(
             claim_grace=GRACE,
             between_writes=switch.between_writes,
             deferred=resources.deferred,
+            clock=switch.clock,
         )
 
     app.dependency_overrides[get_timeline_service] = crashing_timeline_service
@@ -367,17 +368,13 @@ async def wait_ready(http: httpx.AsyncClient, timeout_s: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
-async def restart_after_crash(engine: Engine, http: httpx.AsyncClient) -> None:
+async def restart_after_crash(switch: KillSwitch, http: httpx.AsyncClient) -> None:
     """The engine back on the same port and data dir, the app using it, the grace over."""
-    assert not engine.alive
-    engine.start()
+    assert not switch.engine.alive
+    switch.engine.start()
     await wait_ready(http)
-    assert engine.killed_at is not None
-    remaining = GRACE.total_seconds() + 0.2 - (time.monotonic() - engine.killed_at)
-    # Waiting out the grace, not synchronising: the timeline service judges a claim stale by
-    # its own wall clock (no clock to inject yet), and a sleep is only ever longer under load.
-    if remaining > 0:
-        await asyncio.sleep(remaining)
+    # The claim the crash left behind is now older than the grace, by the service's clock.
+    switch.clock.advance(GRACE + timedelta(milliseconds=1))
 
 
 def assert_not_acknowledged(response: httpx.Response) -> None:
@@ -418,7 +415,7 @@ async def test_a_change_killed_before_its_head_commit_is_not_saved_and_is_overwr
         assert not engine.alive
         assert_not_acknowledged(killed)
 
-        await restart_after_crash(engine, http)
+        await restart_after_crash(switch, http)
         with engine.inspect() as db:
             leftover = db["timeline_revisions"].find_one({"projectId": project_id, "version": 3})
             assert leftover is not None, "the revision was written before the kill"
@@ -489,7 +486,7 @@ async def test_an_autosave_killed_before_its_head_commit_applies_once_on_retry(
         assert switch.fired == 1
         assert_not_acknowledged(killed)
 
-        await restart_after_crash(engine, http)
+        await restart_after_crash(switch, http)
         retried = await send_patch(http, path, MOVE_C2, 1, **key)
         assert retried.status_code == 200, retried.text
         assert retried.headers["ETag"] == '"2"'

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from pymongo.errors import DuplicateKeyError
 
+from snipix.clock import Clock, utc_now
 from snipix.db.client import Database
 
 COLLECTION = "leases"
@@ -21,10 +21,6 @@ COLLECTION = "leases"
 
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Lease:
@@ -35,7 +31,7 @@ class Lease:
         *,
         ttl: timedelta,
         owner: str | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._leases = db[COLLECTION]
         self.name = name

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -34,6 +34,7 @@ from pymongo.errors import PyMongoError
 
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
+from snipix.clock import Clock, to_millisecond, utc_now
 from snipix.db.client import Document
 from snipix.db.deferred import DeferredWrites
 from snipix.db.transactions import UnitOfWork
@@ -74,11 +75,6 @@ CLAIM_WAIT_S = 3.0
 KEY_TTL = timedelta(hours=48)
 
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _validated(document: Any, max_bytes: int) -> dict[str, Any]:
@@ -172,6 +168,7 @@ class TimelineService:
         claim_grace: timedelta = DEFAULT_CLAIM_GRACE,
         between_writes: BetweenWrites | None = None,
         deferred: DeferredWrites | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._timelines = timelines
         self._projects = projects
@@ -180,6 +177,8 @@ class TimelineService:
         self._max_bytes = max_bytes
         self._snapshot_every = snapshot_every
         self._claim_grace = claim_grace
+        # Claims and keys are stamped, and judged stale, by this clock.
+        self._clock = clock
         self._between_writes = between_writes
         self._deferred = deferred if deferred is not None else DeferredWrites()
         # Keys being marked done after their answer was sent (see `_finish_later`).
@@ -473,7 +472,7 @@ class TimelineService:
                     current_version=version,
                 )
             token = uuid.uuid4().hex
-            now = _now()
+            now = to_millisecond(self._clock())
             claim = {"version": version + 1, "token": token, "at": now, "by": actor.user_id}
             try:
                 if head is None:
@@ -643,7 +642,7 @@ class TimelineService:
         key_id = f"timeline:{project_id}:{key}"
         fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
         token = uuid.uuid4().hex
-        now = _now()
+        now = to_millisecond(self._clock())
         head = await self._timelines.head_version(project_id)
         record = {
             "_id": key_id,

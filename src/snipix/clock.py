@@ -1,0 +1,24 @@
+"""The time a service reads as "now", passed in rather than read from the system.
+
+Whether a claim, a lease or a key has expired is a judgement about time; code that takes
+its clock as an argument can be shown "ten seconds later" by moving that clock, where code
+that reads the system clock itself can only be shown it by waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+type Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The system's time, timezone-aware (UTC): the default clock."""
+    return datetime.now(UTC)
+
+
+def to_millisecond(moment: datetime) -> datetime:
+    """`moment` cut to the millisecond, as MongoDB stores it (so a stored time compares
+    equal to the one the code kept)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
