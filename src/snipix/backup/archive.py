@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, cast
 
 import bson
 from bson import Decimal128, ObjectId, json_util
@@ -44,12 +44,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from snipix.audit.repository import COLLECTION as AUDIT
+from snipix.backup.errors import BackupError
 from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import COLLECTION as LEASES
 from snipix.db.migrations import COLLECTION as MIGRATIONS_COLLECTION
 from snipix.db.migrations import LOCK_ID, MigrationRunner
+from snipix.progress import NoProgress, Progress
 from snipix.projects.repository import DEPENDENTS, PROJECTS
 from snipix.settings import Settings
 from snipix.timelines.repository import KEYS as IDEMPOTENCY_KEYS
@@ -87,33 +89,6 @@ _RAW = CodecOptions(
 )
 _CHUNK = 1 << 20
 _DUPLICATE_KEY = 11000
-
-
-class BackupError(Exception):
-    """A backup or restore that cannot go on; the message says why in one line."""
-
-
-class Progress(Protocol):
-    """Where a long run reports how far it got (a progress bar, or nothing)."""
-
-    @property
-    def active(self) -> bool:
-        """Whether totals are wanted (counting documents costs a query)."""
-        ...
-
-    def start(self, label: str, total: int | None) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-
-class NoProgress:
-    active = False
-
-    def start(self, label: str, total: int | None) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        pass
 
 
 # --- the manifest ------------------------------------------------------------------------

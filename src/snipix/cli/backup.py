@@ -9,17 +9,12 @@ from typing import Annotated
 
 import typer
 
-from snipix.backup.archive import (
-    BackupError,
-    BackupReport,
-    Progress,
-    RestoreReport,
-    backup,
-    restore,
-)
+from snipix.backup.archive import BackupReport, RestoreReport, backup, restore
+from snipix.backup.errors import BackupError
 from snipix.cli.frame import command, fail, load_settings, progress_bar
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint
+from snipix.progress import Progress
 from snipix.settings import Settings
 
 __all__ = ["BackupError", "backup_app"]

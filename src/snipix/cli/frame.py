@@ -20,13 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from snipix.backup.archive import BackupError, NoProgress, Progress
+from snipix.backup.errors import BackupError
 from snipix.db.client import DatabaseUnreachable
 from snipix.db.engine_record import DataDirInUse, EngineStartError
 from snipix.db.indexes import IndexConflict
 from snipix.db.launcher import EngineLaunchError
 from snipix.db.migrations import MigrationLocked
 from snipix.observability.logging import configure_logging
+from snipix.progress import NoProgress, Progress
 from snipix.settings import Settings, describe_errors
 
 # Failures a person can act on: shown as one line, never as a traceback.

@@ -20,7 +20,6 @@ import typer
 from pymongo.errors import PyMongoError
 from rich.console import Console
 
-from snipix.backup.archive import Progress
 from snipix.cache.service import Cache
 from snipix.cache.store import RedisStore
 from snipix.cli.frame import command, fail, load_settings, progress_bar
@@ -37,6 +36,7 @@ from snipix.legacy.importer import (
 )
 from snipix.legacy.report import ImportReport
 from snipix.observability.metrics import Metrics
+from snipix.progress import Progress
 from snipix.retry import RetryPolicy
 from snipix.settings import Settings
 

@@ -1,34 +1,65 @@
 """The `snipix` command: serve, the embedded engine, and the command groups.
 
 Each group is a module of this package (db, retention, logs, backup, users, legacy); what
-they share (settings, one-line failures, stop signals, progress bars) is `frame`.
+they share (settings, one-line failures, stop signals, progress bars) is `frame`. A group's
+module is imported when its command runs, not for every command: `snipix engine` (started
+by `serve` and by every tool without MONGODB_URI) loads neither the web stack nor the
+import/export code, and a tool starts in about half the time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
-import uvicorn
+from typer.core import TyperGroup
 
-from snipix.auth.token_verifier import TokenVerifier
-from snipix.cli.backup import backup_app
-from snipix.cli.db import db_app
 from snipix.cli.frame import command, fail, load_settings
-from snipix.cli.legacy import legacy_app
-from snipix.cli.logs import logs_app
-from snipix.cli.retention import retention_app
-from snipix.cli.users import users_app
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint
 from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# Command name -> (module, its Typer, group?). A group (`snipix db ...`) is the module's
+# Typer itself; otherwise the name is one command of that Typer (`snipix backup`).
+_LAZY: dict[str, tuple[str, str, bool]] = {
+    "db": ("snipix.cli.db", "db_app", True),
+    "retention": ("snipix.cli.retention", "retention_app", True),
+    "logs": ("snipix.cli.logs", "logs_app", True),
+    "backup": ("snipix.cli.backup", "backup_app", False),
+    "restore": ("snipix.cli.backup", "backup_app", False),
+    "users": ("snipix.cli.users", "users_app", True),
+    "import-legacy": ("snipix.cli.legacy", "legacy_app", False),
+    "export-legacy": ("snipix.cli.legacy", "legacy_app", False),
+}
+
+
+class _LazyCommands(TyperGroup):
+    """The root group: `serve`, `engine` and `config` defined here, the rest imported on
+    first use (click's documented pattern for lazily loaded subcommands)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *_LAZY]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in _LAZY:
+            return found
+        module, attribute, is_group = _LAZY[cmd_name]
+        loaded = typer.main.get_group(getattr(importlib.import_module(module), attribute))
+        if is_group:
+            loaded.name = cmd_name
+            loaded.no_args_is_help = True
+            return loaded
+        return loaded.get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="snipix",
@@ -36,13 +67,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_LazyCommands,
 )
-app.add_typer(db_app, name="db", no_args_is_help=True)
-app.add_typer(retention_app, name="retention", no_args_is_help=True)
-app.add_typer(logs_app, name="logs", no_args_is_help=True)
-app.add_typer(backup_app)  # `snipix backup`, `snipix restore`
-app.add_typer(users_app, name="users", no_args_is_help=True)  # accounts
-app.add_typer(legacy_app)  # `snipix import-legacy`, `snipix export-legacy`
 
 
 @app.command()
@@ -52,6 +78,11 @@ def serve(
     workers: Annotated[int | None, typer.Option(min=1, max=64, help="[SNIPIX_WORKERS]")] = None,
 ) -> None:
     """Run the API (with the embedded engine when MONGODB_URI is not set)."""
+    # Imported here: the web stack is this command's alone.
+    import uvicorn
+
+    from snipix.auth.token_verifier import TokenVerifier
+
     settings = load_settings()
     host = host or settings.host
     port = settings.port if port is None else port

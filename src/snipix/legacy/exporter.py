@@ -32,10 +32,10 @@ from typing import IO, Any, Final
 
 import orjson
 
-from snipix.backup.archive import NoProgress, Progress
 from snipix.db.client import Database, Document
 from snipix.legacy.records import format_date
 from snipix.legacy.repository import HEADERS, HEADS, REVISIONS, LegacyRepository
+from snipix.progress import NoProgress, Progress
 from snipix.projects.schemas import Project
 from snipix.timelines.repository import versioned_id
 from snipix.timelines.schemas import TimelineState

@@ -39,7 +39,6 @@ from snipix.accounts.schemas import normalize_email
 from snipix.audit.repository import COLLECTION as AUDIT
 from snipix.audit.repository import audit_document
 from snipix.auth.actor import Actor
-from snipix.backup.archive import NoProgress, Progress
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS
 from snipix.db.client import Database, Document
@@ -78,6 +77,7 @@ from snipix.legacy.repository import (
     WRITE_ORDER,
     LegacyRepository,
 )
+from snipix.progress import NoProgress, Progress
 from snipix.projects.repository import PROJECTS, ProjectRepository
 from snipix.projects.service import CACHED_LIST, CACHED_PROJECT, project_service
 from snipix.settings import Settings
