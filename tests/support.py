@@ -22,6 +22,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pymongo import MongoClient
 
+from snipix.clock import utc_now_ms
 from snipix.db.engine_record import EngineRecord, is_served
 
 # Environment variables a developer may have set that must not leak into a test's process.
@@ -92,19 +93,15 @@ async def until(
     return loop.time() - started
 
 
-def _millisecond(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 async def next_millisecond() -> None:
     """Wait until the wall clock has entered a later millisecond than the one it is in now.
 
     MongoDB keeps milliseconds, so a time the service stores after this returns is later
     than any it stored before the call (two writes in one millisecond would tie).
     """
-    now = _millisecond(datetime.now(UTC))
+    now = utc_now_ms()
     await until(
-        lambda: _millisecond(datetime.now(UTC)) > now,
+        lambda: utc_now_ms() > now,
         what=f"the clock to pass {now.isoformat()}",
         interval_s=0.001,
     )

@@ -22,3 +22,8 @@ def to_millisecond(moment: datetime) -> datetime:
     """`moment` cut to the millisecond, as MongoDB stores it (so a stored time compares
     equal to the one the code kept)."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def utc_now_ms() -> datetime:
+    """The system's time to the millisecond: the "now" a service stores and returns."""
+    return to_millisecond(utc_now())

@@ -16,6 +16,7 @@ from snipix.app import create_app
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS
+from snipix.clock import to_millisecond, utc_now_ms
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import COLLECTION as LEASES
@@ -36,15 +37,13 @@ SYSTEM_ACTOR = "system:retention"
 SyncDb = SyncDatabase[dict[str, Any]]
 
 
-def ms(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def project(
     project_id: str, *, deleted_days_ago: float | None, owner: str = "editor-1"
 ) -> dict[str, Any]:
-    now = ms(datetime.now(UTC))
-    deleted_at = ms(now - timedelta(days=deleted_days_ago)) if deleted_days_ago else None
+    now = utc_now_ms()
+    deleted_at = (
+        to_millisecond(now - timedelta(days=deleted_days_ago)) if deleted_days_ago else None
+    )
     created = (deleted_at or now) - timedelta(days=1)
     return {
         "_id": project_id,

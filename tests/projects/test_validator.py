@@ -3,7 +3,6 @@ validator installed by the first migration)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from pymongo.errors import OperationFailure, WriteError
 from structlog.testing import capture_logs
 
 from snipix.catalogue import MIGRATIONS
+from snipix.clock import utc_now_ms
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import MigrationRunner
@@ -24,13 +24,8 @@ MIGRATION_ID = "0001_projects_validator"
 DOCUMENT_VALIDATION_FAILURE = 121
 
 
-def now_ms() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def valid_project(project_id: str = "p1", **changes: Any) -> dict[str, Any]:
-    now = now_ms()
+    now = utc_now_ms()
     doc: dict[str, Any] = {
         "_id": project_id,
         "userId": "editor-1",
@@ -90,7 +85,7 @@ async def test_a_valid_project_is_accepted(
     doc = valid_project(tags=["client"], media={"durationSec": 93.5}, version=3)
     projects(mongo, settings).insert_one(doc)
     assert projects(mongo, settings).find_one({"_id": "p1"}) == doc
-    deleted = valid_project("p2", isDeleted=True, deletedAt=now_ms(), status="archived")
+    deleted = valid_project("p2", isDeleted=True, deletedAt=utc_now_ms(), status="archived")
     projects(mongo, settings).insert_one(deleted)
     assert projects(mongo, settings).count_documents({}) == 2
 

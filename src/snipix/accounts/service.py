@@ -11,7 +11,7 @@ two parties hold the same session, so the whole family is revoked and both must 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import structlog
@@ -29,6 +29,7 @@ from snipix.accounts.schemas import (
 )
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer, new_refresh_token, refresh_token_hash
+from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
 from snipix.observability.metrics import Metrics
@@ -51,12 +52,6 @@ class NotImplementedYet(SnipixError):
 
     code = "not_implemented"
     status_code = 501
-
-
-def _now() -> datetime:
-    # MongoDB keeps milliseconds; truncating here makes what we return equal what we store.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _unauthorized(message: str) -> Unauthorized:
@@ -118,7 +113,7 @@ class AccountService:
 
         `email` must be normalised and `password` already checked against the rules.
         """
-        now = _now()
+        now = utc_now_ms()
         doc: Document = {
             "_id": str(ObjectId()),
             "email": email,
@@ -174,7 +169,7 @@ class AccountService:
             # Only after the password matched: telling a stranger would confirm the account.
             self._metrics.login_failed("inactive")
             raise Forbidden(f"This account is {doc['status']}; ask an administrator.")
-        now = _now()
+        now = utc_now_ms()
         await self._users.record_sign_in(doc["_id"], now, new_hash)
         doc = {**doc, "lastLoginAt": now, "loginCount": doc.get("loginCount", 0) + 1}
         return await self._sign_in(doc, remember_me=body.remember_me)
@@ -186,7 +181,7 @@ class AccountService:
         return User.from_document(doc)
 
     async def update_profile(self, user_id: str, body: ProfileUpdate) -> User:
-        doc = await self._users.update_profile(user_id, body.changes(), _now())
+        doc = await self._users.update_profile(user_id, body.changes(), utc_now_ms())
         if doc is None:
             raise NotFound(NO_ACCOUNT)
         return User.from_document(doc)
@@ -197,7 +192,7 @@ class AccountService:
         """A new access token and a new refresh token for a valid, unused refresh token."""
         issuer = self._require_issuer()
         token_hash = refresh_token_hash(refresh_token)
-        now = _now()
+        now = utc_now_ms()
         token = await self._refresh.token(token_hash)
         if token is None or token["expiresAt"] <= now:
             raise _unauthorized(SESSION_ENDED)
@@ -223,7 +218,7 @@ class AccountService:
         Unknown, expired or already-ended sessions are not an error: signing out twice is
         harmless, and the answer says nothing about which tokens exist.
         """
-        now = _now()
+        now = utc_now_ms()
         if refresh_token is not None:
             token = await self._refresh.token(refresh_token_hash(refresh_token))
             if token is not None:
@@ -249,7 +244,7 @@ class AccountService:
 
     async def _sign_in(self, user: Document, *, remember_me: bool) -> TokenResponse:
         issuer = self._require_issuer()
-        now = _now()
+        now = utc_now_ms()
         family_id = str(ObjectId())
         refresh_token = new_refresh_token()
         expires_at = now + self._lifetimes.refresh(remember_me)

@@ -41,6 +41,7 @@ from snipix.audit.repository import audit_document
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
 from snipix.catalogue import MIGRATIONS
+from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import MigrationRunner
@@ -725,7 +726,7 @@ class Importer:
         assert checksum is not None
         audit = audit_document(
             IMPORTER,
-            at=_now(),
+            at=utc_now_ms(),
             action=ACTION,
             entity="project",
             entity_id=entry.id,
@@ -837,11 +838,6 @@ def _id_of(value: Any, key: str | None) -> str | None:
 
 def _ignore(_count: int) -> None:
     pass
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 __all__ = ["Importer", "LegacyFileError", "LegacyImportError", "OptionError", "Options"]

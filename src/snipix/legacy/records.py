@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
+from snipix.clock import to_millisecond
 from snipix.db.client import Document
 from snipix.errors import SnipixError, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN, Media, ProjectCreate, ProjectStatus
@@ -136,7 +137,7 @@ def parse_date(value: Any) -> datetime:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     else:
         raise ValueError("not a date")
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return to_millisecond(moment)
 
 
 def format_date(moment: datetime | None) -> str | None:

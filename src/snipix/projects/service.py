@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
+from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork
 from snipix.errors import (
@@ -66,12 +67,6 @@ PurgeHook = Callable[[str], Awaitable[None]]
 # Cache kinds: one project by id, and a user's list pages.
 CACHED_PROJECT = "project"
 CACHED_LIST = "projects"
-
-
-def _now() -> datetime:
-    # MongoDB keeps milliseconds; truncating here makes what we return equal what we store.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _not_found(project_id: str) -> NotFound:
@@ -301,7 +296,7 @@ class ProjectService:
         (a client retrying after a lost answer or a 503) meets the first insert in the
         unique `_id` index instead of creating a second project.
         """
-        now = _now()
+        now = utc_now_ms()
         request = data.model_dump(mode="json")
         project_id = str(ObjectId())
         if idempotency_key is not None:
@@ -471,7 +466,7 @@ class ProjectService:
                     f"version {version}. Reload it and apply your change again.",
                     current_version=version,
                 )
-            now = _now()
+            now = utc_now_ms()
             changes, unset = build(current, now)
             try:
                 await self._projects.save_version(
@@ -568,7 +563,7 @@ class ProjectService:
         the claim (nothing is deleted) or is refused after it — never a live project whose
         timeline and versions were deleted under it.
         """
-        doc = await self._projects.claim_for_purge(project_id, _now())
+        doc = await self._projects.claim_for_purge(project_id, utc_now_ms())
         if doc is None:
             log.info("purge skipped", project_id=project_id, reason="restored")
             return None
@@ -577,7 +572,7 @@ class ProjectService:
         await self._audit.record(
             audit_document(
                 actor,
-                at=_now(),
+                at=utc_now_ms(),
                 action="project.purged",
                 entity=ENTITY,
                 entity_id=project_id,

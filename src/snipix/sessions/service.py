@@ -8,9 +8,8 @@ history, no version and no `If-Match`. Two tabs of the same user simply take tur
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from snipix.auth.actor import Actor
+from snipix.clock import utc_now_ms
 from snipix.db.client import Document
 from snipix.projects.service import ProjectService
 from snipix.sessions.repository import SessionRepository
@@ -25,12 +24,6 @@ from snipix.wire.pages import Page, encode_cursor
 # Batches of sessions one recent page may read while skipping sessions of deleted
 # projects; past that the page is returned short, with a cursor to go on from.
 MAX_RECENT_BATCHES = 3
-
-
-def _now() -> datetime:
-    # MongoDB keeps milliseconds; truncating here makes what we return equal what we store.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _position(doc: Document) -> RecentCursor:
@@ -60,7 +53,7 @@ class SessionService:
         it is invisible (no route finds a project for it) and holds no content.
         """
         await self._projects.get(actor, project_id)
-        now = _now()
+        now = utc_now_ms()
         doc = await self._sessions.upsert(
             actor.user_id,
             project_id,

@@ -13,12 +13,12 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import structlog
 from pydantic import ValidationError
 
 from snipix.auth.actor import Actor
+from snipix.clock import utc_now_ms
 from snipix.db.client import Document
 from snipix.errors import (
     Conflict,
@@ -52,11 +52,6 @@ INSERT_BATCH = 20
 MAX_SEARCH_BUCKETS = 200
 SEARCH_BATCH = 10
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _segment_document(segment: Segment, segment_id: str) -> Document:
@@ -208,7 +203,7 @@ class TranscriptService:
             "bucketCount": len(buckets),
             "generation": generation,
             "version": version,
-            "updatedAt": _now(),
+            "updatedAt": utc_now_ms(),
         }
         if upload.metadata is not None:
             header["metadata"] = upload.metadata.model_dump(mode="json")
