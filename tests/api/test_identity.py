@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import structlog
 from fastapi import FastAPI
 
 from snipix.api.identity import AdminUser, CurrentUser
@@ -86,16 +84,6 @@ async def local(local_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def production(production_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(with_probe_routes(production_settings)) as http:
         yield http
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
 
 
 def assert_unauthorized(response: httpx.Response, message: str | None = None) -> None:
@@ -239,7 +227,6 @@ async def test_admin_route_without_identity_is_401_not_403(
     assert_unauthorized(await production.get("/admin-only"), NO_TOKEN)
 
 
-@pytest.mark.usefixtures("restore_logging")
 async def test_access_log_names_the_user_and_never_the_token(
     production_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

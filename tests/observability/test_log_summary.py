@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +50,6 @@ SLOW_QUERIES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-
-
 def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
@@ -69,7 +57,7 @@ def nearest_rank(values: list[float], p: float) -> float:
 
 @pytest.fixture
 async def service_log(
-    settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path, restore_logging: None
+    settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> Path:
     """A log file the service wrote: 15 real requests (3 5xx, 3 4xx), slow queries, garbage."""
     # The slow queries are the ones written below: a real command that happens to pass a

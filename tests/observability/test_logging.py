@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,16 +18,6 @@ from tests.support import running_app
 
 MONGO_PASSWORD = "Mongo-Pa55word"
 JWT_SECRET = "jwt-secret-" + "z" * 30
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -52,7 +41,6 @@ def log_secrets(log_format: str) -> None:
         structlog.get_logger("snipix.test").exception("failed")
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_secrets_are_redacted_from_every_log_line(capsys: pytest.CaptureFixture[str]) -> None:
     """Even a driver message quoting the URI, or a traceback, shows no password or secret."""
     log_secrets("json")
@@ -67,7 +55,6 @@ def test_secrets_are_redacted_from_every_log_line(capsys: pytest.CaptureFixture[
     assert "Traceback" in lines[2]["exception"]
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_console_logs_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
     log_secrets("console")
     output = capsys.readouterr().err
@@ -77,7 +64,6 @@ def test_console_logs_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> No
     assert JWT_SECRET not in output
 
 
-@pytest.mark.usefixtures("restore_logging")
 async def test_each_request_logs_one_access_line(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -98,7 +84,6 @@ async def test_each_request_logs_one_access_line(
     assert line["level"] == "info"
 
 
-@pytest.mark.usefixtures("restore_logging")
 async def test_redis_password_never_reaches_logs_or_readiness(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

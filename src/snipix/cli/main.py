@@ -27,17 +27,17 @@ from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# Command name -> (module, its Typer, group?). A group (`snipix db ...`) is the module's
-# Typer itself; otherwise the name is one command of that Typer (`snipix backup`).
-_LAZY: dict[str, tuple[str, str, bool]] = {
-    "db": ("snipix.cli.db", "db_app", True),
-    "retention": ("snipix.cli.retention", "retention_app", True),
-    "logs": ("snipix.cli.logs", "logs_app", True),
-    "backup": ("snipix.cli.backup", "backup_app", False),
-    "restore": ("snipix.cli.backup", "backup_app", False),
-    "users": ("snipix.cli.users", "users_app", True),
-    "import-legacy": ("snipix.cli.legacy", "legacy_app", False),
-    "export-legacy": ("snipix.cli.legacy", "legacy_app", False),
+# Command name -> (module, its Typer). The name is a group (`snipix db ...`: the Typer
+# itself) unless that Typer has a command of the name (`snipix backup`).
+_LAZY: dict[str, tuple[str, str]] = {
+    "db": ("snipix.cli.db", "db_app"),
+    "retention": ("snipix.cli.retention", "retention_app"),
+    "logs": ("snipix.cli.logs", "logs_app"),
+    "backup": ("snipix.cli.backup", "backup_app"),
+    "restore": ("snipix.cli.backup", "backup_app"),
+    "users": ("snipix.cli.users", "users_app"),
+    "import-legacy": ("snipix.cli.legacy", "legacy_app"),
+    "export-legacy": ("snipix.cli.legacy", "legacy_app"),
 }
 
 
@@ -52,13 +52,14 @@ class _LazyCommands(TyperGroup):
         found = super().get_command(ctx, cmd_name)
         if found is not None or cmd_name not in _LAZY:
             return found
-        module, attribute, is_group = _LAZY[cmd_name]
+        module, attribute = _LAZY[cmd_name]
         loaded = typer.main.get_group(getattr(importlib.import_module(module), attribute))
-        if is_group:
-            loaded.name = cmd_name
-            loaded.no_args_is_help = True
-            return loaded
-        return loaded.get_command(ctx, cmd_name)
+        command = loaded.get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        loaded.name = cmd_name
+        loaded.no_args_is_help = True
+        return loaded
 
 
 app = typer.Typer(

@@ -49,7 +49,7 @@ async def media_viewer(
     if token is None or has_identity:
         user = await current_user(request)
         return Actor(user_id=user.user_id, request_id=request_id_of(request))
-    signer = await get_resources(request).services.media.signer()
+    signer = await (await get_media_service(request)).signer()
     user_id = signer.verify(token, project_id)
     request.state.user_id = user_id
     structlog.contextvars.bind_contextvars(user_id=user_id)
