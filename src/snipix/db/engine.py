@@ -77,6 +77,7 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.errors import BulkWriteError
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+from snipix.db.engine_codec import install_single_pass_codec
 from snipix.db.engine_reads import IndexNarrowedReads
 from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
 
@@ -314,6 +315,7 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         # hold or fail, to observe that replies wait for it and what its failure does.
         super().__init__(path, **options)
         _install_lean_change_gaps()
+        install_single_pass_codec()
         self.group_commit = GroupCommit(Path(path), fsync=fsync)
         self.change_hub = _WatcherAwareHub(self)
         self.change_dispatches_skipped = 0

@@ -42,6 +42,7 @@ from snipix.transcripts.schemas import (
     TranscriptUpload,
     Word,
 )
+from snipix.wire.models import from_storage
 from snipix.wire.pages import encode_cursor
 from snipix.wire.versions import Expected
 
@@ -574,17 +575,20 @@ def _merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _stored(segment: Document) -> StoredSegment:
-    return StoredSegment(
-        id=segment["id"],
-        start=segment["start"],
-        end=segment["end"],
-        speaker=segment.get("speaker"),
-        text=segment["text"],
-        words=[Word.model_validate(word) for word in segment["words"]],
-        confidence=segment.get("confidence"),
-        is_edited=segment.get("isEdited"),
-        edited_text=segment.get("editedText"),
-    )
+    # What the service stored passed the request bounds on the way in; walking it again on
+    # every read was most of a transcript window's time (docs/performance.md).
+    with from_storage():
+        return StoredSegment(
+            id=segment["id"],
+            start=segment["start"],
+            end=segment["end"],
+            speaker=segment.get("speaker"),
+            text=segment["text"],
+            words=[Word.model_validate(word) for word in segment["words"]],
+            confidence=segment.get("confidence"),
+            is_edited=segment.get("isEdited"),
+            edited_text=segment.get("editedText"),
+        )
 
 
 def _header(doc: Document) -> TranscriptHeader:

@@ -1,0 +1,109 @@
+"""The embedded engine's document codec, validating each value once instead of once per level.
+
+mongoeco turns every document it stores (and every document it takes in, through
+`DocumentCodec.to_internal`) into its tagged-JSON form with `DocumentCodec.encode`. That
+function starts each container by calling `validate_bson_value` on it, which walks the
+whole subtree below, and then recurses into the children, each of which walks *its* subtree
+again: a value at depth d is validated d times, and each time a number is wrapped in a new
+BSON wrapper object only to be thrown away. For a transcript bucket (segments, words) that
+was most of the engine's time on an insert.
+
+`single_pass_encode` gives the same result and raises the same errors: it validates the
+whole document first, with the stock walk's order and checks (the JSON scalars, checked
+inline, take no wrapper), then encodes the plain JSON shapes (dicts, lists, strings,
+numbers, booleans, null; mongoeco's own immutable documents and arrays) itself and hands
+every other value (dates, ids, binary, SON, the BSON wrappers...) to the stock `encode`.
+`tests/db/test_engine_contract_codec.py` compares the two on every BSON type and on
+generated documents.
+
+Installed process-wide by `install_single_pass_codec()` (idempotent) when the engine is
+built: the codec is a class of static methods that mongoeco calls by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from mongoeco.core.bson_scalars import (
+    INT64_MAX,
+    INT64_MIN,
+    BsonScalarOverflowError,
+    validate_bson_value,
+)
+from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
+
+# The stock functions, kept before anything is replaced.
+STOCK_ENCODE: Final = DocumentCodec.encode
+_stock_validate: Final = validate_bson_value
+_is_tagged_value: Final = DocumentCodec._is_tagged_value
+_tagged_value: Final = DocumentCodec._tagged_value
+
+# Exact types encoded here. A subclass of dict (SON, a user's mapping) goes to the stock
+# encode, which knows how mongoeco treats each.
+_DOCUMENTS: Final[frozenset[type]] = frozenset((dict, _InternalBsonDocument))
+_ARRAYS: Final[frozenset[type]] = frozenset((list, tuple, _InternalBsonArray))
+_AS_IS: Final[frozenset[type]] = frozenset({str, float, bool, int, type(None)})
+
+
+def validate_once(value: Any) -> None:
+    """`validate_bson_value` over the whole of `value`, with its order and errors.
+
+    The stock walk pops from the end of a stack and pushes a container's children; so
+    does this one, so the first bad value found (and the error raised) is the same. JSON
+    scalars are checked inline; every other scalar goes through the stock check.
+    """
+    pending = [value]
+    pop = pending.pop
+    push = pending.extend
+    while pending:
+        current = pop()
+        kind = type(current)
+        if kind is str or kind is float or kind is bool or current is None:
+            continue
+        if kind is int:
+            if current < INT64_MIN or current > INT64_MAX:
+                raise BsonScalarOverflowError("integer exceeds BSON int64 range")
+            continue
+        if isinstance(current, dict):
+            for key in current:
+                if not isinstance(key, str):
+                    raise TypeError("BSON document keys must be strings")
+            push(current.values())
+            continue
+        if isinstance(current, list | tuple):
+            push(current)
+            continue
+        _stock_validate(current)
+
+
+def _encode_validated(data: Any) -> Any:
+    kind = type(data)
+    if kind in _AS_IS:
+        return data
+    if kind in _DOCUMENTS:
+        encoded = {key: _encode_validated(value) for key, value in data.items()}
+        if _is_tagged_value(encoded):
+            return _tagged_value("dict", encoded)
+        return encoded
+    if kind in _ARRAYS:
+        return [_encode_validated(item) for item in data]
+    return STOCK_ENCODE(data)
+
+
+def single_pass_encode(data: Any) -> Any:
+    """`DocumentCodec.encode(data)`, validating each value once (see module).
+
+    Only a document is taken here: the stock encode validates a document's whole subtree
+    before anything else, which is what `validate_once` repeats. Anything else (an array,
+    whose elements the stock encode validates one by one, a scalar, SON) goes to the stock
+    encode, whose recursion comes back here for each document inside it.
+    """
+    if type(data) not in _DOCUMENTS:
+        return STOCK_ENCODE(data)
+    validate_once(data)
+    return _encode_validated(data)
+
+
+def install_single_pass_codec() -> None:
+    """Route `DocumentCodec.encode` through `single_pass_encode` (idempotent)."""
+    DocumentCodec.encode = staticmethod(single_pass_encode)  # type: ignore[method-assign]

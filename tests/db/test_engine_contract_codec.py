@@ -1,0 +1,232 @@
+"""Contracts with mongoeco's document codec that `snipix.db.engine_codec` relies on.
+
+`single_pass_encode` replaces `DocumentCodec.encode` process-wide, so it must give exactly
+what the stock function gives, and raise exactly what it raises, for every value mongoeco
+can be handed. These tests compare the two on every BSON type and on generated documents,
+and name the private names the replacement uses; each fails with the assumption in its
+message when a mongoeco release changes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import inspect
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import SON, Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex
+from bson import Timestamp as BsonTimestamp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mongoeco import MongoClient as EmbeddedClient
+from mongoeco.core import codec as mongoeco_codec
+from mongoeco.core.bson_scalars import (
+    INT64_MAX,
+    INT64_MIN,
+    BsonDouble,
+    BsonInt32,
+    BsonInt64,
+    validate_bson_value,
+)
+from mongoeco.core.codec import DocumentCodec
+
+from snipix.db.engine import DurableSQLiteEngine
+from snipix.db.engine_codec import STOCK_ENCODE, single_pass_encode
+
+UTC = datetime.UTC
+MARKER = DocumentCodec._MARKER
+
+
+def outcome(encode: Callable[[Any], Any], value: Any) -> tuple[str, str]:
+    """What `DocumentCodec.encode(value)` gives with `encode` in that name (the stock
+    encode recurses through it), comparable even with NaN inside: its repr, or the error."""
+    installed = inspect.getattr_static(DocumentCodec, "encode")
+    DocumentCodec.encode = staticmethod(encode)  # type: ignore[method-assign,assignment]
+    try:
+        return ("value", repr(DocumentCodec.encode(value)))
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return (type(error).__name__, str(error))
+    finally:
+        DocumentCodec.encode = installed  # type: ignore[method-assign]
+
+
+def assert_same(value: Any) -> None:
+    stock, ours = outcome(STOCK_ENCODE, value), outcome(single_pass_encode, value)
+    assert ours == stock, f"single_pass_encode differs from mongoeco's encode for {value!r}"
+
+
+# --- names and shapes the replacement relies on ------------------------------------------
+
+
+def test_the_stock_encode_validates_a_document_first_and_recurses_by_name() -> None:
+    """`single_pass_encode` repeats the stock encode's first step for a document (one
+    `validate_bson_value` over its subtree) and relies on its recursion going through the
+    class attribute it replaces, so documents inside SON or arrays come back to it."""
+    source = inspect.getsource(STOCK_ENCODE)
+    assert "if isinstance(data, dict):\n            validate_bson_value(data)" in source, (
+        "the stock encode no longer validates a dict's subtree before encoding it"
+    )
+    recursion = "the stock encode no longer recurses through DocumentCodec.encode"
+    assert "DocumentCodec.encode(v)" in source, recursion
+    assert "DocumentCodec.encode(value)" in source, recursion
+    # The per-scalar check `validate_once` falls back to is the one the stock encode calls.
+    assert mongoeco_codec.validate_bson_value is validate_bson_value  # type: ignore[attr-defined]
+    assert isinstance(inspect.getattr_static(DocumentCodec, "_is_tagged_value"), staticmethod)
+    assert isinstance(inspect.getattr_static(DocumentCodec, "_tagged_value"), staticmethod)
+    assert (INT64_MIN, INT64_MAX) == (-(2**63), 2**63 - 1)
+
+
+def test_building_the_engine_installs_the_single_pass_encode(tmp_path: Path) -> None:
+    """mongoeco calls `DocumentCodec.encode` (through `self._codec`) on every write; after
+    the engine is built that name is ours, and a stored document reads back as written."""
+    engine = DurableSQLiteEngine(str(tmp_path / "engine.sqlite"))
+    assert inspect.getattr_static(DocumentCodec, "encode").__func__ is single_pass_encode
+    client = EmbeddedClient(engine=engine)
+    try:
+        collection = client["contract"]["codec"]
+        document = {
+            "_id": ObjectId(),
+            "at": datetime.datetime(2024, 5, 1, 12, 0, 0, 123000),
+            "words": [{"w": "hello", "s": 0.5, "n": 2**40}, {"w": "world", "tags": ("a",)}],
+            "money": Decimal128("1.10"),
+        }
+        collection.insert_one(document)
+        assert collection.find_one({"_id": document["_id"]}) == {
+            **document,
+            "words": [{"w": "hello", "s": 0.5, "n": 2**40}, {"w": "world", "tags": ["a"]}],
+        }
+    finally:
+        client.close()
+
+
+# --- the same result, the same errors -----------------------------------------------------
+
+EVERY_TYPE: list[Any] = [
+    "text",
+    "",
+    0,
+    -1,
+    2**31,
+    INT64_MAX,
+    INT64_MIN,
+    1.5,
+    float("nan"),
+    float("inf"),
+    -0.0,
+    True,
+    False,
+    None,
+    datetime.datetime(2024, 5, 1, 12, 0, 0, 123456),
+    datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC),
+    ObjectId("68bece27fe5513fae995ff01"),
+    Decimal128("12.50"),
+    decimal.Decimal("3.14"),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    Binary(b"\x00\x01", 0),
+    Binary(b"\x02", 5),
+    b"raw",
+    bytearray(b"array"),
+    Regex("^a", "i"),
+    re.compile("b+", re.IGNORECASE | re.MULTILINE),
+    BsonTimestamp(1_700_000_000, 3),
+    MinKey(),
+    MaxKey(),
+    Code("function () {}"),
+    Code("f(x)", {"x": 1}),
+    DBRef("projects", "p1", "db", extra={"k": [1, 2]}),
+    Int64(7),
+    BsonInt32(5),
+    BsonInt64(6),
+    BsonDouble(2.5),
+    SON([("b", 1), ("a", {"c": 2})]),
+    (1, "two", {"three": 3}),
+    {MARKER: {"type": "datetime", "value": "looks tagged"}},
+    {MARKER: {"type": "x"}},
+]
+
+
+@pytest.mark.parametrize("value", EVERY_TYPE, ids=lambda value: type(value).__name__)
+def test_every_bson_type_encodes_as_mongoeco_encodes_it(value: Any) -> None:
+    assert_same(value)
+    assert_same({"v": value})
+    assert_same({"outer": [{"inner": value}, value], "n": 1})
+    assert_same([value, {"v": value}])
+
+
+def test_mongoeco_s_own_immutable_documents_encode_as_mongoeco_encodes_them() -> None:
+    """What `to_internal` made (stored documents, command arguments) is encoded again on
+    every write; it is a dict subclass the replacement treats as a document."""
+    internal = DocumentCodec.to_internal(
+        {"a": [{"b": 1, "c": datetime.datetime(2024, 1, 1)}], "d": Decimal128("1")}
+    )
+    assert_same(internal)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": {"b": [1, {2: "not a string key"}]}},
+        {"a": [1, {"b": {1, 2}}]},
+        {"a": {"b": 2**63}},
+        {"a": [-(2**63) - 1]},
+        # Two bad values: the first one the stock walk meets decides the error.
+        {"first": {1: "x"}, "second": [2**64]},
+        {"first": [2**64], "second": {frozenset(): "x"}},
+        {"a": [{"b": {3}}, {"c": 2**70}]},
+        {"a": decimal.Decimal("1e7000")},
+        {"a": [decimal.Decimal("NaN"), 2**64]},
+        {"ok": 1, "set": {"x"}},
+        [2**64, {1, 2}],
+        [{"a": 1}, {1: "b"}],
+    ],
+    ids=str,
+)
+def test_a_value_mongoeco_refuses_raises_the_same_error(value: Any) -> None:
+    stock = outcome(STOCK_ENCODE, value)
+    assert stock[0] != "value", f"mongoeco now accepts {value!r}: re-check the replacement"
+    assert_same(value)
+
+
+SCALARS = st.one_of(
+    st.text(max_size=8),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.datetimes(),
+    st.decimals(allow_nan=False, places=3, min_value=-(10**6), max_value=10**6),
+    st.binary(max_size=4),
+    st.sampled_from(EVERY_TYPE),
+    st.frozensets(st.integers(), max_size=1),
+)
+KEYS = st.one_of(st.text(max_size=4), st.sampled_from([MARKER, "type", "value"]), st.integers())
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.tuples(children, children),
+        st.dictionaries(KEYS, children, max_size=4),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(KEYS, VALUES, max_size=5))
+def test_generated_documents_encode_as_mongoeco_encodes_them(document: dict[Any, Any]) -> None:
+    assert_same(document)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["type", "value"]), VALUES, min_size=2))
+def test_values_shaped_like_mongoeco_s_own_tags_encode_as_it_encodes_them(
+    payload: dict[str, Any],
+) -> None:
+    """A user document that looks like the codec's tagged form must still be escaped."""
+    assert_same({MARKER: payload})
+    assert_same({"x": [{MARKER: payload}]})
