@@ -123,8 +123,10 @@ def _fmt(value: float | None, pattern: str = "{:.2f} ms") -> str:
 
 
 def _ready(url: str) -> bool:
+    # Plain HTTP on loopback: no CA bundle to load (~50 ms of CPU per client, per poll).
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        with httpx.Client(verify=False, timeout=2) as http:  # noqa: S501 - never TLS
+            return http.get(url).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -30,6 +30,7 @@ from pymongo import MongoClient
 from tests.support import (
     RedisServer,
     SnipixProcess,
+    async_loopback_client,
     clean_env,
     engine_command,
     free_port,
@@ -351,7 +352,7 @@ async def test_engine_killed_under_load_loses_nothing_and_recovers(stack: Stack)
     """SIGKILL the database engine under concurrent editors, start it again: every
     acknowledged write is there once, failures were clear 503s, cached reads kept
     answering, and writes succeed again within 5 s of the engine's return."""
-    async with httpx.AsyncClient(base_url=stack.base, timeout=15) as http:
+    async with async_loopback_client(base_url=stack.base, timeout=15) as http:
         editors = Editors(http)
         await editors.seed()
         tasks = editors.workers()
@@ -504,7 +505,7 @@ async def test_redis_killed_under_load_costs_no_request_anything(stack: Stack) -
     """SIGKILL redis-server under concurrent editors, start it again: not one request
     fails, reads stay correct, and caching resumes by itself."""
     assert stack.redis is not None
-    async with httpx.AsyncClient(base_url=stack.base, timeout=15) as http:
+    async with async_loopback_client(base_url=stack.base, timeout=15) as http:
         editors = Editors(http)
         await editors.seed()
         tasks = editors.workers()

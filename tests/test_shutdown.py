@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import uvicorn
 from pymongo import MongoClient
 
 from snipix.app import create_app
 from snipix.resources import DatabaseDep
 from snipix.settings import Settings
-from tests.support import free_port, until
+from tests.support import async_loopback_client, free_port, until
 
 
 async def test_in_flight_request_finishes_before_the_database_client_closes(
@@ -47,7 +46,7 @@ async def test_in_flight_request_finishes_before_the_database_client_closes(
     assert not serving.done(), "uvicorn exited during start-up"
     assert server.servers, "uvicorn listens"
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+    async with async_loopback_client(base_url=f"http://127.0.0.1:{port}") as http:
         in_flight = asyncio.create_task(http.post("/probe/slow-save"))
         await asyncio.wait_for(entered.wait(), timeout=30)
         server.should_exit = True

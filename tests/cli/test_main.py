@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pymongo import MongoClient
 
@@ -23,6 +22,7 @@ from tests.support import (
     free_port,
     http_json,
     http_status,
+    loopback_client,
     pid_alive,
     run_snipix,
     wait_for_engine,
@@ -82,12 +82,12 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     service, base, first_engine = serve_embedded(tmp_path, data_dir)
     try:
-        created = httpx.post(
-            f"{base}/api/v1/projects",
-            json={"name": "Wedding cut", "tags": ["client"], "media": {"durationSec": 93.5}},
-            headers=OWNER,
-            timeout=10,
-        )
+        with loopback_client(timeout=10) as http:
+            created = http.post(
+                f"{base}/api/v1/projects",
+                json={"name": "Wedding cut", "tags": ["client"], "media": {"durationSec": 93.5}},
+                headers=OWNER,
+            )
         assert created.status_code == 201, created.text
         assert service.stop() == 0
     finally:
@@ -100,7 +100,8 @@ def test_data_survives_service_and_engine_restart(tmp_path: Path) -> None:
     try:
         assert second_engine.pid != first_engine.pid
         location = created.headers["Location"]
-        loaded = httpx.get(f"{base}{location}", headers=OWNER, timeout=10)
+        with loopback_client(timeout=10) as http:
+            loaded = http.get(f"{base}{location}", headers=OWNER)
         assert loaded.status_code == 200
         assert loaded.json() == created.json()
         assert loaded.headers["ETag"] == created.headers["ETag"] == '"1"'
@@ -161,9 +162,10 @@ def test_crashed_engine_is_replaced_while_the_service_runs(tmp_path: Path) -> No
     data_dir = tmp_path / "data"
     service, base, engine = serve_embedded(tmp_path, data_dir)
     try:
-        created = httpx.post(
-            f"{base}/api/v1/projects", json={"name": "Before the crash"}, headers=OWNER, timeout=10
-        )
+        with loopback_client(timeout=10) as http:
+            created = http.post(
+                f"{base}/api/v1/projects", json={"name": "Before the crash"}, headers=OWNER
+            )
         assert created.status_code == 201
         os.kill(engine.pid, signal.SIGKILL)
         wait_until(lambda: not pid_alive(engine.pid), timeout_s=5, what="the engine to die")
@@ -175,7 +177,8 @@ def test_crashed_engine_is_replaced_while_the_service_runs(tmp_path: Path) -> No
         replacement = EngineRecord.read(data_dir)
         assert replacement is not None
         assert (replacement.host, replacement.port) == (engine.host, engine.port)
-        loaded = httpx.get(f"{base}{created.headers['Location']}", headers=OWNER, timeout=10)
+        with loopback_client(timeout=10) as http:
+            loaded = http.get(f"{base}{created.headers['Location']}", headers=OWNER)
         assert loaded.json() == created.json()
         print(f"service ready again {recovered_in:.2f}s after the engine was killed")
         assert service.stop() == 0

@@ -35,6 +35,7 @@ from tests.compat.webapp import (
     shown_auth_error,
     snipix_service,
 )
+from tests.support import loopback_client
 
 EMAIL = "maya.editor@example.com"
 NAME = "Maya Editor"
@@ -255,7 +256,7 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
     video_bytes = video.read_bytes()
     with (
         snipix_service(tmp_path, mongodb_uri, database_name) as api_url,
-        httpx.Client(base_url=api_url, timeout=30) as http,
+        loopback_client(base_url=api_url, timeout=30) as http,
     ):
         web = WebApp(http)
 

@@ -29,7 +29,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support import SnipixProcess, clean_env, free_port, run_snipix, wait_until
+from tests.support import (
+    SnipixProcess,
+    clean_env,
+    free_port,
+    loopback_client,
+    run_snipix,
+    wait_until,
+)
 
 MONGO_USER = "snipix-app"
 # Characters that must be percent-encoded in a URI, and one that JSON logs escape.
@@ -179,7 +186,7 @@ class Capture:
 def exercise(base: str, capture: Capture, foreign_token: str) -> str:
     """Good and failing requests while the database and Redis answer; returns an access
     token for the requests made during the outages."""
-    with httpx.Client(base_url=base, timeout=30) as http:
+    with loopback_client(base_url=base, timeout=30) as http:
 
         def call(method: str, path: str, **kw: object) -> httpx.Response:
             return capture.response(http.request(method, path, **kw))  # type: ignore[arg-type]
@@ -238,7 +245,7 @@ def exercise_outages(
 ) -> None:
     """Redis killed, then the database: the answers (and logs) of a service in trouble."""
     bearer = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=base, timeout=30) as http:
+    with loopback_client(base_url=base, timeout=30) as http:
         redis.kill()
         capture.response(http.get("/api/v1/projects", headers=bearer))
         capture.response(http.post("/api/v1/projects", json={"name": "p"}, headers=bearer))

@@ -47,6 +47,7 @@ from tests.support import (
     clean_env,
     free_port,
     http_status,
+    loopback_client,
     pid_alive,
     running_app,
     until,
@@ -130,7 +131,7 @@ def test_the_timeline_history_and_undo_survive_a_full_restart(tmp_path: Path) ->
     env = {"SNIPIX_TIMELINE_SNAPSHOT_EVERY": "2"}
     service, base, first_engine = serve_embedded(tmp_path, data_dir, "serve", **env)
     try:
-        with httpx.Client(base_url=base, headers=OWNER, timeout=15) as http:
+        with loopback_client(base_url=base, headers=OWNER, timeout=15) as http:
             created = http.post("/api/v1/projects", json={"name": "Restart cut"})
             assert created.status_code == 201, created.text
             path = f"{created.headers['Location']}/timeline"
@@ -163,7 +164,7 @@ def test_the_timeline_history_and_undo_survive_a_full_restart(tmp_path: Path) ->
     service, base, second_engine = serve_embedded(tmp_path, data_dir, "serve-again", **env)
     try:
         assert second_engine.pid != first_engine.pid
-        with httpx.Client(base_url=base, headers=OWNER, timeout=15) as http:
+        with loopback_client(base_url=base, headers=OWNER, timeout=15) as http:
             loaded = http.get(path)
             assert loaded.status_code == 200, loaded.text
             assert loaded.headers["ETag"] == last.headers["ETag"] == '"5"'
