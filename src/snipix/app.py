@@ -19,8 +19,10 @@ from redis.backoff import NoBackoff
 from starlette.middleware.cors import CORSMiddleware
 
 from snipix.api.body_limit import BodyLimitMiddleware, allowances
-from snipix.api.errors import ErrorResponse, install_error_handlers
+from snipix.api.envelope import FailureEnvelope
+from snipix.api.errors import ErrorResponse, error_answer, install_error_handlers
 from snipix.api.hot_reads import HotReadsMiddleware
+from snipix.api.openapi import openapi_with_documented_models
 from snipix.api.rate_limit import RATE_LIMITED
 from snipix.api.requests import RequestContextMiddleware
 from snipix.api.routes.accounts import router as accounts_router
@@ -126,14 +128,8 @@ CORS_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Cache", "X-Reques
 
 # Hardening: answers every rate-limited router can give besides its own.
 LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    413: {
-        "model": ErrorResponse,
-        "description": "The body is over SNIPIX_MAX_BODY_BYTES (or the route's own limit).",
-    },
-    429: {
-        "model": ErrorResponse,
-        "description": "Too many writes or searches (SNIPIX_RATE_LIMIT_*); see Retry-After.",
-    },
+    413: error_answer("The body is over SNIPIX_MAX_BODY_BYTES (or the route's own limit)."),
+    429: error_answer("Too many writes or searches (SNIPIX_RATE_LIMIT_*); see Retry-After."),
 }
 
 
@@ -267,12 +263,14 @@ def create_app(
         # structured logs (observability/), not OTel.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         responses={
-            422: {"model": ErrorResponse, "description": "Invalid request."},
-            500: {"model": ErrorResponse, "description": "Unexpected error."},
-            503: {"model": ErrorResponse, "description": "Database unavailable."},
+            422: error_answer("Invalid request."),
+            500: error_answer("Unexpected error."),
+            503: error_answer("Database unavailable."),
         },
     )
     app.state.metrics = metrics
+    # The error answers routes document refer to these models' schemas (api/openapi.py).
+    app.openapi = openapi_with_documented_models(app, [ErrorResponse, FailureEnvelope])  # type: ignore[method-assign]
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(metrics_router)

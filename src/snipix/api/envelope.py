@@ -16,6 +16,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 
+from snipix.api.openapi import documented
+
 # The original app's path roots (API.md, "The original web app's API").
 LEGACY_PREFIXES: Final = ("/projects", "/timeline", "/transcriptions", "/auth", "/media")
 
@@ -71,6 +73,6 @@ def failure_responses(described: dict[int, str] | None = None) -> dict[int | str
     """OpenAPI `responses=` for routes of the web app's paths: every error, the 422/500/503
     any route may answer included, documented in the failure envelope they are sent in."""
     return {
-        code: {"model": FailureEnvelope, "description": description}
+        code: documented(FailureEnvelope, description)
         for code, description in {**_ANY_ROUTE, **(described or {})}.items()
     }

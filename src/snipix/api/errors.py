@@ -22,6 +22,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snipix.api.envelope import failure, is_legacy_path
+from snipix.api.openapi import documented
 from snipix.errors import SnipixError, database_failure
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,11 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+def error_answer(description: str | None = None) -> dict[str, Any]:
+    """A `responses=` entry for an error answered in this shape (see `api.openapi`)."""
+    return documented(ErrorResponse, description)
 
 
 _HTTP_CODES = {

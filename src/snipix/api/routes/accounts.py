@@ -28,7 +28,7 @@ from snipix.accounts.schemas import (
 from snipix.accounts.service import AccountService, NotImplementedYet
 from snipix.accounts.token_issuer import session_of
 from snipix.api.envelope import failure_responses, success
-from snipix.api.errors import ErrorResponse
+from snipix.api.errors import error_answer
 from snipix.api.identity import CurrentUser, current_user
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.errors import ValidationFailed
@@ -87,7 +87,7 @@ def _errors(*codes: int, web_app: bool) -> dict[int | str, dict[str, Any]]:
     # /auth answers errors in the web app's envelope, also the 422/500/503 of any route.
     if web_app:
         return failure_responses({code: HTTPStatus(code).phrase for code in codes})
-    return {code: {"model": ErrorResponse} for code in codes}
+    return {code: error_answer() for code in codes}
 
 
 def _unavailable(message: str) -> Callable[[], Coroutine[Any, Any, NoReturn]]:

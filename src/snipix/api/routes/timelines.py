@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from snipix.api.errors import ErrorResponse
+from snipix.api.errors import error_answer
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import IdempotencyKeyHeader
 from snipix.api.identity import ActorDep
@@ -54,19 +54,16 @@ router = APIRouter(
     tags=["timeline"],
     dependencies=[Depends(reject_unsafe_query)],
     responses={
-        401: {"model": ErrorResponse, "description": "No or invalid identity."},
-        404: {"model": ErrorResponse, "description": "No such project (or version) for this user."},
+        401: error_answer("No or invalid identity."),
+        404: error_answer("No such project (or version) for this user."),
     },
 )
 _WRITE: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": ErrorResponse,
-        "description": "Another save is in progress, or nothing to undo.",
-    },
-    412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
-    413: {"model": ErrorResponse, "description": "The state exceeds SNIPIX_TIMELINE_MAX_BYTES."},
-    422: {"model": ErrorResponse, "description": "Invalid patch or invalid resulting state."},
-    428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},
+    409: error_answer("Another save is in progress, or nothing to undo."),
+    412: error_answer("Stale If-Match; details.currentVersion."),
+    413: error_answer("The state exceeds SNIPIX_TIMELINE_MAX_BYTES."),
+    422: error_answer("Invalid patch or invalid resulting state."),
+    428: error_answer("If-Match (or baseVersion) is required."),
 }
 
 
@@ -242,7 +239,7 @@ async def timeline_history(
 
 # A version is rebuilt from a snapshot and patches; a gap in the history is a 409.
 _REBUILT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorResponse, "description": "The history cannot rebuild that version."},
+    409: error_answer("The history cannot rebuild that version."),
 }
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from snipix.api.errors import ErrorResponse
+from snipix.api.errors import error_answer
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
@@ -43,21 +43,20 @@ SegmentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_:-]{1,120}$")]
 SearchText = Annotated[str, Query(min_length=1, max_length=200, description="Words to find.")]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorResponse, "description": "No or invalid identity."},
-    404: {"model": ErrorResponse, "description": "No such project, transcript or segment."},
+    401: error_answer("No or invalid identity."),
+    404: error_answer("No such project, transcript or segment."),
 }
 _WRITE: dict[int | str, dict[str, object]] = {
     # Found by the fuzzer: merging the last segment, a timeline save in progress
     # (cuts), and the timeline's size limit (cuts).
-    409: {"model": ErrorResponse, "description": "Nothing to merge with, or a save in progress."},
-    413: {
-        "model": ErrorResponse,
-        "description": "Over SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS (upload), or the "
-        "cuts make the timeline too large.",
-    },
-    412: {"model": ErrorResponse, "description": "Stale If-Match; details.currentVersion."},
-    422: {"model": ErrorResponse, "description": "Invalid transcript or edit."},
-    428: {"model": ErrorResponse, "description": "If-Match (or baseVersion) is required."},
+    409: error_answer("Nothing to merge with, or a save in progress."),
+    413: error_answer(
+        "Over SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS (upload), or the "
+        "cuts make the timeline too large."
+    ),
+    412: error_answer("Stale If-Match; details.currentVersion."),
+    422: error_answer("Invalid transcript or edit."),
+    428: error_answer("If-Match (or baseVersion) is required."),
 }
 
 router = APIRouter(
