@@ -34,7 +34,6 @@ from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBson
 
 # The stock functions, kept before anything is replaced.
 STOCK_ENCODE: Final = DocumentCodec.encode
-_stock_validate: Final = validate_bson_value
 _is_tagged_value: Final = DocumentCodec._is_tagged_value
 _tagged_value: Final = DocumentCodec._tagged_value
 
@@ -42,7 +41,7 @@ _tagged_value: Final = DocumentCodec._tagged_value
 # encode, which knows how mongoeco treats each.
 _DOCUMENTS: Final[frozenset[type]] = frozenset((dict, _InternalBsonDocument))
 _ARRAYS: Final[frozenset[type]] = frozenset((list, tuple, _InternalBsonArray))
-_AS_IS: Final[frozenset[type]] = frozenset({str, float, bool, int, type(None)})
+_AS_IS: Final[frozenset[type]] = frozenset((str, float, bool, int, type(None)))
 
 
 def validate_once(value: Any) -> None:
@@ -73,7 +72,7 @@ def validate_once(value: Any) -> None:
         if isinstance(current, list | tuple):
             push(current)
             continue
-        _stock_validate(current)
+        validate_bson_value(current)
 
 
 def _encode_validated(data: Any) -> Any:
