@@ -37,7 +37,7 @@ SCENARIOS = (
     "autosave PATCH, 10 ops, no Idempotency-Key (50 clips)",
     "full PUT, same change (50 clips)",
     "undo",
-    "editors x2, 2 s",
+    "editors x2, 6 s",
 )
 
 
@@ -62,4 +62,6 @@ def test_the_benchmark_suite_runs_and_prints_every_row(tmp_path: Path) -> None:
     names = [row["name"] for row in results["rows"]]
     assert set(SCENARIOS) <= set(names)
     assert all(row["errors"] == 0 for row in results["rows"]), "a scenario had errors"
+    editors = next(row for row in results["rows"] if row["name"] == "editors x2, 6 s")
+    assert editors["extra"]["autosaves"] > 0, "the editors scenario measured no autosave"
     assert len(results["targets"]) >= 10
