@@ -1,4 +1,8 @@
-"""Test harness: one real database engine per session, one database per test.
+"""Test harness: one real database engine per session, a database of its own per test.
+
+Each test's database has the schema a start-up leaves and no documents; a worker reuses
+its databases, cleared, when a test left the schema as it was (tests/databases.py).
+`empty_database_name` is one nothing has touched.
 
 The embedded engine runs as its own process (started by the same launcher `snipix serve`
 uses) and every test talks to it over the MongoDB wire protocol with PyMongo. Set
@@ -30,6 +34,7 @@ from snipix.app import create_app
 from snipix.db.client import Database, connected
 from snipix.db.launcher import start_engine_process
 from snipix.settings import Settings
+from tests.databases import DatabasePool, new_name
 from tests.support import (
     SETTING_PREFIXES,
     RedisServer,
@@ -111,9 +116,23 @@ def mongo(mongodb_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def database_pool(mongo: MongoClient[dict[str, Any]], mongodb_uri: str) -> DatabasePool:
+    return DatabasePool.prepared(mongo, mongodb_uri)
+
+
 @pytest.fixture
-def database_name(mongo: MongoClient[dict[str, Any]]) -> Iterator[str]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
+def database_name(database_pool: DatabasePool) -> Iterator[str]:
+    """A database with the schema a start-up leaves and no documents (tests/databases.py)."""
+    name = database_pool.take()
+    yield name
+    database_pool.give_back(name)
+
+
+@pytest.fixture
+def empty_database_name(mongo: MongoClient[dict[str, Any]]) -> Iterator[str]:
+    """A database nothing has touched: for what a first start-up or migration does."""
+    name = new_name()
     yield name
     mongo.drop_database(name)
 
@@ -140,8 +159,9 @@ def settings(
         data_dir=tmp_path / "data",
         log_format="json",
         redis_url=cache_url,
-        # One Redis for the whole run: a prefix per test keeps their caches apart.
-        cache_prefix=database_name,
+        # One Redis for the whole run, and databases reused: a prefix per test keeps
+        # their caches apart.
+        cache_prefix=f"test_{uuid.uuid4().hex[:12]}",
     )
 
 

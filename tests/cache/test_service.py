@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from pymongo.errors import AutoReconnect
@@ -15,12 +16,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from snipix.cache.entries import Entry
 from snipix.cache.service import Cache, Loaded, request_outcome
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.observability.metrics import Metrics
 from snipix.retry import RetryPolicy
-from tests.support import RedisServer, free_port, until
+from tests.support import Clock, RedisServer, free_port, until
 
 OWNER = "alice"
 
@@ -35,6 +35,9 @@ def redis_client(url: str, timeout_s: float = 0.25) -> Redis:
     return client
 
 
+JITTER = 0.1
+
+
 def make_cache(
     store: CacheStore | None,
     *,
@@ -43,16 +46,18 @@ def make_cache(
     metrics: Metrics | None = None,
     prefix: str | None = None,
     database_up: Callable[[], bool] = lambda: True,
+    clock: Clock | None = None,
 ) -> Cache:
     return Cache(
         store,
         prefix=prefix or f"t{uuid.uuid4().hex[:8]}",
         ttl_s=ttl_s,
-        jitter=0.1,
+        jitter=JITTER,
         stale_s=stale_s,
         policy=RetryPolicy(attempts=2, base_s=0.01, cap_s=0.02, budget_s=1),
         metrics=metrics or Metrics("test"),
         database_up=database_up,
+        clock=clock or Clock(),
     )
 
 
@@ -271,16 +276,10 @@ async def test_expired_entry_is_served_stale_while_the_database_is_down(
 ) -> None:
     """Past its TTL, a cached project is still served (stale) when the database fails."""
     metrics = Metrics("test")
-    cache = make_cache(store, ttl_s=0.05, metrics=metrics)
+    clock = Clock()
+    cache = make_cache(store, ttl_s=60, stale_s=600, metrics=metrics, clock=clock)
     await entity(cache, "project", "p1", OWNER, Loader(1, b"v1"))
-    raw = await store.get(cache.key("project", "p1"))
-    cached = Entry.decode(raw) if raw is not None else None
-    assert cached is not None
-    await until(
-        lambda: not cached.fresh(int(time.time() * 1000)),
-        what="the cached entry to pass its TTL",
-        interval_s=0.005,
-    )
+    clock.advance(timedelta(seconds=60 * (1 + JITTER) + 1))  # past the longest jittered TTL
     down = Loader()
     down.error = AutoReconnect("connection refused")
     assert await entity(cache, "project", "p1", OWNER, down) == b"v1"

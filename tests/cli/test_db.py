@@ -17,6 +17,12 @@ OTHER_OWNER = "deploy-job-7:4242:beef"
 
 
 @pytest.fixture
+def database_name(empty_database_name: str) -> str:
+    """A database nothing has touched: these commands report and apply migrations."""
+    return empty_database_name
+
+
+@pytest.fixture
 def env(mongodb_uri: str, database_name: str) -> dict[str, str]:
     return clean_env(MONGODB_URI=mongodb_uri, MONGODB_DATABASE=database_name)
 

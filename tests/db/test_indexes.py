@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
 
+from snipix.app import create_app
 from snipix.db.client import Database
 from snipix.db.indexes import (
     IndexConflict,
@@ -16,8 +23,16 @@ from snipix.db.indexes import (
     ensure_catalogue,
     ensure_indexes,
     list_indexes,
+    matches,
 )
 from snipix.settings import Settings
+from tests.support import running_app
+
+
+@pytest.fixture
+def database_name(empty_database_name: str) -> str:
+    """A database nothing has touched: these tests are about creating the catalogue."""
+    return empty_database_name
 
 
 def test_catalogue_names_are_unique_per_collection() -> None:
@@ -76,3 +91,105 @@ async def test_versions_are_unique_by_id_and_idempotency_keys_expire(
     assert "project_idempotency_key" not in revisions.index_information()
     keys = database["idempotency_keys"].index_information()
     assert keys["expire_at"]["expireAfterSeconds"] == 0
+
+
+class CommandNames(CommandListener):
+    """The name of every command the app sends."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_start_up_on_a_database_with_its_catalogue_builds_nothing(
+    settings: Settings, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    """The first start-up creates the catalogue; the next ones only read it. An index
+    removed meanwhile is rebuilt by the next start-up (the check reads, it is not a flag)."""
+    first = CommandNames()
+    async with running_app(create_app(settings, command_listeners=[first])):
+        pass
+    assert "createIndexes" in first.names
+
+    again = CommandNames()
+    async with running_app(create_app(settings, command_listeners=[again])):
+        pass
+    assert "createIndexes" not in again.names
+    assert "listIndexes" in again.names
+
+    mongo[settings.database_name]["projects"].drop_index("active_by_updated")
+    after_drop = CommandNames()
+    async with running_app(create_app(settings, command_listeners=[after_drop])):
+        pass
+    assert after_drop.names.count("createIndexes") == 1
+    assert "active_by_updated" in mongo[settings.database_name]["projects"].index_information()
+
+
+TEXT = IndexSpec(
+    "projects",
+    "text_name_description",
+    [("name", "text"), ("description", "text")],
+    {"weights": {"name": 3, "description": 1}},
+)
+# How MongoDB lists that index (the embedded engine lists the key as given).
+MONGODB_TEXT_LISTING: dict[str, Any] = {
+    "v": 2,
+    "key": {"_fts": "text", "_ftsx": 1},
+    "name": "text_name_description",
+    "weights": {"description": 1, "name": 3},
+    "default_language": "english",
+    "language_override": "language",
+    "textIndexVersion": 3,
+}
+PLAIN = IndexSpec("projects", "by_owner", [("userId", 1), ("createdAt", -1)])
+PLAIN_LISTING: dict[str, Any] = {"v": 2, "key": {"userId": 1, "createdAt": -1}, "name": "by_owner"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "listed", "expected"),
+    [
+        pytest.param(TEXT, MONGODB_TEXT_LISTING, True, id="mongodb-text-form"),
+        pytest.param(
+            TEXT,
+            MONGODB_TEXT_LISTING | {"weights": {"name": 1, "description": 1}},
+            False,
+            id="other-weights",
+        ),
+        pytest.param(
+            TEXT, MONGODB_TEXT_LISTING | {"weights": {"name": 3}}, False, id="other-text-fields"
+        ),
+        pytest.param(PLAIN, PLAIN_LISTING, True, id="plain"),
+        pytest.param(
+            PLAIN, PLAIN_LISTING | {"unique": False}, True, id="engine-lists-unique-false"
+        ),
+        pytest.param(PLAIN, PLAIN_LISTING | {"unique": True}, False, id="unique"),
+        pytest.param(PLAIN, PLAIN_LISTING | {"sparse": True}, False, id="unknown-option"),
+        pytest.param(
+            PLAIN, PLAIN_LISTING | {"key": {"createdAt": -1, "userId": 1}}, False, id="key-order"
+        ),
+        pytest.param(
+            PLAIN, PLAIN_LISTING | {"key": {"userId": 1, "createdAt": 1}}, False, id="direction"
+        ),
+        pytest.param(PLAIN, PLAIN_LISTING | {"name": "other"}, False, id="name"),
+        pytest.param(
+            IndexSpec("k", "ttl", [("at", 1)], {"expireAfterSeconds": 30}),
+            {"key": {"at": 1}, "name": "ttl", "expireAfterSeconds": 60},
+            False,
+            id="ttl-changed",
+        ),
+    ],
+)
+def test_a_listed_index_matches_only_its_exact_definition(
+    spec: IndexSpec, listed: dict[str, Any], expected: bool
+) -> None:
+    """A mismatch sends the create command (the server then builds it or reports the
+    conflict), so only an exact definition may skip it."""
+    assert matches(spec, listed) is expected

@@ -15,6 +15,12 @@ from snipix.settings import Settings
 from tests.support import until
 
 
+@pytest.fixture
+def database_name(empty_database_name: str) -> str:
+    """A database nothing has touched: these tests run their own migrations on it."""
+    return empty_database_name
+
+
 def counting(name: str, calls: list[str], delay_s: float = 0.0) -> Migration:
     async def apply(db: Database) -> None:
         calls.append(name)

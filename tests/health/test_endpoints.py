@@ -64,8 +64,11 @@ async def test_redis_down_degrades_but_stays_ready(settings: Settings) -> None:
     assert body["reasons"] == ["cache unreachable: reads go to the database (slower, nothing lost)"]
 
 
-async def test_pending_migrations_degrade_readiness(settings: Settings) -> None:
+async def test_pending_migrations_degrade_readiness(
+    settings: Settings, empty_database_name: str
+) -> None:
     """A build whose migrations have not run says so instead of pretending all is well."""
+    settings = settings.model_copy(update={"mongodb_database": empty_database_name})
 
     async def add_field(db: Database) -> None:
         await db["projects"].update_many({}, {"$set": {"tags": []}})

@@ -41,6 +41,12 @@ INVALID_PROJECT = "68bece27fe5513fae995ff03"
 NEWEST = "68bece27fe5513fae995fef9"
 
 
+@pytest.fixture
+def database_name(empty_database_name: str) -> str:
+    """A database nothing has touched, as an import into a new deployment finds it."""
+    return empty_database_name
+
+
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 

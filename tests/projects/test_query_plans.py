@@ -49,6 +49,13 @@ from tests.db.sql_plans import collection_scans, read_trace
 from tests.support import clean_env, running_app, sync_mongo_client
 from tests.transcripts.test_endpoints import make_transcript
 
+
+@pytest.fixture
+def database_name(empty_database_name: str) -> str:
+    """A database on this module's tracing engine (the session's pool is on another)."""
+    return empty_database_name
+
+
 USERS = 100
 PROJECTS = 10_000
 STATUSES = ("draft", "editing", "rendering", "ready", "archived")

@@ -19,6 +19,13 @@ from snipix.db.migrations import MigrationRunner
 from snipix.projects.validator import PROJECT_SCHEMA
 from snipix.settings import Settings
 
+
+@pytest.fixture
+def database_name(empty_database_name: str) -> str:
+    """A database nothing has touched: these tests are about what the first migration does."""
+    return empty_database_name
+
+
 MIGRATION_ID = "0001_projects_validator"
 # MongoDB's DocumentValidationFailure.
 DOCUMENT_VALIDATION_FAILURE = 121

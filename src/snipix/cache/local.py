@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import time
 from collections import OrderedDict
 from typing import Final
 from urllib.parse import unquote, urlparse
@@ -286,7 +285,3 @@ class LocalLayer:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

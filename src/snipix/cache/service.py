@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from snipix.cache.entries import Entry
 from snipix.cache.local import LocalLayer
 from snipix.cache.store import CacheStore, MemoryStore
+from snipix.clock import Clock, utc_now
 from snipix.errors import DatabaseUnavailable
 from snipix.observability.metrics import Metrics
 from snipix.retry import Kind, RetryPolicy, is_connectivity_error
@@ -100,8 +101,11 @@ class Cache:
         metrics: Metrics,
         database_up: Callable[[], bool] = lambda: True,
         local: LocalLayer | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        # Entries carry their expiry as a wall-clock time every replica reads alike.
+        self._clock = clock
         self._local = local
         self._prefix = prefix
         self._ttl_s = ttl_s
@@ -282,6 +286,9 @@ class Cache:
     def _hard_ttl_ms(self, ttl_s: float | None = None) -> int:
         return int(((ttl_s if ttl_s is not None else self._ttl_s) + self._stale_s) * 1000)
 
+    def _now_ms(self) -> int:
+        return int(self._clock().timestamp() * 1000)
+
     # --- entities ------------------------------------------------------------------------
 
     async def entity(
@@ -293,7 +300,7 @@ class Cache:
     ) -> Loaded | None:
         """The owner's cached (version, payload), or `load()`'s (None: not for this owner)."""
         key = self.key(kind, entity_id)
-        now_ms = int(time.time() * 1000)
+        now_ms = self._now_ms()
         local = self._local
         if local is not None and self._down_since is None:
             held = local.get(key)
@@ -348,7 +355,7 @@ class Cache:
         elif isinstance(self._store, MemoryStore):
             raw = self._store.peek(key)
             entry = Entry.decode(raw) if raw is not None else None
-        if entry is None or entry.owner != owner or not entry.fresh(int(time.time() * 1000)):
+        if entry is None or entry.owner != owner or not entry.fresh(self._now_ms()):
             return None
         return Loaded(entry.version, entry.payload)
 
@@ -366,7 +373,7 @@ class Cache:
         if loaded is None or self._store is None:
             return loaded
         ttl_s = self._ttl_s_jittered()
-        entry = Entry(loaded.version, int((time.time() + ttl_s) * 1000), owner, loaded.payload)
+        entry = Entry(loaded.version, self._now_ms() + int(ttl_s * 1000), owner, loaded.payload)
         with contextlib.suppress(_StoreDown):
             await self._call(
                 "cache.fill",
@@ -416,7 +423,7 @@ class Cache:
             cached = Entry.decode(raw) if raw is not None else None
         except _StoreDown:
             store_ok = False
-        if cached is not None and cached.fresh(int(time.time() * 1000)):
+        if cached is not None and cached.fresh(self._now_ms()):
             self._hit()
             return cached.payload
         try:
@@ -447,7 +454,7 @@ class Cache:
         payload = await self._policy.run(load, operation=f"{key.split(':')[-2]}.load")
         if store_ok:
             ttl_s = self._ttl_s_jittered()
-            raw = Entry(0, int((time.time() + ttl_s) * 1000), None, payload).encode()
+            raw = Entry(0, self._now_ms() + int(ttl_s * 1000), None, payload).encode()
             with contextlib.suppress(_StoreDown):
                 await self._call(
                     "cache.fill",

@@ -9,7 +9,7 @@ the same name is reported (it needs a deliberate drop and rebuild, never a silen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,16 +163,91 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
     )
 
 
-async def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
-    """Create every index in `specs` (no-op for existing identical ones); return their names.
+# What a listed index may carry besides its definition: the format version and the
+# namespace; a text index also its language fields (this catalogue sets none of them).
+_DESCRIPTIVE = {"v", "ns", "name", "key"}
+_TEXT_DESCRIPTIVE = {"default_language", "language_override", "textIndexVersion", "weights"}
+_TEXT_KEYS = {"_fts", "_ftsx"}
 
-    Raises `IndexConflict` naming the collection and index when a definition changed.
+
+def matches(spec: IndexSpec, listed: Mapping[str, Any]) -> bool:
+    """Whether a listed index is exactly `spec`: its name, keys and every defining option.
+
+    Strict on purpose: an option this does not know is a mismatch, and a mismatch only
+    sends the create command, whose answer (a no-op or a conflict) is the server's.
     """
+    if listed.get("name") != spec.name:
+        return False
+    key = list(dict(listed.get("key", {})).items())
+    options = dict(spec.options)
+    text = [field for field, value in spec.keys if value == TEXT]
+    descriptive = _DESCRIPTIVE
+    if text:
+        descriptive = _DESCRIPTIVE | _TEXT_DESCRIPTIVE
+        # MongoDB lists the text part as `_fts`/`_ftsx` with the fields in `weights`;
+        # the embedded engine lists the key as given. A field's weight defaults to 1.
+        weights = dict(listed.get("weights") or {})
+        if any(field in _TEXT_KEYS for field, _ in key):
+            key = [(field, value) for field, value in key if field not in _TEXT_KEYS]
+            if set(weights) != set(text):
+                return False
+            spec_key = [(field, value) for field, value in spec.keys if value != TEXT]
+        else:
+            spec_key = list(spec.keys)
+        wanted = dict.fromkeys(text, 1) | dict(options.pop("weights", {}))
+        if {field: weights.get(field, 1) for field in text} != wanted:
+            return False
+    else:
+        spec_key = list(spec.keys)
+    if key != spec_key:
+        return False
+    for option in (set(listed) - descriptive) | set(options):
+        have, want = listed.get(option), options.get(option)
+        # The embedded engine lists `unique: False`; MongoDB omits it.
+        if have != want and not (option == "unique" and not have and not want):
+            return False
+    return True
+
+
+async def _listed(db: Database) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every collection's indexes, by collection and index name (one read each)."""
+    listed: dict[str, dict[str, dict[str, Any]]] = {}
+    for collection in await db.list_collection_names():
+        cursor = await db[collection].list_indexes()
+        listed[collection] = {index["name"]: _plain(index) async for index in cursor}
+    return listed
+
+
+def _plain(value: Any) -> Any:
+    """A listed index as plain dicts (PyMongo lists SON), so comparisons ignore the type."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+async def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
+    """Create every index in `specs` that is not already in place; return all their names.
+
+    A collection whose listed indexes already match its specs exactly (`matches`) gets no
+    create command: start-up on a database with its catalogue in place only reads, where
+    the embedded engine otherwise spends as long on a no-op create as on a build. Raises
+    `IndexConflict` naming the collection and index when a definition changed.
+    """
+    return await _ensure(db, specs, await _listed(db))
+
+
+async def _ensure(
+    db: Database, specs: Iterable[IndexSpec], listed: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
     by_collection: dict[str, list[IndexSpec]] = {}
     for spec in specs:
         by_collection.setdefault(spec.collection, []).append(spec)
-    created: list[str] = []
+    ensured: list[str] = []
     for collection, group in by_collection.items():
+        present = listed.get(collection, {})
+        if all(spec.name in present and matches(spec, present[spec.name]) for spec in group):
+            ensured += [f"{collection}.{spec.name}" for spec in group]
+            continue
         try:
             names = await db[collection].create_indexes([spec.model() for spec in group])
         except OperationFailure as error:
@@ -183,28 +258,38 @@ async def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
                     "drop it so it can be rebuilt with the new definition"
                 ) from None
             raise
-        created += [f"{collection}.{name}" for name in names]
-    return created
+        ensured += [f"{collection}.{name}" for name in names]
+    return ensured
 
 
 async def drop_retired(db: Database, retired: Iterable[tuple[str, str]] = RETIRED) -> list[str]:
     """Drop indexes the catalogue replaced; return the ones that existed."""
+    return await _drop(db, retired, await _listed(db))
+
+
+async def _drop(
+    db: Database,
+    retired: Iterable[tuple[str, str]],
+    listed: dict[str, dict[str, dict[str, Any]]],
+) -> list[str]:
     dropped: list[str] = []
-    existing = set(await db.list_collection_names())
     for collection, name in retired:
-        if collection not in existing:
-            continue
-        names = {index["name"] async for index in await db[collection].list_indexes()}
-        if name in names:
+        if listed.get(collection, {}).pop(name, None) is not None:
             await db[collection].drop_index(name)
             dropped.append(f"{collection}.{name}")
     return dropped
 
 
 async def ensure_catalogue(db: Database, settings: Settings) -> list[str]:
-    """The catalogue as configured (audit retention), created idempotently."""
-    await drop_retired(db)
-    return await ensure_indexes(db, catalogue(audit_retention_days=settings.audit_retention_days))
+    """The catalogue as configured (audit retention), created where not already in place.
+
+    One listing of the database serves both steps: start-up on a database whose catalogue
+    is in place costs a read per collection.
+    """
+    listed = await _listed(db)
+    await _drop(db, RETIRED, listed)
+    specs = catalogue(audit_retention_days=settings.audit_retention_days)
+    return await _ensure(db, specs, listed)
 
 
 async def list_indexes(db: Database) -> dict[str, list[dict[str, Any]]]:
