@@ -101,10 +101,13 @@ test)
     ensure_ffmpeg
     ensure_wrk
     shift
-    # A worker per core (each session fixture, the engine and redis-server included, is
-    # per worker); `-n 0` in the arguments runs in one process. worksteal: the suite's few
-    # long process tests do not leave one worker finishing alone.
-    exec "$VENV/bin/pytest" -n auto --dist worksteal "$@"
+    # One worker more than cores (each session fixture, the engine and redis-server
+    # included, is per worker): a worker waiting on an fsync or a process it started
+    # leaves a core idle otherwise (docs/decisions.md). `-n 0` in the arguments runs in
+    # one process. worksteal: the few long process tests do not leave one worker
+    # finishing alone.
+    workers=$(($(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) + 1))
+    exec "$VENV/bin/pytest" -n "$workers" --dist worksteal "$@"
     ;;
 lint)
     install

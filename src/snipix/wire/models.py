@@ -48,7 +48,52 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str, s
     with `$` or holding a `.` or NUL. Recursion stops at `max_depth`, so the walk itself is
     bounded.
     """
+    if _within(value, 0, max_depth):
+        return None
+    # Rare: walk again, keeping the path, to name the place.
     return _walk(value, (), 0, max_depth)
+
+
+_LEAVES: Final = frozenset({float, bool, type(None)})
+
+
+def _within(value: Any, depth: int, max_depth: int) -> bool:
+    """Whether `value` keeps every bound: `_walk`'s verdict without its bookkeeping.
+
+    Every request body and imported document goes through this: it builds no path and
+    checks the common leaves (exact str, int, float, bool, None) inline instead of calling
+    itself for each. Anything of another type (a subclass) gets `_walk`'s own answer.
+    """
+    kind = type(value)
+    if kind is str:
+        return len(value) <= MAX_STRING_CHARS
+    if kind is int:
+        return bool(-MAX_INT <= value <= MAX_INT)
+    if kind in _LEAVES:
+        return True
+    if kind is not list and kind is not dict:
+        return _walk(value, (), depth, max_depth) is None
+    if depth >= max_depth or len(value) > MAX_ARRAY_ITEMS:
+        return False
+    if kind is dict:
+        for key in value:
+            if type(key) is not str or len(key) > MAX_STRING_CHARS or _unsafe(key):
+                return _walk(value, (), depth, max_depth) is None
+        items = value.values()
+    else:
+        items = value
+    deeper = depth + 1
+    for item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            if len(item) > MAX_STRING_CHARS:
+                return False
+        elif item_kind is int:
+            if not -MAX_INT <= item <= MAX_INT:
+                return False
+        elif item_kind not in _LEAVES and not _within(item, deeper, max_depth):
+            return False
+    return True
 
 
 def _where(path: tuple[str, ...]) -> str:
