@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv
 
+# Compiled bytecode. Where PYTHONDONTWRITEBYTECODE is set, every pytest worker and every
+# process a test starts compiles the code base from source again, and pytest redoes its
+# assertion rewriting of every test module per worker; written under the venv instead, the
+# source tree stays as clean as the setting asked (docs/decisions.md).
+if [ -n "${PYTHONDONTWRITEBYTECODE:-}" ]; then
+    unset PYTHONDONTWRITEBYTECODE
+    export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/$VENV/pycache}"
+fi
+
 find_python() {
     # Honour $PYTHON, then the usual names; the repo's .python-version makes pyenv's `python`
     # resolve to 3.13 where pyenv is installed.

@@ -44,6 +44,9 @@ from tests.support import (
     sync_mongo_client,
 )
 
+# The `process` marker's check (tests/processes.py).
+pytest_plugins = ["tests.processes"]
+
 TEST_URI_VARIABLE = "SNIPIX_TEST_MONGODB_URI"
 TEST_CACHE_VARIABLE = "SNIPIX_TEST_CACHE"
 # Read once at import: the autouse fixture below removes every SNIPIX_ variable per test.

@@ -40,6 +40,8 @@ from tests.support import (
     wait_until,
 )
 
+pytestmark = pytest.mark.process
+
 USERS = ("editor-0", "editor-1", "editor-2")
 DATABASE = "resilience"
 # The scenario's phases, at least this long each (a phase also lasts until the editors have

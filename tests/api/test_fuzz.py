@@ -62,7 +62,13 @@ PASSWORD = "Fuzz-Tester-42"
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 _SEGMENT_ID = re.compile(r"^[A-Za-z0-9_:-]{1,120}$")
 
-# The schema is the app's own document; building the app connects nothing.
+# Every operation of the API, a few hundred requests each: about a minute in all.
+pytestmark = pytest.mark.slow
+
+# The schema is the app's own document; building the app connects nothing. Built at
+# import: schemathesis's fixture-based (lazy) loader fails on pytest 9.2 (it sets the
+# item's `_nodeid`, which pytest no longer has), so each worker's collection builds
+# every operation's test, ~4 s (docs/decisions.md).
 schema = schemathesis.openapi.from_dict(
     create_app(Settings(_env_file=None)).openapi(),
     config=schemathesis.Config.from_dict(

@@ -196,6 +196,7 @@ def fallback(metrics: Metrics) -> float:
     return value(parse(metrics.exposition().decode()), "snipix_rate_limit_fallback")
 
 
+@pytest.mark.process
 async def test_limits_return_to_redis_when_it_comes_back() -> None:
     """Redis stops: counting goes on in process; Redis returns: a probe brings it back."""
     server = RedisServer.find().start()

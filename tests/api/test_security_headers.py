@@ -103,6 +103,7 @@ async def test_https_answers_ask_browsers_to_stay_on_https(http: httpx.AsyncClie
     assert "strict-transport-security" not in plain.headers
 
 
+@pytest.mark.process
 async def test_videos_keep_their_own_caching_and_ranges(
     http: httpx.AsyncClient, videos: Videos
 ) -> None:

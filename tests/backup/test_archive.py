@@ -259,6 +259,7 @@ def summary(lines: list[str]) -> str:
 
 
 @pytest.mark.usefixtures("seeded")
+@pytest.mark.process
 def test_backup_then_restore_into_an_empty_database_gives_identical_documents(
     mongo: Mongo, mongodb_uri: str, database_name: str, target: str, tmp_path: Path
 ) -> None:
@@ -303,6 +304,7 @@ def test_backup_then_restore_into_an_empty_database_gives_identical_documents(
 
 
 @pytest.mark.usefixtures("seeded")
+@pytest.mark.process
 def test_a_second_restore_changes_nothing(
     mongo: Mongo, mongodb_uri: str, database_name: str, target: str, tmp_path: Path
 ) -> None:
@@ -340,6 +342,7 @@ def test_a_second_restore_changes_nothing(
 
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
 @pytest.mark.usefixtures("seeded")
+@pytest.mark.process
 def test_a_damaged_file_is_refused_and_nothing_is_written(
     mongo: Mongo, mongodb_uri: str, database_name: str, target: str, tmp_path: Path, damage: str
 ) -> None:
@@ -366,6 +369,7 @@ def test_a_damaged_file_is_refused_and_nothing_is_written(
 
 
 @pytest.mark.usefixtures("seeded")
+@pytest.mark.process
 def test_a_backup_from_a_newer_schema_is_refused(
     mongo: Mongo, mongodb_uri: str, database_name: str, target: str, tmp_path: Path
 ) -> None:
@@ -387,6 +391,7 @@ def test_a_backup_from_a_newer_schema_is_refused(
     assert mongo[target].list_collection_names() == []
 
 
+@pytest.mark.process
 def test_a_user_backup_holds_only_that_users_data(
     seeded: dict[str, list[str]],
     mongo: Mongo,
@@ -438,6 +443,7 @@ def test_a_user_backup_holds_only_that_users_data(
 
 
 @pytest.mark.usefixtures("seeded")
+@pytest.mark.process
 def test_backup_refuses_a_non_empty_directory(
     mongodb_uri: str, database_name: str, tmp_path: Path
 ) -> None:
@@ -457,6 +463,7 @@ def test_backup_refuses_a_non_empty_directory(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.process
 def test_a_restore_from_a_directory_without_manifest_is_refused(
     mongo: Mongo, mongodb_uri: str, target: str, tmp_path: Path
 ) -> None:

@@ -357,6 +357,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float) -
     return time.monotonic() - started
 
 
+@pytest.mark.process
 async def test_invalidations_missed_during_an_outage_are_delivered_first(
     own_redis: RedisServer,
 ) -> None:
@@ -391,6 +392,7 @@ async def test_invalidations_missed_during_an_outage_are_delivered_first(
     await other_client.aclose()
 
 
+@pytest.mark.process
 async def test_caching_resumes_when_redis_returns(own_redis: RedisServer) -> None:
     """After Redis restarts, reads are cached again without restarting the service."""
     client = redis_client(own_redis.url)

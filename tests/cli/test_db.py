@@ -12,6 +12,8 @@ from pymongo import MongoClient
 from snipix.db.migrations import COLLECTION, LOCK_ID
 from tests.support import SnipixProcess, clean_env, run_snipix
 
+pytestmark = pytest.mark.process
+
 MIGRATION_ID = "0001_projects_validator"
 OTHER_OWNER = "deploy-job-7:4242:beef"
 

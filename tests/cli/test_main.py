@@ -29,6 +29,8 @@ from tests.support import (
     wait_until,
 )
 
+pytestmark = pytest.mark.process
+
 MONGO_PASSWORD = "Sup3r-Secret-Pass"
 # The local profile accepts X-User-Id as identity.
 OWNER = {"X-User-Id": "editor-1"}

@@ -49,6 +49,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.process
 async def test_created_admin_signs_in_and_opens_admin_routes(
     client: httpx.AsyncClient,
     store: Store,
@@ -99,6 +100,7 @@ async def test_created_admin_signs_in_and_opens_admin_routes(
     assert store["users"].count_documents({"email": "root@example.com"}) == 1
 
 
+@pytest.mark.process
 def test_weak_or_missing_password_creates_nothing(
     store: Store, tmp_path: Path, mongodb_uri: str, database_name: str
 ) -> None:

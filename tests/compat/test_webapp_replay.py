@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 
 from tests.compat.envelopes import data, failure
 from tests.compat.webapp import (
@@ -36,6 +37,8 @@ from tests.compat.webapp import (
     snipix_service,
 )
 from tests.support import loopback_client
+
+pytestmark = pytest.mark.process
 
 EMAIL = "maya.editor@example.com"
 NAME = "Maya Editor"

@@ -38,6 +38,7 @@ def sync_client(uri: str) -> MongoClient[dict[str, Any]]:
     return MongoClient(uri, serverSelectionTimeoutMS=5000)
 
 
+@pytest.mark.process
 def test_engine_records_its_address_and_removes_it_on_stop(tmp_path: Path) -> None:
     """`snipix engine` answers on the recorded address and cleans up after SIGTERM."""
     engine = start_engine_process(tmp_path, env=clean_env())
@@ -52,6 +53,7 @@ def test_engine_records_its_address_and_removes_it_on_stop(tmp_path: Path) -> No
     assert not is_served(tmp_path)
 
 
+@pytest.mark.process
 def test_second_engine_on_same_data_dir_is_refused_naming_the_holder(tmp_path: Path) -> None:
     """Two engines never open the same files; the second says who holds them."""
     first = start_engine_process(tmp_path, env=clean_env())
@@ -68,6 +70,7 @@ def test_second_engine_on_same_data_dir_is_refused_naming_the_holder(tmp_path: P
         first.stop()
 
 
+@pytest.mark.process
 def test_stale_record_of_a_dead_engine_is_ignored(tmp_path: Path) -> None:
     """A record left by a killed engine does not send clients to a dead address."""
     engine = start_engine_process(tmp_path, env=clean_env(), stop_with_parent=False)
@@ -86,6 +89,7 @@ def test_stale_record_of_a_dead_engine_is_ignored(tmp_path: Path) -> None:
         replacement.stop()
 
 
+@pytest.mark.process
 def test_acknowledged_write_survives_engine_kill(tmp_path: Path) -> None:
     """A write acknowledged with w=majority is on disk even if the engine is SIGKILLed."""
     engine = start_engine_process(tmp_path, env=clean_env(), stop_with_parent=False)
@@ -118,6 +122,7 @@ def test_engine_runs_wal_at_normal_sync_with_group_commit(tmp_path: Path) -> Non
         connection.close()
 
 
+@pytest.mark.process
 def test_acknowledged_concurrent_writes_survive_a_kill_during_group_commit(
     tmp_path: Path,
 ) -> None:
@@ -180,6 +185,7 @@ def test_acknowledged_concurrent_writes_survive_a_kill_during_group_commit(
         assert inserted <= attempted[index]
 
 
+@pytest.mark.process
 def test_engine_exits_when_its_parent_dies(tmp_path: Path) -> None:
     """An engine started for a command never outlives that command, even a killed one."""
     script = (
@@ -205,6 +211,7 @@ def test_engine_exits_when_its_parent_dies(tmp_path: Path) -> None:
     assert not is_served(tmp_path)
 
 
+@pytest.mark.process
 def test_engine_command_in_foreground(tmp_path: Path) -> None:
     """`snipix engine --port P` serves like mongod on a fixed port and stops on SIGINT."""
     port = free_port()
@@ -221,6 +228,7 @@ def test_engine_command_in_foreground(tmp_path: Path) -> None:
         engine.kill()
 
 
+@pytest.mark.process
 def test_engine_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     port = free_port()
     first = engine_command(tmp_path / "a", port, tmp_path, "a").start()
@@ -235,6 +243,7 @@ def test_engine_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         first.stop()
 
 
+@pytest.mark.process
 def test_unusable_data_dir_is_one_clear_line(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")

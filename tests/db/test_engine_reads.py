@@ -67,6 +67,7 @@ def traced(tmp_path: Path) -> Iterator[tuple[MongoClient[dict[str, Any]], Path, 
         engine.stop()
 
 
+@pytest.mark.process
 def test_a_list_page_reads_only_its_owner_in_index_order(
     traced: tuple[MongoClient[dict[str, Any]], Path, Path],
 ) -> None:
@@ -79,6 +80,7 @@ def test_a_list_page_reads_only_its_owner_in_index_order(
     assert collection_scans(executed, data_file) == []
 
 
+@pytest.mark.process
 def test_without_its_index_the_same_page_is_reported_as_a_scan(
     traced: tuple[MongoClient[dict[str, Any]], Path, Path],
 ) -> None:

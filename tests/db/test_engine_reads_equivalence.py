@@ -555,6 +555,7 @@ def run_scenario(engines: Engines, scenario: Scenario) -> None:
             assert_same_find(engines, coll_name, step)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -141,6 +141,7 @@ def test_an_fsync_started_before_a_commit_does_not_acknowledge_it(tmp_path: Path
         assert engine.group_commit.durable == engine.group_commit.committed
 
 
+@pytest.mark.process
 def test_concurrent_writes_share_fsyncs(tmp_path: Path) -> None:
     """N concurrent acknowledged writes cost at least one and fewer than N fsyncs."""
     engine = start_engine_process(tmp_path, env=clean_env())
@@ -207,6 +208,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.process
 def test_a_failed_fsync_stops_the_engine_without_acknowledging(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", FAILING_ENGINE, str(tmp_path / "eio.sqlite")],

@@ -294,6 +294,7 @@ def kill(engine: EngineProcess) -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
+@pytest.mark.process
 async def test_a_dead_engine_logs_failing_heartbeats_and_the_lost_primary(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from snipix.app import create_app
@@ -44,6 +45,7 @@ async def test_ready_with_redis_up(settings: Settings, redis_server: RedisServer
     assert response.json()["components"]["cache"]["status"] == "ok"
 
 
+@pytest.mark.process
 async def test_redis_down_degrades_but_stays_ready(settings: Settings) -> None:
     """Redis gone means slower, never broken: still 200, status degraded, cache named."""
     redis = RedisServer.find().start()

@@ -34,6 +34,8 @@ from tests.legacy.samples import (
 )
 from tests.support import SnipixProcess, clean_env
 
+pytestmark = pytest.mark.process
+
 DEV = "dev-user"
 PLACEHOLDER_PROJECT = "68bece27fe5513fae995ff01"
 DELETED_PROJECT = "68bece27fe5513fae995ff02"

@@ -141,6 +141,7 @@ def no_ffmpeg_settings(settings: Settings, tmp_path: Path) -> Settings:
 # --- upload ------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 async def test_upload_then_the_project_shows_the_video(
     client: httpx.AsyncClient, videos: Videos, settings: Settings
 ) -> None:
@@ -180,6 +181,7 @@ async def test_upload_then_the_project_shows_the_video(
     assert actions[0] == "project.updated"
 
 
+@pytest.mark.process
 async def test_the_video_and_thumbnail_are_served_to_the_owner(
     client: httpx.AsyncClient, videos: Videos
 ) -> None:
@@ -198,6 +200,7 @@ async def test_the_video_and_thumbnail_are_served_to_the_owner(
     assert thumbnail.content[:3] == b"\xff\xd8\xff"
 
 
+@pytest.mark.process
 async def test_upload_in_any_field_order_works(client: httpx.AsyncClient, videos: Videos) -> None:
     """A client that sends project_id before the file (httpx, curl -F) works too."""
     project_id = await create_project(client)
@@ -256,6 +259,7 @@ async def test_a_text_file_named_mp4_is_415_and_nothing_is_stored(
     assert (await project(client, project_id))["media"] is None
 
 
+@pytest.mark.process
 async def test_an_audio_only_file_is_415(
     client: httpx.AsyncClient, videos: Videos, settings: Settings
 ) -> None:
@@ -334,6 +338,7 @@ async def test_upload_needs_an_identity(client: httpx.AsyncClient, videos: Video
 # --- playing -----------------------------------------------------------------------------
 
 
+@pytest.mark.process
 async def test_range_requests_get_exactly_the_bytes_asked_for(
     client: httpx.AsyncClient, videos: Videos
 ) -> None:
@@ -362,6 +367,7 @@ async def test_range_requests_get_exactly_the_bytes_asked_for(
     assert beyond.headers["content-range"] == f"bytes */{size}"
 
 
+@pytest.mark.process
 async def test_another_user_gets_404_for_video_thumbnail_and_links(
     client: httpx.AsyncClient, videos: Videos
 ) -> None:
@@ -374,6 +380,7 @@ async def test_another_user_gets_404_for_video_thumbnail_and_links(
     assert_envelope_error(trimmed, 404, "not_found")
 
 
+@pytest.mark.process
 async def test_files_of_another_project_cannot_be_pointed_at(
     client: httpx.AsyncClient, videos: Videos
 ) -> None:
@@ -400,6 +407,7 @@ async def test_a_project_without_a_video_is_404(client: httpx.AsyncClient) -> No
     assert_envelope_error(await trim(client, project_id, [(0, 1)]), 404, "not_found")
 
 
+@pytest.mark.process
 async def test_signed_links_play_without_a_header(
     client: httpx.AsyncClient, videos: Videos
 ) -> None:
@@ -431,6 +439,7 @@ async def test_signed_links_play_without_a_header(
 # --- trimming ----------------------------------------------------------------------------
 
 
+@pytest.mark.process
 async def test_trim_makes_a_playable_video_of_the_kept_segments(
     client: httpx.AsyncClient, videos: Videos, tmp_path: Path
 ) -> None:
@@ -460,6 +469,7 @@ async def test_trim_makes_a_playable_video_of_the_kept_segments(
     assert original.content == videos.mp4.read_bytes()
 
 
+@pytest.mark.process
 async def test_a_new_trim_replaces_the_previous_render(
     client: httpx.AsyncClient, videos: Videos, settings: Settings
 ) -> None:
@@ -475,6 +485,7 @@ async def test_a_new_trim_replaces_the_previous_render(
     assert (settings.media_root / media["trimmedFile"]).exists()
 
 
+@pytest.mark.process
 async def test_concurrent_trims_of_different_projects_do_not_interfere(
     client: httpx.AsyncClient, videos: Videos, tmp_path: Path
 ) -> None:
@@ -509,6 +520,7 @@ async def test_concurrent_trims_of_different_projects_do_not_interfere(
         pytest.param([(0, 0.001)] * (MAX_SEGMENTS + 1), "segments", id="too-many"),
     ],
 )
+@pytest.mark.process
 async def test_invalid_segments_are_422(
     client: httpx.AsyncClient,
     videos: Videos,
@@ -525,6 +537,7 @@ async def test_invalid_segments_are_422(
     assert media_files(settings) == before
 
 
+@pytest.mark.process
 async def test_a_trim_that_takes_too_long_is_stopped_and_leaves_nothing(
     settings: Settings, videos: Videos
 ) -> None:
@@ -581,6 +594,7 @@ async def test_speech_features_are_501_with_a_reason(client: httpx.AsyncClient, 
 # --- purge -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 async def test_purging_a_project_removes_its_media_files(
     client: httpx.AsyncClient, videos: Videos, settings: Settings
 ) -> None:
@@ -602,6 +616,7 @@ async def test_purging_a_project_removes_its_media_files(
     assert (await client.get(f"/media/{kept}/video", headers=who())).status_code == 200
 
 
+@pytest.mark.process
 async def test_retention_purges_media_files_too(
     settings: Settings, videos: Videos, mongo: MongoClient[dict[str, Any]]
 ) -> None:
@@ -640,6 +655,7 @@ async def test_openapi_documents_the_media_routes(client: httpx.AsyncClient) -> 
     assert "206" in paths["/media/{project_id}/video"]["get"]["responses"]
 
 
+@pytest.mark.process
 async def test_snipix_retention_run_purges_media_files_too(
     client: httpx.AsyncClient,
     settings: Settings,

@@ -131,6 +131,7 @@ def summarize(
     )
 
 
+@pytest.mark.process
 def test_summary_of_a_real_service_log(service_log: Path, tmp_path: Path) -> None:
     """Counts, error shares, percentiles, slow shapes and codes match what the service did."""
     result = summarize([str(service_log), "--json"], tmp_path)
@@ -168,6 +169,7 @@ def test_summary_of_a_real_service_log(service_log: Path, tmp_path: Path) -> Non
     assert slow[1]["shape"] == '{"userId":"?","isDeleted":"?"}'
 
 
+@pytest.mark.process
 def test_stdin_gives_the_same_summary_as_text(service_log: Path, tmp_path: Path) -> None:
     """`-` reads stdin; the default output is a readable table with the same numbers."""
     from_file = summarize([str(service_log), "--json"], tmp_path)
@@ -187,6 +189,7 @@ def test_stdin_gives_the_same_summary_as_text(service_log: Path, tmp_path: Path)
     assert any(line.startswith("database_unavailable") for line in lines)
 
 
+@pytest.mark.process
 def test_a_log_without_slow_queries_or_json(tmp_path: Path) -> None:
     """Console-format or foreign lines are counted and explained, never fatal."""
     path = tmp_path / "console.log"
@@ -199,6 +202,7 @@ def test_a_log_without_slow_queries_or_json(tmp_path: Path) -> None:
     assert '(no "slow query" lines)' in result.stdout
 
 
+@pytest.mark.process
 def test_missing_file_is_one_error_line(tmp_path: Path) -> None:
     """An unreadable file: exit 1 with one `error:` line, no traceback."""
     result = summarize([str(tmp_path / "nope.log")], tmp_path)

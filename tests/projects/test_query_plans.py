@@ -49,6 +49,8 @@ from tests.db.sql_plans import collection_scans, read_trace
 from tests.support import clean_env, running_app, sync_mongo_client
 from tests.transcripts.test_endpoints import make_transcript
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture
 def database_name(empty_database_name: str) -> str:

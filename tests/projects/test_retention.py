@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
@@ -358,6 +359,7 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.process
 async def test_the_cli_dry_run_then_purge(
     db: Database,
     mongo: MongoClient[dict[str, Any]],
@@ -409,6 +411,7 @@ async def test_the_cli_dry_run_then_purge(
     assert not (tmp_path / ".snipix").exists(), "no embedded engine when MONGODB_URI is set"
 
 
+@pytest.mark.process
 async def test_the_cli_fails_in_one_line_while_the_lease_is_held(
     db: Database,
     mongo: MongoClient[dict[str, Any]],

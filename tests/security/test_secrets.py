@@ -38,6 +38,8 @@ from tests.support import (
     wait_until,
 )
 
+pytestmark = pytest.mark.process
+
 MONGO_USER = "snipix-app"
 # Characters that must be percent-encoded in a URI, and one that JSON logs escape.
 MONGO_PASSWORD = "Mongo:P@ss/wörd#1-secret"

@@ -54,6 +54,8 @@ from tests.support import (
     wait_until,
 )
 
+pytestmark = pytest.mark.process
+
 OWNER = {"X-User-Id": "editor-1"}
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
 # A claim (or idempotency key) left by a killed request is taken over after this long.

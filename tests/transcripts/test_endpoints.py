@@ -280,6 +280,7 @@ async def small_buckets(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 # --- 1. a long transcript round trip ---------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_50000_word_transcript_reads_back_exactly_as_uploaded(
     client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
 ) -> None:
