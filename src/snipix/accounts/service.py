@@ -29,7 +29,7 @@ from snipix.accounts.schemas import (
 )
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer, new_refresh_token, refresh_token_hash
-from snipix.clock import utc_now_ms
+from snipix.clock import Clock, to_millisecond, utc_now
 from snipix.db.client import Database, Document
 from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
 from snipix.observability.metrics import Metrics
@@ -89,14 +89,20 @@ class AccountService:
         throttle: LoginThrottle,
         lifetimes: Lifetimes,
         metrics: Metrics,
+        clock: Clock = utc_now,
     ) -> None:
         self._users = users
+        # Refresh tokens expire, and a reuse is judged inside its grace, by this clock.
+        self._clock = clock
         self._refresh = refresh_tokens
         self._issuer = issuer
         self._hasher = hasher
         self._throttle = throttle
         self._lifetimes = lifetimes
         self._metrics = metrics
+
+    def _now(self) -> datetime:
+        return to_millisecond(self._clock())
 
     # --- accounts ------------------------------------------------------------------------
 
@@ -113,7 +119,7 @@ class AccountService:
 
         `email` must be normalised and `password` already checked against the rules.
         """
-        now = utc_now_ms()
+        now = self._now()
         doc: Document = {
             "_id": str(ObjectId()),
             "email": email,
@@ -169,7 +175,7 @@ class AccountService:
             # Only after the password matched: telling a stranger would confirm the account.
             self._metrics.login_failed("inactive")
             raise Forbidden(f"This account is {doc['status']}; ask an administrator.")
-        now = utc_now_ms()
+        now = self._now()
         await self._users.record_sign_in(doc["_id"], now, new_hash)
         doc = {**doc, "lastLoginAt": now, "loginCount": doc.get("loginCount", 0) + 1}
         return await self._sign_in(doc, remember_me=body.remember_me)
@@ -181,7 +187,7 @@ class AccountService:
         return User.from_document(doc)
 
     async def update_profile(self, user_id: str, body: ProfileUpdate) -> User:
-        doc = await self._users.update_profile(user_id, body.changes(), utc_now_ms())
+        doc = await self._users.update_profile(user_id, body.changes(), self._now())
         if doc is None:
             raise NotFound(NO_ACCOUNT)
         return User.from_document(doc)
@@ -192,7 +198,7 @@ class AccountService:
         """A new access token and a new refresh token for a valid, unused refresh token."""
         issuer = self._require_issuer()
         token_hash = refresh_token_hash(refresh_token)
-        now = utc_now_ms()
+        now = self._now()
         token = await self._refresh.token(token_hash)
         if token is None or token["expiresAt"] <= now:
             raise _unauthorized(SESSION_ENDED)
@@ -218,7 +224,7 @@ class AccountService:
         Unknown, expired or already-ended sessions are not an error: signing out twice is
         harmless, and the answer says nothing about which tokens exist.
         """
-        now = utc_now_ms()
+        now = self._now()
         if refresh_token is not None:
             token = await self._refresh.token(refresh_token_hash(refresh_token))
             if token is not None:
@@ -244,7 +250,7 @@ class AccountService:
 
     async def _sign_in(self, user: Document, *, remember_me: bool) -> TokenResponse:
         issuer = self._require_issuer()
-        now = utc_now_ms()
+        now = self._now()
         family_id = str(ObjectId())
         refresh_token = new_refresh_token()
         expires_at = now + self._lifetimes.refresh(remember_me)
@@ -314,6 +320,7 @@ def account_service(
     hasher: PasswordHasher,
     throttle: LoginThrottle,
     metrics: Metrics,
+    clock: Clock = utc_now,
 ) -> AccountService:
     return AccountService(
         UserRepository(db),
@@ -323,4 +330,5 @@ def account_service(
         throttle=throttle,
         lifetimes=Lifetimes.from_settings(settings),
         metrics=metrics,
+        clock=clock,
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,6 +25,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from snipix.clock import Clock, utc_now
 from snipix.settings import Settings
 
 ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (RFC 9068 header value)
@@ -68,6 +68,8 @@ class TokenIssuer:
     ttl_s: int
     issuer: str | None = None
     audience: str | None = None
+    # `iat` and `exp` come from this clock.
+    clock: Clock = utc_now
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenIssuer | str:
@@ -89,7 +91,7 @@ class TokenIssuer:
         return NOT_CONFIGURED
 
     def access_token(self, *, user_id: str, role: str, session_id: str) -> str:
-        now = int(time.time())
+        now = int(self.clock().timestamp())
         claims: dict[str, Any] = {
             "sub": user_id,
             "roles": [role],

@@ -1,0 +1,80 @@
+"""Token lifetimes, judged by the service's clock: moved forward, not waited for."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import pytest
+
+from snipix.accounts.passwords import PasswordHasher
+from snipix.accounts.schemas import RegisterRequest
+from snipix.accounts.service import AccountService, account_service
+from snipix.accounts.throttle import LoginThrottle
+from snipix.accounts.token_issuer import TokenIssuer
+from snipix.db.client import Database
+from snipix.errors import Unauthorized
+from snipix.observability.metrics import Metrics
+from snipix.security.limiter import Limiter
+from snipix.settings import Settings
+from tests.accounts.helpers import SECRET, registration
+from tests.support import Clock
+
+
+def service(db: Database, settings: Settings, clock: Clock) -> AccountService:
+    metrics = Metrics("test")
+    issuer = TokenIssuer.from_settings(settings)
+    assert isinstance(issuer, TokenIssuer)
+    return account_service(
+        db,
+        settings,
+        issuer=TokenIssuer(issuer.key, issuer.algorithm, issuer.ttl_s, clock=clock),
+        hasher=PasswordHasher(),
+        throttle=LoginThrottle.from_settings(
+            settings, Limiter(None, prefix=settings.cache_prefix, metrics=metrics)
+        ),
+        metrics=metrics,
+        clock=clock,
+    )
+
+
+async def test_a_refresh_token_works_until_its_lifetime_ends(
+    db: Database, settings: Settings
+) -> None:
+    clock = Clock()
+    accounts = service(db, settings, clock)
+    signed_in = await accounts.register(RegisterRequest.model_validate(registration()))
+    clock.advance(timedelta(seconds=settings.refresh_token_ttl_s - 60))
+    renewed = await accounts.refresh(signed_in.refresh_token)
+    clock.advance(timedelta(seconds=settings.refresh_token_ttl_s + 1))
+    with pytest.raises(Unauthorized):
+        await accounts.refresh(renewed.refresh_token)
+
+
+async def test_a_reused_token_passes_inside_the_grace_and_ends_the_session_after(
+    db: Database, settings: Settings
+) -> None:
+    clock = Clock()
+    accounts = service(db, settings.model_copy(update={"refresh_reuse_grace_s": 30}), clock)
+    signed_in = await accounts.register(RegisterRequest.model_validate(registration()))
+    first = await accounts.refresh(signed_in.refresh_token)
+    clock.advance(timedelta(seconds=29))
+    await accounts.refresh(signed_in.refresh_token)  # a second tab, within the grace
+    clock.advance(timedelta(seconds=2))
+    with pytest.raises(Unauthorized):
+        await accounts.refresh(signed_in.refresh_token)  # a copy, after it
+    with pytest.raises(Unauthorized):
+        await accounts.refresh(first.refresh_token)  # the whole session ended
+
+
+async def test_access_tokens_are_stamped_by_the_issuers_clock(settings: Settings) -> None:
+    clock = Clock()
+    clock.advance(timedelta(days=3))
+    issuer = TokenIssuer(SECRET.encode(), "HS256", 900, clock=clock)
+    claims: dict[str, Any] = jwt.decode(
+        issuer.access_token(user_id="u1", role="user", session_id="s1"),
+        options={"verify_signature": False},
+    )
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims["iat"] == int(clock().timestamp())
