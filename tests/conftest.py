@@ -165,6 +165,11 @@ def settings(
         # One Redis for the whole run, and databases reused: a prefix per test keeps
         # their caches apart.
         cache_prefix=f"test_{uuid.uuid4().hex[:12]}",
+        # The worker's redis-server answers within a millisecond, but on a machine another
+        # process keeps busy a call can pass the 250 ms default; the rate limiter would
+        # then count in process from zero and a limit test see more through. Tests of a
+        # slow or hung Redis set their own timeout.
+        redis_timeout_ms=2_000,
     )
 
 
