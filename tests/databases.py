@@ -22,7 +22,7 @@ from pymongo.database import Database
 
 from snipix.catalogue import MIGRATIONS
 from snipix.db.client import connected
-from snipix.db.indexes import catalogue, drop_retired, ensure_indexes
+from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import COLLECTION as MIGRATIONS_COLLECTION
 from snipix.db.migrations import MigrationRunner
 from snipix.settings import Settings
@@ -56,8 +56,7 @@ async def _prepare(uri: str, name: str) -> None:
     async with connected(settings) as client:
         db = client[name]
         await MigrationRunner(db, MIGRATIONS).migrate()
-        await drop_retired(db)
-        await ensure_indexes(db, catalogue())
+        await ensure_catalogue(db, settings)
 
 
 @dataclass

@@ -210,12 +210,11 @@ def matches(spec: IndexSpec, listed: Mapping[str, Any]) -> bool:
 
 
 async def _listed(db: Database) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every collection's indexes, by collection and index name (one read each)."""
-    listed: dict[str, dict[str, dict[str, Any]]] = {}
-    for collection in await db.list_collection_names():
-        cursor = await db[collection].list_indexes()
-        listed[collection] = {index["name"]: _plain(index) async for index in cursor}
-    return listed
+    """`list_indexes`, by collection and index name, as plain dicts."""
+    return {
+        collection: {index["name"]: _plain(index) for index in indexes}
+        for collection, indexes in (await list_indexes(db)).items()
+    }
 
 
 def _plain(value: Any) -> Any:
