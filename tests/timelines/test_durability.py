@@ -321,7 +321,8 @@ def crash_app(
         data_dir=tmp_path / "unused",
         log_format="json",
         timeline_snapshot_every=snapshot_every,
-        mongodb_server_selection_timeout_ms=1000,
+        # Long enough for the first hello on a loaded machine (1 s failed once in CI).
+        mongodb_server_selection_timeout_ms=3000,
         mongodb_connect_timeout_ms=1000,
         health_timeout_ms=500,
         retention_interval_s=0,
