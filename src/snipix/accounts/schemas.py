@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
@@ -26,7 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from snipix.accounts.passwords import MAX_LENGTH, password_problems, weak_password_message
 from snipix.db.client import Document
-from snipix.wire.models import WireModel
+from snipix.wire.models import Instant, WireModel
 
 Role = Literal["user", "admin"]
 Status = Literal["active", "inactive", "pending", "suspended"]
@@ -196,12 +195,12 @@ class User(AuthModel):
     status: Status
     auth_provider: Literal["email", "google"] = "email"
     is_email_verified: bool
-    last_login: datetime | None
+    last_login: Instant | None
     login_count: int
     total_session_time: int = Field(0, description="Not tracked by this service: always 0.")
     preferences: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
     @classmethod
     def from_document(cls, doc: Document) -> User:

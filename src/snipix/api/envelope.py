@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel
 
 from snipix.api.openapi import documented
+from snipix.clock import iso_instant
 
 # The original app's path roots (API.md, "The original web app's API").
 LEGACY_PREFIXES: Final = ("/projects", "/timeline", "/transcriptions", "/auth", "/media")
@@ -42,7 +43,7 @@ def failure(code: str, message: str, details: Any, request_id: str | None) -> di
         "message": message,
         "details": details if details is not None else {},
         "request_id": request_id,
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": iso_instant(datetime.now(UTC)),
     }
 
 

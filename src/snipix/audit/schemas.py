@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 
-from snipix.wire.models import WireModel
+from snipix.wire.models import Instant, WireModel
 from snipix.wire.pages import CursorModel
 
 
 class AuditEntry(WireModel):
     id: str
-    at: datetime
+    at: Instant
     user_id: str = Field(description="Who made the change (`system:<job>` for the service).")
     owner_id: str | None = Field(None, description="Whose resource it is.")
     action: str = Field(examples=["project.updated"])
@@ -32,5 +31,5 @@ class AuditEntry(WireModel):
 
 
 class AuditCursor(CursorModel):
-    at: datetime
+    at: Instant
     id: str

@@ -10,6 +10,8 @@ from typing import Any, Final
 from rich.console import Console
 from rich.table import Table
 
+from snipix.clock import iso_instant
+
 FORMAT: Final = "snipix-legacy-import-report"
 COLLECTIONS: Final = ("projects", "timelines", "transcripts")
 # Lines of skipped records and conflicts printed; the report has them all.
@@ -170,4 +172,4 @@ class ImportReport:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+    return iso_instant(moment) if moment is not None else None

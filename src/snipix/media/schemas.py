@@ -6,13 +6,12 @@ sends and reads: `project_id`, `file_path`, and `startTime` inside a trim segmen
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.wire.models import SafeJson
+from snipix.wire.models import Instant, SafeJson
 
 # A trim request names one segment per clip of the main video track; a timeline with more
 # clips than this is not an edit a person makes by hand.
@@ -73,7 +72,7 @@ class MediaLinks(_Strict):
     video_url: str | None
     trimmed_video_url: str | None
     thumbnail_url: str | None
-    expires_at: datetime
+    expires_at: Instant
 
 
 class Envelope[T](BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from snipix.auth.actor import Actor
+from snipix.clock import iso_instant
 from snipix.db.leases import Lease
 from snipix.projects.service import ProjectService
 
@@ -113,5 +114,5 @@ def _describe(doc: dict[str, Any]) -> dict[str, Any]:
         "id": doc["_id"],
         "userId": doc["userId"],
         "name": doc.get("name"),
-        "deletedAt": doc["deletedAt"].isoformat() if doc.get("deletedAt") else None,
+        "deletedAt": iso_instant(doc["deletedAt"]) if doc.get("deletedAt") else None,
     }

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from snipix.wire.models import WireModel, from_storage
+from snipix.wire.models import Instant, WireModel, from_storage
 from snipix.wire.pages import CursorModel
 from snipix.wire.versions import MAX_VERSION
 
@@ -128,11 +128,11 @@ class Project(WireModel):
     status: ProjectStatus
     tags: list[str]
     media: Media | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
     version: int
     is_deleted: bool
-    deleted_at: datetime | None = None
+    deleted_at: Instant | None = None
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Project:
@@ -167,7 +167,7 @@ class ProjectVersion(WireModel):
     tags: list[str]
     media: Media | None
     is_deleted: bool
-    created_at: datetime = Field(description="When this version was made.")
+    created_at: Instant = Field(description="When this version was made.")
     current: bool = Field(description="True for the project's current version.")
 
     @classmethod

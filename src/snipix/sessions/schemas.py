@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.timelines.schemas import MAX_SECONDS, Id
-from snipix.wire.models import WireModel
+from snipix.wire.models import Instant, WireModel
 from snipix.wire.pages import CursorModel
 
 MAX_SELECTION = 500
@@ -49,8 +49,8 @@ class EditingSession(WireModel):
     zoom: float
     selected_clip_ids: list[str]
     panel: str | None
-    last_opened_at: datetime | None
-    updated_at: datetime | None
+    last_opened_at: Instant | None
+    updated_at: Instant | None
 
     @classmethod
     def default(cls, project_id: str) -> EditingSession:
@@ -82,7 +82,7 @@ class RecentProject(WireModel):
 
     project_id: str
     name: str
-    last_opened_at: datetime
+    last_opened_at: Instant
     playhead_sec: float
 
 

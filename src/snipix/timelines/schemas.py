@@ -11,14 +11,13 @@ save, patch, undo, import), is one the editor can open.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
 
-from snipix.wire.models import WireModel
+from snipix.wire.models import Instant, WireModel
 from snipix.wire.pages import CursorModel
 from snipix.wire.versions import MAX_VERSION
 
@@ -322,7 +321,7 @@ class Timeline(WireModel):
     version: int = Field(description="0 before the first save.")
     state: TimelineState
     duration_sec: float = Field(description="End of the last clip (derived).")
-    updated_at: datetime | None = None
+    updated_at: Instant | None = None
     can_undo: bool = False
     can_redo: bool = False
 
@@ -349,7 +348,7 @@ class Revision(WireModel):
     kind: RevisionKind
     label: str | None
     author_id: str
-    created_at: datetime
+    created_at: Instant
     op_count: int
     undoable: bool = Field(description="The next undo would undo this revision.")
     redoable: bool = Field(description="The next redo would redo this revision.")

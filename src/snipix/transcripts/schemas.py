@@ -7,13 +7,12 @@ when the project knows it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import pairwise
 from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from snipix.wire.models import WireModel
+from snipix.wire.models import Instant, WireModel
 from snipix.wire.pages import CursorModel
 from snipix.wire.versions import MAX_VERSION
 
@@ -172,7 +171,7 @@ class TranscriptHeader(WireModel):
     duration_sec: float
     bucket_count: int
     version: int
-    updated_at: datetime
+    updated_at: Instant
     metadata: TranscriptMetadata | None = Field(None, exclude_if=_absent)
 
 

@@ -4,11 +4,12 @@ and Snipix models built from original values (a 422 that names the original fiel
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from snipix.clock import iso_instant
 from snipix.errors import ValidationFailed
 from snipix.wire.models import SafeJson
 
@@ -26,11 +27,7 @@ class OriginalRequest(SafeJson):
 
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with `Z`, as JavaScript's `Date` parses it unambiguously."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_instant(moment)
 
 
 def checked[M: BaseModel](

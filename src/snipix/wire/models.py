@@ -16,12 +16,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Final
+from datetime import datetime
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidatorFunctionWrapHandler, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from snipix.clock import iso_instant
 from snipix.errors import ValidationFailed
 
 # Input bounds. Deep enough for any document of the API (a timeline state with a
@@ -247,3 +256,12 @@ class WireModel(SafeJson):
         extra="forbid",
         frozen=True,
     )
+
+
+# A time a client receives: always the same ISO 8601 shape (`iso_instant`), so clients may
+# compare two as strings. Pydantic's own form drops the fraction on a whole second.
+Instant = Annotated[
+    datetime,
+    PlainSerializer(iso_instant, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
