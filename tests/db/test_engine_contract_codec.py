@@ -9,6 +9,7 @@ message when a mongoeco release changes it.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import decimal
 import inspect
@@ -36,7 +37,14 @@ from mongoeco.core.bson_scalars import (
 from mongoeco.core.codec import DocumentCodec
 
 from snipix.db.engine import DurableSQLiteEngine
-from snipix.db.engine_codec import STOCK_ENCODE, single_pass_encode
+from snipix.db.engine_codec import (
+    COPYING_MODULES,
+    STOCK_DEEPCOPY,
+    STOCK_ENCODE,
+    document_copy,
+    install_document_copy,
+    single_pass_encode,
+)
 
 UTC = datetime.UTC
 MARKER = DocumentCodec._MARKER
@@ -230,3 +238,104 @@ def test_values_shaped_like_mongoeco_s_own_tags_encode_as_it_encodes_them(
     """A user document that looks like the codec's tagged form must still be escaped."""
     assert_same({MARKER: payload})
     assert_same({"x": [{MARKER: payload}]})
+
+
+# --- copying documents --------------------------------------------------------------------
+
+
+def test_the_copying_modules_call_deepcopy_by_their_own_name() -> None:
+    """`install_document_copy` replaces the `deepcopy` each module imported from `copy`;
+    a module that no longer calls it by that name would silently keep the stock copy."""
+    for module in COPYING_MODULES:
+        assert "deepcopy(" in inspect.getsource(module), (
+            f"{module.__name__} no longer calls deepcopy: update COPYING_MODULES"
+        )
+        assert getattr(module, "deepcopy", None) in (STOCK_DEEPCOPY, document_copy), (
+            f"{module.__name__}.deepcopy is no longer copy.deepcopy"
+        )
+
+
+def test_installing_refuses_a_module_whose_deepcopy_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = COPYING_MODULES[0]
+    monkeypatch.setattr(module, "deepcopy", copy.copy)
+    with pytest.raises(RuntimeError, match=module.__name__):
+        install_document_copy()
+
+
+def test_building_the_engine_installs_the_document_copy(tmp_path: Path) -> None:
+    """After the engine is built every copying module copies with `document_copy`, and a
+    document the caller gets back from a write is its own: changing it changes nothing
+    stored (what the stock copies guaranteed)."""
+    engine = DurableSQLiteEngine(str(tmp_path / "engine.sqlite"))
+    assert all(module.deepcopy is document_copy for module in COPYING_MODULES)
+    client = EmbeddedClient(engine=engine)
+    try:
+        collection = client["contract"]["copies"]
+        collection.insert_one({"_id": 1, "clips": [{"id": "a", "start": 0.5}], "n": 0})
+        returned = collection.find_one_and_update(
+            {"_id": 1}, {"$inc": {"n": 1}}, return_document=True
+        )
+        assert returned == {"_id": 1, "clips": [{"id": "a", "start": 0.5}], "n": 1}
+        returned["clips"][0]["start"] = 99
+        returned["clips"].append({"id": "b"})
+        collection.update_one({"_id": 1}, {"$set": {"clips.0.id": "c"}})
+        assert collection.find_one({"_id": 1}) == {
+            "_id": 1,
+            "clips": [{"id": "c", "start": 0.5}],
+            "n": 1,
+        }
+    finally:
+        client.close()
+
+
+def _containers(value: Any) -> list[Any]:
+    """Every list and dict inside `value` (itself included), depth first."""
+    found: list[Any] = []
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            found.append(current)
+            pending.extend(current.values())
+        elif isinstance(current, list | tuple):
+            if isinstance(current, list):
+                found.append(current)
+            pending.extend(current)
+    return found
+
+
+def assert_copied_as_deepcopy_copies(value: Any) -> None:
+    ours, stock = document_copy(value), STOCK_DEEPCOPY(value)
+    assert repr(ours) == repr(stock), f"document_copy differs from deepcopy for {value!r}"
+    assert type(ours) is type(stock)
+    shared = {id(item) for item in _containers(value)} & {id(item) for item in _containers(ours)}
+    assert not shared, f"document_copy shares a mutable container with {value!r}"
+
+
+@pytest.mark.parametrize("value", EVERY_TYPE, ids=lambda value: type(value).__name__)
+def test_every_bson_type_copies_as_deepcopy_copies_it(value: Any) -> None:
+    assert_copied_as_deepcopy_copies(value)
+    assert_copied_as_deepcopy_copies({"v": value, "in": [value, {"deeper": value}]})
+
+
+def test_mongoeco_s_own_immutable_documents_copy_as_deepcopy_copies_them() -> None:
+    internal = DocumentCodec.to_public(
+        DocumentCodec.decode(DocumentCodec.encode({"a": [1, {"b": 2}]}))
+    )
+    assert_copied_as_deepcopy_copies(internal)
+    assert_copied_as_deepcopy_copies({"doc": internal})
+
+
+def test_a_copy_with_a_memo_is_the_stock_copy() -> None:
+    shared = [1, 2]
+    memo: dict[int, Any] = {}
+    copied = document_copy({"a": shared, "b": shared}, memo)
+    assert copied["a"] is copied["b"], "deepcopy's memo keeps sharing"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(KEYS, VALUES, max_size=5))
+def test_generated_documents_copy_as_deepcopy_copies_them(document: dict[Any, Any]) -> None:
+    assert_copied_as_deepcopy_copies(document)
