@@ -41,9 +41,14 @@ from snipix.db.engine_codec import (
     COPYING_MODULES,
     STOCK_DEEPCOPY,
     STOCK_ENCODE,
+    STOCK_WIRE_DECODE,
+    STOCK_WIRE_ENCODE,
     document_copy,
     install_document_copy,
+    install_wire_values,
     single_pass_encode,
+    wire_decode,
+    wire_encode,
 )
 
 UTC = datetime.UTC
@@ -339,3 +344,106 @@ def test_a_copy_with_a_memo_is_the_stock_copy() -> None:
 @given(st.dictionaries(KEYS, VALUES, max_size=5))
 def test_generated_documents_copy_as_deepcopy_copies_them(document: dict[Any, Any]) -> None:
     assert_copied_as_deepcopy_copies(document)
+
+
+# --- wire values --------------------------------------------------------------------------
+
+
+def test_the_wire_conversions_are_looked_up_by_name_where_we_replace_them() -> None:
+    """The bridge recurses through its own module-level names, and the protocol and raw
+    cursor batches call them by the names they imported: those are the names replaced."""
+    from mongoeco.api._async import raw_batch_cursor
+    from mongoeco.wire import bson_bridge, protocol
+
+    encode_source = inspect.getsource(STOCK_WIRE_ENCODE)
+    decode_source = inspect.getsource(STOCK_WIRE_DECODE)
+    assert "encode_wire_value(item)" in encode_source, "encode no longer recurses by name"
+    assert "decode_wire_value(item)" in decode_source, "decode no longer recurses by name"
+    assert "encode_wire_value(document)" in inspect.getsource(protocol)
+    assert "decode_wire_value(BSON(" in inspect.getsource(protocol)
+    assert "encode_wire_value(document)" in inspect.getsource(raw_batch_cursor)
+    for module, name in (
+        (bson_bridge, "encode_wire_value"),
+        (bson_bridge, "decode_wire_value"),
+        (protocol, "encode_wire_value"),
+        (protocol, "decode_wire_value"),
+        (raw_batch_cursor, "encode_wire_value"),
+    ):
+        assert getattr(module, name) in (
+            STOCK_WIRE_ENCODE,
+            STOCK_WIRE_DECODE,
+            wire_encode,
+            wire_decode,
+        ), f"{module.__name__}.{name} is no longer mongoeco's function"
+
+
+def test_installing_refuses_a_wire_name_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mongoeco.wire import protocol
+
+    monkeypatch.setattr(protocol, "encode_wire_value", repr)
+    with pytest.raises(RuntimeError, match=r"protocol\.encode_wire_value"):
+        install_wire_values()
+
+
+def test_building_the_engine_routes_the_wire_through_ours(tmp_path: Path) -> None:
+    from mongoeco.wire import bson_bridge, protocol
+
+    DurableSQLiteEngine(str(tmp_path / "engine.sqlite"))
+    assert protocol.encode_wire_value is wire_encode  # type: ignore[attr-defined]
+    assert protocol.decode_wire_value is wire_decode  # type: ignore[attr-defined]
+    assert bson_bridge.encode_wire_value is wire_encode
+    assert bson_bridge.decode_wire_value is wire_decode
+
+
+def converted(convert: Callable[[Any], Any], value: Any) -> tuple[str, str]:
+    """What a conversion gives for `value`: the repr and type names of the result (the
+    stock functions recurse through the installed names, so compare at the top), or the
+    error."""
+    try:
+        result = convert(value)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return (type(error).__name__, str(error))
+    return (type(result).__name__, repr(result) + repr(_type_tree(result)))
+
+
+def _type_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return (type(value).__name__, {key: _type_tree(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, [_type_tree(item) for item in value])
+    return type(value).__name__
+
+
+def stock_converted(stock: Callable[[Any], Any], value: Any) -> tuple[str, str]:
+    """`converted` with mongoeco's own functions under their names, so the stock one's
+    recursion stays stock even after an engine was built in this process."""
+    from mongoeco.wire import bson_bridge
+
+    installed = (bson_bridge.encode_wire_value, bson_bridge.decode_wire_value)
+    bson_bridge.encode_wire_value = STOCK_WIRE_ENCODE
+    bson_bridge.decode_wire_value = STOCK_WIRE_DECODE
+    try:
+        return converted(stock, value)
+    finally:
+        bson_bridge.encode_wire_value, bson_bridge.decode_wire_value = installed
+
+
+def assert_wire_same(value: Any) -> None:
+    for stock, ours in ((STOCK_WIRE_ENCODE, wire_encode), (STOCK_WIRE_DECODE, wire_decode)):
+        assert converted(ours, value) == stock_converted(stock, value), (
+            f"{ours.__name__} differs from mongoeco's {stock.__name__} for {value!r}"
+        )
+
+
+@pytest.mark.parametrize("value", EVERY_TYPE, ids=lambda value: type(value).__name__)
+def test_every_bson_type_crosses_the_wire_as_mongoeco_converts_it(value: Any) -> None:
+    assert_wire_same(value)
+    assert_wire_same({"v": value, "in": [value, {"deeper": value}]})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), VALUES, max_size=5))
+def test_generated_documents_cross_the_wire_as_mongoeco_converts_them(
+    document: dict[str, Any],
+) -> None:
+    assert_wire_same(document)

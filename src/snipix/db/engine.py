@@ -77,7 +77,11 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.errors import BulkWriteError
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
-from snipix.db.engine_codec import install_document_copy, install_single_pass_codec
+from snipix.db.engine_codec import (
+    install_document_copy,
+    install_single_pass_codec,
+    install_wire_values,
+)
 from snipix.db.engine_reads import IndexNarrowedReads
 from snipix.db.engine_record import DATA_FILE, DataDirLock, EngineRecord, EngineStartError
 
@@ -317,6 +321,7 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         _install_lean_change_gaps()
         install_single_pass_codec()
         install_document_copy()
+        install_wire_values()
         self.group_commit = GroupCommit(Path(path), fsync=fsync)
         self.change_hub = _WatcherAwareHub(self)
         self.change_dispatches_skipped = 0

@@ -28,6 +28,12 @@ document is made of: plain dicts and lists are rebuilt, immutable scalars shared
 anything else (SON, mongoeco's own immutable containers, ids, BSON wrappers, objects that
 are not documents) goes to `copy.deepcopy` itself. `install_document_copy()` makes it the
 `deepcopy` of the mongoeco modules on that path.
+
+And for the wire: every command the proxy receives and every reply it sends goes through
+`decode_wire_value` / `encode_wire_value` (mongoeco's BSON types to and from PyMongo's),
+which test each value against a score of types, strings included. `wire_decode` and
+`wire_encode` rebuild plain dicts and lists and pass the JSON scalars and dates through
+as the stock functions do, handing any other value to them.
 """
 
 from __future__ import annotations
@@ -38,11 +44,14 @@ from types import ModuleType
 from typing import Any, Final
 
 import mongoeco.api._async.collection
+import mongoeco.api._async.raw_batch_cursor
 import mongoeco.core.operators
 import mongoeco.core.projections
 import mongoeco.engines._sqlite_modify_ops
 import mongoeco.engines.results
 import mongoeco.engines.sqlite
+import mongoeco.wire.bson_bridge
+import mongoeco.wire.protocol
 from mongoeco.core.bson_scalars import (
     INT64_MAX,
     INT64_MIN,
@@ -190,3 +199,68 @@ def install_document_copy() -> None:
             raise RuntimeError(f"{module.__name__}.deepcopy is not copy.deepcopy any more")
     for module in COPYING_MODULES:
         module.deepcopy = document_copy  # type: ignore[attr-defined]
+
+
+# --- wire values ---------------------------------------------------------------------------
+
+STOCK_WIRE_ENCODE: Final = mongoeco.wire.bson_bridge.encode_wire_value
+STOCK_WIRE_DECODE: Final = mongoeco.wire.bson_bridge.decode_wire_value
+
+# Values both stock functions return as they are (none of their type tests matches them).
+_WIRE_AS_IS: Final[frozenset[type]] = frozenset(
+    (str, int, float, bool, type(None), datetime.datetime)
+)
+
+
+def wire_encode(value: Any) -> Any:
+    """`encode_wire_value(value)` (mongoeco's values as PyMongo's BSON types), with plain
+    dicts, lists and JSON scalars handled here and everything else by the stock function."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _WIRE_AS_IS else wire_encode(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _WIRE_AS_IS else wire_encode(item) for item in value]
+    if kind in _WIRE_AS_IS:
+        return value
+    return STOCK_WIRE_ENCODE(value)
+
+
+def wire_decode(value: Any) -> Any:
+    """`decode_wire_value(value)` (PyMongo's BSON types as mongoeco's), with plain dicts,
+    lists and JSON scalars handled here and everything else by the stock function."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _WIRE_AS_IS else wire_decode(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _WIRE_AS_IS else wire_decode(item) for item in value]
+    if kind in _WIRE_AS_IS:
+        return value
+    return STOCK_WIRE_DECODE(value)
+
+
+# Where each function is looked up by name: the bridge itself (its recursion), the
+# protocol (every command and reply) and raw cursor batches.
+_WIRE_NAMES: Final[tuple[tuple[ModuleType, str, Any, Any], ...]] = (
+    (mongoeco.wire.bson_bridge, "encode_wire_value", STOCK_WIRE_ENCODE, wire_encode),
+    (mongoeco.wire.bson_bridge, "decode_wire_value", STOCK_WIRE_DECODE, wire_decode),
+    (mongoeco.wire.protocol, "encode_wire_value", STOCK_WIRE_ENCODE, wire_encode),
+    (mongoeco.wire.protocol, "decode_wire_value", STOCK_WIRE_DECODE, wire_decode),
+    (mongoeco.api._async.raw_batch_cursor, "encode_wire_value", STOCK_WIRE_ENCODE, wire_encode),
+)
+
+
+def install_wire_values() -> None:
+    """Route the wire conversions through `wire_encode` / `wire_decode` (idempotent);
+    refuses, naming the place, if one no longer holds the stock function."""
+    for module, name, stock, ours in _WIRE_NAMES:
+        current = getattr(module, name, None)
+        if current is not stock and current is not ours:
+            raise RuntimeError(f"{module.__name__}.{name} is not mongoeco's own any more")
+    for module, name, _stock, ours in _WIRE_NAMES:
+        setattr(module, name, ours)

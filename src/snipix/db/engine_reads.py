@@ -66,6 +66,7 @@ from mongoeco.core.query_plan import (
     QueryNode,
 )
 from mongoeco.core.sorting import sort_documents
+from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
 from mongoeco.engines.semantic_core import (
     EngineFindSemantics,
     iter_filtered_documents,
@@ -545,7 +546,19 @@ class IndexNarrowedReads:
         if not reader.owns_connection and semantics.limit != 1:
             rows = self._capture_shared_read_source(cursor, reader, payloads=True)  # type: ignore[attr-defined]
             cursor.close()
-        documents = (self._deserialize_document(payload) for (payload,) in rows)  # type: ignore[attr-defined]
+        documents: Iterable[Document]
+        if semantics.projection is None and self._codec is DocumentCodec:  # type: ignore[attr-defined]
+            # The stock scan's size estimate from the stored text, attached as its own path
+            # attaches it; without it the reader walks every document to size its batch.
+            documents = (
+                reader.attach_size_hint(
+                    self._deserialize_document(payload),  # type: ignore[attr-defined]
+                    _serialized_document_size_estimate(payload),
+                )
+                for (payload,) in rows
+            )
+        else:
+            documents = (self._deserialize_document(payload) for (payload,) in rows)  # type: ignore[attr-defined]
         python_semantics = replace(semantics, compiled_query=None)
         if semantics.text_query is not None:
             scored = self._iter_documents_for_classic_text_query_sync(  # type: ignore[attr-defined]
