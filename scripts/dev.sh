@@ -44,8 +44,17 @@ install() {
     local stamp="$VENV/.installed" digest
     digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+        # uv resolves and installs the same versions in ~6 s where pip takes ~30 s (a
+        # fresh clone's first `make test`). Where uv cannot be had or cannot reach an
+        # index (it reads no pip.conf), pip does it.
+        if "$VENV/bin/python" -m pip install --quiet uv >/dev/null 2>&1 &&
+            "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" -e ".[dev]"; then
+            :
+        else
+            echo "installing with pip" >&2
+            "$VENV/bin/python" -m pip install --quiet --upgrade pip
+            "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+        fi
         echo "$digest" >"$stamp"
     fi
     # Compiled once here, not by each test worker and each process the tests start on a

@@ -340,7 +340,7 @@ def test_a_copy_with_a_memo_is_the_stock_copy() -> None:
     assert copied["a"] is copied["b"], "deepcopy's memo keeps sharing"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(KEYS, VALUES, max_size=5))
 def test_generated_documents_copy_as_deepcopy_copies_them(document: dict[Any, Any]) -> None:
     assert_copied_as_deepcopy_copies(document)
@@ -441,7 +441,7 @@ def test_every_bson_type_crosses_the_wire_as_mongoeco_converts_it(value: Any) ->
     assert_wire_same({"v": value, "in": [value, {"deeper": value}]})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.text(max_size=4), VALUES, max_size=5))
 def test_generated_documents_cross_the_wire_as_mongoeco_converts_them(
     document: dict[str, Any],
