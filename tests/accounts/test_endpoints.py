@@ -6,6 +6,7 @@ written."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,70 @@ async def test_failed_sign_ins_are_limited_per_address(
         limited = await login(client)
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) > 0
+
+
+async def test_concurrent_wrong_passwords_get_exactly_the_account_limit_of_checks(
+    client: httpx.AsyncClient,
+) -> None:
+    """Ten wrong passwords for one account at once: the limit's worth are checked (401), the
+    rest refused before any check (429 + Retry-After), and the right password after them
+    is refused too. /metrics counts exactly the limit of checked failures."""
+    await register(client)
+    answers = await asyncio.gather(
+        *(login(client, password=f"Wrong-Password-{n}") for n in range(10))
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * ACCOUNT_LIMIT + [429] * (10 - ACCOUNT_LIMIT)
+    for answer in answers:
+        if answer.status_code == 429:
+            assert int(answer.headers["Retry-After"]) > 0
+    assert (await login(client)).status_code == 429
+    metrics = (await client.get("/metrics")).text
+    assert f'snipix_login_failures_total{{reason="bad_credentials"}} {ACCOUNT_LIMIT}.0' in metrics
+
+
+async def test_concurrent_wrong_passwords_from_one_address_get_exactly_its_limit(
+    mongodb_uri: str, database_name: str, tmp_path: Path, cache_url: str | None
+) -> None:
+    """One address trying ten accounts at once: only its limit of passwords is checked."""
+    settings = accounts_settings(
+        mongodb_uri,
+        database_name,
+        tmp_path,
+        login_failures_per_ip=4,
+        login_failures_per_account=100,
+        redis_url=cache_url,
+        redis_timeout_ms=2_000,
+        # Its own keys in the worker's Redis: the address is every test's.
+        cache_prefix=f"test_{uuid.uuid4().hex[:12]}",
+    )
+    async with running_app(create_app(settings)) as client:
+        answers = await asyncio.gather(*(login(client, f"user{n}@example.com") for n in range(10)))
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [401] * 4 + [429] * 6
+
+
+async def test_right_passwords_do_not_use_up_the_address_limit(
+    mongodb_uri: str, database_name: str, tmp_path: Path, cache_url: str | None
+) -> None:
+    """A sign-in holds its address's slot only while its password is checked: an office
+    behind one address signs in more often than the failure limit, one after another."""
+    settings = accounts_settings(
+        mongodb_uri,
+        database_name,
+        tmp_path,
+        login_failures_per_ip=2,
+        redis_url=cache_url,
+        redis_timeout_ms=2_000,
+        # Its own keys in the worker's Redis: the address is every test's.
+        cache_prefix=f"test_{uuid.uuid4().hex[:12]}",
+    )
+    async with running_app(create_app(settings)) as client:
+        await register(client)
+        for _ in range(5):
+            assert (await login(client)).status_code == 200
+        assert (await login(client, password="Wrong-Password-1")).status_code == 401
+        assert (await login(client)).status_code == 200
 
 
 # --- tokens --------------------------------------------------------------------------

@@ -233,7 +233,8 @@ async def test_limits_return_to_redis_when_it_comes_back() -> None:
 async def test_login_failures_are_counted_across_replicas_without_storing_emails(
     redis_server: RedisServer,
 ) -> None:
-    """With Redis, one replica's failed sign-ins count on another; keys hold no email."""
+    """With Redis, one replica's failed sign-ins count on another and a success on one
+    forgives the account on all; keys hold no email."""
     redis: Redis = Redis.from_url(redis_server.url)
     prefix = f"login-{free_port()}"
     try:
@@ -246,17 +247,58 @@ async def test_login_failures_are_counted_across_replicas_without_storing_emails
             )
             for _ in range(2)
         ]
-        await replicas[0].failed("alice@example.com", "10.0.0.1")
-        await replicas[1].failed("alice@example.com", "10.0.0.2")
+
+        async def fail(replica: LoginThrottle, address: str) -> None:
+            await replica.failed(await replica.begin("alice@example.com", address))
+
+        # One failure here, then a right password there: the account is forgiven everywhere.
+        await fail(replicas[0], "10.0.0.1")
+        await replicas[1].succeeded(await replicas[1].begin("alice@example.com", "10.0.0.2"))
+        await fail(replicas[0], "10.0.0.1")
+        await fail(replicas[1], "10.0.0.2")
         with pytest.raises(RateLimited) as refused:
-            await replicas[0].check("alice@example.com", "10.0.0.3")
+            await replicas[0].begin("alice@example.com", "10.0.0.3")
         wait = int(refused.value.headers["Retry-After"])
         assert 1 <= wait <= 60
         keys = [key.decode() async for key in redis.scan_iter(match=f"{prefix}-limits:*")]
         assert keys
         assert not any("alice" in key for key in keys)
-        await replicas[1].succeeded("alice@example.com")
-        await replicas[0].check("alice@example.com", "10.0.0.3")
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("backend", ["redis", "in-process"])
+async def test_a_reservable_window_holds_its_limit_under_concurrency(
+    redis_server: RedisServer, backend: str
+) -> None:
+    """Fifty callers at once reserve from a window of five: exactly five slots are taken.
+    A slot given back frees one place; the wait names when the oldest slot leaves; a clear
+    empties the window; slots older than the window no longer count."""
+    redis: Redis = Redis.from_url(redis_server.url)
+    limiter = Limiter(
+        redis if backend == "redis" else None,
+        prefix=f"windows-{free_port()}",
+        metrics=Metrics("test"),
+    )
+    try:
+        now = 1_000_000.0
+
+        async def reserve(at: float) -> tuple[str | None, int]:
+            return await limiter.reserve("w", "k", limit=5, window_s=60, now=at)
+
+        taken = await asyncio.gather(*(reserve(now + n / 100) for n in range(50)))
+        slots = [slot for slot, _ in taken if slot is not None]
+        assert len(slots) == 5
+        assert {wait for slot, wait in taken if slot is None} <= set(range(59, 61))
+        await limiter.release("w", "k", slots[0])
+        slot, _ = await reserve(now + 1)
+        assert slot is not None
+        assert (await reserve(now + 1))[0] is None
+        # The oldest slots leave the window 60 s after they were taken.
+        assert (await reserve(now + 60.5))[0] is not None
+        await limiter.clear_window("w", "k")
+        assert all([(await reserve(now + 61))[0] is not None for _ in range(5)])
+        assert not limiter.degraded
     finally:
         await redis.aclose()
 

@@ -154,23 +154,27 @@ class AccountService:
         self._require_issuer()
         email = normalize_email(body.email)
         try:
-            await self._throttle.check(email, client_ip)
+            attempt = await self._throttle.begin(email, client_ip)
         except RateLimited:
             self._metrics.login_failed("rate_limited")
             self._metrics.rate_limit_refused("login")
             raise
-        doc = await self._users.by_email(email)
-        new_hash: str | None = None
-        if doc is None or not doc.get("passwordHash"):
-            await self._hasher.verify_nobody(body.password)
-            matched = False
-        else:
-            matched, new_hash = await self._hasher.verify(body.password, doc["passwordHash"])
+        try:
+            doc = await self._users.by_email(email)
+            new_hash: str | None = None
+            if doc is None or not doc.get("passwordHash"):
+                await self._hasher.verify_nobody(body.password)
+                matched = False
+            else:
+                matched, new_hash = await self._hasher.verify(body.password, doc["passwordHash"])
+        except BaseException:
+            await self._throttle.abandoned(attempt)
+            raise
         if not matched or doc is None:
-            await self._throttle.failed(email, client_ip)
+            await self._throttle.failed(attempt)
             self._metrics.login_failed("bad_credentials")
             raise _unauthorized(BAD_CREDENTIALS)
-        await self._throttle.succeeded(email)
+        await self._throttle.succeeded(attempt)
         if doc.get("status", "active") != "active":
             # Only after the password matched: telling a stranger would confirm the account.
             self._metrics.login_failed("inactive")

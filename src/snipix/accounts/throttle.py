@@ -1,4 +1,4 @@
-"""Login failure limits, per account and per client address (the `limits` library).
+"""Login failure limits, per account and per client address.
 
 Failures are counted, not attempts: a person who types the right password is never slowed
 down by their own successes. Once an account (the normalised email) or an address has
@@ -8,8 +8,15 @@ right password included, until the oldest failure leaves the window. A success c
 account's count (not the address's: a caller with one working account must not be able to
 reset the count it builds up against others).
 
-The counts live where the service's rate limits live (`snipix.security.limiter`):
-in Redis when REDIS_URL is set, so every replica sees the same failures, else (and while
+The limit holds under concurrency: an attempt takes a slot in both windows *before* the
+password is checked (`begin`), atomically, and gives it back only when the password was
+right (`succeeded`) or the attempt never reached the check (`abandoned`). A wrong password
+keeps its slots: they are its failure. So however many sign-ins arrive at once, at most
+the limit of password checks run per account and per address in any window; the others
+are refused before any is made.
+
+The windows live where the service's rate limits live (`snipix.security.limiter`): in
+Redis when REDIS_URL is set, so every replica sees the same failures, else (and while
 Redis is unreachable) in process memory, where N replicas allow up to N times the limit.
 Accounts are keyed by a hash of the email, so no address is written to Redis.
 """
@@ -18,66 +25,99 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Final
 
-from limits import RateLimitItemPerSecond
-
+from snipix.clock import Clock, utc_now
 from snipix.errors import RateLimited
 from snipix.security.limiter import Limiter
 from snipix.settings import Settings
 
-NAMESPACE: Final = "snipix-login"
+ACCOUNT: Final = "login-account"
+ADDRESS: Final = "login-ip"
 
 
 def _account_key(account: str) -> str:
     return hashlib.sha256(account.encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One sign-in's slots in the account's and the address's windows."""
+
+    account_key: str
+    ip: str
+    account_slot: str
+    ip_slot: str
+
+
 class LoginThrottle:
     def __init__(
-        self, *, per_account: int, per_ip: int, window_s: int, limiter: Limiter | None = None
+        self,
+        *,
+        per_account: int,
+        per_ip: int,
+        window_s: int,
+        limiter: Limiter | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._limiter = limiter if limiter is not None else Limiter.in_process()
-        self._account = RateLimitItemPerSecond(per_account, window_s, namespace=NAMESPACE)
-        self._ip = RateLimitItemPerSecond(per_ip, window_s, namespace=NAMESPACE)
+        self._per_account = per_account
+        self._per_ip = per_ip
+        self._window_s = window_s
+        self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, limiter: Limiter | None = None) -> LoginThrottle:
+    def from_settings(
+        cls, settings: Settings, limiter: Limiter | None = None, clock: Clock = utc_now
+    ) -> LoginThrottle:
         return cls(
             per_account=settings.login_failures_per_account,
             per_ip=settings.login_failures_per_ip,
             window_s=settings.login_failure_window_s,
             limiter=limiter,
+            clock=clock,
         )
 
-    async def check(self, account: str, ip: str) -> None:
-        """`RateLimited` (429 + Retry-After) when either count is used up."""
-        waits = [
-            await self._wait_s(item, kind, key)
-            for item, kind, key in (
-                (self._account, "account", _account_key(account)),
-                (self._ip, "ip", ip),
-            )
-        ]
-        wait_s = max(waits)
-        if wait_s > 0:
-            raise RateLimited(
-                f"Too many failed sign-in attempts. Try again in {_in_words(wait_s)}.",
-                details={"retryAfterSeconds": wait_s},
-                headers={"Retry-After": str(wait_s)},
-            )
+    async def begin(self, account: str, ip: str) -> Attempt:
+        """Take this attempt's slots, or `RateLimited` (429 + Retry-After) with nothing
+        taken when either window is full."""
+        now = self._clock().timestamp()
+        account_key = _account_key(account)
+        account_slot, wait_s = await self._limiter.reserve(
+            ACCOUNT, account_key, limit=self._per_account, window_s=self._window_s, now=now
+        )
+        if account_slot is None:
+            raise _limited(wait_s)
+        ip_slot, wait_s = await self._limiter.reserve(
+            ADDRESS, ip, limit=self._per_ip, window_s=self._window_s, now=now
+        )
+        if ip_slot is None:
+            await self._limiter.release(ACCOUNT, account_key, account_slot)
+            raise _limited(wait_s)
+        return Attempt(account_key, ip, account_slot, ip_slot)
 
-    async def failed(self, account: str, ip: str) -> None:
-        await self._limiter.hit(self._account, "account", _account_key(account))
-        await self._limiter.hit(self._ip, "ip", ip)
+    async def failed(self, attempt: Attempt) -> None:
+        """The password was wrong: the attempt's slots stay taken, as its failure."""
 
-    async def succeeded(self, account: str) -> None:
-        await self._limiter.clear(self._account, "account", _account_key(account))
+    async def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: the account's failures are forgiven, and this attempt
+        no longer counts against its address."""
+        await self._limiter.clear_window(ACCOUNT, attempt.account_key)
+        await self._limiter.release(ADDRESS, attempt.ip, attempt.ip_slot)
 
-    async def _wait_s(self, item: RateLimitItemPerSecond, kind: str, key: str) -> int:
-        if await self._limiter.test(item, kind, key):
-            return 0
-        return await self._limiter.retry_after_s(item, kind, key)
+    async def abandoned(self, attempt: Attempt) -> None:
+        """The attempt ended before its password was judged (an error): give both back."""
+        await self._limiter.release(ACCOUNT, attempt.account_key, attempt.account_slot)
+        await self._limiter.release(ADDRESS, attempt.ip, attempt.ip_slot)
+
+
+def _limited(wait_s: int) -> RateLimited:
+    return RateLimited(
+        f"Too many failed sign-in attempts. Try again in {_in_words(wait_s)}.",
+        details={"retryAfterSeconds": wait_s},
+        headers={"Retry-After": str(wait_s)},
+    )
 
 
 def _in_words(seconds: int) -> str:

@@ -12,6 +12,12 @@ failed call counted (`snipix_rate_limit_storage_errors_total`), `snipix_rate_lim
 1 for the outage's duration. While Redis is down requests do not touch it: a background
 probe (0.5 s doubling to 2 s, `run_recovery`) finds it again. The in-process counts start
 empty, so across a switch a client can get up to one more window's worth.
+
+Beside `limits`' windows, reservable windows (`reserve`, `release`, `clear_window`): a slot
+is taken atomically before the work it limits and can be given back one by one afterwards
+(a sign-in takes a slot before checking the password and returns it when the password
+was right). `limits` can only clear a whole window, so these are a sorted set per key in
+Redis (member = slot, score = time), changed by one Lua script, or a dict in process.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 from limits import RateLimitItem
@@ -39,6 +46,79 @@ PROBE_MIN_S: Final = 0.5
 PROBE_MAX_S: Final = 2.0
 
 
+# Take a slot in the window KEYS[1] (ARGV: now, window seconds, limit, slot id) after
+# dropping the slots older than the window: {1, 0} when taken, else {0, seconds until the
+# oldest slot leaves}. One script, so no two callers can both see the last free slot.
+_RESERVE_LUA: Final = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, tostring(tonumber(oldest[2]) + window - now)}
+end
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('PEXPIRE', key, math.ceil(window * 1000))
+return {1, '0'}
+"""
+
+
+class _Windows(Protocol):
+    async def reserve(
+        self, key: str, slot: str, *, now: float, window_s: float, limit: int
+    ) -> float | None: ...
+
+    async def release(self, key: str, slot: str) -> None: ...
+
+    async def clear(self, key: str) -> None: ...
+
+
+class _RedisWindows:
+    """Reservable windows in Redis: shared by every replica."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._reserve = redis.register_script(_RESERVE_LUA)
+
+    async def reserve(
+        self, key: str, slot: str, *, now: float, window_s: float, limit: int
+    ) -> float | None:
+        taken, wait = await self._reserve(keys=[key], args=[now, window_s, limit, slot])
+        return None if int(taken) == 1 else float(wait)
+
+    async def release(self, key: str, slot: str) -> None:
+        await self._redis.zrem(key, slot)
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(key)
+
+
+class _LocalWindows:
+    """The same windows in this process (one event loop: each call is atomic)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, dict[str, float]] = {}
+
+    async def reserve(
+        self, key: str, slot: str, *, now: float, window_s: float, limit: int
+    ) -> float | None:
+        slots = {taken: at for taken, at in self._slots.get(key, {}).items() if at > now - window_s}
+        if len(slots) >= limit:
+            self._slots[key] = slots
+            return min(slots.values()) + window_s - now
+        slots[slot] = now
+        self._slots[key] = slots
+        return None
+
+    async def release(self, key: str, slot: str) -> None:
+        self._slots.get(key, {}).pop(slot, None)
+
+    async def clear(self, key: str) -> None:
+        self._slots.pop(key, None)
+
+
 class Limiter:
     """Counts events per key in a moving window; Redis-backed with an in-process fallback."""
 
@@ -47,6 +127,9 @@ class Limiter:
         self._redis = redis
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
+        self._key_prefix = f"{prefix}-limits"
+        self._local_windows: _Windows = _LocalWindows()
+        self._shared_windows: _Windows | None = None
         if redis is not None:
             storage = RedisStorage(
                 "async+redis://",
@@ -58,6 +141,7 @@ class Limiter:
                 connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             )
             self._shared = MovingWindowRateLimiter(storage)
+            self._shared_windows = _RedisWindows(redis)
         self._down_since: float | None = None
         self._next_probe = 0.0
         self._probe_interval = PROBE_MIN_S
@@ -93,17 +177,51 @@ class Limiter:
     async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
         await self._run(lambda limiter: limiter.clear(item, *identifiers))
 
+    async def reserve(
+        self, name: str, key: str, *, limit: int, window_s: float, now: float
+    ) -> tuple[str | None, int]:
+        """Take a slot in window `name`/`key` (at most `limit` in any `window_s` seconds up
+        to `now`, a Unix time): `(slot, 0)`, or `(None, seconds to wait)` when it is full."""
+        slot = uuid.uuid4().hex
+        wait = await self._run_windows(
+            lambda windows: windows.reserve(
+                self._window_key(name, key), slot, now=now, window_s=window_s, limit=limit
+            )
+        )
+        if wait is None:
+            return slot, 0
+        return None, max(1, math.ceil(wait))
+
+    async def release(self, name: str, key: str, slot: str) -> None:
+        """Give one slot back (a no-op when it already left the window)."""
+        await self._run_windows(lambda windows: windows.release(self._window_key(name, key), slot))
+
+    async def clear_window(self, name: str, key: str) -> None:
+        """Give every slot of `name`/`key` back."""
+        await self._run_windows(lambda windows: windows.clear(self._window_key(name, key)))
+
+    def _window_key(self, name: str, key: str) -> str:
+        return f"{self._key_prefix}:{name}:{key}"
+
+    async def _run_windows[T](self, call: Callable[[_Windows], Awaitable[T]]) -> T:
+        return await self._with_fallback(self._shared_windows, self._local_windows, call)
+
     async def _run[T](self, call: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
-        if self._shared is not None:
+        return await self._with_fallback(self._shared, self._local, call)
+
+    async def _with_fallback[B, T](
+        self, shared: B | None, local: B, call: Callable[[B], Awaitable[T]]
+    ) -> T:
+        if shared is not None:
             if self._down_since is not None and not self._recovery_running:
                 # No recovery loop (a tool, a test without the app): probe when one is due.
                 await self.probe()
             if self._down_since is None:
                 try:
-                    return await call(self._shared)
+                    return await call(shared)
                 except (RedisError, OSError) as error:
                     self._failed(error)
-        return await call(self._local)
+        return await call(local)
 
     def _failed(self, error: BaseException) -> None:
         self._metrics.rate_limit_storage_failed()
