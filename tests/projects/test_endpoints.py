@@ -297,6 +297,17 @@ async def test_unknown_project_is_404(client: httpx.AsyncClient) -> None:
             {"name": "x", "media": {"durationSec": -1}}, "media.durationSec", id="negative-duration"
         ),
         pytest.param({"name": "x", "media": {"codec": "h264"}}, "media.codec", id="media-extra"),
+        pytest.param(
+            {"name": "x", "media": {"sizeBytes": False}}, "media.sizeBytes", id="boolean-size"
+        ),
+        pytest.param(
+            {"name": "x", "media": {"durationSec": True}},
+            "media.durationSec",
+            id="boolean-duration",
+        ),
+        pytest.param(
+            {"name": "x", "media": {"width": "1920"}}, "media.width", id="numeric-string-width"
+        ),
     ],
 )
 async def test_invalid_create_is_422_naming_the_field_and_writes_nothing(

@@ -177,6 +177,50 @@ async def test_a_repeated_idempotency_key_applies_once(
     assert reused.status_code == 422
 
 
+async def test_a_key_on_someone_elses_project_is_not_found(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """An Idempotency-Key another user sends on this project is a 404, as every request on
+    a project not theirs: not "already used", which would tell them it exists."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    move = [{"op": "replace", "path": "/clips/1/start", "value": 9.0}]
+    key = {"Idempotency-Key": "autosave-7"}
+    assert (await patch(client, path, move, 1, **key)).status_code == 200
+    store = mongo[settings.database_name]
+    keys, heads = store["idempotency_keys"], store["timelines"]
+    before = (keys.count_documents({}), heads.find_one({}))
+    stranger = await client.patch(
+        path,
+        content=json.dumps([{"op": "replace", "path": "/clips/1/start", "value": 1.0}]),
+        headers={"X-User-Id": "stranger", **PATCH_TYPE, "If-Match": '"2"', **key},
+    )
+    assert stranger.status_code == 404, stranger.text
+    assert (
+        store["idempotency_keys"].count_documents({}),
+        store["timelines"].find_one({}),
+    ) == before
+
+
+async def test_an_empty_patch_answers_the_current_state_and_records_nothing(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """`[]` changes nothing: 200 with the current state and ETag, no revision (so undo
+    still undoes the last real change), and a stale If-Match is still 412."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    revisions = mongo[settings.database_name]["timeline_revisions"]
+    assert revisions.count_documents({}) == 1
+    empty = await patch(client, path, [], 1)
+    assert empty.status_code == 200, empty.text
+    assert empty.headers["ETag"] == '"1"'
+    assert empty.json() == (await client.get(path, headers=OWNER)).json()
+    assert revisions.count_documents({}) == 1
+    assert (await patch(client, path, [], 0)).status_code == 412
+    history = await client.get(f"{path}/history", headers=OWNER)
+    assert [item["version"] for item in history.json()["items"]] == [1]
+
+
 async def test_twenty_edits_undone_and_redone_give_the_exact_states(
     client: httpx.AsyncClient,
 ) -> None:

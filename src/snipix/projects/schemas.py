@@ -50,17 +50,20 @@ class Media(WireModel):
     """The project's source video: a reference and its metadata, never the bytes."""
 
     source: Location | None = Field(None, description="Path or URL of the source video.")
-    duration_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False)
-    size_bytes: int | None = Field(None, ge=0, le=2**53)
+    # Strict: a boolean (or a numeric string) is not a size or a duration.
+    duration_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False, strict=True)
+    size_bytes: int | None = Field(None, ge=0, le=2**53, strict=True)
     mime_type: str | None = Field(None, pattern=r"^[\w.+-]{1,64}/[\w.+-]{1,64}$")
-    width: int | None = Field(None, ge=1, le=16_384)
-    height: int | None = Field(None, ge=1, le=16_384)
-    fps: float | None = Field(None, gt=0, le=1_000, allow_inf_nan=False)
+    width: int | None = Field(None, ge=1, le=16_384, strict=True)
+    height: int | None = Field(None, ge=1, le=16_384, strict=True)
+    fps: float | None = Field(None, gt=0, le=1_000, allow_inf_nan=False, strict=True)
     thumbnail: Location | None = Field(None, description="Path or URL of a thumbnail image.")
     trimmed_source: Location | None = Field(
         None, description="Path or URL of the trimmed render of the source (the web app's trim)."
     )
-    trimmed_duration_sec: float | None = Field(None, ge=0, le=7 * 86_400, allow_inf_nan=False)
+    trimmed_duration_sec: float | None = Field(
+        None, ge=0, le=7 * 86_400, allow_inf_nan=False, strict=True
+    )
     # Set by the media service (POST /media/upload, /media/trim-video): where the stored
     # files are, relative to the media root, as `<projectId>/<name>`. Only files in the
     # project's own folder are ever served, whatever a client writes here.

@@ -337,6 +337,17 @@ class TimelineService:
                 "Send If-Match with the timeline's ETag (or baseVersion) so this change "
                 "applies to the state it was made on."
             )
+        if not operations:
+            # Nothing to apply: no revision (undo would have nothing to undo), the current
+            # state as the answer, under the same version check as any change.
+            current = await self.get(actor, project_id)
+            if isinstance(expected, int) and expected != current.version:
+                raise VersionMismatch(
+                    f"The timeline changed since version {expected}; it is now at version "
+                    f"{current.version}. Reload it and apply your change again.",
+                    current_version=current.version,
+                )
+            return current
         if idempotency_key is None:
             return await self._change(
                 actor, project_id, expected, self._patch_plan(operations, label)
@@ -639,6 +650,9 @@ class TimelineService:
         label: str | None,
         key: str,
     ) -> Timeline:
+        # The owner first: a key another user sent on this project must not tell this
+        # caller anything about it (404, as for every request on a project not theirs).
+        await self._projects.get(actor, project_id)
         key_id = f"timeline:{project_id}:{key}"
         fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
         token = uuid.uuid4().hex
