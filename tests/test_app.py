@@ -155,6 +155,25 @@ async def test_unknown_route_and_method_use_the_common_shape(client: httpx.Async
     wrong_method = await client.post("/health/live")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert wrong_method.headers["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/v1/projects/p1", "GET, PATCH, DELETE"),
+        ("DELETE", "/api/v1/projects", "GET, POST"),
+        ("POST", "/api/v1/projects/p1/timeline", "GET, PUT, PATCH"),
+    ],
+)
+async def test_a_405_allows_every_method_of_every_route_at_its_path(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    """A path served by several routes names all their methods in `Allow` (the router
+    named only the first route's)."""
+    answer = await client.request(method, path, headers={"X-User-Id": "alice"})
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == allowed
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:

@@ -1083,6 +1083,16 @@ async def test_admin_audit_time_range(client: httpx.AsyncClient) -> None:
     assert [e["action"] for e in before.json()["items"]] == ["project.created"]
 
 
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "-3", "1e9", "yesterday"])
+async def test_admin_audit_times_are_written_times_only(
+    client: httpx.AsyncClient, value: str
+) -> None:
+    """A number is not a time: `?until=0.5` was read as half a second after 1970."""
+    for name in ("since", "until"):
+        answer = await client.get("/api/v1/admin/audit", params={name: value}, headers=admin())
+        assert_error(answer, 422, "validation_error")
+
+
 # --- purge -----------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ The original web app's paths get its own envelope instead (`snipix.api.envelope`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from fastapi import FastAPI, Request
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from snipix.api.envelope import failure, is_legacy_path
 from snipix.api.openapi import documented
@@ -156,13 +157,30 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize() + "."
     if exc.status_code == 404 and exc.detail == "Not Found":
         message = f"No route matches {request.method} {request.url.path}."
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route whose path matched; a path served
+        # by several routes (GET, PATCH and DELETE of a project) allows all of theirs.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return error_response(
-        request,
-        status_code=exc.status_code,
-        code=code,
-        message=message,
-        headers=dict(exc.headers) if exc.headers else None,
+        request, status_code=exc.status_code, code=code, message=message, headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route serves at this path: each asked of the router as a request
+    with that method would be (an included router hides its routes' methods)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -13,6 +13,7 @@ cannot encode. Each field has its own, smaller limits on top of these.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     PlainSerializer,
     ValidatorFunctionWrapHandler,
@@ -265,3 +267,17 @@ Instant = Annotated[
     PlainSerializer(iso_instant, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _written_time(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T12:00:00Z")
+
+
+# A time a client sends: ISO 8601 text only. Pydantic's own datetime also reads a number
+# (or a numeric string such as `?until=0.5`) as seconds since 1970, which no client means.
+IsoTime = Annotated[datetime, BeforeValidator(_written_time)]

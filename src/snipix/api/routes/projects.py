@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -34,6 +33,7 @@ from snipix.projects.schemas import (
 )
 from snipix.projects.service import ListQuery, ProjectService
 from snipix.resources import get_resources
+from snipix.wire.models import IsoTime
 from snipix.wire.pages import DEFAULT_LIMIT, Page, decode_cursor
 from snipix.wire.versions import MAX_VERSION, expected_version, parse_if_match
 
@@ -260,8 +260,8 @@ async def search_audit(
     user_id: Annotated[str | None, Query(alias="userId", pattern=r"^[^$]{1,200}$")] = None,
     entity_id: Annotated[str | None, Query(alias="entityId", pattern=r"^[^$]{1,200}$")] = None,
     action: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_]+\.[a-z_]+$")] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time.")] = None,
+    since: Annotated[IsoTime | None, Query(description="From this time (inclusive).")] = None,
+    until: Annotated[IsoTime | None, Query(description="Before this time.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[AuditEntry]:
