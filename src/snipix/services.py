@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from snipix.accounts.passwords import PasswordHasher
+from snipix.accounts.repository import LockoutRepository
 from snipix.accounts.service import AccountService, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer
@@ -85,8 +86,9 @@ def build_services(
             settings,
             issuer=TokenIssuer.from_settings(settings),
             hasher=PasswordHasher(),
-            # The failure counts live where the rate limits do (Redis if any).
-            throttle=LoginThrottle.from_settings(settings, limiter),
+            # The failure counts live where the rate limits do (Redis if any); lockouts
+            # also in the database, so none is forgotten when Redis fails.
+            throttle=LoginThrottle.from_settings(settings, limiter, LockoutRepository(db)),
             metrics=metrics,
         ),
     )

@@ -6,6 +6,8 @@ written."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from tests.accounts.helpers import (
     register,
     registration,
 )
-from tests.support import running_app
+from tests.support import RedisServer, running_app
 
 USER_KEYS = {
     "id",
@@ -374,6 +376,52 @@ async def test_right_passwords_do_not_use_up_the_address_limit(
             assert (await login(client)).status_code == 200
         assert (await login(client, password="Wrong-Password-1")).status_code == 401
         assert (await login(client)).status_code == 200
+
+
+@pytest.mark.process
+async def test_a_hung_redis_never_forgets_a_lockout(
+    mongodb_uri: str, database_name: str, tmp_path: Path, store: Store
+) -> None:
+    """Lock an account through Redis, then hang Redis (SIGSTOP): the limits fall back to
+    counting in process from zero, yet the lockout holds (the right password is 429 and no
+    password is checked), and still does once Redis answers again. Before, the right
+    password got in as soon as Redis stopped answering."""
+    server = RedisServer.find().start()
+    assert server.process is not None
+    settings = accounts_settings(
+        mongodb_uri,
+        database_name,
+        tmp_path,
+        redis_url=server.url,
+        redis_timeout_ms=300,
+        cache_prefix=f"test_{uuid.uuid4().hex[:12]}",
+    )
+    try:
+        async with running_app(create_app(settings)) as client:
+            await register(client)
+            for _ in range(ACCOUNT_LIMIT):
+                assert (await login(client, password="Wrong-Password-1")).status_code == 401
+            locked = await login(client)
+            assert locked.status_code == 429
+            assert store["login_lockouts"].count_documents({"_id": {"$regex": "^account:"}}) == 1
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                for password in (PASSWORD, "Wrong-Password-2", PASSWORD):
+                    hung = await login(client, password=password)
+                    assert hung.status_code == 429, hung.text
+                    assert (
+                        0 < int(hung.headers["Retry-After"]) <= int(locked.headers["Retry-After"])
+                    )
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            assert (await login(client)).status_code == 429
+            metrics = (await client.get("/metrics")).text
+            assert (
+                f'snipix_login_failures_total{{reason="bad_credentials"}} {ACCOUNT_LIMIT}.0'
+                in metrics
+            ), "a password was checked while the account was locked"
+    finally:
+        server.stop()
 
 
 # --- tokens --------------------------------------------------------------------------

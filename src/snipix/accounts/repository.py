@@ -1,4 +1,4 @@
-"""Every query on `users`, `refresh_tokens` and `refresh_families`.
+"""Every query on `users`, `refresh_tokens`, `refresh_families` and `login_lockouts`.
 
 Users are found by `_id` or by the normalised email (unique index `email_unique`); refresh
 tokens and families only by `_id` (the token's SHA-256, the family id), so every query here
@@ -19,6 +19,7 @@ from snipix.errors import Conflict
 USERS: Final = "users"
 REFRESH_TOKENS: Final = "refresh_tokens"
 REFRESH_FAMILIES: Final = "refresh_families"
+LOGIN_LOCKOUTS: Final = "login_lockouts"
 EMAIL_INDEX: Final = "email_unique"
 
 # Everything but the password hash, which only sign-in reads.
@@ -124,4 +125,26 @@ class RefreshTokenRepository:
         await self._families.update_one(
             {"_id": family_id, "revokedAt": None},
             {"$set": {"revokedAt": at, "revokedReason": reason}},
+        )
+
+
+class LockoutRepository:
+    """Sign-in lockouts (an account or an address that used up its failures), kept in the
+    database so every replica honours them whatever happens to Redis."""
+
+    def __init__(self, db: Database) -> None:
+        self._lockouts = db[LOGIN_LOCKOUTS]
+
+    async def until(self, keys: list[str], now: datetime) -> datetime | None:
+        """The latest end of a lockout of any of `keys` still running at `now`."""
+        latest: datetime | None = None
+        async for doc in self._lockouts.find({"_id": {"$in": keys}, "until": {"$gt": now}}):
+            until: datetime = doc["until"]
+            latest = until if latest is None or until > latest else latest
+        return latest
+
+    async def lock(self, key: str, until: datetime) -> None:
+        """Lock `key` until `until` (a longer lockout already there is kept)."""
+        await self._lockouts.update_one(
+            {"_id": key}, {"$max": {"until": until, "expiresAt": until}}, upsert=True
         )

@@ -160,6 +160,10 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         IndexSpec(
             "refresh_families", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
         ),
+        # Sign-in lockouts (`_id` = "account:<hash>" or "ip:<address>"), read by `_id`.
+        IndexSpec(
+            "login_lockouts", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
+        ),
     )
 
 

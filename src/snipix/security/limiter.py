@@ -47,8 +47,9 @@ PROBE_MAX_S: Final = 2.0
 
 
 # Take a slot in the window KEYS[1] (ARGV: now, window seconds, limit, slot id) after
-# dropping the slots older than the window: {1, 0} when taken, else {0, seconds until the
-# oldest slot leaves}. One script, so no two callers can both see the last free slot.
+# dropping the slots older than the window: {1, s} when taken ({0, s} when full), s the
+# seconds until the oldest slot leaves if the window is now full, else 0. One script, so
+# no two callers can both see the last free slot.
 _RESERVE_LUA: Final = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -61,6 +62,10 @@ if redis.call('ZCARD', key) >= limit then
 end
 redis.call('ZADD', key, now, ARGV[4])
 redis.call('PEXPIRE', key, math.ceil(window * 1000))
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {1, tostring(tonumber(oldest[2]) + window - now)}
+end
 return {1, '0'}
 """
 
@@ -68,7 +73,7 @@ return {1, '0'}
 class _Windows(Protocol):
     async def reserve(
         self, key: str, slot: str, *, now: float, window_s: float, limit: int
-    ) -> float | None: ...
+    ) -> tuple[bool, float]: ...
 
     async def release(self, key: str, slot: str) -> None: ...
 
@@ -84,9 +89,9 @@ class _RedisWindows:
 
     async def reserve(
         self, key: str, slot: str, *, now: float, window_s: float, limit: int
-    ) -> float | None:
+    ) -> tuple[bool, float]:
         taken, wait = await self._reserve(keys=[key], args=[now, window_s, limit, slot])
-        return None if int(taken) == 1 else float(wait)
+        return int(taken) == 1, float(wait)
 
     async def release(self, key: str, slot: str) -> None:
         await self._redis.zrem(key, slot)
@@ -103,14 +108,15 @@ class _LocalWindows:
 
     async def reserve(
         self, key: str, slot: str, *, now: float, window_s: float, limit: int
-    ) -> float | None:
+    ) -> tuple[bool, float]:
         slots = {taken: at for taken, at in self._slots.get(key, {}).items() if at > now - window_s}
-        if len(slots) >= limit:
-            self._slots[key] = slots
-            return min(slots.values()) + window_s - now
-        slots[slot] = now
         self._slots[key] = slots
-        return None
+        if len(slots) >= limit:
+            return False, min(slots.values()) + window_s - now
+        slots[slot] = now
+        if len(slots) >= limit:
+            return True, min(slots.values()) + window_s - now
+        return True, 0.0
 
     async def release(self, key: str, slot: str) -> None:
         self._slots.get(key, {}).pop(slot, None)
@@ -181,16 +187,18 @@ class Limiter:
         self, name: str, key: str, *, limit: int, window_s: float, now: float
     ) -> tuple[str | None, int]:
         """Take a slot in window `name`/`key` (at most `limit` in any `window_s` seconds up
-        to `now`, a Unix time): `(slot, 0)`, or `(None, seconds to wait)` when it is full."""
+        to `now`, a Unix time). `(slot, s)`: taken, and the window stays full for `s`
+        seconds after it (0: room is left); `(None, s)`: full, wait `s` seconds."""
         slot = uuid.uuid4().hex
-        wait = await self._run_windows(
+        taken, wait = await self._run_windows(
             lambda windows: windows.reserve(
                 self._window_key(name, key), slot, now=now, window_s=window_s, limit=limit
             )
         )
-        if wait is None:
-            return slot, 0
-        return None, max(1, math.ceil(wait))
+        full_s = max(1, math.ceil(wait)) if wait > 0 else 0
+        if taken:
+            return slot, full_s
+        return None, max(1, full_s)
 
     async def release(self, name: str, key: str, slot: str) -> None:
         """Give one slot back (a no-op when it already left the window)."""
