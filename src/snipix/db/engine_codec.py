@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final
 
@@ -212,36 +213,30 @@ _WIRE_AS_IS: Final[frozenset[type]] = frozenset(
 )
 
 
-def wire_encode(value: Any) -> Any:
-    """`encode_wire_value(value)` (mongoeco's values as PyMongo's BSON types), with plain
-    dicts, lists and JSON scalars handled here and everything else by the stock function."""
-    kind = type(value)
-    if kind is dict:
-        return {
-            key: item if type(item) in _WIRE_AS_IS else wire_encode(item)
-            for key, item in value.items()
-        }
-    if kind is list:
-        return [item if type(item) in _WIRE_AS_IS else wire_encode(item) for item in value]
-    if kind in _WIRE_AS_IS:
-        return value
-    return STOCK_WIRE_ENCODE(value)
+def _json_first(stock: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
+    """`stock` with plain dicts, lists and JSON scalars handled before it is asked."""
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return {
+                key: item if type(item) in _WIRE_AS_IS else convert(item)
+                for key, item in value.items()
+            }
+        if kind is list:
+            return [item if type(item) in _WIRE_AS_IS else convert(item) for item in value]
+        if kind in _WIRE_AS_IS:
+            return value
+        return stock(value)
+
+    convert.__name__ = convert.__qualname__ = name
+    return convert
 
 
-def wire_decode(value: Any) -> Any:
-    """`decode_wire_value(value)` (PyMongo's BSON types as mongoeco's), with plain dicts,
-    lists and JSON scalars handled here and everything else by the stock function."""
-    kind = type(value)
-    if kind is dict:
-        return {
-            key: item if type(item) in _WIRE_AS_IS else wire_decode(item)
-            for key, item in value.items()
-        }
-    if kind is list:
-        return [item if type(item) in _WIRE_AS_IS else wire_decode(item) for item in value]
-    if kind in _WIRE_AS_IS:
-        return value
-    return STOCK_WIRE_DECODE(value)
+# `encode_wire_value` (mongoeco's values as PyMongo's BSON types) and `decode_wire_value`
+# (PyMongo's as mongoeco's), JSON first.
+wire_encode: Final = _json_first(STOCK_WIRE_ENCODE, "wire_encode")
+wire_decode: Final = _json_first(STOCK_WIRE_DECODE, "wire_decode")
 
 
 # Where each function is looked up by name: the bridge itself (its recursion), the
