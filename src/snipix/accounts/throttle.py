@@ -40,8 +40,9 @@ from snipix.errors import RateLimited
 from snipix.security.limiter import Limiter
 from snipix.settings import Settings
 
-ACCOUNT: Final = "login-account"
-ADDRESS: Final = "login-ip"
+# The window names, also the prefixes of lockout ids (`account:<hash>`, `ip:<address>`).
+ACCOUNT: Final = "account"
+ADDRESS: Final = "ip"
 
 
 def _account_key(account: str) -> str:
@@ -71,7 +72,7 @@ class Attempt:
 
 
 def _lockout_id(kind: str, key: str) -> str:
-    return f"{'account' if kind == ACCOUNT else 'ip'}:{key}"
+    return f"{kind}:{key}"
 
 
 class LoginThrottle:

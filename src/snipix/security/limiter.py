@@ -56,17 +56,17 @@ local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) >= limit then
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return {0, tostring(tonumber(oldest[2]) + window - now)}
+local taken = 0
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  taken = 1
 end
-redis.call('ZADD', key, now, ARGV[4])
-redis.call('PEXPIRE', key, math.ceil(window * 1000))
-if redis.call('ZCARD', key) >= limit then
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return {1, tostring(tonumber(oldest[2]) + window - now)}
+if redis.call('ZCARD', key) < limit then
+  return {taken, '0'}
 end
-return {1, '0'}
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {taken, tostring(tonumber(oldest[2]) + window - now)}
 """
 
 
@@ -111,12 +111,12 @@ class _LocalWindows:
     ) -> tuple[bool, float]:
         slots = {taken: at for taken, at in self._slots.get(key, {}).items() if at > now - window_s}
         self._slots[key] = slots
-        if len(slots) >= limit:
-            return False, min(slots.values()) + window_s - now
-        slots[slot] = now
-        if len(slots) >= limit:
-            return True, min(slots.values()) + window_s - now
-        return True, 0.0
+        taken = len(slots) < limit
+        if taken:
+            slots[slot] = now
+        if len(slots) < limit:
+            return taken, 0.0
+        return taken, min(slots.values()) + window_s - now
 
     async def release(self, key: str, slot: str) -> None:
         self._slots.get(key, {}).pop(slot, None)
@@ -171,17 +171,10 @@ class Limiter:
         """Take one event from the window; False (nothing taken) when it is full."""
         return await self._run(lambda limiter: limiter.hit(item, *identifiers))
 
-    async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        """Whether one more event would fit, without taking it."""
-        return await self._run(lambda limiter: limiter.test(item, *identifiers))
-
     async def retry_after_s(self, item: RateLimitItem, *identifiers: str) -> int:
         """Whole seconds until the oldest event leaves the window (at least 1)."""
         stats = await self._run(lambda limiter: limiter.get_window_stats(item, *identifiers))
         return max(1, math.ceil(stats.reset_time - time.time()))
-
-    async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
-        await self._run(lambda limiter: limiter.clear(item, *identifiers))
 
     async def reserve(
         self, name: str, key: str, *, limit: int, window_s: float, now: float

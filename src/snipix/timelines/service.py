@@ -341,12 +341,7 @@ class TimelineService:
             # Nothing to apply: no revision (undo would have nothing to undo), the current
             # state as the answer, under the same version check as any change.
             current = await self.get(actor, project_id)
-            if isinstance(expected, int) and expected != current.version:
-                raise VersionMismatch(
-                    f"The timeline changed since version {expected}; it is now at version "
-                    f"{current.version}. Reload it and apply your change again.",
-                    current_version=current.version,
-                )
+            _check_expected(expected, current.version)
             return current
         if idempotency_key is None:
             return await self._change(
@@ -476,12 +471,7 @@ class TimelineService:
         while True:
             head = await self._timelines.head(project_id)
             version = head["version"] if head is not None else 0
-            if isinstance(expected, int) and expected != version:
-                raise VersionMismatch(
-                    f"The timeline changed since version {expected}; it is now at version "
-                    f"{version}. Reload it and apply your change again.",
-                    current_version=version,
-                )
+            _check_expected(expected, version)
             token = uuid.uuid4().hex
             now = to_millisecond(self._clock())
             claim = {"version": version + 1, "token": token, "at": now, "by": actor.user_id}
@@ -760,4 +750,14 @@ class TimelineService:
             updated_at=first.get("updatedAt"),
             can_undo=bool(first.get("canUndo")),
             can_redo=bool(first.get("canRedo")),
+        )
+
+
+def _check_expected(expected: Expected, version: int) -> None:
+    """412 when the client's `If-Match` version is not the current one (`*` matches any)."""
+    if isinstance(expected, int) and expected != version:
+        raise VersionMismatch(
+            f"The timeline changed since version {expected}; it is now at version "
+            f"{version}. Reload it and apply your change again.",
+            current_version=version,
         )
