@@ -19,14 +19,15 @@ from redis.backoff import NoBackoff
 from starlette.middleware.cors import CORSMiddleware
 
 from snipix.api.body_limit import BodyLimitMiddleware, allowances
+from snipix.api.compat.router import router as compat_router
 from snipix.api.envelope import FailureEnvelope
 from snipix.api.errors import ErrorResponse, error_answer, install_error_handlers
 from snipix.api.hot_reads import HotReadsMiddleware
 from snipix.api.openapi import openapi_with_documented_models
 from snipix.api.rate_limit import RATE_LIMITED
 from snipix.api.requests import RequestContextMiddleware
+from snipix.api.routes.accounts import compat_router as accounts_compat_router
 from snipix.api.routes.accounts import router as accounts_router
-from snipix.api.routes.accounts import web_app_router as accounts_web_app_router
 from snipix.api.routes.health import router as health_router
 from snipix.api.routes.media import router as media_router
 from snipix.api.routes.projects import admin_router
@@ -41,7 +42,6 @@ from snipix.cache.local import LocalLayer
 from snipix.cache.service import Cache
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.catalogue import MIGRATIONS
-from snipix.compat.router import router as compat_router
 from snipix.db.client import connect
 from snipix.db.deferred import DeferredWrites
 from snipix.db.indexes import ensure_catalogue
@@ -290,7 +290,7 @@ def create_app(
     # The original web app's paths document their 413/429 in its envelope themselves
     # (api.envelope.failure_responses). Compatibility routes: its /projects,
     # /timeline and /transcriptions.
-    for router in (accounts_web_app_router, media_router, compat_router):
+    for router in (accounts_compat_router, media_router, compat_router):
         app.include_router(router, dependencies=[RATE_LIMITED])
 
     # Middleware, innermost first (each add_middleware wraps everything added before it):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from snipix.db.migrations import Migration
 from snipix.projects.validator import install_project_validator
+from snipix.timelines.migrations import rename_compat_blocks
 
 # Oldest first. Ids sort in application order ("0001_...").
 MIGRATIONS: tuple[Migration, ...] = (
@@ -17,5 +18,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0001_projects_validator",
         "server-side $jsonSchema validator on projects",
         install_project_validator,
+    ),
+    Migration(
+        "0002_timeline_compat_blocks",
+        "tracks' and clips' `legacy` block of the original web app's fields renamed `compat`",
+        rename_compat_blocks,
     ),
 )

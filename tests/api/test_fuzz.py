@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from snipix.api.envelope import is_legacy_path
+from snipix.api.envelope import is_compat_path
 from snipix.app import create_app
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.settings import Settings
@@ -346,7 +346,7 @@ def common_error_shape(
         f"{response.status_code} answered with {content_type!r}, not JSON"
     )
     body = response.json()
-    if is_legacy_path(case.formatted_path):
+    if is_compat_path(case.formatted_path):
         assert body.get("success") is False, body
         assert isinstance(body.get("code"), str), body
         assert isinstance(body.get("error"), str), body

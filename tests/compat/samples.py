@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from snipix.webapp.timeline_mapping import OriginalTimelineState
+from snipix.compat.timeline_mapping import CompatTimelineState
 
 LONG_ID = "video-clip-65a1b2c3d4e5f60718293a4b" + "_split_1700000000000" * 5
 
@@ -120,7 +120,7 @@ def web_app_timeline() -> dict[str, Any]:
 
 def normalized(original: dict[str, Any]) -> dict[str, Any]:
     """What the original backend would have given back: its defaults for left-out fields."""
-    return OriginalTimelineState.model_validate(original).model_dump(mode="json")
+    return CompatTimelineState.model_validate(original).model_dump(mode="json")
 
 
 def assert_same(got: Any, expected: Any, path: str = "data") -> None:

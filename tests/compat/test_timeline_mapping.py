@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from snipix.compat.timeline_mapping import MIN_LENGTH_SEC, snipix_clip_id, to_compat, to_state
 from snipix.errors import ValidationFailed
 from snipix.timelines.schemas import Effect, Segment, TimelineState
-from snipix.webapp.timeline_mapping import MIN_LENGTH_SEC, snipix_clip_id, to_original, to_state
 from tests.compat.samples import LONG_ID, assert_same, normalized, web_app_timeline
 
 # --- round trips -------------------------------------------------------------------------------
@@ -20,13 +20,13 @@ from tests.compat.samples import LONG_ID, assert_same, normalized, web_app_timel
 def test_a_web_app_timeline_comes_back_exactly_as_it_was_sent() -> None:
     """Every field the web app saved reads back the same, zeros, false and "" included."""
     sent = web_app_timeline()
-    assert_same(to_original(to_state(sent)), sent)
+    assert_same(to_compat(to_state(sent)), sent)
 
 
 def test_the_state_made_from_a_web_app_timeline_survives_the_way_back() -> None:
     """Snipix's state -> the web app's shape -> Snipix's state changes nothing."""
     state = to_state(web_app_timeline())
-    assert to_state(to_original(state)) == state
+    assert to_state(to_compat(state)) == state
 
 
 def test_fields_the_web_app_left_out_come_back_with_the_original_defaults() -> None:
@@ -44,7 +44,7 @@ def test_fields_the_web_app_left_out_come_back_with_the_original_defaults() -> N
         ],
         "markers": [{"id": "m1", "time": 1, "label": "Beat"}],
     }
-    back = to_original(to_state(sent))
+    back = to_compat(to_state(sent))
     assert_same(back, normalized(sent))
     assert back["is_snapping"] is True
     assert back["markers"][0]["color"] == "#6366f1"
@@ -79,7 +79,7 @@ def test_a_zero_length_clip_is_one_microsecond_in_snipix_and_zero_for_the_web_ap
     state = to_state(web_app_timeline())
     clip = state.clips[1]
     assert clip.source_out - clip.source_in == pytest.approx(MIN_LENGTH_SEC)
-    assert to_original(state)["layers"][0]["clips"][1]["duration"] == 0
+    assert to_compat(state)["layers"][0]["clips"][1]["duration"] == 0
 
 
 def test_a_clip_id_grown_by_splits_gets_a_stable_stand_in() -> None:
@@ -89,7 +89,7 @@ def test_a_clip_id_grown_by_splits_gets_a_stable_stand_in() -> None:
     assert stand_in == snipix_clip_id(LONG_ID) != LONG_ID
     assert len(stand_in) <= 100
     assert to_state(web_app_timeline()).clips[1].id == stand_in
-    assert to_original(state)["layers"][0]["clips"][1]["id"] == LONG_ID
+    assert to_compat(state)["layers"][0]["clips"][1]["id"] == LONG_ID
 
 
 # --- generated cases ---------------------------------------------------------------------------
@@ -207,8 +207,8 @@ def test_generated_timelines_round_trip_both_ways(seed: int) -> None:
     stable through the web app's shape (150 generated timelines)."""
     sent = _timeline(random.Random(seed))  # noqa: S311 - reproducible test data
     state = to_state(sent)
-    assert_same(to_original(state), normalized(sent))
-    assert to_state(to_original(state)) == state
+    assert_same(to_compat(state), normalized(sent))
+    assert to_state(to_compat(state)) == state
 
 
 # --- edits made through /api/v1 ---------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_a_clip_moved_through_api_v1_shows_moved_in_the_web_app() -> None:
     """Timing changed in Snipix's fields wins; the rest of the clip stays as the web app sent."""
     sent = web_app_timeline()
     state = _edited(to_state(sent), 0, start=20.0, source_in=1.0, source_out=7.0)
-    clip = to_original(state)["layers"][0]["clips"][0]
+    clip = to_compat(state)["layers"][0]["clips"][0]
     assert clip["start_time"] == 20.0
     assert clip["original_start_time"] == 1.0
     assert clip["duration"] == pytest.approx(4.0)  # 6 s of source at speed 1.5
@@ -238,7 +238,7 @@ def test_a_volume_changed_through_api_v1_shows_in_the_clips_properties() -> None
     """Only the property that changed is replaced; exact timings are kept."""
     sent = web_app_timeline()
     state = _edited(to_state(sent), 0, volume=0.0, media_ref="media/other.mp4")
-    clip = to_original(state)["layers"][0]["clips"][0]
+    clip = to_compat(state)["layers"][0]["clips"][0]
     original = sent["layers"][0]["clips"][0]
     assert clip["properties"] == {**original["properties"], "volume": 0.0}
     assert clip["source_path"] == "media/other.mp4"
@@ -263,7 +263,7 @@ def test_a_timeline_made_through_api_v1_reads_in_the_web_apps_shape() -> None:
             ],
         }
     )
-    back = to_original(state)
+    back = to_compat(state)
     layer = back["layers"][0]
     assert (layer["type"], layer["is_muted"], layer["is_main_video"]) == ("audio", True, False)
     assert layer["clips"][0] == {

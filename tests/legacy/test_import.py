@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from snipix.compat.timeline_mapping import to_compat
 from snipix.legacy.records import DEFAULT_LABEL
 from snipix.timelines.schemas import TimelineState
-from snipix.webapp.timeline_mapping import to_original
 from tests.compat.samples import normalized
 from tests.legacy.samples import (
     ORIGINAL_OWNER,
@@ -164,7 +164,7 @@ def test_the_sample_export_imports_with_its_ids_dates_and_fields(
     assert head is not None
     assert (head["version"], head["undoStack"], head["redoStack"]) == (1, [1], [])
     assert head["updatedAt"] == utc("2025-09-08T05:45:00.500")
-    assert to_original(TimelineState.model_validate(head["state"])) == normalized(timeline_state(1))
+    assert to_compat(TimelineState.model_validate(head["state"])) == normalized(timeline_state(1))
     revision = data["timeline_revisions"].find_one({"_id": f"{NEWEST}:1"})
     assert revision is not None
     assert (revision["kind"], revision["label"], revision["authorId"]) == (

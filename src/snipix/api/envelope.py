@@ -4,7 +4,7 @@ The Snipix web app reads every JSON answer through an envelope: success
 `{"success": true, "data": ..., "message": "...", "error": null}`, failure
 `{"success": false, "error": "<short message>", "details": {...}, "timestamp": "..."}`.
 `/api/v1` keeps the service's own error shape; which shape an error gets is decided by the
-request path alone (`is_legacy_path`), so the one error handler in `snipix.errors` serves both.
+request path alone (`is_compat_path`), so the one error handler in `snipix.errors` serves both.
 The failure body also carries `code` and `request_id` (extra members the web app ignores), so
 logs, metrics and support see the same error codes on both surfaces.
 """
@@ -23,7 +23,7 @@ from snipix.clock import iso_instant
 LEGACY_PREFIXES: Final = ("/projects", "/timeline", "/transcriptions", "/auth", "/media")
 
 
-def is_legacy_path(path: str) -> bool:
+def is_compat_path(path: str) -> bool:
     """True for a path of the original web app's API (`/projects`, `/auth/login`, ...)."""
     return any(path == p or path.startswith(p + "/") for p in LEGACY_PREFIXES)
 

@@ -22,7 +22,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from snipix.api.envelope import failure, is_legacy_path
+from snipix.api.envelope import failure, is_compat_path
 from snipix.api.openapi import documented
 from snipix.errors import SnipixError, database_failure
 
@@ -79,7 +79,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     # The original web app's paths get its envelope; everything else the service's shape.
-    shape = failure if is_legacy_path(request.url.path) else error_body
+    shape = failure if is_compat_path(request.url.path) else error_body
     body = shape(code, message, details, request_id_of(request))
     return JSONResponse(body, status_code=status_code, headers=headers)
 
@@ -204,7 +204,7 @@ def error_body_for(
 ) -> dict[str, Any]:
     """The error body for a request to `path`, for ASGI middleware that answers by itself
     (the envelope on the original web app's paths, the service's shape elsewhere)."""
-    shape = failure if is_legacy_path(path) else error_body
+    shape = failure if is_compat_path(path) else error_body
     return shape(code, message, details, request_id)
 
 

@@ -1,7 +1,4 @@
-"""The original web app's API (`/projects`, `/timeline`, `/transcriptions`), as a thin adapter.
-
-Each route translates the web app's shapes (snake_case, `_id`, the success envelope) to and
-from the models `/api/v1` uses, and calls the same services: no rule lives here, so both
-surfaces see one set of projects, one timeline history and one transcript. What maps to
-what: `docs/api.md`, "Compatibility routes"; why: `docs/decisions.md`.
-"""
+"""The original web app's data shapes (snake_case, `_id`, its statuses and timeline state)
+and their mapping to and from Snipix's models. No HTTP: the web app's routes are
+`snipix.api.compat`, and the legacy import and export (`snipix.legacy`) read and write the same
+shapes."""

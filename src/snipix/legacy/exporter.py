@@ -6,7 +6,7 @@ simple API can be restored from it.
   the fields an import kept without a place in Snipix (`legacyImport.extra`) back at the
   top level;
 - the current timeline state of each project in the original `timeline_state` shape
-  (`compat.timeline_mapping.to_original`), with the revision's label as `description` /
+  (`compat.timeline_mapping.to_compat`), with the revision's label as `description` /
   `change_summary` (as the compatibility API reads it);
 - each transcript in the original transcription shape
   (`compat.transcriptions.transcription_document`).
@@ -32,6 +32,10 @@ from typing import IO, Any, Final
 
 import orjson
 
+from snipix.compat.projects import project_document
+from snipix.compat.timeline import label_notes
+from snipix.compat.timeline_mapping import to_compat
+from snipix.compat.transcriptions import Transcript, transcription_document
 from snipix.db.client import Database, Document
 from snipix.legacy.records import format_date
 from snipix.legacy.repository import HEADERS, HEADS, REVISIONS, LegacyRepository
@@ -41,10 +45,6 @@ from snipix.timelines.repository import versioned_id
 from snipix.timelines.schemas import TimelineState
 from snipix.transcripts.service import _header as transcript_header
 from snipix.transcripts.service import _stored as stored_segment
-from snipix.webapp.projects import project_document
-from snipix.webapp.timeline import label_notes
-from snipix.webapp.timeline_mapping import to_original
-from snipix.webapp.transcriptions import Transcript, transcription_document
 
 BATCH: Final = 200
 _HEAD_FIELDS: Final = {"_id": 1, "version": 1, "state": 1, "updatedAt": 1}
@@ -173,7 +173,7 @@ async def _timelines(repository: LegacyRepository, ids: list[str], out: _Array) 
         out.add(
             {
                 "project_id": head["_id"],
-                "timeline_state": to_original(TimelineState.model_validate(head["state"])),
+                "timeline_state": to_compat(TimelineState.model_validate(head["state"])),
                 "version": head["version"],
                 "created_at": format_date(revision.get("createdAt") or head.get("updatedAt")),
                 "description": description,

@@ -2,7 +2,7 @@
 
 Playhead, zoom and selection are session state (per user), not timeline state; the one
 exception is the optional `view` block, which keeps what the original web app saves with its
-timeline (see `snipix.compat.timeline_mapping`). Times are seconds as floats. A state is
+timeline (see `snipix.api.compat.timeline_mapping`). Times are seconds as floats. A state is
 valid only as a whole: ids unique, clips on existing tracks, in < out, no overlap on a
 track that does not allow it — so every stored version, however it was produced (full
 save, patch, undo, import), is one the editor can open.
@@ -56,7 +56,7 @@ MAX_JSON_DEPTH = 16
 MAX_JSON_KEYS = 256
 # JavaScript numbers are exact up to 2**53; BSON integers stop at 2**63.
 MAX_JSON_INT = 2**53
-LegacyType = Literal["video", "audio", "text", "effect", "overlay"]
+CompatType = Literal["video", "audio", "text", "effect", "overlay"]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 FreeText = Annotated[str, StringConstraints(max_length=1_000)]
 
@@ -106,7 +106,7 @@ class Keyframe(WireModel):
     easing: Annotated[str, StringConstraints(max_length=64)] | None = "linear"
 
 
-class LegacyClip(WireModel):
+class CompatClipAsSent(WireModel):
     """The clip exactly as the original web app described it, so its saves round-trip.
 
     Snipix's own fields (`start`, `sourceIn`/`sourceOut`, `speed`, `volume`, `mediaRef`) are
@@ -117,7 +117,7 @@ class LegacyClip(WireModel):
     id: Annotated[str, StringConstraints(max_length=1_000)] | None = Field(
         None, description="The web app's id, when it is not a valid Snipix id."
     )
-    type: LegacyType
+    type: CompatType
     start_time: Finite
     end_time: Finite
     duration: Finite
@@ -127,10 +127,10 @@ class LegacyClip(WireModel):
     properties: JsonObject = Field(default_factory=dict)
 
 
-class LegacyTrack(WireModel):
+class CompatTrackExtras(WireModel):
     """What the original web app's layer says that a track has no field for."""
 
-    type: LegacyType
+    type: CompatType
     is_main_video: bool = False
 
 
@@ -168,7 +168,7 @@ class Track(WireModel):
     locked: bool = False
     hidden: bool = False
     allow_overlap: bool = False
-    legacy: LegacyTrack | None = Field(None, exclude_if=_absent)
+    compat: CompatTrackExtras | None = Field(None, exclude_if=_absent)
 
 
 class Effect(WireModel):
@@ -197,7 +197,7 @@ class Clip(WireModel):
     keyframes: Annotated[list[Keyframe], Field(max_length=MAX_KEYFRAMES)] | None = Field(
         None, exclude_if=_absent
     )
-    legacy: LegacyClip | None = Field(None, exclude_if=_absent)
+    compat: CompatClipAsSent | None = Field(None, exclude_if=_absent)
 
     @model_validator(mode="after")
     def _trim_points_in_order(self) -> Self:

@@ -148,8 +148,10 @@ def _replacing(after: dict[str, Any], kind: RevisionKind, label: str | None) -> 
 
 
 # Given the current head (state, undo stack, redo stack) and version, what to write.
-# The cache kind of current timeline states (fenced by the head version).
-CACHED_TIMELINE = "timeline"
+# The cache kind of current timeline states (fenced by the head version). Its name changes
+# with the shape of a cached state, so no replica serves an entry in a shape it no longer
+# writes (the tracks' and clips' `compat` block was `legacy`).
+CACHED_TIMELINE = "timeline2"
 Planner = Callable[[dict[str, Any], list[int], list[int], int], Coroutine[Any, Any, Change]]
 # Test seam for crash tests: awaited between the revision write and the head commit.
 BetweenWrites = Callable[[], Coroutine[Any, Any, None]]

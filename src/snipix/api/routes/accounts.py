@@ -35,7 +35,7 @@ from snipix.errors import ValidationFailed
 from snipix.resources import get_resources
 
 API_PREFIX: Final = "/api/v1/auth"
-WEB_APP_PREFIX: Final = "/auth"
+COMPAT_PREFIX: Final = "/auth"
 
 # Paths the original web app calls (src/services/authService.ts) that need outside services.
 UNAVAILABLE: Final = {
@@ -83,9 +83,9 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None
 
 
-def _errors(*codes: int, web_app: bool) -> dict[int | str, dict[str, Any]]:
+def _errors(*codes: int, compat: bool) -> dict[int | str, dict[str, Any]]:
     # /auth answers errors in the web app's envelope, also the 422/500/503 of any route.
-    if web_app:
+    if compat:
         return failure_responses({code: HTTPStatus(code).phrase for code in codes})
     return {code: error_answer() for code in codes}
 
@@ -98,21 +98,21 @@ def _unavailable(message: str) -> Callable[[], Coroutine[Any, Any, NoReturn]]:
     return unavailable
 
 
-def _router(prefix: str, *, web_app: bool) -> APIRouter:
+def _router(prefix: str, *, compat: bool) -> APIRouter:
     router = APIRouter(
         prefix=prefix,
-        tags=["auth (original web app)" if web_app else "auth"],
+        tags=["auth (original web app)" if compat else "auth"],
         dependencies=[Depends(reject_unsafe_query)],
         include_in_schema=True,
     )
 
     def shape(model: type[BaseModel] | None) -> Any:
-        if web_app:
+        if compat:
             return Enveloped[model] if model is not None else Enveloped[None]  # type: ignore[valid-type]
         return model
 
     def answer(data: BaseModel | None, message: str) -> Any:
-        if not web_app:
+        if not compat:
             return data
         return success(data.model_dump(mode="json") if data is not None else None, message)
 
@@ -120,7 +120,7 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
         "/register",
         status_code=status.HTTP_201_CREATED,
         response_model=shape(TokenResponse),
-        responses=_errors(409, 422, 501, web_app=web_app),
+        responses=_errors(409, 422, 501, compat=compat),
     )
     async def register(body: RegisterRequest, service: ServiceDep) -> Any:
         """Create an account (role `user`, status `active`) and sign it in."""
@@ -129,7 +129,7 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
     @router.post(
         "/login",
         response_model=shape(TokenResponse),
-        responses=_errors(401, 403, 429, 501, web_app=web_app),
+        responses=_errors(401, 403, 429, 501, compat=compat),
     )
     async def login(body: LoginRequest, request: Request, service: ServiceDep) -> Any:
         """Sign in with email and password; `remember_me` keeps the session longer."""
@@ -138,7 +138,7 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
     @router.post(
         "/refresh",
         response_model=shape(TokenResponse),
-        responses=_errors(401, 501, web_app=web_app),
+        responses=_errors(401, 501, compat=compat),
     )
     async def refresh(body: RefreshRequest, service: ServiceDep) -> Any:
         """A new access token and a new refresh token; the one sent can no longer be used."""
@@ -146,9 +146,9 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
 
     @router.post(
         "/logout",
-        status_code=status.HTTP_200_OK if web_app else status.HTTP_204_NO_CONTENT,
+        status_code=status.HTTP_200_OK if compat else status.HTTP_204_NO_CONTENT,
         response_model=shape(None),
-        responses=_errors(401, 422, web_app=web_app),
+        responses=_errors(401, 422, compat=compat),
     )
     async def logout(
         request: Request,
@@ -168,18 +168,16 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
                 "access token in the Authorization header."
             )
         await service.logout(refresh_token=refresh_token, session_id=session_id)
-        if web_app:
+        if compat:
             return answer(None, "Signed out.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.get("/me", response_model=shape(User), responses=_errors(401, 404, web_app=web_app))
+    @router.get("/me", response_model=shape(User), responses=_errors(401, 404, compat=compat))
     async def me(user: CurrentUser, service: ServiceDep) -> Any:
         """The signed-in user's account."""
         return answer(await service.me(user.user_id), "")
 
-    @router.put(
-        "/me", response_model=shape(User), responses=_errors(401, 404, 422, web_app=web_app)
-    )
+    @router.put("/me", response_model=shape(User), responses=_errors(401, 404, 422, compat=compat))
     async def update_me(body: ProfileUpdate, user: CurrentUser, service: ServiceDep) -> Any:
         """Change `name`, `username`, `avatar_url` or `preferences` (only the fields sent)."""
         return answer(await service.update_profile(user.user_id, body), "Profile updated.")
@@ -191,11 +189,11 @@ def _router(prefix: str, *, web_app: bool) -> APIRouter:
             methods=["POST"],
             status_code=status.HTTP_501_NOT_IMPLEMENTED,
             response_model=None,
-            responses=_errors(501, web_app=web_app),
+            responses=_errors(501, compat=compat),
             name=f"unavailable_{path.strip('/').replace('-', '_')}",
         )
     return router
 
 
-router = _router(API_PREFIX, web_app=False)
-web_app_router = _router(WEB_APP_PREFIX, web_app=True)
+router = _router(API_PREFIX, compat=False)
+compat_router = _router(COMPAT_PREFIX, compat=True)

@@ -3,24 +3,24 @@
 The web app keeps a timeline as layers of clips; Snipix as tracks and clips. The mapping:
 
 - a layer is a track (same id, `allowOverlap`: the web app lets clips overlap) with
-  `legacy` {type, isMainVideo}; an `effect` layer is an `overlay` track;
+  `compat` {type, isMainVideo}; an `effect` layer is an `overlay` track;
 - a clip is a clip on that track: `start` = `start_time`, trim points `sourceIn` =
   `original_start_time` and `sourceOut` = in + duration x speed, `speed` and `volume` from
   its properties (when Snipix can hold them), `mediaRef` = `source_path`, `keyframes`, and
-  `legacy`: the clip as it was sent;
+  `compat`: the clip as it was sent;
 - a marker is a marker;
 - `playhead_time`, `zoom`, `duration`, `selected_clips`, `is_playing`, `is_snapping` are
   the state's `view`.
 
-Exactness comes from `legacy`: the original numbers and properties are kept as sent, so
-`to_original(to_state(x))` gives back every field of `x` (the original backend's defaults
-for fields it left out). Snipix's own fields are derived from `legacy` and win when they
+Exactness comes from `compat`: the original numbers and properties are kept as sent, so
+`to_compat(to_state(x))` gives back every field of `x` (the original backend's defaults
+for fields it left out). Snipix's own fields are derived from `compat` and win when they
 disagree with it — that is, when the clip was changed through `/api/v1` after the web app
 saved it — field group by field group (timing, source, speed, volume).
 
 A clip id that is not a valid Snipix id (the web app makes ids grow by `_split_<ms>` on every
 split, past Snipix's 100 characters after a few) gets a stable stand-in, `legacy-<hash>`, and
-the original id is kept in `legacy.id`.
+the original id is kept in `compat.id`.
 
 What the original shape cannot say (transcript cut segments, fps, the `/api/v1` layer
 groups, a clip's effects, transitions, name and parameters) is taken from `base`, the
@@ -47,8 +47,8 @@ from snipix.timelines.schemas import (
     MAX_SECONDS,
     MAX_TRACKS,
     Clip,
-    LegacyClip,
-    LegacyType,
+    CompatClipAsSent,
+    CompatType,
     TimelineState,
     Track,
     TrackKind,
@@ -56,7 +56,7 @@ from snipix.timelines.schemas import (
 from snipix.wire.models import find_unsafe_key
 
 # The shortest clip Snipix can hold (its trim points must differ): a zero-length clip of the
-# web app becomes one microsecond long in Snipix's fields, and stays zero in `legacy`.
+# web app becomes one microsecond long in Snipix's fields, and stays zero in `compat`.
 MIN_LENGTH_SEC = 1e-6
 MAX_SPEED = 100.0
 MAX_VOLUME = 10.0
@@ -88,12 +88,12 @@ Content = Annotated[str, Field(max_length=100_000)]
 # --- the original shape (as the original backend's models define it) ------------------------
 
 
-class _Original(BaseModel):
+class _Compat(BaseModel):
     # Unknown fields are ignored, as the original backend did; its defaults are kept.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class OriginalKeyframe(_Original):
+class CompatKeyframe(_Compat):
     id: Key
     time: Number
     property: Key
@@ -101,9 +101,9 @@ class OriginalKeyframe(_Original):
     easing: Easing | None = "linear"
 
 
-class OriginalClip(_Original):
+class CompatClip(_Compat):
     id: ClipId
-    type: LegacyType
+    type: CompatType
     start_time: Number
     end_time: Number
     duration: Number
@@ -113,16 +113,16 @@ class OriginalClip(_Original):
     properties: Annotated[dict[Key, JsonValue], Field(max_length=MAX_JSON_KEYS)] = Field(
         default_factory=dict
     )
-    keyframes: Annotated[list[OriginalKeyframe], Field(max_length=MAX_KEYFRAMES)] = Field(
+    keyframes: Annotated[list[CompatKeyframe], Field(max_length=MAX_KEYFRAMES)] = Field(
         default_factory=list
     )
 
 
-class OriginalLayer(_Original):
+class CompatLayer(_Compat):
     id: ShortId
     name: Label
-    type: LegacyType
-    clips: Annotated[list[OriginalClip], Field(max_length=MAX_CLIPS)] = Field(default_factory=list)
+    type: CompatType
+    clips: Annotated[list[CompatClip], Field(max_length=MAX_CLIPS)] = Field(default_factory=list)
     is_visible: bool = True
     is_locked: bool = False
     is_muted: bool = False
@@ -130,21 +130,19 @@ class OriginalLayer(_Original):
     is_main_video: bool = False
 
 
-class OriginalMarker(_Original):
+class CompatMarker(_Compat):
     id: ShortId
     time: Number
     label: Label
     color: Color = "#6366f1"
 
 
-class OriginalTimelineState(_Original):
-    layers: Annotated[list[OriginalLayer], Field(max_length=MAX_TRACKS)] = Field(
-        default_factory=list
-    )
+class CompatTimelineState(_Compat):
+    layers: Annotated[list[CompatLayer], Field(max_length=MAX_TRACKS)] = Field(default_factory=list)
     playhead_time: Number = 0.0
     zoom: Number = 1.0
     duration: Number = 0.0
-    markers: Annotated[list[OriginalMarker], Field(max_length=MAX_MARKERS)] = Field(
+    markers: Annotated[list[CompatMarker], Field(max_length=MAX_MARKERS)] = Field(
         default_factory=list
     )
     selected_clips: Annotated[list[ClipId], Field(max_length=MAX_CLIPS)] = Field(
@@ -166,7 +164,7 @@ def snipix_clip_id(original_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Derived:
-    """Snipix's own clip fields as derived from a `legacy` block."""
+    """Snipix's own clip fields as derived from a `compat` block."""
 
     start: float
     source_in: float
@@ -183,7 +181,7 @@ def _clamp(value: float, low: float, high: float) -> float:
 def _property(
     properties: Mapping[str, Any], name: str, *, above: float, up_to: float, inclusive: bool
 ) -> float | None:
-    """A numeric property inside Snipix's range for it, else None (it stays in `legacy`)."""
+    """A numeric property inside Snipix's range for it, else None (it stays in `compat`)."""
     value = properties.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -195,16 +193,16 @@ def _property(
     return number
 
 
-def _derived(legacy: LegacyClip) -> _Derived:
-    props = legacy.properties
+def _derived(compat: CompatClipAsSent) -> _Derived:
+    props = compat.properties
     speed = _property(props, "speed", above=0.0, up_to=MAX_SPEED, inclusive=False) or 1.0
     volume = _property(props, "volume", above=0.0, up_to=MAX_VOLUME, inclusive=True)
-    source_in = _clamp(legacy.original_start_time or 0.0, 0.0, MAX_SECONDS - MIN_LENGTH_SEC)
-    length = max(legacy.duration, 0.0) * speed
+    source_in = _clamp(compat.original_start_time or 0.0, 0.0, MAX_SECONDS - MIN_LENGTH_SEC)
+    length = max(compat.duration, 0.0) * speed
     source_out = min(source_in + max(length, MIN_LENGTH_SEC), MAX_SECONDS)
-    path = legacy.source_path
+    path = compat.source_path
     return _Derived(
-        start=_clamp(legacy.start_time, 0.0, MAX_SECONDS),
+        start=_clamp(compat.start_time, 0.0, MAX_SECONDS),
         source_in=source_in,
         source_out=source_out,
         speed=speed,
@@ -213,9 +211,9 @@ def _derived(legacy: LegacyClip) -> _Derived:
     )
 
 
-def _clip_document(clip: OriginalClip, track_id: str, base: Mapping[str, Clip]) -> dict[str, Any]:
+def _clip_document(clip: CompatClip, track_id: str, base: Mapping[str, Clip]) -> dict[str, Any]:
     clip_id = snipix_clip_id(clip.id)
-    legacy: dict[str, Any] = {
+    compat: dict[str, Any] = {
         "id": clip.id if clip_id != clip.id else None,
         "type": clip.type,
         "start_time": clip.start_time,
@@ -227,7 +225,7 @@ def _clip_document(clip: OriginalClip, track_id: str, base: Mapping[str, Clip]) 
         "properties": clip.properties,
     }
     try:
-        derived = _derived(LegacyClip.model_validate(legacy))
+        derived = _derived(CompatClipAsSent.model_validate(compat))
     except ValidationError:
         # Reported with its place by the validation of the whole state below.
         derived = _Derived(0.0, 0.0, MIN_LENGTH_SEC, 1.0, 1.0, "")
@@ -247,7 +245,7 @@ def _clip_document(clip: OriginalClip, track_id: str, base: Mapping[str, Clip]) 
         speed=derived.speed,
         volume=derived.volume,
         keyframes=[keyframe.model_dump(mode="json") for keyframe in clip.keyframes],
-        legacy=legacy,
+        compat=compat,
     )
     return document
 
@@ -269,7 +267,7 @@ def _place(loc: tuple[int | str, ...], clip_places: list[tuple[int, int]]) -> li
 
 
 def to_state(
-    original: OriginalTimelineState | Mapping[str, Any], base: TimelineState | None = None
+    original: CompatTimelineState | Mapping[str, Any], base: TimelineState | None = None
 ) -> TimelineState:
     """The web app's timeline as a `TimelineState`; 422 (`ValidationFailed`) when Snipix
     cannot hold it, naming the place in the original shape.
@@ -278,8 +276,8 @@ def to_state(
     """
     parsed = (
         original
-        if isinstance(original, OriginalTimelineState)
-        else OriginalTimelineState.model_validate(original)
+        if isinstance(original, CompatTimelineState)
+        else CompatTimelineState.model_validate(original)
     )
     unsafe = find_unsafe_key(parsed.model_dump(mode="json"))
     if unsafe is not None:
@@ -309,7 +307,7 @@ def to_state(
                 "locked": layer.is_locked,
                 "hidden": not layer.is_visible,
                 "allow_overlap": True,
-                "legacy": {"type": layer.type, "is_main_video": layer.is_main_video},
+                "compat": {"type": layer.type, "is_main_video": layer.is_main_video},
             }
         )
         for position, clip in enumerate(layer.clips):
@@ -360,12 +358,12 @@ def to_state(
 # --- TimelineState -> original -----------------------------------------------------------------
 
 
-def _original_clip(clip: Clip, track: Track) -> dict[str, Any]:
-    legacy = clip.legacy
-    derived = _derived(legacy) if legacy is not None else None
+def _compat_clip(clip: Clip, track: Track) -> dict[str, Any]:
+    compat = clip.compat
+    derived = _derived(compat) if compat is not None else None
     timing = (clip.start, clip.source_in, clip.source_out, clip.speed)
     if (
-        legacy is not None
+        compat is not None
         and derived is not None
         and timing
         == (
@@ -375,32 +373,32 @@ def _original_clip(clip: Clip, track: Track) -> dict[str, Any]:
             derived.speed,
         )
     ):
-        start_time, end_time = legacy.start_time, legacy.end_time
-        duration, original_start = legacy.duration, legacy.original_start_time
+        start_time, end_time = compat.start_time, compat.end_time
+        duration, original_start = compat.duration, compat.original_start_time
     else:
         start_time, end_time = clip.start, clip.end
         duration, original_start = clip.duration, clip.source_in
-    if legacy is not None and derived is not None and clip.media_ref == derived.media_ref:
-        source_path = legacy.source_path
+    if compat is not None and derived is not None and clip.media_ref == derived.media_ref:
+        source_path = compat.source_path
     else:
         source_path = clip.media_ref or None
-    properties: dict[str, Any] = dict(legacy.properties) if legacy is not None else {}
+    properties: dict[str, Any] = dict(compat.properties) if compat is not None else {}
     if clip.speed != (derived.speed if derived is not None else 1.0):
         properties["speed"] = clip.speed
     if clip.volume != (derived.volume if derived is not None else 1.0):
         properties["volume"] = clip.volume
     original_id = clip.id
-    if legacy is not None and legacy.id is not None and snipix_clip_id(legacy.id) == clip.id:
-        original_id = legacy.id
+    if compat is not None and compat.id is not None and snipix_clip_id(compat.id) == clip.id:
+        original_id = compat.id
     return {
         "id": original_id,
-        "type": legacy.type if legacy is not None else track.kind.value,
+        "type": compat.type if compat is not None else track.kind.value,
         "start_time": start_time,
         "end_time": end_time,
         "duration": duration,
         "original_start_time": original_start,
         "source_path": source_path,
-        "content": legacy.content if legacy is not None else None,
+        "content": compat.content if compat is not None else None,
         "properties": properties,
         "keyframes": [
             keyframe.model_dump(mode="json", by_alias=False) for keyframe in clip.keyframes or []
@@ -408,26 +406,26 @@ def _original_clip(clip: Clip, track: Track) -> dict[str, Any]:
     }
 
 
-def to_original(state: TimelineState) -> dict[str, Any]:
+def to_compat(state: TimelineState) -> dict[str, Any]:
     """The state in the web app's shape, every field present (snake_case, JSON-ready)."""
     by_track: dict[str, list[Clip]] = {}
     for clip in state.clips:
         by_track.setdefault(clip.track_id, []).append(clip)
     layers = []
     for track in state.tracks:
-        legacy = track.legacy
-        kept_type = legacy is not None and _KIND[legacy.type] == track.kind
+        compat = track.compat
+        kept_type = compat is not None and _KIND[compat.type] == track.kind
         layers.append(
             {
                 "id": track.id,
                 "name": track.name,
-                "type": legacy.type if legacy is not None and kept_type else track.kind.value,
-                "clips": [_original_clip(clip, track) for clip in by_track.get(track.id, [])],
+                "type": compat.type if compat is not None and kept_type else track.kind.value,
+                "clips": [_compat_clip(clip, track) for clip in by_track.get(track.id, [])],
                 "is_visible": not track.hidden,
                 "is_locked": track.locked,
                 "is_muted": track.muted,
                 "order": track.order,
-                "is_main_video": legacy.is_main_video if legacy is not None else False,
+                "is_main_video": compat.is_main_video if compat is not None else False,
             }
         )
     view = state.view
@@ -441,4 +439,4 @@ def to_original(state: TimelineState) -> dict[str, Any]:
         "is_playing": view.playing if view is not None else False,
         "is_snapping": view.snapping if view is not None else True,
     }
-    return OriginalTimelineState.model_validate(document).model_dump(mode="json")
+    return CompatTimelineState.model_validate(document).model_dump(mode="json")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from snipix.compat.projects import router as projects_router
-from snipix.compat.timeline import router as timeline_router
-from snipix.compat.transcriptions import router as transcriptions_router
+from snipix.api.compat.projects import router as projects_router
+from snipix.api.compat.timeline import router as timeline_router
+from snipix.api.compat.transcriptions import router as transcriptions_router
 
 router = APIRouter()
 router.include_router(projects_router)
