@@ -1,9 +1,8 @@
 """The hot-read lane: `GET` of a project or its timeline answered from process memory.
 
 Opening a project is the editor's most frequent request, and on a cache hit the answer is
-bytes the process already holds. FastAPI's routing and dependency resolution cost about
-as much again as everything else such a request does (~60 % of an in-process
-cached GET), so this middleware, inside the request-context and security middleware (request
+bytes the process already holds. FastAPI's routing and dependency resolution cost more
+than everything else such a request does (docs/performance.md), so this middleware, inside the request-context and security middleware (request
 id, access line, metrics and headers as for every request), answers those requests itself:
 
 - only `GET /api/v1/projects/{id}` and `GET /api/v1/projects/{id}/timeline` with no query

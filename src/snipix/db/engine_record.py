@@ -21,7 +21,7 @@ class EngineStartError(Exception):
     """The engine could not start (address in use, unreadable data directory, ...).
 
     Here rather than in `engine`, so the CLI can name it without importing the engine
-    (mongoeco's SQLite engine: ~0.4 s of every `snipix` command's start-up).
+    (importing mongoeco's SQLite engine is most of a `snipix` command's start-up).
     """
 
 

@@ -88,8 +88,8 @@ class ProjectRepository:
         """One project by id; `owner_id=None` only for admin and retention paths.
 
         Owner and deletion are checked here, not in the filter: by `_id` alone the
-        embedded engine takes its primary-key path (1.4 ms against 3.4 ms with the two
-        extra predicates, 10,000 projects), and MongoDB plans both the same. The
+        embedded engine takes its primary-key path only for a bare `_id` (the two extra
+        predicates cost a slower plan; docs/decisions.md, "Performance"), and MongoDB plans both the same. The
         answer is the same document or None either way (a missing `isDeleted` matches
         neither, as in the filter).
         """

@@ -248,7 +248,7 @@ async def _put(collection: Any, document: Document, session: AsyncClientSession 
 
     Outside a transaction: an insert, and a replace only when the `_id` is taken (rare: a
     leftover above the head). The embedded engine makes an inserting upsert scan the
-    collection (1.4 s per autosave at 10,000 revisions); an insert and a replace
+    collection (growing with the number of revisions; docs/decisions.md, "Performance"); an insert and a replace
     by `_id` read one key. In a transaction the upsert stays: a duplicate key error there
     would abort the whole transaction.
     """
