@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from importlib.metadata import version
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -18,10 +17,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.middleware.cors import CORSMiddleware
 
+from snipix.api.answers import errors
 from snipix.api.body_limit import BodyLimitMiddleware, allowances
 from snipix.api.compat.router import router as compat_router
 from snipix.api.envelope import FailureEnvelope
-from snipix.api.errors import ErrorResponse, error_answer, install_error_handlers
+from snipix.api.errors import ErrorResponse, install_error_handlers
 from snipix.api.hot_reads import HotReadsMiddleware
 from snipix.api.openapi import openapi_with_documented_models
 from snipix.api.rate_limit import RATE_LIMITED
@@ -127,10 +127,12 @@ CORS_REQUEST_HEADERS = [
 CORS_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Cache", "X-Request-ID"]
 
 # Hardening: answers every rate-limited router can give besides its own.
-LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    413: error_answer("The body is over SNIPIX_MAX_BODY_BYTES (or the route's own limit)."),
-    429: error_answer("Too many writes or searches (SNIPIX_RATE_LIMIT_*); see Retry-After."),
-}
+LIMIT_RESPONSES = errors(
+    say={
+        413: "The body is over SNIPIX_MAX_BODY_BYTES (or the route's own limit).",
+        429: "Too many writes or searches (SNIPIX_RATE_LIMIT_*); see Retry-After.",
+    }
+)
 
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]
@@ -262,11 +264,9 @@ def create_app(
         # whether anyone listens; this service reports through Prometheus and its
         # structured logs (observability/), not OTel.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        responses={
-            422: error_answer("Invalid request."),
-            500: error_answer("Unexpected error."),
-            503: error_answer("Database unavailable."),
-        },
+        responses=errors(
+            say={422: "Invalid request.", 500: "Unexpected error.", 503: "Database unavailable."}
+        ),
     )
     app.state.metrics = metrics
     # The error answers routes document refer to these models' schemas (api/openapi.py).
@@ -288,7 +288,7 @@ def create_app(
     ):
         app.include_router(router, dependencies=[RATE_LIMITED], responses=LIMIT_RESPONSES)
     # The original web app's paths document their 413/429 in its envelope themselves
-    # (api.envelope.failure_responses). Compatibility routes: its /projects,
+    # (api.answers.errors, compat=True). Compatibility routes: its /projects,
     # /timeline and /transcriptions.
     for router in (accounts_compat_router, media_router, compat_router):
         app.include_router(router, dependencies=[RATE_LIMITED])

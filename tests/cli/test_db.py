@@ -9,12 +9,22 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from snipix.catalogue import MIGRATIONS
 from snipix.db.migrations import COLLECTION, LOCK_ID
 from tests.support import SnipixProcess, clean_env, run_snipix
 
 pytestmark = pytest.mark.process
 
-MIGRATION_ID = "0001_projects_validator"
+IDS = [migration.id for migration in MIGRATIONS]
+_WIDTH = max(len(migration_id) for migration_id in IDS)
+
+
+def listed(state: str, *, width: int = _WIDTH) -> list[str]:
+    """Every migration's line in this state: `db status` aligns the ids, `db migrate`
+    (width 0) names each one it applied as it goes."""
+    return [f"{state}  {m.id:<{width}}  {m.description}" for m in MIGRATIONS]
+
+
 OTHER_OWNER = "deploy-job-7:4242:beef"
 
 
@@ -51,18 +61,21 @@ def test_status_then_migrate_then_nothing_to_apply(
     """Empty database: status lists the migration as pending, migrate applies it once."""
     before = run_snipix(["db", "status"], env=env, cwd=tmp_path)
     assert before.returncode == 0, before.stderr
+    pending = len(MIGRATIONS)
     assert out_lines(before.stdout) == [
-        f"pending  {MIGRATION_ID}  server-side $jsonSchema validator on projects",
-        f"pending: 0 applied, 1 pending, 0 unknown in database {database_name}",
+        *listed("pending"),
+        f"pending: 0 applied, {pending} pending, 0 unknown in database {database_name}",
     ]
 
     first = run_snipix(["db", "migrate"], env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     lines = out_lines(first.stdout)
-    assert lines[0] == f"applied  {MIGRATION_ID}  server-side $jsonSchema validator on projects"
-    assert lines[1].startswith(f"ok: 1 applied, 0 pending, 0 unknown in database {database_name}")
-    assert "ensured" in lines[1]
-    assert applied_records(mongo, database_name) == [MIGRATION_ID]
+    assert lines[:pending] == listed("applied", width=0)
+    assert lines[pending].startswith(
+        f"ok: {pending} applied, 0 pending, 0 unknown in database {database_name}"
+    )
+    assert "ensured" in lines[pending]
+    assert applied_records(mongo, database_name) == IDS
     # The index catalogue is ensured too, as at start-up.
     assert "projects" in mongo[database_name].list_collection_names()
     assert len(list(mongo[database_name]["projects"].list_indexes())) > 1
@@ -70,11 +83,11 @@ def test_status_then_migrate_then_nothing_to_apply(
     second = run_snipix(["db", "migrate"], env=env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert out_lines(second.stdout)[0] == "nothing to apply"
-    assert applied_records(mongo, database_name) == [MIGRATION_ID]
+    assert applied_records(mongo, database_name) == IDS
 
     after = run_snipix(["db", "status"], env=env, cwd=tmp_path)
     assert after.returncode == 0
-    assert out_lines(after.stdout)[0].startswith(f"applied  {MIGRATION_ID}")
+    assert out_lines(after.stdout)[:pending] == listed("applied")
     assert mongo[database_name][COLLECTION].find_one({"_id": LOCK_ID}) is None
 
 
@@ -88,8 +101,8 @@ def test_status_names_migrations_from_a_newer_build(
     result = run_snipix(["db", "status"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = out_lines(result.stdout)
-    assert "unknown  0099_future              (applied by a newer build)" in lines
-    assert lines[-1].startswith("pending: 0 applied, 1 pending, 1 unknown")
+    assert f"unknown  {'0099_future':<{_WIDTH}}  (applied by a newer build)" in lines
+    assert lines[-1].startswith(f"pending: 0 applied, {len(MIGRATIONS)} pending, 1 unknown")
 
 
 def test_migrate_gives_up_on_a_held_lock_naming_the_holder(
@@ -138,9 +151,7 @@ def test_concurrent_migrate_commands_apply_once(
     outputs = [out_lines(process.output()) for process in processes]
     assert codes == [0, 0], outputs
     applied_lines = [line for out in outputs for line in out if line.startswith("applied  ")]
-    assert applied_lines == [
-        f"applied  {MIGRATION_ID}  server-side $jsonSchema validator on projects"
-    ]
+    assert applied_lines == listed("applied", width=0)
     assert sum("nothing to apply" in out for out in outputs) == 1
-    assert applied_records(mongo, database_name) == [MIGRATION_ID]
+    assert applied_records(mongo, database_name) == IDS
     assert mongo[database_name][COLLECTION].find_one({"_id": LOCK_ID}) is None

@@ -2,8 +2,9 @@
 
 Opening a project is the editor's most frequent request, and on a cache hit the answer is
 bytes the process already holds. FastAPI's routing and dependency resolution cost more
-than everything else such a request does (docs/performance.md), so this middleware, inside the request-context and security middleware (request
-id, access line, metrics and headers as for every request), answers those requests itself:
+than everything else such a request does (docs/decisions.md, "Performance"), so this
+middleware, inside the request-context and security middleware (request id, access
+line, metrics and headers as for every request), answers those requests itself:
 
 - only `GET /api/v1/projects/{id}` and `GET /api/v1/projects/{id}/timeline` with no query
   string, no body and at most one short `If-None-Match`;

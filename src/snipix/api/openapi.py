@@ -4,11 +4,11 @@ Nearly every route documents five to ten error answers in one of two shapes (the
 error shape, the web app's failure envelope). Declared as `{"model": ErrorResponse}`,
 FastAPI builds a pydantic field (a `TypeAdapter`) for each route and status code when an
 app first routes a request: hundreds of them, a noticeable share of every app's start,
-for a schema that is the same every time. `documented` declares the answer as a reference to the model's
-component schema instead, and `openapi_with_documented_models` adds those models'
-schemas to the document's components when `/openapi.json` is built. The document is
-unchanged: `tests/api/test_openapi.py` compares it with what FastAPI renders for the
-`model` form.
+for a schema that is the same every time. `documented` declares the answer as a
+reference to the model's component schema instead, and
+`openapi_with_documented_models` adds those models' schemas to the document's
+components when `/openapi.json` is built. The document is unchanged:
+`tests/api/test_openapi.py` compares it with what FastAPI renders for the `model` form.
 """
 
 from __future__ import annotations

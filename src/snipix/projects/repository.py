@@ -89,9 +89,9 @@ class ProjectRepository:
 
         Owner and deletion are checked here, not in the filter: by `_id` alone the
         embedded engine takes its primary-key path only for a bare `_id` (the two extra
-        predicates cost a slower plan; docs/decisions.md, "Performance"), and MongoDB plans both the same. The
-        answer is the same document or None either way (a missing `isDeleted` matches
-        neither, as in the filter).
+        predicates cost a slower plan; docs/decisions.md, "Performance"), and MongoDB
+        plans both the same. The answer is the same document or None either way (a
+        missing `isDeleted` matches neither, as in the filter).
         """
         doc = await self._projects.find_one({"_id": project_id}, PROJECT_FIELDS, session=session)
         if doc is None:

@@ -248,9 +248,9 @@ async def _put(collection: Any, document: Document, session: AsyncClientSession 
 
     Outside a transaction: an insert, and a replace only when the `_id` is taken (rare: a
     leftover above the head). The embedded engine makes an inserting upsert scan the
-    collection (growing with the number of revisions; docs/decisions.md, "Performance"); an insert and a replace
-    by `_id` read one key. In a transaction the upsert stays: a duplicate key error there
-    would abort the whole transaction.
+    collection (growing with the number of revisions; docs/decisions.md, "Performance");
+    an insert and a replace by `_id` read one key. In a transaction the upsert stays: a
+    duplicate key error there would abort the whole transaction.
     """
     if session is not None:
         await collection.replace_one(

@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Depends
 
+from snipix.api.answers import errors
 from snipix.api.compat.common import with_one_retry
-from snipix.api.envelope import failure_responses, success
+from snipix.api.envelope import success
 from snipix.api.identity import ActorDep
 from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
@@ -43,16 +44,10 @@ router = APIRouter(
     prefix="/projects",
     tags=["original web app"],
     dependencies=[Depends(reject_unsafe_query)],
-    responses=failure_responses({401: "No or invalid identity."}),
+    responses=errors(401, compat=True),
 )
-_NOT_FOUND = failure_responses({404: "No such project for this user."})
-_CHANGE = failure_responses(
-    {
-        404: "No such project for this user.",
-        409: "The project is being purged.",
-        412: "Other changes won the race twice in a row; reload and retry.",
-    }
-)
+_NOT_FOUND = errors(404, compat=True)
+_CHANGE = errors(404, 412, say={409: "The project is being purged."}, compat=True)
 
 
 @router.get("")

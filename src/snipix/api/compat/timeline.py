@@ -18,8 +18,9 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from snipix.api.answers import errors
 from snipix.api.compat.common import with_one_retry
-from snipix.api.envelope import failure_responses, success
+from snipix.api.envelope import success
 from snipix.api.identity import ActorDep
 from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
@@ -94,22 +95,24 @@ router = APIRouter(
     prefix="/timeline",
     tags=["original web app"],
     dependencies=[Depends(reject_unsafe_query)],
-    responses=failure_responses(
-        {
-            401: "No or invalid identity.",
+    responses=errors(
+        401,
+        say={
             404: "No such project (or version) for this user.",
             409: "The history cannot rebuild a version.",
-        }
+        },
+        compat=True,
     ),
 )
-_WRITE = failure_responses(
-    {
-        401: "No or invalid identity.",
+_WRITE = errors(
+    401,
+    412,
+    say={
         404: "No such project (or version) for this user.",
         409: "Another save of this timeline is in progress; retry.",
-        412: "Other changes won the race twice in a row; reload and retry.",
         413: "The state exceeds SNIPIX_TIMELINE_MAX_BYTES.",
-    }
+    },
+    compat=True,
 )
 Version = Annotated[
     int, Path(ge=0, le=MAX_VERSION, description="A version of the project's timeline.")

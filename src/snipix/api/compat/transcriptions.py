@@ -20,8 +20,9 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Depends
 
+from snipix.api.answers import errors
 from snipix.api.compat.common import with_one_retry
-from snipix.api.envelope import failure_responses, success
+from snipix.api.envelope import success
 from snipix.api.identity import ActorDep
 from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
@@ -70,12 +71,13 @@ router = APIRouter(
     prefix="/transcriptions",
     tags=["original web app"],
     dependencies=[Depends(reject_unsafe_query)],
-    responses=failure_responses(
-        {
-            401: "No or invalid identity.",
+    responses=errors(
+        401,
+        say={
             404: "No such project for this user, or it has no transcription.",
             409: "The transcription is being replaced; retry in a moment.",
-        }
+        },
+        compat=True,
     ),
 )
 
@@ -91,13 +93,12 @@ async def get_transcription(
 
 @router.put(
     "/{project_id}",
-    responses=failure_responses(
-        {
-            401: "No or invalid identity.",
-            404: "No such project for this user.",
-            409: "The transcription is being replaced; retry in a moment.",
-            412: "Other changes won the race twice in a row; reload and retry.",
-        }
+    responses=errors(
+        401,
+        404,
+        412,
+        say={409: "The transcription is being replaced; retry in a moment."},
+        compat=True,
     ),
 )
 async def put_transcription(

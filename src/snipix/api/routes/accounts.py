@@ -9,7 +9,6 @@ outside services (Google OAuth, a mail server): those routes answer 501 with a m
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from http import HTTPStatus
 from typing import Annotated, Any, Final, NoReturn
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
@@ -27,8 +26,8 @@ from snipix.accounts.schemas import (
 )
 from snipix.accounts.service import AccountService, NotImplementedYet
 from snipix.accounts.token_issuer import session_of
-from snipix.api.envelope import failure_responses, success
-from snipix.api.errors import error_answer
+from snipix.api.answers import errors
+from snipix.api.envelope import success
 from snipix.api.identity import CurrentUser, current_user
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.errors import ValidationFailed
@@ -83,13 +82,6 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None
 
 
-def _errors(*codes: int, compat: bool) -> dict[int | str, dict[str, Any]]:
-    # /auth answers errors in the web app's envelope, also the 422/500/503 of any route.
-    if compat:
-        return failure_responses({code: HTTPStatus(code).phrase for code in codes})
-    return {code: error_answer() for code in codes}
-
-
 def _unavailable(message: str) -> Callable[[], Coroutine[Any, Any, NoReturn]]:
     async def unavailable() -> NoReturn:
         raise NotImplementedYet(message)
@@ -120,7 +112,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         "/register",
         status_code=status.HTTP_201_CREATED,
         response_model=shape(TokenResponse),
-        responses=_errors(409, 422, 501, compat=compat),
+        responses=errors(409, 422, 501, compat=compat),
     )
     async def register(body: RegisterRequest, service: ServiceDep) -> Any:
         """Create an account (role `user`, status `active`) and sign it in."""
@@ -129,7 +121,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
     @router.post(
         "/login",
         response_model=shape(TokenResponse),
-        responses=_errors(401, 403, 429, 501, compat=compat),
+        responses=errors(401, 403, 429, 501, compat=compat),
     )
     async def login(body: LoginRequest, request: Request, service: ServiceDep) -> Any:
         """Sign in with email and password; `remember_me` keeps the session longer."""
@@ -138,7 +130,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
     @router.post(
         "/refresh",
         response_model=shape(TokenResponse),
-        responses=_errors(401, 501, compat=compat),
+        responses=errors(401, 501, compat=compat),
     )
     async def refresh(body: RefreshRequest, service: ServiceDep) -> Any:
         """A new access token and a new refresh token; the one sent can no longer be used."""
@@ -148,7 +140,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         "/logout",
         status_code=status.HTTP_200_OK if compat else status.HTTP_204_NO_CONTENT,
         response_model=shape(None),
-        responses=_errors(401, 422, compat=compat),
+        responses=errors(401, 422, compat=compat),
     )
     async def logout(
         request: Request,
@@ -172,12 +164,12 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
             return answer(None, "Signed out.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.get("/me", response_model=shape(User), responses=_errors(401, 404, compat=compat))
+    @router.get("/me", response_model=shape(User), responses=errors(401, 404, compat=compat))
     async def me(user: CurrentUser, service: ServiceDep) -> Any:
         """The signed-in user's account."""
         return answer(await service.me(user.user_id), "")
 
-    @router.put("/me", response_model=shape(User), responses=_errors(401, 404, 422, compat=compat))
+    @router.put("/me", response_model=shape(User), responses=errors(401, 404, 422, compat=compat))
     async def update_me(body: ProfileUpdate, user: CurrentUser, service: ServiceDep) -> Any:
         """Change `name`, `username`, `avatar_url` or `preferences` (only the fields sent)."""
         return answer(await service.update_profile(user.user_id, body), "Profile updated.")
@@ -189,7 +181,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
             methods=["POST"],
             status_code=status.HTTP_501_NOT_IMPLEMENTED,
             response_model=None,
-            responses=_errors(501, compat=compat),
+            responses=errors(501, compat=compat),
             name=f"unavailable_{path.strip('/').replace('-', '_')}",
         )
     return router

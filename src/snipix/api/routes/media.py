@@ -9,7 +9,8 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from snipix.api.envelope import failure_responses, success
+from snipix.api.answers import errors
+from snipix.api.envelope import success
 from snipix.api.errors import request_id_of
 from snipix.api.identity import DEV_USER_HEADER, ActorDep, current_user
 from snipix.api.parameters import ProjectId
@@ -58,11 +59,12 @@ async def media_viewer(
 
 ViewerDep = Annotated[Actor, Depends(media_viewer)]
 
-_FILE_ERRORS: dict[int | str, dict[str, Any]] = failure_responses(
-    {
+_FILE_ERRORS = errors(
+    say={
         401: "No identity, or an invalid or expired link token.",
         404: "No such project for this user, or it has no such file.",
-    }
+    },
+    compat=True,
 )
 _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The whole file."},
@@ -93,7 +95,7 @@ router = APIRouter(
     prefix="/media",
     tags=["media"],
     dependencies=[Depends(reject_unsafe_query)],
-    responses=failure_responses({401: "No or invalid identity."}),
+    responses=errors(401, compat=True),
 )
 
 
@@ -101,13 +103,14 @@ router = APIRouter(
     "/upload",
     response_model=Envelope[UploadResult],
     openapi_extra=_UPLOAD_BODY,
-    responses=failure_responses(
-        {
-            401: "No or invalid identity.",
-            404: "No such project for this user.",
+    responses=errors(
+        401,
+        404,
+        say={
             413: "Larger than SNIPIX_MEDIA_MAX_BYTES; nothing is kept.",
             415: "Not multipart, or the file is not a video; nothing is kept.",
-        }
+        },
+        compat=True,
     ),
 )
 async def upload_video(request: Request, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
@@ -119,15 +122,16 @@ async def upload_video(request: Request, actor: ActorDep, service: ServiceDep) -
 @router.post(
     "/trim-video",
     response_model=Envelope[TrimResult],
-    responses=failure_responses(
-        {
-            401: "No or invalid identity.",
+    responses=errors(
+        401,
+        compat=True,
+        say={
             404: "No such project, or it has no uploaded video.",
             409: "The video was replaced while it was being trimmed.",
             501: "ffmpeg is not installed on this server.",
             503: "The database is unavailable, or the trim took longer than "
             "SNIPIX_MEDIA_JOB_TIMEOUT_S.",
-        }
+        },
     ),
 )
 async def trim_video(body: TrimRequest, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
@@ -178,7 +182,7 @@ async def get_thumbnail(
 @router.get(
     "/{project_id}/links",
     response_model=Envelope[MediaLinks],
-    responses=failure_responses({401: "No or invalid identity.", 404: "No such project."}),
+    responses=errors(401, 404, compat=True),
 )
 async def media_links(
     project_id: ProjectId, actor: ActorDep, service: ServiceDep
@@ -192,7 +196,7 @@ async def media_links(
     "/transcribe",
     status_code=501,
     response_model=None,
-    responses=failure_responses({401: "No or invalid identity.", 501: "Always: see the message."}),
+    responses=errors(401, 501, compat=True),
 )
 async def transcribe(_actor: ActorDep) -> None:
     """Speech recognition is outside this backend: 501."""
@@ -207,7 +211,7 @@ async def transcribe(_actor: ActorDep) -> None:
     "/remove-fillers",
     status_code=501,
     response_model=None,
-    responses=failure_responses({401: "No or invalid identity.", 501: "Always: see the message."}),
+    responses=errors(401, 501, compat=True),
 )
 async def remove_fillers(_actor: ActorDep) -> None:
     """Filler-word removal needs speech recognition, outside this backend: 501."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from snipix.api.errors import error_answer
+from snipix.api.answers import errors
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import REPLAYED_HEADER, IdempotencyKeyHeader
 from snipix.api.identity import ActorDep, AdminDep
@@ -46,24 +46,10 @@ async def get_project_service(request: Request) -> ProjectService:
 
 ServiceDep = Annotated[ProjectService, Depends(get_project_service)]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: error_answer(description)
-    for code, description in {
-        401: "No or invalid identity.",
-        404: "No such project for this user.",
-    }.items()
-}
-_WRITE_ERRORS: dict[int | str, dict[str, object]] = {
-    **_ERRORS,
-    # Found by the fuzzer's audit: a change racing the project's purge.
-    409: error_answer("The project is being purged."),
-    412: error_answer("Stale If-Match; details.currentVersion."),
-    428: error_answer("If-Match (or baseVersion) is required."),
-}
-_ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
-    **_ERRORS,
-    403: error_answer("Needs the admin role."),
-}
+_ERRORS = errors(401, 404)
+# 409: a change racing the project's purge.
+_WRITE_ERRORS = errors(401, 404, 412, 428, say={409: "The project is being purged."})
+_ADMIN_ERRORS = errors(401, 403, 404)
 
 router = APIRouter(
     prefix="/api/v1/projects",
@@ -246,7 +232,7 @@ async def list_deleted_projects(
 @admin_router.delete(
     "/projects/{project_id}",
     response_model=PurgeReport,
-    responses={409: error_answer("The project is not deleted.")},
+    responses=errors(say={409: "The project is not deleted."}),
 )
 async def purge_project(project_id: ProjectId, admin: AdminDep, service: ServiceDep) -> PurgeReport:
     """Admin: remove a soft-deleted project and everything it owns, for good."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from snipix.api.errors import error_answer
+from snipix.api.answers import errors
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
 from snipix.api.parameters import ProjectId
@@ -24,15 +24,13 @@ async def get_session_service(request: Request) -> SessionService:
 
 ServiceDep = Annotated[SessionService, Depends(get_session_service)]
 
-_NOT_FOUND: dict[int | str, dict[str, object]] = {
-    404: error_answer("No such project for this user."),
-}
+_NOT_FOUND = errors(404)
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["sessions"],
     dependencies=[Depends(reject_unsafe_query)],
-    responses={401: error_answer("No or invalid identity.")},
+    responses=errors(401),
 )
 
 

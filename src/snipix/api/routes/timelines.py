@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from snipix.api.errors import error_answer
+from snipix.api.answers import errors
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.idempotency import IdempotencyKeyHeader
 from snipix.api.identity import ActorDep
@@ -53,18 +53,17 @@ router = APIRouter(
     prefix="/api/v1/projects/{project_id}/timeline",
     tags=["timeline"],
     dependencies=[Depends(reject_unsafe_query)],
-    responses={
-        401: error_answer("No or invalid identity."),
-        404: error_answer("No such project (or version) for this user."),
+    responses=errors(401, say={404: "No such project (or version) for this user."}),
+)
+_WRITE = errors(
+    412,
+    428,
+    say={
+        409: "Another save is in progress, or nothing to undo.",
+        413: "The state exceeds SNIPIX_TIMELINE_MAX_BYTES.",
+        422: "Invalid patch or invalid resulting state.",
     },
 )
-_WRITE: dict[int | str, dict[str, Any]] = {
-    409: error_answer("Another save is in progress, or nothing to undo."),
-    412: error_answer("Stale If-Match; details.currentVersion."),
-    413: error_answer("The state exceeds SNIPIX_TIMELINE_MAX_BYTES."),
-    422: error_answer("Invalid patch or invalid resulting state."),
-    428: error_answer("If-Match (or baseVersion) is required."),
-}
 
 
 PreferHeader = Annotated[
@@ -238,9 +237,7 @@ async def timeline_history(
 
 
 # A version is rebuilt from a snapshot and patches; a gap in the history is a 409.
-_REBUILT: dict[int | str, dict[str, Any]] = {
-    409: error_answer("The history cannot rebuild that version."),
-}
+_REBUILT = errors(say={409: "The history cannot rebuild that version."})
 
 
 @router.get("/versions/{version}", response_model=TimelineVersion, responses=_REBUILT)

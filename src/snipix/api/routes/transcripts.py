@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from snipix.api.errors import error_answer
+from snipix.api.answers import errors
 from snipix.api.etags import IfMatchHeader, set_etag
 from snipix.api.identity import ActorDep
 from snipix.api.pagination import CursorParam, Limit
@@ -42,22 +42,19 @@ ServiceDep = Annotated[TranscriptService, Depends(get_transcript_service)]
 SegmentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_:-]{1,120}$")]
 SearchText = Annotated[str, Query(min_length=1, max_length=200, description="Words to find.")]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: error_answer("No or invalid identity."),
-    404: error_answer("No such project, transcript or segment."),
-}
-_WRITE: dict[int | str, dict[str, object]] = {
-    # Found by the fuzzer: merging the last segment, a timeline save in progress
-    # (cuts), and the timeline's size limit (cuts).
-    409: error_answer("Nothing to merge with, or a save in progress."),
-    413: error_answer(
-        "Over SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS (upload), or the "
-        "cuts make the timeline too large."
-    ),
-    412: error_answer("Stale If-Match; details.currentVersion."),
-    422: error_answer("Invalid transcript or edit."),
-    428: error_answer("If-Match (or baseVersion) is required."),
-}
+_ERRORS = errors(401, say={404: "No such project, transcript or segment."})
+_WRITE = errors(
+    412,
+    428,
+    say={
+        # Merging the last segment, a timeline save in progress (cuts), and the
+        # timeline's size limit (cuts).
+        409: "Nothing to merge with, or a save in progress.",
+        413: "Over SNIPIX_TRANSCRIPT_MAX_SEGMENTS / _MAX_WORDS (upload), or the "
+        "cuts make the timeline too large.",
+        422: "Invalid transcript or edit.",
+    },
+)
 
 router = APIRouter(
     prefix="/api/v1/projects/{project_id}/transcript",
