@@ -101,6 +101,32 @@ async def test_a_write_on_one_replica_is_never_read_stale_on_another(
         assert await read(two, round_number + 1, fresh) == fresh
 
 
+async def test_a_write_after_a_backlog_of_invalidations_is_not_read_stale(
+    redis_server: RedisServer,
+) -> None:
+    """Replica two reads nothing while many keys change: more invalidations than its socket
+    holds, so Redis keeps the rest (the write's among them) until two reads. Two's next
+    read still must not answer the old value."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    one = await Replica(redis_server.url, prefix).start()
+    two = await Replica(redis_server.url, prefix).start()
+    try:
+        for round_number in range(1, 3):
+            held = f"v{round_number}".encode()
+            assert await read(two, round_number, held) == held
+            assert await read(two, round_number, held) == held  # held locally from here
+            burst = one.client.pipeline(transaction=False)
+            for number in range(20_000):
+                burst.set(f"{prefix}:other:{round_number}-{number}", b"x")
+            await burst.execute()
+            await one.cache.invalidate("project", "p1", round_number + 1)
+            fresh = f"v{round_number + 1}".encode()
+            assert await read(two, round_number + 1, fresh) == fresh
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_an_answer_older_than_an_invalidation_is_not_kept() -> None:
     """A Redis answer read before an invalidation arrived is not held locally."""
     layer = LocalLayer("redis://127.0.0.1:1/0", "t", timeout_s=0.1)

@@ -16,6 +16,13 @@ What could break that, and what is done:
   (every lookup goes to Redis) until a new connection is tracking again — invalidations
   missed meanwhile can never be served.
 - Redis says its tracking table overflowed or was flushed (a null invalidation): empty.
+- More invalidations wait than the socket holds (a replica that looked nothing up during a
+  burst of writes): Redis keeps the rest, the write's among them, until we read, so a
+  drain cannot see it. A drain that finds that much waiting empties the layer; and the
+  socket is read until it would block, not until a short read (a TLS read returns one
+  record at a time).
+
+The connection is a plain socket rather than redis-py's: docs/decisions.md says why.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ DEFAULT_MAX_ENTRIES: Final = 10_000
 DEFAULT_MAX_BYTES: Final = 32 * 1024 * 1024
 # Per-entry bookkeeping counted against the byte bound.
 _OVERHEAD: Final = 200
+# A drain that reads this much may have left invalidations on Redis' side, so the layer
+# empties itself: well below what a full socket holds (Redis holds pushes back only once it
+# is full), while a replica in use reads only what changed since its last lookup.
+_BACKLOG_BYTES: Final = 16 * 1024
 
 
 class _Incomplete(Exception):
@@ -192,6 +203,7 @@ class LocalLayer:
         sock = self._sock
         if sock is None:
             return
+        read = 0
         try:
             while True:
                 chunk = sock.recv(65536)
@@ -199,14 +211,16 @@ class LocalLayer:
                     self._lost("closed")
                     return
                 self._buffer += chunk
-                if len(chunk) < 65536:
-                    break
+                read += len(chunk)
         except (BlockingIOError, ssl.SSLWantReadError):
             pass
         except OSError as error:
             self._lost(type(error).__name__)
             return
         self._apply()
+        if read >= _BACKLOG_BYTES and self._sock is not None:
+            log.info("cache tracking backlog; local layer emptied", bytes_read=read)
+            self.clear()
 
     def _apply(self) -> None:
         at = 0
