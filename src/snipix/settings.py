@@ -148,9 +148,6 @@ class Settings(BaseSettings):
         le=400 * 86_400,
         validation_alias=_env("SNIPIX_REFRESH_TOKEN_REMEMBER_TTL_S"),
     )
-    refresh_reuse_grace_s: int = Field(
-        10, ge=0, le=300, validation_alias=_env("SNIPIX_REFRESH_REUSE_GRACE_S")
-    )
     login_failures_per_account: int = Field(
         5, ge=1, le=10_000, validation_alias=_env("SNIPIX_LOGIN_FAILURES_PER_ACCOUNT")
     )

@@ -29,7 +29,6 @@ def accounts_settings(
         "data_dir": tmp_path / "data",
         "log_format": "json",
         "jwt_secret": SECRET,
-        "refresh_reuse_grace_s": 0,
         "login_failures_per_account": ACCOUNT_LIMIT,
         **overrides,
     }

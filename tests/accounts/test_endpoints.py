@@ -518,22 +518,63 @@ async def test_a_reused_refresh_token_signs_the_whole_session_out(
     assert (await refresh(client, other_session["refresh_token"])).status_code == 200
 
 
-async def test_concurrent_refreshes_within_the_grace_period_all_succeed(
-    mongodb_uri: str, database_name: str, tmp_path: Path
+def live_tokens(store: Store, family_id: str) -> int:
+    """Refresh tokens of a session that could still be exchanged for the first time."""
+    return store["refresh_tokens"].count_documents({"familyId": family_id, "usedAt": None})
+
+
+async def test_concurrent_refreshes_with_one_token_all_get_its_one_successor(
+    client: httpx.AsyncClient, store: Store
 ) -> None:
-    """Several requests refreshing with the same token at once (the web app does this)
-    each get new tokens instead of being signed out."""
-    settings = accounts_settings(mongodb_uri, database_name, tmp_path, refresh_reuse_grace_s=30)
-    async with running_app(create_app(settings)) as client:
-        created = await register(client)
-        responses = await asyncio.gather(
-            *(refresh(client, created["refresh_token"]) for _ in range(3))
-        )
-        assert [r.status_code for r in responses] == [200, 200, 200]
-        tokens = {r.json()["refresh_token"] for r in responses}
-        assert len(tokens) == 3
-        for token in tokens:
-            assert (await refresh(client, token)).status_code == 200
+    """Several requests refreshing with the same token at once (the web app does this on
+    load) each get new access tokens and the same refresh token: the session stays one."""
+    created = await register(client)
+    responses = await asyncio.gather(*(refresh(client, created["refresh_token"]) for _ in range(5)))
+    assert [r.status_code for r in responses] == [200] * 5
+    tokens = {r.json()["refresh_token"] for r in responses}
+    assert len(tokens) == 1
+    assert tokens != {created["refresh_token"]}
+    family_id = jwt.decode(created["access_token"], SECRET, algorithms=["HS256"])["sid"]
+    assert live_tokens(store, family_id) == 1
+    assert (await refresh(client, tokens.pop())).status_code == 200
+
+
+async def test_a_replayed_token_never_forks_the_session(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """A thief replaying a used refresh token gets only what the client already holds, and
+    once the client's chain has moved past it, the replay signs the whole session out."""
+    created = await register(client)
+    family_id = jwt.decode(created["access_token"], SECRET, algorithms=["HS256"])["sid"]
+    one = (await refresh(client, created["refresh_token"])).json()  # the client
+    stolen = await refresh(client, created["refresh_token"])  # the thief, any time later
+    assert stolen.status_code == 200
+    assert stolen.json()["refresh_token"] == one["refresh_token"], "no second chain"
+    assert live_tokens(store, family_id) == 1
+    two = (await refresh(client, one["refresh_token"])).json()  # the client goes on
+    assert live_tokens(store, family_id) == 1
+
+    replayed = await refresh(client, created["refresh_token"])  # its successor is used now
+    assert replayed.status_code == 401
+    assert "already used" in replayed.json()["error"]["message"]
+    assert (await refresh(client, two["refresh_token"])).status_code == 401
+    family = store["refresh_families"].find_one({"_id": family_id})
+    assert family is not None
+    assert family["revokedReason"] == "reuse"
+
+
+async def test_a_stale_token_stored_again_keeps_the_session(client: httpx.AsyncClient) -> None:
+    """The web app writes an older refresh token back into storage after a profile save and
+    refreshes with it minutes later: while the token it replaced was never used, the user
+    stays signed in on the one chain."""
+    created = await register(client)
+    newest = (await refresh(client, created["refresh_token"])).json()["refresh_token"]
+    again = await refresh(client, created["refresh_token"])
+    assert again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == newest
+    onward = await refresh(client, newest)
+    assert onward.status_code == 200
+    assert onward.json()["refresh_token"] not in {newest, created["refresh_token"]}
 
 
 async def test_unknown_or_garbage_refresh_tokens_are_401(client: httpx.AsyncClient) -> None:

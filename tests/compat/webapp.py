@@ -45,7 +45,7 @@ _SIMPLE_TYPES: Final = {"application/x-www-form-urlencoded", "multipart/form-dat
 
 @contextmanager
 def snipix_service(tmp_path: Path, mongodb_uri: str, database: str) -> Iterator[str]:
-    """`python -m snipix serve` on a free port, ready; its base URL. Strict refresh reuse."""
+    """`python -m snipix serve` on a free port, ready; its base URL."""
     port = free_port()
     process = SnipixProcess(
         ["serve", "--port", str(port)],
@@ -54,7 +54,6 @@ def snipix_service(tmp_path: Path, mongodb_uri: str, database: str) -> Iterator[
             MONGODB_DATABASE=database,
             JWT_SECRET=JWT_SECRET,
             SNIPIX_DATA_DIR=str(tmp_path / "data"),
-            SNIPIX_REFRESH_REUSE_GRACE_S="0",
             SNIPIX_RETENTION_INTERVAL_S="0",
         ),
         cwd=tmp_path,

@@ -7,6 +7,7 @@ is a point read on any server. Expired tokens and families are removed by TTL in
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any, Final
 
@@ -98,7 +99,10 @@ class RefreshTokenRepository:
         await self._tokens.insert_one(token)
 
     async def add_token(self, token: Document) -> None:
-        await self._tokens.insert_one(token)
+        """Store a token; one already stored under its hash (a replay that completes a
+        rotation a crash interrupted, or two at once) is left as it is."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self._tokens.insert_one(token)
 
     async def token(self, token_hash: str) -> Document | None:
         return await self._tokens.find_one({"_id": token_hash})
@@ -106,10 +110,12 @@ class RefreshTokenRepository:
     async def family(self, family_id: str) -> Document | None:
         return await self._families.find_one({"_id": family_id})
 
-    async def claim(self, token_hash: str, at: datetime) -> bool:
-        """Mark a token used; False when it already was (the database decides a race)."""
+    async def claim(self, token_hash: str, at: datetime, successor_salt: str) -> bool:
+        """Mark a token used, recording how its successor is made; False when it already
+        was used (the database decides a race, so a token has one successor)."""
         result = await self._tokens.update_one(
-            {"_id": token_hash, "usedAt": None}, {"$set": {"usedAt": at}}
+            {"_id": token_hash, "usedAt": None},
+            {"$set": {"usedAt": at, "successorSalt": successor_salt}},
         )
         return result.modified_count == 1
 

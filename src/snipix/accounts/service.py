@@ -3,16 +3,22 @@ the own profile, and creating administrators (CLI).
 
 Sign-in answers an unknown email and a wrong password with the same status and message,
 after the same work (a dummy argon2 verification for an unknown email), and counts both
-against the account's and the address's failure limits. Refresh tokens rotate on every
-use; a token presented again after its grace period (SNIPIX_REFRESH_REUSE_GRACE_S) means
-two parties hold the same session, so the whole family is revoked and both must sign in.
+against the account's and the address's failure limits.
+
+Refresh tokens rotate on every use, and each has exactly one successor. A used token
+presented again gets that same successor back (with a new access token) as long as the
+successor has never been used: a client that refreshes twice at once, or that stored an
+older token again, stays signed in, and a copy in other hands gets nothing the client does
+not already hold, so a session never forks into two chains. A used token whose successor
+has been used means the chain moved on without it: two parties hold the session, so the
+whole family is revoked and both must sign in (docs/decisions.md, "Accounts").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Final, Literal, NoReturn
 
 import structlog
 from bson import ObjectId
@@ -28,7 +34,13 @@ from snipix.accounts.schemas import (
     normalize_email,
 )
 from snipix.accounts.throttle import LoginThrottle
-from snipix.accounts.token_issuer import TokenIssuer, new_refresh_token, refresh_token_hash
+from snipix.accounts.token_issuer import (
+    TokenIssuer,
+    new_refresh_token,
+    new_successor_salt,
+    refresh_token_hash,
+    successor_refresh_token,
+)
 from snipix.clock import Clock, to_millisecond, utc_now
 from snipix.db.client import Database, Document
 from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
@@ -63,7 +75,6 @@ class Lifetimes:
     access_s: int
     refresh_s: int
     remember_s: int
-    reuse_grace_s: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lifetimes:
@@ -71,7 +82,6 @@ class Lifetimes:
             access_s=settings.access_token_ttl_s,
             refresh_s=settings.refresh_token_ttl_s,
             remember_s=settings.refresh_token_remember_ttl_s,
-            reuse_grace_s=settings.refresh_reuse_grace_s,
         )
 
     def refresh(self, remember_me: bool) -> timedelta:
@@ -210,17 +220,24 @@ class AccountService:
         family = await self._refresh.family(family_id)
         if family is None or family.get("revokedAt") is not None or family["expiresAt"] <= now:
             raise _unauthorized(SESSION_ENDED)
-        if not await self._refresh.claim(token_hash, now):
-            await self._reused(token_hash, family_id, now)
         user = await self._users.by_id(token["userId"])
         if user is None or user.get("status", "active") != "active":
             await self._refresh.revoke_family(family_id, now, "account_inactive")
             raise _unauthorized(SESSION_ENDED)
-        new_token, expires_at = await self._next_token(family_id, user["_id"], family, now)
+        salt = token.get("successorSalt")
+        if token.get("usedAt") is None:
+            fresh_salt = new_successor_salt()
+            if await self._refresh.claim(token_hash, now, fresh_salt):
+                salt = fresh_salt
+            else:  # another request used it a moment ago: its successor is the answer
+                claimed = await self._refresh.token(token_hash)
+                salt = claimed.get("successorSalt") if claimed is not None else None
+        successor = await self._successor(refresh_token, salt, token, family, now)
+        expires_at = successor["expiresAt"]
         if not await self._refresh.extend_family(family_id, now, expires_at):
-            # Revoked between our check and now: the token just stored is already dead.
+            # Revoked between our check and now: the successor is already dead.
             raise _unauthorized(SESSION_ENDED)
-        return self._tokens(issuer, user, family_id, new_token)
+        return self._tokens(issuer, user, family_id, successor["token"])
 
     async def logout(self, *, refresh_token: str | None, session_id: str | None) -> None:
         """End the session of a refresh token, or the one an access token names (`sid`).
@@ -236,18 +253,39 @@ class AccountService:
         if session_id is not None:
             await self._refresh.revoke_family(session_id, now, "logout")
 
-    async def _reused(self, token_hash: str, family_id: str, now: datetime) -> None:
-        """A used token again: allowed within the grace period, otherwise the family ends.
+    async def _successor(
+        self,
+        refresh_token: str,
+        salt: str | None,
+        token: Document,
+        family: Document,
+        now: datetime,
+    ) -> Document:
+        """The one token `refresh_token` rotates to, stored if it is not yet (the first
+        rotation, or one a crash interrupted after the claim); the family ends when the
+        successor was used already (module docstring).
 
-        The grace period covers a client that sends several requests at once after its
-        access token expired, each refreshing with the same token (the original web app
-        does). Beyond it, the only explanation is a copy of the token in other hands.
+        Answers `{"token": plaintext, "expiresAt": ...}`.
         """
-        token = await self._refresh.token(token_hash)
-        used_at = token.get("usedAt") if token is not None else None
-        grace = timedelta(seconds=self._lifetimes.reuse_grace_s)
-        if used_at is not None and now - used_at <= grace:
-            return
+        family_id: str = token["familyId"]
+        if salt is None:  # used before successors were recorded: its chain is unknown
+            await self._reuse_detected(family_id, now)
+        successor = successor_refresh_token(refresh_token, salt)
+        stored = await self._refresh.token(refresh_token_hash(successor))
+        if stored is None:
+            # Sliding: each rotation lives as long as the family's kind of sign-in allows.
+            expires_at = now + self._lifetimes.refresh(bool(family.get("rememberMe")))
+            await self._refresh.add_token(
+                self._token_document(successor, family_id, token["userId"], now, expires_at)
+            )
+            stored = await self._refresh.token(refresh_token_hash(successor))
+            assert stored is not None  # stored just now, or by a concurrent rotation
+        if stored.get("usedAt") is not None:
+            await self._reuse_detected(family_id, now)
+        return {"token": successor, "expiresAt": stored["expiresAt"]}
+
+    async def _reuse_detected(self, family_id: str, now: datetime) -> NoReturn:
+        """The chain moved on past a token presented again: two parties hold the session."""
         await self._refresh.revoke_family(family_id, now, "reuse")
         log.warning("refresh token reused; family revoked", family_id=family_id)
         raise _unauthorized(REUSED)
@@ -272,17 +310,6 @@ class AccountService:
             family, self._token_document(refresh_token, family_id, user["_id"], now, expires_at)
         )
         return self._tokens(issuer, user, family_id, refresh_token)
-
-    async def _next_token(
-        self, family_id: str, user_id: str, family: Document, now: datetime
-    ) -> tuple[str, datetime]:
-        token = new_refresh_token()
-        # Sliding: each rotation lives as long as the family's kind of sign-in allows.
-        expires_at = now + self._lifetimes.refresh(bool(family.get("rememberMe")))
-        await self._refresh.add_token(
-            self._token_document(token, family_id, user_id, now, expires_at)
-        )
-        return token, expires_at
 
     @staticmethod
     def _token_document(

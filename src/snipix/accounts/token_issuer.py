@@ -15,7 +15,9 @@ valid access token (it is not even a JWT), whatever the verifier checks.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -44,6 +46,23 @@ VERIFY_ONLY: Final = (
 
 def new_refresh_token() -> str:
     return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def new_successor_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def successor_refresh_token(token: str, salt: str) -> str:
+    """The token a refresh token rotates to: HMAC-SHA256 keyed by the token itself over a
+    random salt stored with its hash.
+
+    Only the service can make it again, and only when the token is presented: the salt is
+    in the database, the token is not (its hash is). So a replay can be answered with the
+    successor already handed out, instead of a second, independent one, without storing
+    any token in a form that signs anyone in.
+    """
+    digest = hmac.new(token.encode(), bytes.fromhex(salt), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def refresh_token_hash(token: str) -> str:
