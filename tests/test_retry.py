@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
-from snipix.retry import Kind, RetryPolicy, is_safe_to_retry
+from snipix.retry import Kind, RetryMetrics, RetryPolicy, is_safe_to_retry
 from snipix.settings import Settings
 
 
@@ -46,7 +46,8 @@ def retries_counted(metrics: Metrics) -> float:
 
 def policy(metrics: Metrics | None = None, **kwargs: float) -> RetryPolicy:
     options: dict[str, float] = {"base_s": 0.001, "cap_s": 0.005, "budget_s": 2.0} | kwargs
-    return RetryPolicy(attempts=3, metrics=metrics, **options)
+    counted = RetryMetrics(metrics) if metrics is not None else None
+    return RetryPolicy(attempts=3, metrics=counted, **options)
 
 
 async def test_a_read_that_hits_a_failover_is_retried_and_succeeds(

@@ -11,7 +11,6 @@ from importlib.metadata import version
 
 import structlog
 from fastapi import FastAPI
-from pymongo.monitoring import _EventListener
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -39,6 +38,7 @@ from snipix.api.routes.transcripts import search_router as transcript_search_rou
 from snipix.api.security_headers import SecurityHeadersMiddleware
 from snipix.auth.token_verifier import TokenVerifier
 from snipix.cache.local import LocalLayer
+from snipix.cache.metrics import CacheMetrics
 from snipix.cache.service import Cache
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.catalogue import MIGRATIONS
@@ -47,15 +47,20 @@ from snipix.db.deferred import DeferredWrites
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import Lease
 from snipix.db.migrations import Migration, MigrationRunner
-from snipix.db.monitoring import CommandMonitor, PoolStats, TopologyMonitor
+from snipix.db.monitoring import Listener
+from snipix.db.monitoring.commands import CommandMonitor
+from snipix.db.monitoring.metrics import DatabaseMetrics
+from snipix.db.monitoring.pool import PoolStats
+from snipix.db.monitoring.topology import TopologyMonitor
 from snipix.db.transactions import UnitOfWork
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.observability.metrics import router as metrics_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.resources import Resources
-from snipix.retry import RetryPolicy
+from snipix.retry import RetryMetrics, RetryPolicy
 from snipix.security.limiter import Limiter
+from snipix.security.metrics import RateLimitMetrics
 from snipix.services import build_services
 from snipix.settings import Settings
 
@@ -82,7 +87,7 @@ def _cache(
     settings: Settings,
     redis: Redis | None,
     policy: RetryPolicy,
-    metrics: Metrics,
+    metrics: CacheMetrics,
     topology: TopologyMonitor,
 ) -> Cache:
     store: CacheStore | None = None
@@ -141,7 +146,7 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]
 def _lifespan(
     settings: Settings,
     migrations: Sequence[Migration],
-    listeners: Sequence[_EventListener],
+    listeners: Sequence[Listener],
     metrics: Metrics,
 ) -> Lifespan:
     @asynccontextmanager
@@ -149,15 +154,17 @@ def _lifespan(
         started = time.perf_counter()
         # Before connecting: an unusable JWT key fails start-up without touching the database.
         tokens = TokenVerifier.from_settings(settings)
-        pool = PoolStats(settings.mongodb_max_pool_size, metrics)
-        commands = CommandMonitor(metrics, slow_query_ms=settings.slow_query_ms)
-        topology = TopologyMonitor(metrics)
+        # Each part declares its series in the app's registry; the listeners share one set.
+        database = DatabaseMetrics(metrics)
+        pool = PoolStats(settings.mongodb_max_pool_size, database)
+        commands = CommandMonitor(database, slow_query_ms=settings.slow_query_ms)
+        topology = TopologyMonitor(database)
         mongo = await connect(settings, listeners=[pool, commands, topology, *listeners])
         redis = _redis_client(settings)
-        policy = RetryPolicy.from_settings(settings, metrics)
-        cache = _cache(settings, redis, policy, metrics, topology)
+        policy = RetryPolicy.from_settings(settings, RetryMetrics(metrics))
+        cache = _cache(settings, redis, policy, CacheMetrics(metrics), topology)
         # Rate limits: counted in Redis when configured, in process otherwise.
-        limiter = Limiter(redis, prefix=settings.cache_prefix, metrics=metrics)
+        limiter = Limiter(redis, prefix=settings.cache_prefix, metrics=RateLimitMetrics(metrics))
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
         try:
@@ -246,13 +253,13 @@ def create_app(
     settings: Settings,
     *,
     migrations: Sequence[Migration] = MIGRATIONS,
-    command_listeners: Sequence[_EventListener] = (),
+    command_listeners: Sequence[Listener] = (),
 ) -> FastAPI:
     """Build the ASGI app; nothing connects until the lifespan starts.
 
     `command_listeners` are extra PyMongo monitors (the query-plan test records every
     command the service sends with one). Each app has its own metrics registry, served at
-    `/metrics`.
+    `/metrics`; the lifespan has every part declare its series in it.
     """
     metrics = Metrics(version("snipix"))
     app = FastAPI(
@@ -336,5 +343,7 @@ def create_app_from_env() -> FastAPI:
     address, passed as MONGODB_URI) from the environment the command prepared.
     """
     settings = Settings()
-    configure_logging(settings)
+    # The one place a process configures logging for good (a worker serves until it
+    # exits), so structlog may keep each module's logger once assembled.
+    configure_logging(settings, cache_loggers=True)
     return create_app(settings)

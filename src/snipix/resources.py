@@ -18,7 +18,7 @@ from snipix.cache.service import Cache
 from snipix.db.client import Database, MongoClient
 from snipix.db.deferred import DeferredWrites
 from snipix.db.migrations import MigrationRunner
-from snipix.db.monitoring import PoolStats
+from snipix.db.monitoring.pool import PoolStats
 from snipix.db.transactions import UnitOfWork
 from snipix.observability.metrics import Metrics
 from snipix.retry import RetryPolicy
@@ -43,8 +43,9 @@ class Resources:
     cache: Cache = field(default_factory=Cache.disabled)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     deferred: DeferredWrites = field(default_factory=DeferredWrites)
-    # The app's registry (the cache and retry policy record into it); a private one when
-    # built outside an app, so recording never needs a None check.
+    # The app's registry (every part declares its series in it: the cache, the retry
+    # policy, the limiter, the listeners); a private one when built outside an app, so
+    # recording never needs a None check.
     metrics: Metrics = field(default_factory=lambda: Metrics("unknown"))
     # Rate limit counters: Redis-backed when the lifespan has Redis, else in process.
     limiter: Limiter = field(default_factory=Limiter.in_process)

@@ -86,6 +86,21 @@ def is_safe_to_retry(error: BaseException, kind: Kind) -> bool:
     return isinstance(error, AutoReconnect | ServerSelectionTimeoutError)
 
 
+class RetryMetrics:
+    """`snipix_retries_total{operation, error_class}`, in the registry of the app that retries."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.retries = metrics.counter(
+            "snipix_retries",
+            "Operations the service retried, by operation and the error that caused it.",
+            ["operation", "error_class"],
+        )
+
+    def retried(self, operation: str, error_class: str) -> None:
+        """Count one retry of `operation` (a fixed name in code) after `error_class`."""
+        self.retries.labels(operation=operation, error_class=error_class).inc()
+
+
 class _OutOfBudget(stop_base):
     """Stop when the time spent plus the longest next wait would pass the budget."""
 
@@ -110,7 +125,7 @@ class RetryPolicy:
         base_s: float = 0.05,
         cap_s: float = 1.0,
         budget_s: float = 2.0,
-        metrics: Metrics | None = None,
+        metrics: RetryMetrics | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -121,7 +136,7 @@ class RetryPolicy:
         self._metrics = metrics
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> RetryPolicy:
+    def from_settings(cls, settings: Settings, metrics: RetryMetrics | None = None) -> RetryPolicy:
         return cls(
             attempts=settings.retry_attempts,
             base_s=settings.retry_base_ms / 1000,
@@ -184,7 +199,7 @@ class RetryPolicy:
             wait_ms=round(wait_s * 1000, 1),
         )
         if self._metrics is not None:
-            self._metrics.retry(operation, type(error).__name__)
+            self._metrics.retried(operation, type(error).__name__)
 
 
 def is_connectivity_error(error: BaseException) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
 from snipix.accounts.repository import LockoutRepository
 from snipix.accounts.service import AccountService, account_service
@@ -57,7 +58,8 @@ def build_services(
     metrics: Metrics,
 ) -> Services:
     """Every service on `db`. `cache`: the app's, or `Cache.disabled()` for tools that change
-    nothing a running service caches."""
+    nothing a running service caches. `metrics`: the app's holder, in which the services
+    declare their own series (sign-ins); the limiter brings the rate limits'."""
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)])
     return Services(
@@ -89,6 +91,7 @@ def build_services(
             # The failure counts live where the rate limits do (Redis if any); lockouts
             # also in the database, so none is forgotten when Redis fails.
             throttle=LoginThrottle.from_settings(settings, limiter, LockoutRepository(db)),
-            metrics=metrics,
+            metrics=LoginMetrics(metrics),
+            rate_limits=limiter.metrics,
         ),
     )

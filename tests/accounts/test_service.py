@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
+from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
 from snipix.accounts.schemas import RegisterRequest
 from snipix.accounts.service import AccountService, account_service
@@ -17,6 +18,7 @@ from snipix.db.client import Database
 from snipix.errors import Unauthorized
 from snipix.observability.metrics import Metrics
 from snipix.security.limiter import Limiter
+from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 from tests.accounts.helpers import SECRET, registration
 from tests.support import Clock
@@ -24,6 +26,7 @@ from tests.support import Clock
 
 def service(db: Database, settings: Settings, clock: Clock) -> AccountService:
     metrics = Metrics("test")
+    rate_limits = RateLimitMetrics(metrics)
     issuer = TokenIssuer.from_settings(settings)
     assert isinstance(issuer, TokenIssuer)
     return account_service(
@@ -32,9 +35,10 @@ def service(db: Database, settings: Settings, clock: Clock) -> AccountService:
         issuer=TokenIssuer(issuer.key, issuer.algorithm, issuer.ttl_s, clock=clock),
         hasher=PasswordHasher(),
         throttle=LoginThrottle.from_settings(
-            settings, Limiter(None, prefix=settings.cache_prefix, metrics=metrics)
+            settings, Limiter(None, prefix=settings.cache_prefix, metrics=rate_limits)
         ),
-        metrics=metrics,
+        metrics=LoginMetrics(metrics),
+        rate_limits=rate_limits,
         clock=clock,
     )
 

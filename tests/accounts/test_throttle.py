@@ -12,6 +12,7 @@ from snipix.db.client import Database
 from snipix.errors import RateLimited
 from snipix.observability.metrics import Metrics
 from snipix.security.limiter import Limiter
+from snipix.security.metrics import RateLimitMetrics
 from tests.support import Clock
 
 WINDOW_S = 600
@@ -23,7 +24,7 @@ def replica(db: Database, clock: Clock) -> LoginThrottle:
         per_account=3,
         per_ip=100,
         window_s=WINDOW_S,
-        limiter=Limiter(None, prefix="t", metrics=Metrics("test")),
+        limiter=Limiter(None, prefix="t", metrics=RateLimitMetrics(Metrics("test"))),
         lockouts=LockoutRepository(db),
         clock=clock,
     )

@@ -26,6 +26,7 @@ from snipix.app import create_app
 from snipix.errors import RateLimited
 from snipix.observability.metrics import Metrics
 from snipix.security.limiter import Limiter
+from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 from tests.observability.test_metrics import parse, scrape, value
 from tests.support import RedisServer, free_port, running_app
@@ -202,7 +203,7 @@ async def test_limits_return_to_redis_when_it_comes_back() -> None:
     server = RedisServer.find().start()
     redis: Redis = Redis.from_url(server.url, socket_timeout=0.25, socket_connect_timeout=0.25)
     metrics = Metrics("test")
-    limiter = Limiter(redis, prefix="recovery", metrics=metrics)
+    limiter = Limiter(redis, prefix="recovery", metrics=RateLimitMetrics(metrics))
     item = RateLimitItemPerMinute(2, namespace="test")
     try:
         assert await limiter.hit(item, "user", "u")
@@ -243,7 +244,7 @@ async def test_login_failures_are_counted_across_replicas_without_storing_emails
                 per_account=2,
                 per_ip=100,
                 window_s=60,
-                limiter=Limiter(redis, prefix=prefix, metrics=Metrics("test")),
+                limiter=Limiter(redis, prefix=prefix, metrics=RateLimitMetrics(Metrics("test"))),
             )
             for _ in range(2)
         ]
@@ -278,7 +279,7 @@ async def test_a_reservable_window_holds_its_limit_under_concurrency(
     limiter = Limiter(
         redis if backend == "redis" else None,
         prefix=f"windows-{free_port()}",
-        metrics=Metrics("test"),
+        metrics=RateLimitMetrics(Metrics("test")),
     )
     try:
         now = 1_000_000.0

@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 
 from snipix.cache.entries import Entry
 from snipix.cache.local import LocalLayer
+from snipix.cache.metrics import CacheMetrics
 from snipix.cache.service import Cache, Loaded
 from snipix.cache.store import RedisStore
 from snipix.observability.metrics import Metrics
@@ -35,7 +36,7 @@ class Replica:
             jitter=0,
             stale_s=60,
             policy=RetryPolicy(attempts=1),
-            metrics=Metrics("test"),
+            metrics=CacheMetrics(Metrics("test")),
             local=self.local,
         )
 

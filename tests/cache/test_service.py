@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from snipix.cache.metrics import CacheMetrics
 from snipix.cache.service import Cache, Loaded, request_outcome
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.observability.metrics import Metrics
@@ -43,7 +44,7 @@ def make_cache(
     *,
     ttl_s: float = 60,
     stale_s: float = 600,
-    metrics: Metrics | None = None,
+    metrics: CacheMetrics | None = None,
     prefix: str | None = None,
     database_up: Callable[[], bool] = lambda: True,
     clock: Clock | None = None,
@@ -55,7 +56,7 @@ def make_cache(
         jitter=JITTER,
         stale_s=stale_s,
         policy=RetryPolicy(attempts=2, base_s=0.01, cap_s=0.02, budget_s=1),
-        metrics=metrics or Metrics("test"),
+        metrics=metrics or CacheMetrics(Metrics("test")),
         database_up=database_up,
         clock=clock or Clock(),
     )
@@ -141,16 +142,16 @@ class LookupCounter:
         await self._store.ping()
 
 
-def counts(metrics: Metrics) -> dict[str, float]:
+def counts(metrics: CacheMetrics) -> dict[str, float]:
     return {
-        kind: metrics.cache_events.labels(kind=kind)._value.get()
+        kind: metrics.events.labels(kind=kind)._value.get()
         for kind in ("hit", "miss", "stale", "error")
     }
 
 
 async def test_second_read_is_served_from_the_cache(store: CacheStore) -> None:
     """A project read twice costs one database read; the second is a hit."""
-    metrics = Metrics("test")
+    metrics = CacheMetrics(Metrics("test"))
     cache = make_cache(store, metrics=metrics)
     load = Loader()
     assert await entity(cache, "project", "p1", OWNER, load) == b'{"name":"v1"}'
@@ -275,7 +276,7 @@ async def test_expired_entry_is_served_stale_while_the_database_is_down(
     store: CacheStore,
 ) -> None:
     """Past its TTL, a cached project is still served (stale) when the database fails."""
-    metrics = Metrics("test")
+    metrics = CacheMetrics(Metrics("test"))
     clock = Clock()
     cache = make_cache(store, ttl_s=60, stale_s=600, metrics=metrics, clock=clock)
     await entity(cache, "project", "p1", OWNER, Loader(1, b"v1"))
@@ -323,7 +324,7 @@ async def test_unreachable_redis_costs_nothing_but_the_cache(
 ) -> None:
     """With Redis unreachable every read goes to the database, without an error, and the
     outage is logged once."""
-    metrics = Metrics("test")
+    metrics = CacheMetrics(Metrics("test"))
     client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
     cache = make_cache(RedisStore(client), metrics=metrics)
     load = Loader()

@@ -13,7 +13,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from snipix.app import create_app
-from snipix.observability.metrics import CACHE_EVENTS, Metrics
+from snipix.cache.metrics import CACHE_EVENTS, CacheMetrics
+from snipix.observability.metrics import Metrics
+from snipix.retry import RetryMetrics
 from snipix.settings import Settings
 from tests.support import running_app
 
@@ -151,17 +153,19 @@ def test_every_app_has_its_own_registry(settings: Settings) -> None:
 
 
 def test_cache_and_retry_counters_start_at_zero_and_count() -> None:
-    """The cache and retry series exist before their code does, at 0, and count when called."""
+    """The cache and retry series exist as soon as their parts declare them, before any
+    lookup or retry, at 0, and count when called."""
     metrics = Metrics("test")
+    cache, retries = CacheMetrics(metrics), RetryMetrics(metrics)
     samples = parse(metrics.exposition().decode())
     for kind in CACHE_EVENTS:
         assert value(samples, "snipix_cache_events_total", kind=kind) == 0
     assert total(samples, "snipix_retries_total") == 0
 
-    metrics.cache_event("hit")
-    metrics.cache_event("hit")
-    metrics.cache_event("miss")
-    metrics.retry("timeline_save", "AutoReconnect")
+    cache.event("hit")
+    cache.event("hit")
+    cache.event("miss")
+    retries.retried("timeline_save", "AutoReconnect")
     metrics.http_request("BREW", "<unmatched>", 405, 0.001)
     samples = parse(metrics.exposition().decode())
     assert value(samples, "snipix_cache_events_total", kind="hit") == 2
@@ -171,7 +175,22 @@ def test_cache_and_retry_counters_start_at_zero_and_count() -> None:
     assert value(samples, "snipix_retries_total", **retried) == 1
     assert total(samples, "snipix_http_requests_total", method="other") == 1, "methods bounded"
     with pytest.raises(ValueError, match="unknown cache event"):
-        metrics.cache_event("expired")  # type: ignore[arg-type]
+        cache.event("expired")  # type: ignore[arg-type]
+
+
+def test_a_part_declared_again_on_one_app_keeps_counting_in_the_same_series() -> None:
+    """A lifespan run twice, or a second service on the same holder, declares its series
+    again: it gets the ones in the registry, and counts continue. A different declaration
+    under a name already taken is refused, as the registry itself would refuse it."""
+    metrics = Metrics("test")
+    first, again = CacheMetrics(metrics), CacheMetrics(metrics)
+    first.event("hit")
+    again.event("hit")
+    assert value(parse(metrics.exposition().decode()), "snipix_cache_events_total", kind="hit") == 2
+    with pytest.raises(ValueError, match="already declared differently"):
+        metrics.counter("snipix_cache_events", "Something else.", ["kind"])
+    with pytest.raises(ValueError, match="already declared differently"):
+        metrics.gauge("snipix_http_requests", "A gauge now.", ["method", "route", "status"])
 
 
 def load_rules() -> list[dict[str, Any]]:

@@ -29,13 +29,13 @@ from pymongo.monitoring import (
     CommandListener,
     CommandStartedEvent,
     CommandSucceededEvent,
-    _EventListener,
 )
 
 from snipix.api.routes.timelines import get_timeline_service
 from snipix.app import create_app
 from snipix.db.engine_record import EngineRecord
 from snipix.db.launcher import EngineProcess, start_engine_process
+from snipix.db.monitoring import Listener
 from snipix.projects.service import project_service
 from snipix.resources import ResourcesDep
 from snipix.settings import Settings
@@ -311,7 +311,7 @@ def crash_app(
     tmp_path: Path,
     *,
     snapshot_every: int = 50,
-    listeners: Sequence[_EventListener] = (),
+    listeners: Sequence[Listener] = (),
 ) -> FastAPI:
     """The real app, whose timeline service kills the engine when `switch` is armed."""
     settings = Settings(

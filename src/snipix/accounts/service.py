@@ -23,6 +23,7 @@ from typing import Final, Literal, NoReturn
 import structlog
 from bson import ObjectId
 
+from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
 from snipix.accounts.repository import RefreshTokenRepository, UserRepository
 from snipix.accounts.schemas import (
@@ -44,7 +45,7 @@ from snipix.accounts.token_issuer import (
 from snipix.clock import Clock, to_millisecond, utc_now
 from snipix.db.client import Database, Document
 from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
-from snipix.observability.metrics import Metrics
+from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,8 @@ class AccountService:
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         lifetimes: Lifetimes,
-        metrics: Metrics,
+        metrics: LoginMetrics,
+        rate_limits: RateLimitMetrics,
         clock: Clock = utc_now,
     ) -> None:
         self._users = users
@@ -110,6 +112,8 @@ class AccountService:
         self._throttle = throttle
         self._lifetimes = lifetimes
         self._metrics = metrics
+        # A sign-in refused by the failure limit is also a rate limit refusal (`login`).
+        self._rate_limits = rate_limits
 
     def _now(self) -> datetime:
         return to_millisecond(self._clock())
@@ -166,8 +170,8 @@ class AccountService:
         try:
             attempt = await self._throttle.begin(email, client_ip)
         except RateLimited:
-            self._metrics.login_failed("rate_limited")
-            self._metrics.rate_limit_refused("login")
+            self._metrics.failed("rate_limited")
+            self._rate_limits.refused("login")
             raise
         try:
             doc = await self._users.by_email(email)
@@ -182,12 +186,12 @@ class AccountService:
             raise
         if not matched or doc is None:
             await self._throttle.failed(attempt)
-            self._metrics.login_failed("bad_credentials")
+            self._metrics.failed("bad_credentials")
             raise _unauthorized(BAD_CREDENTIALS)
         await self._throttle.succeeded(attempt)
         if doc.get("status", "active") != "active":
             # Only after the password matched: telling a stranger would confirm the account.
-            self._metrics.login_failed("inactive")
+            self._metrics.failed("inactive")
             raise Forbidden(f"This account is {doc['status']}; ask an administrator.")
         now = self._now()
         await self._users.record_sign_in(doc["_id"], now, new_hash)
@@ -350,7 +354,8 @@ def account_service(
     issuer: TokenIssuer | str,
     hasher: PasswordHasher,
     throttle: LoginThrottle,
-    metrics: Metrics,
+    metrics: LoginMetrics,
+    rate_limits: RateLimitMetrics,
     clock: Clock = utc_now,
 ) -> AccountService:
     return AccountService(
@@ -361,5 +366,6 @@ def account_service(
         throttle=throttle,
         lifetimes=Lifetimes.from_settings(settings),
         metrics=metrics,
+        rate_limits=rate_limits,
         clock=clock,
     )

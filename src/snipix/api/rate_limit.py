@@ -29,8 +29,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 
 from snipix.api.identity import current_user
 from snipix.errors import RateLimited, Unauthorized
-from snipix.observability.metrics import RateLimitScope
 from snipix.resources import get_resources
+from snipix.security.metrics import RateLimitScope
 from snipix.settings import Settings
 
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -112,7 +112,7 @@ async def enforce_rate_limit(request: Request) -> None:
     if await resources.limiter.hit(item, kind, key):
         return
     retry_after = await resources.limiter.retry_after_s(item, kind, key)
-    resources.metrics.rate_limit_refused(scope)
+    resources.limiter.metrics.refused(scope)
     raise RateLimited(
         f"Too many {_WHAT[scope]}: at most {item.amount:,} in {limits.window_s:,} seconds. "
         f"Try again in {retry_after} seconds.",

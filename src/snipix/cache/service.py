@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 
 from snipix.cache.entries import Entry
 from snipix.cache.local import LocalLayer
+from snipix.cache.metrics import CacheMetrics
 from snipix.cache.store import CacheStore, MemoryStore
 from snipix.clock import Clock, utc_now
 from snipix.errors import DatabaseUnavailable
@@ -98,7 +99,7 @@ class Cache:
         jitter: float,
         stale_s: float,
         policy: RetryPolicy,
-        metrics: Metrics,
+        metrics: CacheMetrics,
         database_up: Callable[[], bool] = lambda: True,
         local: LocalLayer | None = None,
         clock: Clock = utc_now,
@@ -135,7 +136,7 @@ class Cache:
             jitter=0,
             stale_s=0,
             policy=RetryPolicy(attempts=1),
-            metrics=Metrics("unknown"),
+            metrics=CacheMetrics(Metrics("unknown")),
         )
 
     def close(self) -> None:
@@ -173,7 +174,7 @@ class Cache:
             raise _StoreDown from error
 
     def _failed(self, error: BaseException) -> None:
-        self._metrics.cache_event("error")
+        self._metrics.event("error")
         if self._local is not None:
             # Invalidations may be missed while Redis is unreachable: trust nothing held.
             self._local.close()
@@ -332,7 +333,7 @@ class Cache:
             )
         except Exception as error:
             if _database_down(error) and cached is not None and not cached.tombstone:
-                self._metrics.cache_event("stale")
+                self._metrics.event("stale")
                 _record("stale")
                 return Loaded(cached.version, cached.payload)
             raise
@@ -366,7 +367,7 @@ class Cache:
     async def _load_entity(
         self, key: str, owner: str, load: Callable[[], Awaitable[Loaded | None]]
     ) -> Loaded | None:
-        self._metrics.cache_event("miss")
+        self._metrics.event("miss")
         _record("miss" if self.available else "bypass")
         # Loaders only read: safe to repeat after a failover (snipix.retry).
         loaded = await self._policy.run(load, operation=f"{key.split(':')[-2]}.load")
@@ -433,7 +434,7 @@ class Cache:
             )
         except Exception as error:
             if _database_down(error) and cached is not None:
-                self._metrics.cache_event("stale")
+                self._metrics.event("stale")
                 _record("stale")
                 return cached.payload
             raise
@@ -449,7 +450,7 @@ class Cache:
         *,
         store_ok: bool,
     ) -> Loaded:
-        self._metrics.cache_event("miss")
+        self._metrics.event("miss")
         _record("miss" if self.available else "bypass")
         payload = await self._policy.run(load, operation=f"{key.split(':')[-2]}.load")
         if store_ok:
@@ -481,10 +482,10 @@ class Cache:
 
     def _hit(self) -> None:
         if self._database_up():
-            self._metrics.cache_event("hit")
+            self._metrics.event("hit")
             _record("hit")
         else:
-            self._metrics.cache_event("stale")
+            self._metrics.event("stale")
             _record("stale")
 
     async def _single_flight(

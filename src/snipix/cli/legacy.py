@@ -20,6 +20,7 @@ import typer
 from pymongo.errors import PyMongoError
 from rich.console import Console
 
+from snipix.cache.metrics import CacheMetrics
 from snipix.cache.service import Cache
 from snipix.cache.store import RedisStore
 from snipix.cli.frame import command, fail, load_settings, progress_bar
@@ -37,7 +38,7 @@ from snipix.legacy.importer import (
 from snipix.legacy.report import ImportReport
 from snipix.observability.metrics import Metrics
 from snipix.progress import Progress
-from snipix.retry import RetryPolicy
+from snipix.retry import RetryMetrics, RetryPolicy
 from snipix.settings import Settings
 
 # Registered on the main app without a name: `snipix import-legacy`, `snipix export-legacy`.
@@ -205,8 +206,8 @@ async def _invalidation_cache(settings: Settings) -> AsyncIterator[Cache]:
             ttl_s=settings.cache_ttl_s,
             jitter=settings.cache_ttl_jitter,
             stale_s=settings.cache_stale_s,
-            policy=RetryPolicy.from_settings(settings, metrics),
-            metrics=metrics,
+            policy=RetryPolicy.from_settings(settings, RetryMetrics(metrics)),
+            metrics=CacheMetrics(metrics),
         )
     finally:
         await redis.aclose()

@@ -15,6 +15,7 @@ from typing import Annotated, Final
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher, password_problems, weak_password_message
 from snipix.accounts.repository import RefreshTokenRepository, UserRepository
 from snipix.accounts.schemas import Email
@@ -26,6 +27,7 @@ from snipix.db.indexes import ensure_catalogue
 from snipix.db.launcher import database_endpoint
 from snipix.errors import Conflict
 from snipix.observability.metrics import Metrics
+from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 
 PASSWORD_VARIABLE: Final = "SNIPIX_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
@@ -90,6 +92,7 @@ async def _create(settings: Settings, email: str, name: str, password: str) -> s
         db = client[settings.database_name]
         # The unique email index must exist before the insert relies on it.
         await ensure_catalogue(db, settings)
+        metrics = Metrics("cli")
         service = AccountService(
             UserRepository(db),
             RefreshTokenRepository(db),
@@ -97,7 +100,8 @@ async def _create(settings: Settings, email: str, name: str, password: str) -> s
             hasher=PasswordHasher(),
             throttle=LoginThrottle.from_settings(settings),
             lifetimes=Lifetimes.from_settings(settings),
-            metrics=Metrics("cli"),
+            metrics=LoginMetrics(metrics),
+            rate_limits=RateLimitMetrics(metrics),
         )
         doc = await service.create_user(email=email, name=name, password=password, role="admin")
         return str(doc["_id"])

@@ -15,8 +15,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure, PyMongoError
-from pymongo.monitoring import _EventListener
 
+from snipix.db.monitoring import Listener
 from snipix.settings import MASK, Settings, mongodb_hosts
 
 Document = dict[str, Any]
@@ -37,7 +37,7 @@ class ServerInfo:
     latency_ms: float
 
 
-def create_client(settings: Settings, listeners: Sequence[_EventListener] = ()) -> MongoClient:
+def create_client(settings: Settings, listeners: Sequence[Listener] = ()) -> MongoClient:
     """A client with the production options: majority writes, retries, bounded waits.
 
     Keyword options override the same options in the URI, so durability (w=majority,
@@ -110,7 +110,7 @@ def _first_reason(text: str) -> str:
     return reason.strip()[:300]
 
 
-async def connect(settings: Settings, listeners: Sequence[_EventListener] = ()) -> MongoClient:
+async def connect(settings: Settings, listeners: Sequence[Listener] = ()) -> MongoClient:
     """Create the client and prove the database answers, or raise `DatabaseUnreachable`."""
     client = create_client(settings, listeners)
     try:
@@ -123,7 +123,7 @@ async def connect(settings: Settings, listeners: Sequence[_EventListener] = ()) 
 
 @asynccontextmanager
 async def connected(
-    settings: Settings, listeners: Sequence[_EventListener] = ()
+    settings: Settings, listeners: Sequence[Listener] = ()
 ) -> AsyncIterator[MongoClient]:
     """`connect` for a command's lifetime: the client is closed however the block ends."""
     client = await connect(settings, listeners)

@@ -9,17 +9,18 @@ must not leak a password either.
 Our own events do not go through `logging`: a structlog call there cost 56 µs
 (a LogRecord made twice, the handler's lock, the formatter) and a filtered DEBUG call 12 µs,
 a sixth of a cached read. They run the same processors straight into a line written to the
-same stream (`NamedLineLogger`), with orjson rendering; calls below the level are no-ops.
+same stream's bytes (structlog's `BytesLogger`), with orjson rendering; calls below the
+level are no-ops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-import threading
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import orjson
 import structlog
@@ -71,41 +72,33 @@ def _leading_keys_first(_logger: Any, _method: str, event_dict: EventDict) -> Ev
     return ordered
 
 
-class NamedLineLogger:
-    """A structlog logger writing each rendered event as one line; knows its name (the
-    `logger` key) as a stdlib logger would."""
+class _NeverFailingStream:
+    """stderr's bytes, written as a `logging` handler would: a closed or broken stream (a
+    pipe whose reader left) costs the line, never the code that logs.
 
-    __slots__ = ("_file", "_lock", "name")
+    structlog's `BytesLogger` writes and flushes each line under a lock of its own; this is
+    only the file it is given.
+    """
 
-    def __init__(self, name: str, file: TextIO, lock: threading.Lock) -> None:
-        self.name = name
-        self._file = file
-        self._lock = lock
+    # structlog keeps one write lock per file, in a weak mapping.
+    __slots__ = ("__weakref__", "_stream")
 
-    def msg(self, message: str) -> None:
-        # Like a `logging` handler, never fail the code that logs: a closed or broken
-        # stream (a pipe whose reader left) costs the line, not the request.
-        with self._lock:
-            try:
-                self._file.write(message + "\n")
-                self._file.flush()
-            except (OSError, ValueError):
-                pass
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
 
-    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+    def write(self, data: bytes) -> int:
+        try:
+            return self._stream.write(data)
+        except (OSError, ValueError):
+            return 0
 
-
-class _LineLoggerFactory:
-    def __init__(self, file: TextIO) -> None:
-        self._file = file
-        self._lock = threading.Lock()
-
-    def __call__(self, *args: Any) -> NamedLineLogger:
-        name = str(args[0]) if args and args[0] is not None else "snipix"
-        return NamedLineLogger(name, self._file, self._lock)
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
 
 
 def _json_line(event_dict: Any, **_kwargs: Any) -> str:
+    """The JSON line for the standard library's records (its formatter returns text)."""
     try:
         return orjson.dumps(event_dict, default=repr).decode()
     except TypeError:
@@ -113,8 +106,37 @@ def _json_line(event_dict: Any, **_kwargs: Any) -> str:
         return json.dumps(event_dict, default=repr)
 
 
-def configure_logging(settings: Settings) -> None:
-    """Configure structlog and the root logger; safe to call more than once."""
+def _json_bytes(event_dict: Any, **_kwargs: Any) -> bytes:
+    """The same line as bytes for our own events: orjson's output is written as is."""
+    try:
+        return orjson.dumps(event_dict, default=repr)
+    except TypeError:
+        return json.dumps(event_dict, default=repr).encode()
+
+
+def _encoded(renderer: Processor, stream: TextIO) -> Processor:
+    """`renderer`'s text as the bytes the text stream would have written for it."""
+    encoding = stream.encoding or "utf-8"
+    errors = stream.errors or "strict"
+
+    def render(logger: Any, method: str, event_dict: EventDict) -> bytes:
+        text = renderer(logger, method, event_dict)
+        assert isinstance(text, str)
+        return text.encode(encoding, errors)
+
+    return render
+
+
+def configure_logging(settings: Settings, *, cache_loggers: bool = False) -> None:
+    """Configure structlog and the root logger; safe to call more than once.
+
+    `cache_loggers`: structlog keeps each module's logger once it is first assembled, which
+    saves assembling it on every call, but a kept logger never sees a later configuration.
+    Only a process that configures logging once and for good passes True: the service's
+    app factory (each worker). The CLI configures before `snipix serve` starts its worker
+    (in the same process with one worker), and the test suite reconfigures per test (a new
+    captured stream, another level), so both leave it off.
+    """
     level = logging.getLevelNamesMapping()[settings.log_level]
     redactor = SecretRedactor(settings.secret_values())
     shared: list[Processor] = [
@@ -125,19 +147,25 @@ def configure_logging(settings: Settings) -> None:
     ]
     # Tracebacks become text before the redactor runs, in both formats, so they are redacted.
     tail: list[Processor] = [_render_exception_text, redactor]
+    # The standard library's formatter returns text; our events are written as bytes.
     renderer: Processor
+    line: Processor
     if settings.json_logs:
         tail.append(_leading_keys_first)
         renderer = structlog.processors.JSONRenderer(serializer=_json_line)
+        line = structlog.processors.JSONRenderer(serializer=_json_bytes)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        line = _encoded(renderer, sys.stderr)
 
+    stream = cast(BinaryIO, _NeverFailingStream(sys.stderr.buffer))
     structlog.configure(
-        processors=[*shared, *tail, renderer],
-        logger_factory=_LineLoggerFactory(sys.stderr),
+        processors=[*shared, *tail, line],
+        # One line per event straight to stderr's bytes, named like a stdlib logger (the
+        # `logger` key) from the name given to `get_logger`.
+        logger_factory=structlog.BytesLoggerFactory(stream),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        # Not cached: tests (and `snipix` commands) configure more than once per process.
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache_loggers,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

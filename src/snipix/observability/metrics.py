@@ -1,9 +1,15 @@
-"""Prometheus metrics: one registry per app, and the few calls that record into it.
+"""Prometheus metrics: one registry per app, the helpers that declare series in it, and the
+app's own series (build, start-up, HTTP requests, the process).
 
-Every app builds its own `CollectorRegistry` (tests build many apps in one process, and a
-module-level registry would refuse the second one or mix their counts). Code that records
-gets the `Metrics` object it belongs to (the request middleware, the PyMongo listeners,
-later the cache and the retry policy) and calls a method; nothing else imports
+Every app builds its own `Metrics` holder around its own `CollectorRegistry` (tests build
+many apps in one process, and a module-level registry would refuse the second one or mix
+their counts). Each part of the service declares its own series next to its code, through
+this holder's `counter`, `gauge` and `histogram`: the database listeners
+(`db/monitoring/metrics.py`), the cache (`cache/metrics.py`), the rate limits
+(`security/metrics.py`), sign-ins (`accounts/metrics.py`) and the retry policy (`retry.py`).
+The composition roots (the app's lifespan, `services.build_services`, the CLI) build those
+from the app's holder and hand them to the code that records, so a part's series, label
+vocabulary and recording calls change together, and nothing but this module imports
 `prometheus_client`.
 
 Label values are bounded on purpose: routes are templates (`<unmatched>` for unknown paths),
@@ -18,8 +24,8 @@ the series count.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
-from typing import Literal, get_args
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,200 +38,113 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-
-CacheEvent = Literal["hit", "miss", "stale", "error"]
-CACHE_EVENTS: tuple[CacheEvent, ...] = get_args(CacheEvent)
-
-# Why a sign-in failed (accounts). An unknown email and a wrong password are one
-# reason on purpose: /metrics is unauthenticated, and two series would tell a scraper
-# whether an email has an account.
-LoginFailure = Literal["bad_credentials", "rate_limited", "inactive"]
-LOGIN_FAILURES: tuple[LoginFailure, ...] = get_args(LoginFailure)
-
-# What a rate limit refused (hardening): writes and searches per user or address,
-# and sign-ins refused by the login failure limit.
-RateLimitScope = Literal["write", "search", "login"]
-RATE_LIMIT_SCOPES: tuple[RateLimitScope, ...] = get_args(RateLimitScope)
+from prometheus_client.metrics import MetricWrapperBase
 
 # Methods the API serves; anything else a client invents is counted as `other`.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-# Bucket edges sit on the alert thresholds (200 ms request p95, 100 ms pool wait), so
-# `histogram_quantile` interpolates inside a bucket that ends exactly there.
+# Bucket edges sit on the alert thresholds (200 ms request p95), so `histogram_quantile`
+# interpolates inside a bucket that ends exactly there.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-DB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-POOL_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+# What a declaration is made of: a second declaration of a name must match the first.
+_Spec = tuple[type, str, tuple[str, ...], tuple[float, ...] | None]
 
 
 class Metrics:
-    """Every series the service exposes, in one registry owned by one app."""
+    """One app's registry, the declaring helpers every part uses, and the app's own series."""
 
     def __init__(self, version: str, *, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
+        self._declared: dict[str, tuple[_Spec, Any]] = {}
 
-        self.build_info = Gauge(
+        self.build_info = self.gauge(
             "snipix_build_info",
             "Always 1; the labels say which build is running.",
             ["version", "python"],
-            registry=r,
         )
         self.build_info.labels(version=version, python=platform.python_version()).set(1)
-        self.startup_duration = Gauge(
+        self.startup_duration = self.gauge(
             "snipix_startup_duration_seconds",
             "Time the last start-up took: connect, migrations, indexes (0 until it finished).",
-            registry=r,
         )
 
-        self.http_requests = Counter(
+        self.http_requests = self.counter(
             "snipix_http_requests",
             "HTTP requests answered, by method, route template and status.",
             ["method", "route", "status"],
-            registry=r,
         )
-        self.http_duration = Histogram(
+        self.http_duration = self.histogram(
             "snipix_http_request_duration_seconds",
             "HTTP request latency (first byte in to last byte out), by route and status.",
             ["method", "route", "status"],
             buckets=HTTP_BUCKETS,
-            registry=r,
         )
-        self.http_errors = Counter(
+        self.http_errors = self.counter(
             "snipix_http_errors",
             "Error responses by API error code (the class of error a client sees).",
             ["code"],
-            registry=r,
-        )
-
-        self.db_commands = Histogram(
-            "snipix_db_command_duration_seconds",
-            "Database command latency as the driver measured it, by command and collection.",
-            ["command", "collection"],
-            buckets=DB_BUCKETS,
-            registry=r,
-        )
-        self.db_command_errors = Counter(
-            "snipix_db_command_errors",
-            "Database commands that failed, by command and error class (codeName or "
-            "driver exception).",
-            ["command", "error_class"],
-            registry=r,
-        )
-        self.db_slow_commands = Counter(
-            "snipix_db_slow_commands",
-            "Database commands at or above SLOW_QUERY_MS (each also logged as `slow query`).",
-            ["command", "collection"],
-            registry=r,
-        )
-        self.db_up = Gauge(
-            "snipix_db_up",
-            "1 while the driver knows a writable database server (the primary), else 0.",
-            registry=r,
-        )
-        self.db_primary_changes = Counter(
-            "snipix_db_primary_changes",
-            "Times the writable server changed (elections, losses, recoveries).",
-            registry=r,
-        )
-        self.db_heartbeat_failures = Counter(
-            "snipix_db_heartbeat_failures",
-            "Failed driver heartbeats to a database server.",
-            registry=r,
-        )
-
-        self.pool_connections = Gauge(
-            "snipix_db_pool_connections",
-            "Open connections in the database pool (all servers).",
-            registry=r,
-        )
-        self.pool_checked_out = Gauge(
-            "snipix_db_pool_checked_out",
-            "Database connections in use by an operation right now.",
-            registry=r,
-        )
-        self.pool_waiting = Gauge(
-            "snipix_db_pool_waiting",
-            "Operations waiting for a database connection right now.",
-            registry=r,
-        )
-        self.pool_max = Gauge(
-            "snipix_db_pool_max_size",
-            "The pool's size limit (MONGODB_MAX_POOL_SIZE).",
-            registry=r,
-        )
-        self.pool_wait = Histogram(
-            "snipix_db_pool_wait_seconds",
-            "Time an operation waited to check a connection out (failed waits included).",
-            buckets=POOL_WAIT_BUCKETS,
-            registry=r,
-        )
-        self.pool_clears = Counter(
-            "snipix_db_pool_clears",
-            "Times the driver cleared a pool (a server error or a failed heartbeat).",
-            registry=r,
-        )
-        self.pool_checkout_failures = Counter(
-            "snipix_db_pool_checkout_failures",
-            "Connection check-outs that failed, by reason (timeout, connectionError, ...).",
-            ["reason"],
-            registry=r,
-        )
-
-        self.cache_events = Counter(
-            "snipix_cache_events",
-            "Cache lookups by outcome: hit, miss, stale (served while the database is down), "
-            "error.",
-            ["kind"],
-            registry=r,
-        )
-        for kind in CACHE_EVENTS:
-            # Present at 0 from the start, so a hit-ratio query has series to divide.
-            self.cache_events.labels(kind=kind)
-        self.retries = Counter(
-            "snipix_retries",
-            "Operations the service retried, by operation and the error that caused it.",
-            ["operation", "error_class"],
-            registry=r,
-        )
-
-        self.login_failures = Counter(
-            "snipix_login_failures",
-            "Failed sign-ins by reason: bad_credentials (unknown email or wrong password), "
-            "rate_limited, inactive (accounts).",
-            ["reason"],
-            registry=r,
-        )
-        for reason in LOGIN_FAILURES:
-            self.login_failures.labels(reason=reason)
-
-        # Hardening.
-        self.rate_limited = Counter(
-            "snipix_rate_limited",
-            "Requests refused with 429 by a rate limit, by scope: write, search, login.",
-            ["scope"],
-            registry=r,
-        )
-        for scope in RATE_LIMIT_SCOPES:
-            self.rate_limited.labels(scope=scope)
-        self.rate_limit_storage_errors = Counter(
-            "snipix_rate_limit_storage_errors",
-            "Rate limit calls to Redis that failed (the limit was then counted in process).",
-            registry=r,
-        )
-        self.rate_limit_fallback = Gauge(
-            "snipix_rate_limit_fallback",
-            "1 while Redis is configured but unreachable, so rate limits count per process.",
-            registry=r,
         )
 
         # CPU, memory, open files, start time: under our prefix, in our registry.
-        ProcessCollector(namespace="snipix", registry=r)
+        ProcessCollector(namespace="snipix", registry=self.registry)
 
         # Labelled children of the per-request series, looked up once per label set:
         # `labels()` builds and validates the label tuple under a lock on every call, a
         # measurable share of a cached read. Bounded like the labels themselves.
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._cache_children = {kind: self.cache_events.labels(kind=kind) for kind in CACHE_EVENTS}
+
+    # --- declaring -----------------------------------------------------------------------
+    #
+    # A part declares its series when its composition root builds it, which may happen more
+    # than once for one app (a lifespan run again, a second service on the same holder).
+    # Declaring a name again with the same kind, labels and buckets gives the series already
+    # in the registry, so the counts continue; a different declaration under a taken name is
+    # a bug and raises.
+
+    def _declare[M: MetricWrapperBase](
+        self,
+        kind: type[M],
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        buckets: Sequence[float] | None = None,
+    ) -> M:
+        spec: _Spec = (
+            kind,
+            documentation,
+            tuple(labels),
+            None if buckets is None else tuple(buckets),
+        )
+        known = self._declared.get(name)
+        if known is not None:
+            if known[0] != spec:
+                raise ValueError(f"metric {name!r} is already declared differently: {known[0]}")
+            series: M = known[1]
+            return series
+        extra: dict[str, Any] = {} if buckets is None else {"buckets": tuple(buckets)}
+        series = kind(name, documentation, list(labels), registry=self.registry, **extra)
+        self._declared[name] = (spec, series)
+        return series
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        """A counter in this app's registry (exposed as `<name>_total`)."""
+        return self._declare(Counter, name, documentation, labels)
+
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        """A gauge in this app's registry."""
+        return self._declare(Gauge, name, documentation, labels)
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str] = (),
+        *,
+        buckets: Sequence[float],
+    ) -> Histogram:
+        """A histogram in this app's registry; its bucket edges are the declaring part's."""
+        return self._declare(Histogram, name, documentation, labels, buckets)
 
     # --- recording API -------------------------------------------------------------------
 
@@ -250,60 +169,21 @@ class Metrics:
         if status >= 400:
             self.http_errors.labels(code=error_code or f"http_{status}").inc()
 
-    def db_command(self, command: str, collection: str, seconds: float) -> None:
-        self.db_commands.labels(command=command, collection=collection).observe(seconds)
-
-    def db_command_error(self, command: str, error_class: str) -> None:
-        self.db_command_errors.labels(command=command, error_class=error_class).inc()
-
-    def db_slow_command(self, command: str, collection: str) -> None:
-        self.db_slow_commands.labels(command=command, collection=collection).inc()
-
-    def track_pool(
-        self,
-        *,
-        max_size: int,
-        connections: Callable[[], float],
-        checked_out: Callable[[], float],
-        waiting: Callable[[], float],
-    ) -> None:
-        """Read the pool gauges from the pool listener's counters at scrape time."""
-        self.pool_max.set(max_size)
-        self.pool_connections.set_function(connections)
-        self.pool_checked_out.set_function(checked_out)
-        self.pool_waiting.set_function(waiting)
-
-    def cache_event(self, kind: CacheEvent) -> None:
-        """Count one cache lookup outcome (`hit`, `miss` or `error`)."""
-        child = self._cache_children.get(kind)
-        if child is None:
-            raise ValueError(f"unknown cache event {kind!r}; expected one of {CACHE_EVENTS}")
-        child.inc()
-
-    def retry(self, operation: str, error_class: str) -> None:
-        """Count one retry of `operation` (a fixed name in code) after `error_class`."""
-        self.retries.labels(operation=operation, error_class=error_class).inc()
-
-    def login_failed(self, reason: LoginFailure) -> None:
-        """Count one refused sign-in (accounts)."""
-        self.login_failures.labels(reason=reason).inc()
-
-    def rate_limit_refused(self, scope: RateLimitScope) -> None:
-        """Count one request refused by a rate limit (hardening)."""
-        self.rate_limited.labels(scope=scope).inc()
-
-    def rate_limit_storage_failed(self) -> None:
-        self.rate_limit_storage_errors.inc()
-
-    def rate_limit_degraded(self, degraded: bool) -> None:
-        self.rate_limit_fallback.set(1 if degraded else 0)
-
     def startup_finished(self, seconds: float) -> None:
         self.startup_duration.set(seconds)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def zeroed[L: str](series: Counter, label: str, values: Sequence[L]) -> dict[L, Counter]:
+    """The children of `series` for every value of a fixed vocabulary, created now.
+
+    Present at 0 from the start, so a ratio query has series to divide before the first
+    event; and looked up once, not through `labels()` on every event.
+    """
+    return {value: series.labels(**{label: value}) for value in values}
 
 
 router = APIRouter()

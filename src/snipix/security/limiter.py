@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from snipix.observability.metrics import Metrics
+from snipix.security.metrics import RateLimitMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -128,8 +129,9 @@ class _LocalWindows:
 class Limiter:
     """Counts events per key in a moving window; Redis-backed with an in-process fallback."""
 
-    def __init__(self, redis: Redis | None, *, prefix: str, metrics: Metrics) -> None:
-        self._metrics = metrics
+    def __init__(self, redis: Redis | None, *, prefix: str, metrics: RateLimitMetrics) -> None:
+        # Public: the callers that refuse a request count the refusal here, by scope.
+        self.metrics = metrics
         self._redis = redis
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
@@ -154,9 +156,10 @@ class Limiter:
         self._recovery_running = False
 
     @classmethod
-    def in_process(cls, metrics: Metrics | None = None) -> Limiter:
-        """Counters in this process only (no Redis): tools, tests, single replicas."""
-        return cls(None, prefix="snipix", metrics=metrics or Metrics("unknown"))
+    def in_process(cls, metrics: RateLimitMetrics | None = None) -> Limiter:
+        """Counters in this process only (no Redis): tools, tests, single replicas. Without
+        `metrics`, a private registry, so recording never needs a None check."""
+        return cls(None, prefix="snipix", metrics=metrics or RateLimitMetrics(Metrics("unknown")))
 
     @property
     def backend(self) -> str:
@@ -225,12 +228,12 @@ class Limiter:
         return await call(local)
 
     def _failed(self, error: BaseException) -> None:
-        self._metrics.rate_limit_storage_failed()
+        self.metrics.storage_failed()
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
             self._probe_interval = PROBE_MIN_S
-            self._metrics.rate_limit_degraded(True)
+            self.metrics.degraded(True)
             log.warning(
                 "rate limit storage unavailable; limits are counted per process",
                 error_class=type(error).__name__,
@@ -255,7 +258,7 @@ class Limiter:
             down_s=round(time.monotonic() - self._down_since, 1),
         )
         self._down_since = None
-        self._metrics.rate_limit_degraded(False)
+        self.metrics.degraded(False)
 
     async def run_recovery(self, stop: asyncio.Event, interval_s: float = 0.25) -> None:
         """Until `stop`: probe Redis while it is down, so requests never wait for it."""
