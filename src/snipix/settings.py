@@ -267,6 +267,30 @@ class Settings(BaseSettings):
     shutdown_grace_s: int = Field(
         10, ge=0, le=600, validation_alias=_env("SNIPIX_SHUTDOWN_GRACE_S")
     )
+    # Connections (`snipix serve`; docs/operations.md, "Security model"). A client that
+    # has not sent its whole request head within the header timeout, an idle keep-alive
+    # connection, and a body slower than the minimum rate are closed; a head over the
+    # size limit is a 431; past the connection bound a new connection closes the oldest
+    # one still waiting for its head (so /health/live keeps answering).
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, le=300, validation_alias=_env("SNIPIX_HTTP_HEADER_TIMEOUT_S")
+    )
+    http_keepalive_s: int = Field(5, ge=1, le=300, validation_alias=_env("SNIPIX_HTTP_KEEPALIVE_S"))
+    http_body_window_s: float = Field(
+        30.0, gt=0, le=600, validation_alias=_env("SNIPIX_HTTP_BODY_WINDOW_S")
+    )
+    http_min_body_rate: int = Field(
+        1_024, ge=0, le=100 * 1024 * 1024, validation_alias=_env("SNIPIX_HTTP_MIN_BODY_RATE")
+    )
+    http_max_header_bytes: int = Field(
+        32 * 1024,
+        ge=4 * 1024,
+        le=1024 * 1024,
+        validation_alias=_env("SNIPIX_HTTP_MAX_HEADER_BYTES"),
+    )
+    http_max_connections: int = Field(
+        1_000, ge=10, le=1_000_000, validation_alias=_env("SNIPIX_HTTP_MAX_CONNECTIONS")
+    )
     engine_start_timeout_s: float = Field(
         30.0, gt=0, le=600, validation_alias=_env("SNIPIX_ENGINE_START_TIMEOUT_S")
     )

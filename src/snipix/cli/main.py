@@ -83,6 +83,7 @@ def serve(
     import uvicorn
 
     from snipix.auth.token_verifier import TokenVerifier
+    from snipix.cli.connections import GuardedHttpToolsProtocol
 
     settings = load_settings()
     host = host or settings.host
@@ -109,6 +110,10 @@ def serve(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=settings.shutdown_grace_s,
+            # Header, body and idle timeouts, the head size limit and the connection
+            # bound (cli/connections.py; docs/operations.md, "Security model").
+            http=GuardedHttpToolsProtocol,
+            timeout_keep_alive=settings.http_keepalive_s,
             server_header=False,
             # Hardening: the client address (rate limits, login limits) comes
             # from X-Forwarded-For only when a trusted proxy sent it.
