@@ -39,8 +39,7 @@ from snipix.progress import NoProgress, Progress
 from snipix.projects.schemas import Project
 from snipix.timelines.repository import versioned_id
 from snipix.timelines.schemas import TimelineState
-from snipix.transcripts.service import _header as transcript_header
-from snipix.transcripts.service import _stored as stored_segment
+from snipix.transcripts.service import stored_segment, transcript_header
 from snipix.webapp.projects import project_document
 from snipix.webapp.timeline import label_notes
 from snipix.webapp.timeline_mapping import to_original

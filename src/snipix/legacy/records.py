@@ -30,12 +30,11 @@ from snipix.db.client import Document
 from snipix.errors import SnipixError, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN, Media, ProjectCreate, ProjectStatus
 from snipix.timelines.schemas import state_document
-from snipix.timelines.service import _validated as validated_state
+from snipix.timelines.service import validated_state
 from snipix.transcripts.schemas import TranscriptUpload
-from snipix.transcripts.service import _segment_document as segment_document
+from snipix.transcripts.service import segment_document
 from snipix.webapp.common import checked
-from snipix.webapp.projects import MEDIA_FIELDS
-from snipix.webapp.projects import _original_names as _original_media_names
+from snipix.webapp.projects import MEDIA_FIELDS, original_media_names
 from snipix.webapp.timeline import MAX_CHANGE_SUMMARY, MAX_DESCRIPTION, revision_label
 from snipix.webapp.timeline_mapping import to_state
 from snipix.webapp.transcriptions import OriginalTranscription, transcript_upload
@@ -234,7 +233,7 @@ def project_record(value: Any, *, key: str | None) -> ProjectRecord:
     media: Media | None = None
     if any(item is not None for item in media_values.values()):
         try:
-            media = checked(Media, media_values, where="", rename=_original_media_names)
+            media = checked(Media, media_values, where="", rename=original_media_names)
         except ValidationFailed as error:
             problems += _from_failure(error, root="")
     data: ProjectCreate | None = None
