@@ -206,6 +206,10 @@ class ProjectService:
         docs = await self._projects.get_many(actor.user_id, project_ids)
         return {doc["_id"] for doc in docs}
 
+    async def live_names(self, actor: Actor, project_ids: list[str]) -> dict[str, str]:
+        """Names of the caller's live (not deleted) projects among these ids, by id."""
+        return await self._projects.live_names(actor.user_id, project_ids)
+
     async def _owned(self, actor: Actor, project_id: str, *, deleted: bool | None) -> Document:
         doc = await self._projects.get(project_id, actor.user_id, deleted=deleted)
         if doc is None:
