@@ -28,6 +28,7 @@ from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
+from snipix.catalogue import PURGED
 from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork
@@ -589,7 +590,7 @@ class ProjectService:
         # interrupted purge is finished by the next sweep (hooks are idempotent).
         for hook in self._on_purge:
             await hook(project_id)
-        deleted = await self._projects.purge(project_id)
+        deleted = await self._projects.purge(project_id, PURGED)
         await self._cache.forget(CACHED_PROJECT, project_id)
         await self._cache.invalidate_pages(CACHED_LIST, doc["userId"])
         log.info("project purged", project_id=project_id, reason=reason, deleted=deleted)
