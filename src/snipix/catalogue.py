@@ -86,16 +86,22 @@ class StoredCollection:
         """The query selecting one user's documents (`project_ids`: the user's projects);
         None when a user's backup does not hold this collection."""
         match self.user_scope:
-            case UserScope.BY_USER if len(self.user_keys) == 1:
-                return {self.user_keys[0]: user_id}
             case UserScope.BY_USER:
-                return {"$or": [{key: user_id} for key in self.user_keys]}
+                return self.owner_query(user_id)
             case UserScope.BY_PROJECT:
                 return {str(self.project_key): {"$in": list(project_ids)}}
             case UserScope.WHOLE:
                 return {}
             case UserScope.NONE:
                 return None
+
+    def owner_query(self, user_id: str) -> dict[str, Any]:
+        """The query selecting the documents whose `user_keys` name `user_id`."""
+        if not self.user_keys:
+            raise ValueError(f"{self.name} has no user key")
+        if len(self.user_keys) == 1:
+            return {self.user_keys[0]: user_id}
+        return {"$or": [{key: user_id} for key in self.user_keys]}
 
     def backup_query(self, query: dict[str, Any]) -> dict[str, Any]:
         """`query` without the document a backup never holds."""

@@ -2,8 +2,8 @@
 
 The files are written to a hidden sibling directory, the manifest last, and the directory
 is renamed into place at the end, so a half-written backup never looks complete. Each
-collection's documents are read raw (the server's bytes) in `_id` order, so a backup of
-unchanged data is byte-identical.
+collection's documents are read raw (the server's bytes) in `_id` order, so the file of
+an unchanged collection is byte-identical from one backup to the next.
 
 What a user's backup holds, and what no backup holds (`leases`, the migration lock), is
 the registry's to say (`snipix.catalogue.COLLECTIONS`); a full backup holds every other
@@ -58,8 +58,7 @@ async def _selection(db: Database, user_id: str | None) -> dict[str, dict[str, A
     if user_id is None:
         queries = {name: {} for name in names}
     else:
-        owner = BY_NAME[PROJECTS].user_query(user_id, ())
-        assert owner is not None  # a project is selected by its owner (tests/test_catalogue.py)
+        owner = BY_NAME[PROJECTS].owner_query(user_id)
         projects = [
             doc["_id"]
             async for doc in db[PROJECTS].find(owner, {"_id": 1}, sort=[("_id", ASCENDING)])

@@ -1,8 +1,8 @@
 """Every query the legacy import and export send (the documents themselves are shaped by
 the domains' own code; see `records`).
 
-The one domain that reads and writes other domains' collections itself: a bulk data tool
-stores a project with everything it owns in batches of hundreds, which no domain's API
+Like backup, a bulk data tool that reads and writes other domains' collections itself:
+it stores a project with everything it owns in batches of hundreds, which no domain's API
 does. It finds them through the registry of collections (`snipix.catalogue`: the key and
 index by which a user's or a project's documents are found), never by a table of its own
 (docs/decisions.md).
@@ -95,7 +95,7 @@ class LegacyRepository:
 
     async def projects(self, owner_id: str | None, *, batch: int) -> AsyncIterator[list[Document]]:
         """Every project (deleted ones too), or one owner's, in `_id` order, in batches."""
-        query = {} if owner_id is None else BY_NAME[PROJECTS].user_query(owner_id, ())
+        query = {} if owner_id is None else BY_NAME[PROJECTS].owner_query(owner_id)
         cursor = self._db[PROJECTS].find(query, _EXPORT_FIELDS, batch_size=batch)
         page: list[Document] = []
         async for doc in cursor.sort("_id", ASCENDING):
