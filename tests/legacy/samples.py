@@ -14,7 +14,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
-from snipix.backup.archive import JSON_OPTIONS
+from snipix.backup.files import JSON_OPTIONS
 from tests.compat.samples import web_app_timeline
 from tests.support import clean_env, run_snipix
 

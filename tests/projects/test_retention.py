@@ -16,7 +16,7 @@ from pymongo.database import Database as SyncDatabase
 from snipix.app import create_app
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
-from snipix.catalogue import MIGRATIONS
+from snipix.catalogue import MIGRATIONS, PURGED
 from snipix.clock import to_millisecond, utc_now_ms
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
@@ -24,7 +24,7 @@ from snipix.db.leases import COLLECTION as LEASES
 from snipix.db.leases import Lease
 from snipix.db.migrations import MigrationRunner
 from snipix.db.transactions import UnitOfWork
-from snipix.projects.repository import DEPENDENTS, PROJECTS
+from snipix.projects.repository import PROJECTS
 from snipix.projects.retention import BATCH, LEASE_NAME, RetentionJob
 from snipix.projects.service import project_service
 from snipix.settings import Settings
@@ -65,7 +65,7 @@ def project(
 def dependents_of(project_id: str) -> dict[str, list[dict[str, Any]]]:
     """A few documents in every collection a project owns."""
     owned: dict[str, list[dict[str, Any]]] = {}
-    for collection, _index in DEPENDENTS:
+    for collection, _index in PURGED:
         count = 1 if collection in ONE_PER_PROJECT else 3
         owned[collection] = [
             {
@@ -91,7 +91,7 @@ def seed(data: SyncDb, *docs: dict[str, Any], owned: bool = True) -> None:
 def owned_counts(data: SyncDb, project_id: str) -> dict[str, int]:
     return {
         collection: data[collection].count_documents({"projectId": project_id})
-        for collection, _index in DEPENDENTS
+        for collection, _index in PURGED
     }
 
 

@@ -1,5 +1,5 @@
-"""`snipix backup` and `snipix restore` (the format: `snipix.backup.archive`; how to use them:
-docs/operations.md). A progress bar on stderr when it is a terminal; quiet otherwise."""
+"""`snipix backup` and `snipix restore` (the format: the `snipix.backup` package; how to use
+them: docs/operations.md). A progress bar on stderr when it is a terminal; quiet otherwise."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from snipix.backup.archive import BackupReport, RestoreReport, backup, restore
+from snipix.backup.dump import BackupReport, backup
 from snipix.backup.errors import BackupError
+from snipix.backup.restore import RestoreReport, restore
 from snipix.cli.frame import command, fail, load_settings, progress_bar
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint

@@ -38,8 +38,10 @@ MEDIA_FIELDS: Final = {
 _ORIGINAL_NAMES: Final = {target: source for source, target in MEDIA_FIELDS.items()}
 
 
-def _compat_names(loc: list[str]) -> list[str]:
-    """A media validation error's location in the original field names."""
+def compat_media_names(loc: list[str]) -> list[str]:
+    """A media validation error's location in the original field names.
+
+    Public: the legacy import reports a bad media field in the original names too."""
     return [_ORIGINAL_NAMES.get(part, part) for part in loc]
 
 
@@ -111,7 +113,7 @@ def project_update(current: Project, body: CompatProjectUpdate) -> ProjectUpdate
     if sent:
         media = current.media.model_dump(by_alias=False) if current.media is not None else {}
         media.update({name: (None if value == "" else value) for name, value in sent.items()})
-        changes["media"] = checked(Media, media, where="body", rename=_compat_names)
+        changes["media"] = checked(Media, media, where="body", rename=compat_media_names)
     if not changes:
         return None
     return checked(ProjectUpdate, changes, where="body")

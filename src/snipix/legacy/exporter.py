@@ -43,8 +43,7 @@ from snipix.progress import NoProgress, Progress
 from snipix.projects.schemas import Project
 from snipix.timelines.repository import versioned_id
 from snipix.timelines.schemas import TimelineState
-from snipix.transcripts.service import _header as transcript_header
-from snipix.transcripts.service import _stored as stored_segment
+from snipix.transcripts.service import stored_segment, transcript_header
 
 BATCH: Final = 200
 _HEAD_FIELDS: Final = {"_id": 1, "version": 1, "state": 1, "updatedAt": 1}

@@ -40,7 +40,7 @@ from snipix.audit.repository import COLLECTION as AUDIT
 from snipix.audit.repository import audit_document
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
-from snipix.catalogue import MIGRATIONS
+from snipix.catalogue import MIGRATIONS, PURGED
 from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.db.indexes import ensure_catalogue
@@ -594,7 +594,7 @@ class Importer:
                 # What the project owns goes first (the purge's order); its document stays
                 # (with the old checksum) until the new one replaces it, so a run killed in
                 # between leaves a conflict the next --overwrite run finishes.
-                await projects.purge(entry.id)
+                await projects.purge(entry.id, PURGED)
         writer = _Writer(self, self._options.batch)
         export_files = [(n, f) for n, f in enumerate(files) if f.shape is Shape.EXPORT]
         self._progress.start("write transcripts", None)

@@ -27,8 +27,7 @@ from pydantic import ValidationError
 
 from snipix.clock import to_millisecond
 from snipix.compat.common import checked
-from snipix.compat.projects import MEDIA_FIELDS
-from snipix.compat.projects import _compat_names as _compat_media_names
+from snipix.compat.projects import MEDIA_FIELDS, compat_media_names
 from snipix.compat.timeline import MAX_CHANGE_SUMMARY, MAX_DESCRIPTION, revision_label
 from snipix.compat.timeline_mapping import to_state
 from snipix.compat.transcriptions import CompatTranscription, transcript_upload
@@ -36,9 +35,9 @@ from snipix.db.client import Document
 from snipix.errors import SnipixError, TooLarge, ValidationFailed
 from snipix.projects.schemas import PROJECT_ID_PATTERN, Media, ProjectCreate, ProjectStatus
 from snipix.timelines.schemas import state_document
-from snipix.timelines.service import _validated as validated_state
+from snipix.timelines.service import validated_state
 from snipix.transcripts.schemas import TranscriptUpload
-from snipix.transcripts.service import _segment_document as segment_document
+from snipix.transcripts.service import segment_document
 from snipix.wire.models import find_unsafe_key
 
 # Owners that name nobody: the simple API's default user, and none at all.
@@ -234,7 +233,7 @@ def project_record(value: Any, *, key: str | None) -> ProjectRecord:
     media: Media | None = None
     if any(item is not None for item in media_values.values()):
         try:
-            media = checked(Media, media_values, where="", rename=_compat_media_names)
+            media = checked(Media, media_values, where="", rename=compat_media_names)
         except ValidationFailed as error:
             problems += _from_failure(error, root="")
     data: ProjectCreate | None = None

@@ -11,9 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from snipix.clock import iso_instant
+from snipix.projects.repository import PROJECTS
+from snipix.timelines.repository import HEADS
+from snipix.transcripts.repository import HEADERS
 
 FORMAT: Final = "snipix-legacy-import-report"
-COLLECTIONS: Final = ("projects", "timelines", "transcripts")
+# What the import counts, by the registered collection (`snipix.catalogue`) a record of
+# the original app's export becomes one document of: a project, its timeline head, its
+# transcript header.
+COLLECTIONS: Final = (PROJECTS, HEADS, HEADERS)
 # Lines of skipped records and conflicts printed; the report has them all.
 PRINTED: Final = 20
 

@@ -1,21 +1,28 @@
 """Every query the legacy import and export send (the documents themselves are shaped by
 the domains' own code; see `records`).
 
-Writes are bulk inserts: an upserting replace that inserts costs a collection scan on the
-embedded engine (see `snipix.backup.archive._write`), so a document is replaced only when an
-insert meets one already stored — the leftover of an interrupted run.
+Like backup, a bulk data tool that reads and writes other domains' collections itself:
+it stores a project with everything it owns in batches of hundreds, which no domain's API
+does. It finds them through the registry of collections (`snipix.catalogue`: the key and
+index by which a user's or a project's documents are found), never by a table of its own
+(docs/decisions.md).
+
+Writes are bulk inserts (`snipix.db.bulk`): an upserting replace that inserts costs a
+collection scan on the embedded engine, so a document is replaced only when an insert
+meets one already stored — the leftover of an interrupted run.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import Final
 
-from pymongo import ASCENDING, InsertOne, ReplaceOne
-from pymongo.errors import BulkWriteError
+from pymongo import ASCENDING
 
 from snipix.accounts.repository import USERS
 from snipix.audit.repository import COLLECTION as AUDIT
+from snipix.catalogue import BY_NAME
+from snipix.db.bulk import OnDuplicate, Write, insert_or_replace
 from snipix.db.client import Database, Document
 from snipix.projects.repository import PROJECTS
 from snipix.timelines.repository import HEADS, REVISIONS, SNAPSHOTS
@@ -23,10 +30,13 @@ from snipix.transcripts.repository import BUCKETS, HEADERS
 
 # Ids per `$in` lookup (bounded for the embedded engine, as in backups).
 LOOKUP_BATCH: Final = 100
-_DUPLICATE_KEY: Final = 11000
 # What must be stored before a project's document: the project is written last, so a
 # project whose document exists was imported whole (the completion marker of a re-run).
+# Every one is a registered collection (tests/test_catalogue.py).
 WRITE_ORDER: Final = (BUCKETS, HEADERS, REVISIONS, SNAPSHOTS, HEADS, AUDIT, PROJECTS)
+# Where a stored document stays when an insert meets it: a project stored by another
+# writer first is a conflict (returned), an audit entry already there says the same thing.
+_KEPT: Final = frozenset({PROJECTS, AUDIT})
 # What decides whether a project was imported, and from what.
 _IMPORTED_FIELDS: Final = {"_id": 1, "userId": 1, "legacyImport.checksum": 1}
 _EXPORT_FIELDS: Final = {
@@ -66,30 +76,15 @@ class LegacyRepository:
         """Insert (or, for ids in `replace`, upsert) the documents, and replace any that
         an insert finds already stored. For `projects` nothing is replaced: the documents
         another writer stored first are returned instead."""
-        operations: list[InsertOne[Document] | ReplaceOne[Document]] = [
-            ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
-            if doc["_id"] in replace
-            else InsertOne(doc)
-            for doc in documents
-        ]
-        if not operations:
-            return []
-        target = self._db[collection]
-        try:
-            await target.bulk_write(operations, ordered=False)
-        except BulkWriteError as error:
-            errors = error.details.get("writeErrors") or []
-            stored = [documents[e["index"]] for e in errors if e.get("code") == _DUPLICATE_KEY]
-            if len(stored) != len(errors) or error.details.get("writeConcernErrors"):
-                raise
-            if collection == PROJECTS:
-                return stored
-            if collection != AUDIT:  # an audit entry already there says the same thing
-                await target.bulk_write(
-                    [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in stored],
-                    ordered=False,
-                )
-        return []
+        writes = [Write(doc["_id"], doc, stored=doc["_id"] in replace) for doc in documents]
+        met = await insert_or_replace(
+            self._db[collection],
+            writes,
+            on_duplicate=OnDuplicate.KEEP if collection in _KEPT else OnDuplicate.REPLACE,
+            # Another writer's upsert of the same id is met like its insert.
+            duplicate_replaces=True,
+        )
+        return [write.document for write in met] if collection == PROJECTS else []
 
     async def account(self, email: str) -> Document | None:
         """The account with this (normalised) email. Not hinted, unlike sign-in's lookup:
@@ -100,7 +95,7 @@ class LegacyRepository:
 
     async def projects(self, owner_id: str | None, *, batch: int) -> AsyncIterator[list[Document]]:
         """Every project (deleted ones too), or one owner's, in `_id` order, in batches."""
-        query: dict[str, Any] = {} if owner_id is None else {"userId": owner_id}
+        query = {} if owner_id is None else BY_NAME[PROJECTS].owner_query(owner_id)
         cursor = self._db[PROJECTS].find(query, _EXPORT_FIELDS, batch_size=batch)
         page: list[Document] = []
         async for doc in cursor.sort("_id", ASCENDING):
@@ -123,10 +118,11 @@ class LegacyRepository:
 
     async def buckets(self, project_id: str, generation: str) -> AsyncIterator[Document]:
         """One generation's buckets in order (their start times never decrease)."""
+        buckets = BY_NAME[BUCKETS]
         found = self._db[BUCKETS].find(
-            {"projectId": project_id, "generation": generation},
+            {str(buckets.project_key): project_id, "generation": generation},
             {"_id": 0, "seq": 1, "segments": 1},
-            hint="project_generation_start",
+            hint=buckets.project_index,
         )
         async for bucket in found.sort([("start", ASCENDING), ("seq", ASCENDING)]):
             yield bucket

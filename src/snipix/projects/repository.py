@@ -1,5 +1,9 @@
 """Every query on `projects` and `project_versions` (and the purge of what a project owns).
 
+What a project owns in other domains is listed in the registry of collections
+(`snipix.catalogue`, which refers to this module's names); the service hands it to
+`purge`.
+
 Each query names the catalogue index it is built for (`hint`), is scoped by owner and
 `isDeleted` unless it is a recovery query, and has a projection and a limit;
 `tests/projects/test_query_plans.py` explains every shape the service sends.
@@ -7,6 +11,7 @@ Each query names the catalogue index it is built for (`hint`), is scoped by owne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,19 +24,6 @@ from snipix.projects.schemas import ListCursor, SortField
 
 PROJECTS = "projects"
 VERSIONS = "project_versions"
-
-# What a project owns in other domains, deleted with it by a purge, each with the
-# catalogue index its `projectId` delete uses. The project document itself goes last, so a
-# purge interrupted half-way leaves a soft-deleted project that the next sweep finishes.
-DEPENDENTS: tuple[tuple[str, str], ...] = (
-    ("editing_sessions", "project"),
-    ("transcript_segments", "project_generation_start"),
-    ("transcripts", "by_project"),
-    ("timeline_snapshots", "by_version"),
-    ("timeline_revisions", "by_version"),
-    ("timelines", "by_project"),
-    (VERSIONS, "by_version"),
-)
 
 PROJECT_FIELDS = {
     "_id": 1,
@@ -50,6 +42,7 @@ PROJECT_FIELDS = {
     "purgingAt": 1,
     "createdWith": 1,
 }
+_NAME_FIELDS = {"_id": 1, "name": 1}
 _VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
 _SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}
 
@@ -156,6 +149,17 @@ class ProjectRepository:
         by_id = {doc["_id"]: doc async for doc in found.limit(len(project_ids))}
         return [by_id[project_id] for project_id in project_ids if project_id in by_id]
 
+    async def live_names(self, owner_id: str, project_ids: list[str]) -> dict[str, str]:
+        """Names of the owner's live (not soft-deleted) projects among `project_ids`: the
+        recent-sessions list shows them, and only projects' own code reads `projects`."""
+        if not project_ids:
+            return {}
+        found = self._projects.find(
+            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
+            _NAME_FIELDS,
+        )
+        return {doc["_id"]: doc["name"] async for doc in found.limit(len(project_ids))}
+
     async def update(
         self,
         project_id: str,
@@ -231,10 +235,15 @@ class ProjectRepository:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def purge(self, project_id: str) -> dict[str, int]:
-        """Delete a project and everything it owns; safe to repeat after an interruption."""
+    async def purge(self, project_id: str, owned: Sequence[tuple[str, str]]) -> dict[str, int]:
+        """Delete a project and everything it owns (`owned`: each collection with the index
+        of its `projectId` delete, in order); safe to repeat after an interruption.
+
+        The project document itself goes last, so a purge interrupted half-way leaves a
+        soft-deleted project that the next sweep finishes.
+        """
         deleted: dict[str, int] = {}
-        for collection, index in DEPENDENTS:
+        for collection, index in owned:
             result = await self._db[collection].delete_many({"projectId": project_id}, hint=index)
             deleted[collection] = result.deleted_count
         result = await self._projects.delete_one({"_id": project_id, "isDeleted": True})

@@ -28,6 +28,7 @@ from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
+from snipix.catalogue import PURGED
 from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork
@@ -205,6 +206,10 @@ class ProjectService:
         """Which of these are the caller's live (not deleted) projects."""
         docs = await self._projects.get_many(actor.user_id, project_ids)
         return {doc["_id"] for doc in docs}
+
+    async def live_names(self, actor: Actor, project_ids: list[str]) -> dict[str, str]:
+        """Names of the caller's live (not deleted) projects among these ids, by id."""
+        return await self._projects.live_names(actor.user_id, project_ids)
 
     async def _owned(self, actor: Actor, project_id: str, *, deleted: bool | None) -> Document:
         doc = await self._projects.get(project_id, actor.user_id, deleted=deleted)
@@ -585,7 +590,7 @@ class ProjectService:
         # interrupted purge is finished by the next sweep (hooks are idempotent).
         for hook in self._on_purge:
             await hook(project_id)
-        deleted = await self._projects.purge(project_id)
+        deleted = await self._projects.purge(project_id, PURGED)
         await self._cache.forget(CACHED_PROJECT, project_id)
         await self._cache.invalidate_pages(CACHED_LIST, doc["userId"])
         log.info("project purged", project_id=project_id, reason=reason, deleted=deleted)

@@ -1,4 +1,7 @@
-"""Every query on `editing_sessions` (and the project lookup of the recent list).
+"""Every query on `editing_sessions`.
+
+The project names of the recent list come from the projects service: this domain never
+reads `projects` itself.
 
 A session's `_id` is `<userId>:<projectId>`: one session per user and project is
 guaranteed by `_id` alone (project ids never contain `:`, so the pair is unambiguous),
@@ -18,7 +21,6 @@ from snipix.db.client import Database, Document
 from snipix.sessions.schemas import RecentCursor
 
 SESSIONS = "editing_sessions"
-PROJECTS = "projects"
 RECENT_INDEX = "user_recent_id"
 
 SESSION_FIELDS = {
@@ -33,7 +35,6 @@ SESSION_FIELDS = {
     "updatedAt": 1,
 }
 _RECENT_FIELDS = {"_id": 1, "projectId": 1, "lastOpenedAt": 1, "playheadSec": 1}
-_PROJECT_NAME = {"_id": 1, "name": 1}
 
 
 def session_id(user_id: str, project_id: str) -> str:
@@ -43,7 +44,6 @@ def session_id(user_id: str, project_id: str) -> str:
 class SessionRepository:
     def __init__(self, db: Database) -> None:
         self._sessions = db[SESSIONS]
-        self._projects = db[PROJECTS]
 
     async def get(self, user_id: str, project_id: str) -> Document | None:
         return await self._sessions.find_one(
@@ -86,13 +86,3 @@ class SessionRepository:
         found = self._sessions.find(query, _RECENT_FIELDS, hint=RECENT_INDEX)
         order = [("lastOpenedAt", DESCENDING), ("_id", DESCENDING)]
         return await found.sort(order).limit(limit).to_list()
-
-    async def live_project_names(self, owner_id: str, project_ids: list[str]) -> dict[str, str]:
-        """Names of the owner's live (not soft-deleted) projects among `project_ids`."""
-        if not project_ids:
-            return {}
-        found = self._projects.find(
-            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
-            _PROJECT_NAME,
-        )
-        return {doc["_id"]: doc["name"] async for doc in found.limit(len(project_ids))}

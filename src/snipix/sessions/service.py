@@ -85,9 +85,7 @@ class SessionService:
         more = True  # unless a batch shows the user has no sessions past it
         for _ in range(MAX_RECENT_BATCHES):
             batch = await self._sessions.recent(actor.user_id, limit=limit + 1, after=after)
-            names = await self._sessions.live_project_names(
-                actor.user_id, [doc["projectId"] for doc in batch]
-            )
+            names = await self._projects.live_names(actor, [doc["projectId"] for doc in batch])
             unread = len(batch)
             for doc in batch:
                 unread -= 1

@@ -77,8 +77,10 @@ KEY_TTL = timedelta(hours=48)
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
 
 
-def _validated(document: Any, max_bytes: int) -> dict[str, Any]:
-    """The normalised state, or 422 naming the problem (and 413 past the size limit)."""
+def validated_state(document: Any, max_bytes: int) -> dict[str, Any]:
+    """The normalised state, or 422 naming the problem (and 413 past the size limit).
+
+    Public: the legacy import checks a timeline it stores by the same rules as a save."""
     size = len(json.dumps(document, separators=(",", ":")))
     if size > max_bytes:
         raise TooLarge(
@@ -319,7 +321,7 @@ class TimelineService:
                 'Send If-Match with the timeline\'s ETag (or baseVersion; "0" before the '
                 "first save) so this save cannot overwrite someone else's."
             )
-        after = _validated(state_document(state), self._max_bytes)
+        after = validated_state(state_document(state), self._max_bytes)
 
         return await self._change(actor, project_id, expected, _replacing(after, kind, label))
 
@@ -367,7 +369,7 @@ class TimelineService:
         """A change made by applying `operations`: validated, with its inverse and the
         minimal head update (patch autosaves, undo and redo alike)."""
         applied = apply_patch(current, operations)
-        after = _validated(applied.document, self._max_bytes)
+        after = validated_state(applied.document, self._max_bytes)
         sets, unsets = mongo_update(STATE, applied.roots, after)
         return Change(
             kind=kind,
@@ -449,7 +451,7 @@ class TimelineService:
         current = head["version"] if head is not None else 0
         if version > current:
             raise NotFound(f"The timeline of project {project_id} has no version {version}.")
-        target = _validated(await self._state_at(project_id, version), self._max_bytes)
+        target = validated_state(await self._state_at(project_id, version), self._max_bytes)
 
         plan = _replacing(target, RevisionKind.ROLLBACK, label or f"Rollback to version {version}")
         return await self._change(actor, project_id, expected, plan)

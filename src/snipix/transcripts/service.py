@@ -55,7 +55,9 @@ SEARCH_BATCH = 10
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-def _segment_document(segment: Segment, segment_id: str) -> Document:
+def segment_document(segment: Segment, segment_id: str) -> Document:
+    """A segment as stored in a bucket. Public: the legacy import stores its segments in
+    exactly this shape, so one function decides it for both writers."""
     words = [word.model_dump(mode="json") for word in segment.words]
     text = segment.text if segment.text is not None else " ".join(w.text for w in segment.words)
     return {
@@ -172,7 +174,7 @@ class TranscriptService:
             )
         generation = uuid.uuid4().hex[:12]
         segments = [
-            _segment_document(segment, segment.id or f"s{index:06d}")
+            segment_document(segment, segment.id or f"s{index:06d}")
             for index, segment in enumerate(upload.segments)
         ]
         ids = {segment["id"] for segment in segments}
@@ -226,7 +228,7 @@ class TranscriptService:
             buckets=len(buckets),
             replaced_buckets=removed,
         )
-        return _header(header)
+        return transcript_header(header)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class TranscriptService:
         return header
 
     async def header(self, actor: Actor, project_id: str) -> TranscriptHeader:
-        return _header(await self._current(actor, project_id))
+        return transcript_header(await self._current(actor, project_id))
 
     async def window(
         self, actor: Actor, project_id: str, start: float, end: float
@@ -249,7 +251,7 @@ class TranscriptService:
         header = await self._current(actor, project_id)
         buckets = await self._transcripts.window(project_id, header["generation"], start, end)
         items = [
-            _stored(segment)
+            stored_segment(segment)
             for bucket in buckets
             for segment in bucket["segments"]
             if segment["end"] >= start and segment["start"] < end
@@ -282,7 +284,7 @@ class TranscriptService:
                         cursor.id,
                     ):
                         continue
-                    items.append(_stored(segment))
+                    items.append(stored_segment(segment))
             if len(buckets) < 4:
                 break
             after = buckets[-1]["start"] + 1e-9
@@ -408,7 +410,7 @@ class TranscriptService:
             raise ValidationFailed(
                 f"The edited segment is not valid: {problem['msg']}. Nothing was changed."
             ) from None
-        new = _segment_document(candidate, segment_id)
+        new = segment_document(candidate, segment_id)
         header = await self._lock(actor, project_id, expected)
         bucket["segments"][index] = new
         await self._save_bucket(bucket)
@@ -418,7 +420,7 @@ class TranscriptService:
                 project_id, {"wordCount": header["wordCount"] + delta}
             )
             header["wordCount"] += delta
-        return _header(header)
+        return transcript_header(header)
 
     async def split(
         self, actor: Actor, project_id: str, segment_id: str, at_word: int, *, expected: Expected
@@ -452,7 +454,7 @@ class TranscriptService:
         await self._save_bucket(bucket)
         await self._transcripts.set_counts(project_id, {"segmentCount": header["segmentCount"] + 1})
         header["segmentCount"] += 1
-        return _header(header)
+        return transcript_header(header)
 
     async def merge(
         self, actor: Actor, project_id: str, segment_id: str, *, expected: Expected
@@ -491,7 +493,7 @@ class TranscriptService:
             await self._save_bucket(other_bucket)
         await self._transcripts.set_counts(project_id, {"segmentCount": header["segmentCount"] - 1})
         header["segmentCount"] -= 1
-        return _header(header)
+        return transcript_header(header)
 
     async def _save_bucket(self, bucket: Document) -> None:
         if not bucket["segments"]:
@@ -574,7 +576,9 @@ def _merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
-def _stored(segment: Document) -> StoredSegment:
+def stored_segment(segment: Document) -> StoredSegment:
+    """A stored segment as the API returns it. Public: the legacy export reads segments
+    the way the API does."""
     # What the service stored passed the request bounds on the way in; walking it again on
     # every read was most of a transcript window's time (docs/performance.md).
     with from_storage():
@@ -591,7 +595,9 @@ def _stored(segment: Document) -> StoredSegment:
         )
 
 
-def _header(doc: Document) -> TranscriptHeader:
+def transcript_header(doc: Document) -> TranscriptHeader:
+    """A stored header as the API returns it. Public: the legacy export reads headers the
+    way the API does."""
     return TranscriptHeader(
         project_id=doc["projectId"],
         language=doc["language"],

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import bson
 import httpx
 import pytest
 from bson import Binary, Decimal128, Int64, ObjectId, json_util
@@ -20,11 +19,10 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
-from snipix.backup.archive import JSON_OPTIONS, MANIFEST, SUFFIX, _raw, _Write, _write
-from snipix.catalogue import MIGRATIONS
-from snipix.db.client import Database
+from snipix.backup.files import JSON_OPTIONS
+from snipix.backup.manifest import MANIFEST, SUFFIX
+from snipix.catalogue import MIGRATIONS, PURGED
 from snipix.db.indexes import catalogue
-from snipix.projects.repository import DEPENDENTS
 from tests.support import clean_env, run_snipix
 
 SyncDb = SyncDatabase[dict[str, Any]]
@@ -34,7 +32,7 @@ EDITOR = "editor-1"
 OTHER = "editor-2"
 ADMIN = {"X-User-Id": "ops", "X-User-Roles": "admin"}
 PROJECTS = "/api/v1/projects"
-OWNED = [collection for collection, _index in DEPENDENTS]
+OWNED = [collection for collection, _index in PURGED]
 TYPES = "bson_types"
 STATE: dict[str, Any] = {
     "tracks": [{"id": "v1", "kind": "video", "name": "Main"}, {"id": "a1", "kind": "audio"}],
@@ -479,22 +477,3 @@ def test_a_restore_from_a_directory_without_manifest_is_refused(
         f"error: {tmp_path / 'partial'} is not a complete snipix backup (no {MANIFEST})"
     ]
     assert mongo[target].list_collection_names() == []
-
-
-async def test_a_document_inserted_after_the_lookup_is_replaced(db: Database, mongo: Mongo) -> None:
-    """A document seen as absent but inserted meanwhile is replaced by the backup's, not an
-    error; the others of the batch are written too."""
-    await db["things"].insert_one({"_id": "raced", "by": "someone else"})
-    writes = [
-        _Write(name, RawBSONDocument(bson.encode({"_id": name, "by": "backup"})), exists=False)
-        for name in ("first", "raced", "last")
-    ]
-
-    await _write(_raw(db, "things"), writes)
-
-    stored = list(mongo[db.name]["things"].find().sort("_id", 1))
-    assert stored == [
-        {"_id": "first", "by": "backup"},
-        {"_id": "last", "by": "backup"},
-        {"_id": "raced", "by": "backup"},
-    ]
