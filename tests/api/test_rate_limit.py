@@ -7,6 +7,8 @@ counters (SNIPIX_TEST_CACHE); the ones about sharing and recovery start Redis th
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from typing import Any, cast
 
@@ -25,7 +27,7 @@ from snipix.api.rate_limit import PROJECT_LIST_ROUTE, SEARCH_ROUTES
 from snipix.app import create_app
 from snipix.errors import RateLimited
 from snipix.observability.metrics import Metrics
-from snipix.security.limiter import Limiter
+from snipix.security.limiter import SLOW_IS_DOWN_AFTER_S, Limiter
 from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 from tests.observability.test_metrics import parse, scrape, value
@@ -226,6 +228,52 @@ async def test_limits_return_to_redis_when_it_comes_back() -> None:
         assert await redis.exists("recovery-limits:" + item.key_for("user", "u")) == 1
         assert await limiter.hit(item, "user", "u")
         assert not await limiter.hit(item, "user", "u")
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
+@pytest.mark.process
+async def test_a_slow_call_is_not_an_outage_but_a_hung_redis_is() -> None:
+    """One call that misses its timeout (Redis stopped for a moment) is counted in process
+    and the shared counts stay in use; timeouts with no success for longer than
+    SLOW_IS_DOWN_AFTER_S switch to counting in process."""
+    server = RedisServer.find().start()
+    assert server.process is not None
+    pid = server.process.pid
+    redis: Redis = Redis.from_url(server.url, socket_timeout=0.1, socket_connect_timeout=0.1)
+    now = [1_000.0]
+    limiter = Limiter(
+        redis,
+        prefix="slow",
+        metrics=RateLimitMetrics(Metrics("test")),
+        clock=lambda: now[0],
+    )
+    item = RateLimitItemPerMinute(100, namespace="test")
+    key = "slow-limits:" + item.key_for("user", "u")
+    try:
+        assert await limiter.hit(item, "user", "u")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert await limiter.hit(item, "user", "u")  # timed out: counted in process
+            assert not limiter.degraded
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        shared = await redis.llen(key)
+        assert shared >= 1, "the shared count was kept"
+        assert await limiter.hit(item, "user", "u")
+        assert await redis.llen(key) == shared + 1, "counted in Redis again"
+        assert not limiter.degraded
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert await limiter.hit(item, "user", "u")
+            assert not limiter.degraded
+            now[0] += SLOW_IS_DOWN_AFTER_S + 0.1
+            assert await limiter.hit(item, "user", "u")
+            assert limiter.degraded, "timeouts for longer than the bound are an outage"
+        finally:
+            os.kill(pid, signal.SIGCONT)
     finally:
         await redis.aclose()
         server.stop()

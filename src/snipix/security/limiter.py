@@ -7,7 +7,12 @@ connection pool (so REDIS_TIMEOUT_MS and the no-retry policy of `app._redis_clie
 no second Redis client library). Without Redis they live in this process.
 
 Redis failing (down, slower than REDIS_TIMEOUT_MS) never fails a request and never lets
-everything through: the call is counted in process instead. One WARNING per outage, every
+everything through: the call is counted in process instead. A slow call is not an outage:
+a call that times out is counted in process alone, and the limiter switches only when no
+call has succeeded for `SLOW_IS_DOWN_AFTER_S` of timeouts (a refused connection switches
+at once). So a burst that makes one call miss its timeout does not trade the shared counts
+for empty local ones while Redis is healthy. Sign-in lockouts never depend on it: they
+are kept in the database (`accounts.throttle`). One WARNING per outage, every
 failed call counted (`snipix_rate_limit_storage_errors_total`), `snipix_rate_limit_fallback`
 1 for the outage's duration. While Redis is down requests do not touch it: a background
 probe (0.5 s doubling to 2 s, `run_recovery`) finds it again. The in-process counts start
@@ -35,6 +40,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from snipix.observability.metrics import Metrics
 from snipix.security.metrics import RateLimitMetrics
@@ -45,6 +51,9 @@ log = structlog.get_logger(__name__)
 # nothing, a hung Redis one timeout per probe, never one per request.
 PROBE_MIN_S: Final = 0.5
 PROBE_MAX_S: Final = 2.0
+# Timeouts without a success in between for this long make an outage: a hung Redis is
+# found within about a second, a momentarily slow one is not mistaken for it.
+SLOW_IS_DOWN_AFTER_S: Final = 1.0
 
 
 # Take a slot in the window KEYS[1] (ARGV: now, window seconds, limit, slot id) after
@@ -129,7 +138,14 @@ class _LocalWindows:
 class Limiter:
     """Counts events per key in a moving window; Redis-backed with an in-process fallback."""
 
-    def __init__(self, redis: Redis | None, *, prefix: str, metrics: RateLimitMetrics) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        prefix: str,
+        metrics: RateLimitMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # Public: the callers that refuse a request count the refusal here, by scope.
         self.metrics = metrics
         self._redis = redis
@@ -150,7 +166,10 @@ class Limiter:
             )
             self._shared = MovingWindowRateLimiter(storage)
             self._shared_windows = _RedisWindows(redis)
+        self._clock = clock
         self._down_since: float | None = None
+        # The first timeout of a run of timeouts with no success since (None: none).
+        self._slow_since: float | None = None
         self._next_probe = 0.0
         self._probe_interval = PROBE_MIN_S
         self._recovery_running = False
@@ -222,14 +241,24 @@ class Limiter:
                 await self.probe()
             if self._down_since is None:
                 try:
-                    return await call(shared)
+                    answer = await call(shared)
                 except (RedisError, OSError) as error:
                     self._failed(error)
+                else:
+                    self._slow_since = None
+                    return answer
         return await call(local)
 
     def _failed(self, error: BaseException) -> None:
         self.metrics.storage_failed()
-        now = time.monotonic()
+        now = self._clock()
+        if self._down_since is None and isinstance(error, RedisTimeout | TimeoutError):
+            if self._slow_since is None:
+                self._slow_since = now
+            if now - self._slow_since < SLOW_IS_DOWN_AFTER_S:
+                log.info("rate limit storage slow; this call counted in process")
+                return
+        self._slow_since = None
         if self._down_since is None:
             self._down_since = now
             self._probe_interval = PROBE_MIN_S
@@ -246,7 +275,7 @@ class Limiter:
         """While Redis is down and a probe is due: PING it, and use it again if it answers."""
         if self._redis is None or self._down_since is None:
             return
-        if time.monotonic() < self._next_probe:
+        if self._clock() < self._next_probe:
             return
         try:
             await self._redis.ping()
@@ -255,7 +284,7 @@ class Limiter:
             return
         log.info(
             "rate limit storage recovered; limits are shared again",
-            down_s=round(time.monotonic() - self._down_since, 1),
+            down_s=round(self._clock() - self._down_since, 1),
         )
         self._down_since = None
         self.metrics.degraded(False)
