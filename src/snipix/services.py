@@ -17,6 +17,7 @@ from snipix.accounts.service import AccountService, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer
 from snipix.cache.service import Cache
+from snipix.catalogue import PURGED
 from snipix.db.client import Database
 from snipix.db.deferred import DeferredWrites
 from snipix.db.transactions import UnitOfWork
@@ -61,7 +62,7 @@ def build_services(
     nothing a running service caches. `metrics`: the app's holder, in which the services
     declare their own series (sign-ins); the limiter brings the rate limits'."""
     # A purge (admin or retention) also removes the project's media files.
-    projects = project_service(db, unit, cache=cache, on_purge=[purge_hook(settings)])
+    projects = project_service(db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)])
     return Services(
         projects=projects,
         timelines=TimelineService(

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
-from snipix.catalogue import MIGRATIONS
+from snipix.catalogue import MIGRATIONS, PURGED
 from snipix.db.client import Database
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.migrations import MigrationRunner
@@ -66,7 +66,7 @@ async def test_an_imported_timeline_and_transcript_are_stored_as_the_services_st
     await MigrationRunner(db, MIGRATIONS).migrate()
     await ensure_catalogue(db, settings)
     unit = UnitOfWork(db.client, transactions=False)
-    projects = project_service(db, unit, cache=Cache.disabled())
+    projects = project_service(db, unit, owned=PURGED, cache=Cache.disabled())
     actor = Actor(user_id=OWNER)
     created, _ = await projects.create(
         actor, ProjectCreate(name="Saved", media=Media(duration_sec=9_000))

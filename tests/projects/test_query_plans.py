@@ -35,6 +35,7 @@ from pymongo.monitoring import (
 
 from snipix.app import create_app
 from snipix.cache.service import Cache
+from snipix.catalogue import PURGED
 from snipix.db.client import connected
 from snipix.db.engine import SQL_TRACE_ENV
 from snipix.db.engine_record import DATA_FILE
@@ -410,7 +411,7 @@ async def sweep(settings: Settings, recorder: Recorder) -> None:
     async with connected(settings, [recorder]) as client:
         db = client[settings.database_name]
         job = RetentionJob(
-            project_service(db, UnitOfWork(client), cache=Cache.disabled()),
+            project_service(db, UnitOfWork(client), owned=PURGED, cache=Cache.disabled()),
             Lease(db, "retention", ttl=timedelta(minutes=1)),
             retention=timedelta(days=30),
         )

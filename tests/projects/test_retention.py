@@ -118,7 +118,9 @@ async def job(
 ) -> RetentionJob:
     """The sweep as the CLI and the service build it (`clock`: the lease's, to move on)."""
     return RetentionJob(
-        project_service(db, await UnitOfWork.for_server(db.client), cache=Cache.disabled()),
+        project_service(
+            db, await UnitOfWork.for_server(db.client), owned=PURGED, cache=Cache.disabled()
+        ),
         Lease(db, LEASE_NAME, ttl=ttl, owner=owner, clock=clock or Clock()),
         retention=RETENTION,
     )
@@ -332,7 +334,9 @@ async def test_a_project_restored_during_a_sweep_keeps_what_it_owns(
         [project(f"old{i:03d}", deleted_days_ago=40 + i / 100) for i in range(60)]
     )
     seed(data, project("restored", deleted_days_ago=31))
-    service = project_service(db, await UnitOfWork.for_server(db.client), cache=Cache.disabled())
+    service = project_service(
+        db, await UnitOfWork.for_server(db.client), owned=PURGED, cache=Cache.disabled()
+    )
 
     sweep = asyncio.create_task((await job(db)).run())
     await wait_for_first_purge(data, sweep)

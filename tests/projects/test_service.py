@@ -14,7 +14,7 @@ from pymongo.errors import WriteError
 
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache
-from snipix.catalogue import MIGRATIONS
+from snipix.catalogue import MIGRATIONS, PURGED
 from snipix.db.client import MongoClient as MongoClientAsync
 from snipix.db.client import connected
 from snipix.db.indexes import ensure_catalogue
@@ -67,7 +67,9 @@ async def test_in_a_transaction_a_change_whose_audit_fails_is_not_applied(
     refuse_audit_action(mongo, settings.database_name, "project.updated")
     client = service_client
     unit = UnitOfWork(client, transactions=True)
-    service = project_service(client[settings.database_name], unit, cache=Cache.disabled())
+    service = project_service(
+        client[settings.database_name], unit, owned=PURGED, cache=Cache.disabled()
+    )
     project, _ = await service.create(ACTOR, ProjectCreate(name="Keep me"))
 
     with pytest.raises(WriteError):
@@ -95,6 +97,7 @@ async def test_without_transactions_a_failed_audit_leaves_a_traceable_change(
     service = project_service(
         client[settings.database_name],
         UnitOfWork(client, transactions=False),
+        owned=PURGED,
         cache=Cache.disabled(),
     )
     project, _ = await service.create(ACTOR, ProjectCreate(name="Ordered"))
@@ -117,7 +120,7 @@ async def test_ordered_writes_give_the_same_records_as_a_transaction(
     db = client[settings.database_name]
     for transactions in (True, False):
         service = project_service(
-            db, UnitOfWork(client, transactions=transactions), cache=Cache.disabled()
+            db, UnitOfWork(client, transactions=transactions), owned=PURGED, cache=Cache.disabled()
         )
         project, _ = await service.create(ACTOR, ProjectCreate(name=f"tx={transactions}"))
         updated = await service.update(
@@ -180,7 +183,7 @@ async def test_a_stale_version_is_refused_by_the_service(
     """The service itself (not only HTTP) refuses a change based on an old version."""
     client = service_client
     service = project_service(
-        client[settings.database_name], UnitOfWork(client), cache=Cache.disabled()
+        client[settings.database_name], UnitOfWork(client), owned=PURGED, cache=Cache.disabled()
     )
     project, _ = await service.create(ACTOR, ProjectCreate(name="Versioned"))
     rename = ProjectUpdate.model_validate({"name": "v2"})

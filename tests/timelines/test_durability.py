@@ -33,6 +33,7 @@ from pymongo.monitoring import (
 
 from snipix.api.routes.timelines import get_timeline_service
 from snipix.app import create_app
+from snipix.catalogue import PURGED
 from snipix.db.engine_record import EngineRecord
 from snipix.db.launcher import EngineProcess, start_engine_process
 from snipix.db.monitoring import Listener
@@ -333,7 +334,7 @@ def crash_app(
         # Built exactly as `get_timeline_service` builds it, plus the seam and a short grace.
         return TimelineService(
             TimelineRepository(resources.db),
-            project_service(resources.db, resources.unit, cache=resources.cache),
+            project_service(resources.db, resources.unit, owned=PURGED, cache=resources.cache),
             resources.unit,
             resources.cache,
             max_bytes=resources.settings.timeline_max_bytes,

@@ -260,7 +260,12 @@ class Importer:
         # For bucketing only: the service's own code decides the buckets.
         self._bucketing = TranscriptService(
             TranscriptRepository(db),
-            project_service(db, UnitOfWork(db.client, transactions=False), cache=Cache.disabled()),
+            project_service(
+                db,
+                UnitOfWork(db.client, transactions=False),
+                cache=Cache.disabled(),
+                owned=PURGED,
+            ),
             bucket_words=settings.transcript_bucket_words,
             bucket_bytes=settings.transcript_bucket_bytes,
         )

@@ -28,7 +28,6 @@ from snipix.audit.repository import AuditFilter, AuditRepository, audit_document
 from snipix.audit.schemas import AuditCursor, AuditEntry
 from snipix.auth.actor import Actor
 from snipix.cache.service import Cache, Loaded
-from snipix.catalogue import PURGED
 from snipix.clock import utc_now_ms
 from snipix.db.client import Database, Document
 from snipix.db.transactions import UnitOfWork
@@ -118,9 +117,15 @@ class ProjectService:
         unit: UnitOfWork,
         cache: Cache,
         *,
+        owned: Sequence[tuple[str, str]],
         on_purge: Sequence[PurgeHook] = (),
     ) -> None:
         self._projects = projects
+        # What a purge deletes besides the project: each collection a project owns, with
+        # the index of its `projectId` delete (the registry's, `catalogue.PURGED`). Passed
+        # in: the registry names every domain's collections, so importing it here would
+        # make the domains import each other in a circle.
+        self._purged = tuple(owned)
         self._audit = audit
         self._unit = unit
         self._cache = cache
@@ -590,7 +595,7 @@ class ProjectService:
         # interrupted purge is finished by the next sweep (hooks are idempotent).
         for hook in self._on_purge:
             await hook(project_id)
-        deleted = await self._projects.purge(project_id, PURGED)
+        deleted = await self._projects.purge(project_id, self._purged)
         await self._cache.forget(CACHED_PROJECT, project_id)
         await self._cache.invalidate_pages(CACHED_LIST, doc["userId"])
         log.info("project purged", project_id=project_id, reason=reason, deleted=deleted)
@@ -613,14 +618,20 @@ def _audit_page(docs: list[Document], limit: int) -> Page[AuditEntry]:
 
 
 def project_service(
-    db: Database, unit: UnitOfWork, *, cache: Cache, on_purge: Sequence[PurgeHook] = ()
+    db: Database,
+    unit: UnitOfWork,
+    *,
+    cache: Cache,
+    owned: Sequence[tuple[str, str]],
+    on_purge: Sequence[PurgeHook] = (),
 ) -> ProjectService:
     """The service with its repositories on `db` (requests, the CLI and jobs alike).
 
     `cache` is required so no code path can change a project without invalidating what
     the service caches: requests pass the app's (`Resources.cache`), tools outside the
-    service `Cache.disabled()`. `on_purge`: what else a purge removes (media files).
+    service `Cache.disabled()`. `owned`: the collections a purge empties of the project
+    (`catalogue.PURGED`). `on_purge`: what else a purge removes (media files).
     """
     return ProjectService(
-        ProjectRepository(db), AuditRepository(db), unit, cache, on_purge=on_purge
+        ProjectRepository(db), AuditRepository(db), unit, cache, owned=owned, on_purge=on_purge
     )
