@@ -9,13 +9,14 @@ and is invisible to every read here; the next change at that version overwrites 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from snipix.db.client import Database, Document
+from snipix.errors import Conflict
 
 HEADS = "timelines"
 REVISIONS = "timeline_revisions"
@@ -243,8 +244,18 @@ class TimelineRepository:
         await self._keys.delete_one({"_id": key_id, "token": token, "status": "pending"})
 
 
+# A writer that lost its claim while it stalled, finding the revision it meant to write
+# already there (written by the writer that took the claim over).
+SUPERSEDED: Final = "Another change to this timeline was saved first; reload and retry."
+
+
 async def _put(collection: Any, document: Document, session: AsyncClientSession | None) -> None:
     """Insert `document`, or replace the leftover of a crashed writer with the same `_id`.
+
+    Only a leftover of an older claim is replaced: claims of one version are taken over
+    only once stale, so each later claim's time (`createdAt`, the claim's `at`) is later,
+    and a writer that stalled past its claim's grace can never overwrite the revision of
+    the writer that took over (and perhaps committed): it gets a Conflict instead.
 
     Outside a transaction: an insert, and a replace only when the `_id` is taken (rare: a
     leftover above the head). The embedded engine makes an inserting upsert scan the
@@ -260,4 +271,13 @@ async def _put(collection: Any, document: Document, session: AsyncClientSession 
     try:
         await collection.insert_one(document)
     except DuplicateKeyError:
-        await collection.replace_one({"_id": document["_id"]}, document)
+        older = {
+            "_id": document["_id"],
+            "$or": [
+                {"createdAt": {"$lt": document["createdAt"]}},
+                {"createdAt": {"$exists": False}},
+            ],
+        }
+        replaced = await collection.replace_one(older, document)
+        if replaced.matched_count == 0:
+            raise Conflict(SUPERSEDED) from None
