@@ -10,6 +10,7 @@ message when a mongoeco release changes it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import decimal
 import inspect
@@ -19,12 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mongoeco.engines._sqlite_modify_ops
+import mongoeco.engines.results
+import mongoeco.engines.sqlite
 import pytest
 from bson import SON, Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex
 from bson import Timestamp as BsonTimestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mongoeco import MongoClient as EmbeddedClient
+from mongoeco._types.writes import UpdateResult
 from mongoeco.core import codec as mongoeco_codec
 from mongoeco.core.bson_scalars import (
     INT64_MAX,
@@ -41,10 +46,12 @@ from snipix.db.engine_codec import (
     COPYING_MODULES,
     STOCK_DEEPCOPY,
     STOCK_ENCODE,
+    STOCK_OUTCOME_POST_INIT,
     STOCK_WIRE_DECODE,
     STOCK_WIRE_ENCODE,
     document_copy,
     install_document_copy,
+    install_owning_outcomes,
     install_wire_values,
     single_pass_encode,
     wire_decode,
@@ -293,6 +300,76 @@ def test_building_the_engine_installs_the_document_copy(tmp_path: Path) -> None:
         }
     finally:
         client.close()
+
+
+def test_every_sqlite_outcome_is_handed_images_copied_for_it() -> None:
+    """`install_owning_outcomes` skips the outcome's own copies because every SQLite path
+    that builds one hands it fresh copies (or, through `dataclasses.replace`, its own)."""
+    source = inspect.getsource(mongoeco.engines._sqlite_modify_ops)
+    images = re.findall(r"(before_document|after_document)=([^\n]+)", source)
+    assert images, "no MutationOutcome images found: re-read _sqlite_modify_ops"
+    for name, value in images:
+        assert value.strip().startswith("deepcopy("), f"{name}={value.strip()} is not a copy"
+    sqlite_source = inspect.getsource(mongoeco.engines.sqlite)
+    built = re.findall(r"MutationOutcome\(", sqlite_source)
+    assert not built, "the engine module now builds outcomes itself: check their images"
+
+
+def test_the_stock_outcome_copies_and_checks_its_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the override keeps (the checks) and what it skips (two copies per outcome)."""
+    results = mongoeco.engines.results
+    image = {"_id": 1, "clips": [{"id": "a"}]}
+    copies: list[Any] = []
+
+    def counting(value: Any) -> Any:
+        copies.append(value)
+        return STOCK_DEEPCOPY(value)
+
+    monkeypatch.setattr(results, "deepcopy", counting)
+    monkeypatch.setattr(results.MutationOutcome, "__post_init__", STOCK_OUTCOME_POST_INIT)
+    stock = results.MutationOutcome(
+        result=UpdateResult(matched_count=1, modified_count=1),
+        before_document=image,
+        after_document=image,
+    )
+    assert stock.after_document == image
+    assert stock.after_document is not image
+    assert len(copies) == 2
+    with pytest.raises(ValueError, match="non-matching"):
+        results.MutationOutcome(
+            result=UpdateResult(matched_count=0, modified_count=0),
+            after_document=image,
+        )
+
+
+def test_owning_outcomes_keep_their_images_and_their_checks(tmp_path: Path) -> None:
+    """Installed (as building the engine does): the images are the ones handed in, also
+    after `dataclasses.replace`, and an inconsistent outcome is still refused. (A document
+    returned from a write stays the caller's own: the document-copy test above.)"""
+
+    DurableSQLiteEngine(str(tmp_path / "engine.sqlite"))
+    results = mongoeco.engines.results
+    install_owning_outcomes()
+    before, after = {"_id": 1, "n": 0}, {"_id": 1, "n": 1}
+    made = results.MutationOutcome(
+        result=UpdateResult(matched_count=1, modified_count=1),
+        before_document=before,
+        after_document=after,
+    )
+    assert made.before_document is before
+    assert made.after_document is after
+    sequenced = dataclasses.replace(made, commit_sequence=7)
+    assert sequenced.after_document is after
+    assert sequenced.commit_sequence == 7
+    with pytest.raises(ValueError, match="non-matching"):
+        results.MutationOutcome(
+            result=UpdateResult(matched_count=0, modified_count=0),
+            after_document=after,
+        )
+    with pytest.raises(ValueError, match="upsert"):
+        results.MutationOutcome(
+            result=UpdateResult(matched_count=0, modified_count=0, upserted_id=1, did_upsert=True),
+        )
 
 
 def _containers(value: Any) -> list[Any]:

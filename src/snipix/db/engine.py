@@ -79,6 +79,7 @@ from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from snipix.db.engine_codec import (
     install_document_copy,
+    install_owning_outcomes,
     install_single_pass_codec,
     install_wire_values,
 )
@@ -321,6 +322,7 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         _install_lean_change_gaps()
         install_single_pass_codec()
         install_document_copy()
+        install_owning_outcomes()
         install_wire_values()
         self.group_commit = GroupCommit(Path(path), fsync=fsync)
         self.change_hub = _WatcherAwareHub(self)
