@@ -465,15 +465,31 @@ class TimelineService:
     # --- the write path -------------------------------------------------------------------
 
     async def _change(
-        self, actor: Actor, project_id: str, expected: Expected, plan: Planner
+        self,
+        actor: Actor,
+        project_id: str,
+        expected: Expected,
+        plan: Planner,
+        *,
+        read: tuple[Document | None] | None = None,
     ) -> Timeline:
-        await self._projects.get(actor, project_id)
+        """Claim the head's next version, write the change, commit it.
+
+        `read`: the head as the caller already read it (after checking the owner), used
+        for the first claim attempt instead of reading it again; a head changed since only
+        makes that claim fail and the loop read it afresh.
+        """
+        if read is None:
+            await self._projects.get(actor, project_id)
         # A claim an earlier change could not release (the database failed under it)
         # would block this one until it expires: release it first.
         await self._deferred.run_for(f"claim:{project_id}:")
         deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
         while True:
-            head = await self._timelines.head(project_id)
+            if read is not None:
+                (head,), read = read, None
+            else:
+                head = await self._timelines.head(project_id)
             version = head["version"] if head is not None else 0
             _check_expected(expected, version)
             token = uuid.uuid4().hex
@@ -651,7 +667,9 @@ class TimelineService:
         fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
         token = uuid.uuid4().hex
         now = to_millisecond(self._clock())
-        head = await self._timelines.head_version(project_id)
+        # The whole head, once: its version is the key's base, and the change's first
+        # claim attempt starts from it (one read of a large document less per autosave).
+        head = await self._timelines.head(project_id)
         record = {
             "_id": key_id,
             "projectId": project_id,
@@ -694,7 +712,11 @@ class TimelineService:
                 )
         try:
             timeline = await self._change(
-                actor, project_id, expected, self._patch_plan(operations, label, key=key_id)
+                actor,
+                project_id,
+                expected,
+                self._patch_plan(operations, label, key=key_id),
+                read=(head,),
             )
         except BaseException:
             await self._drop_key(key_id, token)
