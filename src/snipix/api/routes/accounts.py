@@ -18,6 +18,7 @@ from snipix.accounts.schemas import (
     Enveloped,
     LoginRequest,
     LogoutRequest,
+    PasswordChange,
     ProfileUpdate,
     RefreshRequest,
     RegisterRequest,
@@ -163,6 +164,35 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         if compat:
             return answer(None, "Signed out.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(
+        "/logout-all",
+        status_code=status.HTTP_200_OK if compat else status.HTTP_204_NO_CONTENT,
+        response_model=shape(None),
+        responses=errors(401, 404, compat=compat),
+    )
+    async def logout_all(user: CurrentUser, service: ServiceDep) -> Any:
+        """Sign out everywhere: every access token, refresh token and media link of the
+        account stops working on every replica, this request's token included."""
+        await service.logout_all(user.user_id)
+        if compat:
+            return answer(None, "Signed out everywhere.")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(
+        "/password",
+        response_model=shape(TokenResponse),
+        responses=errors(401, 404, 409, 422, 429, 501, compat=compat),
+    )
+    async def change_password(
+        body: PasswordChange, request: Request, user: CurrentUser, service: ServiceDep
+    ) -> Any:
+        """Change the password. Every session of the account ends; the answer carries the
+        tokens of a new one, so the device that made the change stays signed in."""
+        token = _bearer(request)
+        session_id = session_of(token) if token is not None else None
+        tokens = await service.change_password(user.user_id, body, _client_ip(request), session_id)
+        return answer(tokens, "Password changed.")
 
     @router.get("/me", response_model=shape(User), responses=errors(401, 404, compat=compat))
     async def me(user: CurrentUser, service: ServiceDep) -> Any:
