@@ -299,3 +299,62 @@ async def test_a_sign_in_racing_the_bump_cannot_be_refreshed_into_a_session(
     family = store["refresh_families"].find_one({"userId": user_id})
     assert family is not None
     assert family["revokedReason"] == "generation"
+
+
+async def test_an_admin_disables_enables_and_deletes_an_account(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """Disabling ends every session at once and blocks sign-in; enabling lets the user sign
+    in again (old sessions stay ended); deleting ends the sessions, frees the email, keeps
+    the projects. Bad input, non-admins and an admin's own account change nothing."""
+    root_id = (await register(client, "root@example.com"))["user"]["id"]
+    store["users"].update_one({"_id": root_id}, {"$set": {"role": "admin"}})
+    root = bearer((await login(client, "root@example.com")).json()["access_token"])
+    alice = await register(client)
+    user_id = alice["user"]["id"]
+    url = f"/api/v1/admin/users/{user_id}"
+    project_id = await cached_project(client, alice["access_token"])
+
+    disabled = await client.patch(url, json={"status": "suspended"}, headers=root)
+    assert disabled.status_code == 200, disabled.text
+    assert disabled.json()["status"] == "suspended"
+    await assert_refused(client, alice["access_token"], alice["refresh_token"], project_id)
+    assert (await login(client)).status_code == 403
+    family = store["refresh_families"].find_one({"userId": user_id})
+    assert family is not None
+    assert family["revokedReason"] == "disabled"
+
+    enabled = await client.patch(url, json={"status": "active"}, headers=root)
+    assert enabled.status_code == 200, enabled.text
+    again = await login(client)
+    assert again.status_code == 200, again.text
+    fresh = again.json()["access_token"]
+    assert (
+        await client.get("/api/v1/projects", headers=bearer(alice["access_token"]))
+    ).status_code == 401
+
+    before = account(store, user_id)
+    for body in ({"status": "deleted"}, {"status": "active", "role": "admin"}, {}):
+        refused = await client.patch(url, json=body, headers=root)
+        assert refused.status_code == 422, refused.text
+    assert (
+        await client.patch(url, json={"status": "suspended"}, headers=bearer(fresh))
+    ).status_code == 403
+    own = await client.patch(
+        f"/api/v1/admin/users/{root_id}", json={"status": "suspended"}, headers=root
+    )
+    assert own.status_code == 422, own.text
+    assert account(store, user_id) == before
+    assert account(store, root_id)["status"] == "active"
+
+    deleted = await client.delete(url, headers=root)
+    assert deleted.status_code == 204, deleted.text
+    assert (await client.get("/api/v1/projects", headers=bearer(fresh))).status_code == 401
+    assert (await login(client)).status_code == 401
+    doc = account(store, user_id)
+    assert (doc["status"], doc["email"]) == ("deleted", f"deleted:{user_id}")
+    assert "passwordHash" not in doc
+    assert store["projects"].count_documents({"userId": user_id}) == 1
+    assert (await client.delete(url, headers=root)).status_code == 404
+    assert (await client.delete("/api/v1/admin/users/nobody", headers=root)).status_code == 404
+    assert (await register(client))["user"]["id"] != user_id

@@ -144,6 +144,12 @@ class PasswordChange(AuthModel):
         return self
 
 
+class StatusChange(AuthModel):
+    """An administrator suspends an account or lets it sign in again."""
+
+    status: Literal["active", "suspended"]
+
+
 class LoginRequest(AuthModel):
     # Not format-checked: a sign-in with a malformed email is just a failed sign-in.
     email: Annotated[str, StringConstraints(min_length=1, max_length=1_000)]

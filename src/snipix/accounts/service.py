@@ -288,34 +288,35 @@ class AccountService:
         log.info("password changed", account_id=user_id)
         return await self._sign_in(updated, remember_me=remember_me)
 
-    async def disable(self, email: str) -> Document:
-        """Suspend an account: it cannot sign in, and every session ends. Idempotent."""
-        doc = await self._account(email)
-        if doc.get("status", ACTIVE) == SUSPENDED:
+    async def account_by_email(self, email: str) -> Document:
+        """The account with this email (any case); `NotFound` when none (or deleted)."""
+        doc = await self._users.by_email(normalize_email(email))
+        if doc is None or doc.get("status") == DELETED:
+            raise NotFound(f"There is no account with email {normalize_email(email)}.")
+        return doc
+
+    async def set_status(self, user_id: str, status: Literal["active", "suspended"]) -> Document:
+        """Suspend an account (no sign-in, every session ends) or let it sign in again (its
+        old sessions stay ended). Idempotent: the account as it is when nothing changes."""
+        doc = await self._users.by_id(user_id)
+        if doc is None or doc.get("status") == DELETED:
+            raise NotFound(NO_ACCOUNT)
+        if doc.get("status", ACTIVE) == status:
             return doc
+        reason = "disabled" if status == SUSPENDED else "enabled"
         return await self._transition(
-            doc, "disabled", {"status": SUSPENDED}, expect={"status": {"$ne": DELETED}}
+            user_id, reason, {"status": status}, expect={"status": {"$ne": DELETED}}
         )
 
-    async def enable(self, email: str) -> Document:
-        """Let a suspended account sign in again (its old sessions stay ended). Idempotent."""
-        doc = await self._account(email)
-        if doc.get("status", ACTIVE) == ACTIVE:
-            return doc
-        return await self._transition(
-            doc, "enabled", {"status": ACTIVE}, expect={"status": {"$ne": DELETED}}
-        )
-
-    async def delete(self, email: str) -> Document:
+    async def delete_account(self, user_id: str) -> Document:
         """Delete an account: every session ends, the email is freed for a new account, the
         personal fields and the password hash are removed. The document stays (status
         `deleted`) so the tokens still in circulation are refused from the cache, and the
         user's projects stay as they are, reachable by administrators
         (docs/decisions.md, "Accounts")."""
-        doc = await self._account(email)
         changes: Document = {
             "status": DELETED,
-            "email": f"deleted:{doc['_id']}",
+            "email": f"deleted:{user_id}",
             "name": "Deleted account",
             "username": None,
             "avatarUrl": None,
@@ -323,18 +324,12 @@ class AccountService:
             "deletedAt": self._now(),
         }
         return await self._transition(
-            doc, DELETED, changes, unset=("passwordHash",), expect={"status": {"$ne": DELETED}}
+            user_id, DELETED, changes, unset=("passwordHash",), expect={"status": {"$ne": DELETED}}
         )
-
-    async def _account(self, email: str) -> Document:
-        doc = await self._users.by_email(normalize_email(email))
-        if doc is None or doc.get("status") == DELETED:
-            raise NotFound(f"There is no account with email {normalize_email(email)}.")
-        return doc
 
     async def _transition(
         self,
-        doc: Document,
+        user_id: str,
         reason: str,
         changes: Document,
         *,
@@ -342,11 +337,11 @@ class AccountService:
         expect: Document,
     ) -> Document:
         updated = await self._end_sessions(
-            doc["_id"], reason, changes=changes, unset=unset, expect=expect
+            user_id, reason, changes=changes, unset=unset, expect=expect
         )
         if updated is None:
-            raise NotFound(f"There is no account with email {doc['email']}.")
-        log.info("account status changed", account_id=doc["_id"], change=reason)
+            raise NotFound(NO_ACCOUNT)
+        log.info("account status changed", account_id=user_id, change=reason)
         return updated
 
     async def _end_sessions(

@@ -132,19 +132,19 @@ _EMAIL_ARGUMENT = typer.Argument(metavar="EMAIL", help="The account's email.")
 @users_app.command("disable")
 def disable(email: Annotated[str, _EMAIL_ARGUMENT]) -> None:
     """Suspend an account: it can no longer sign in, and every session ends."""
-    _change(email, "disabled", AccountService.disable)
+    _change(email, "disabled", lambda service, user_id: service.set_status(user_id, "suspended"))
 
 
 @users_app.command("enable")
 def enable(email: Annotated[str, _EMAIL_ARGUMENT]) -> None:
     """Let a disabled account sign in again (the sessions it had stay ended)."""
-    _change(email, "enabled", AccountService.enable)
+    _change(email, "enabled", lambda service, user_id: service.set_status(user_id, "active"))
 
 
 @users_app.command("delete")
 def delete(email: Annotated[str, _EMAIL_ARGUMENT]) -> None:
     """Delete an account: every session ends, its email is freed, its projects are kept."""
-    _change(email, "deleted", AccountService.delete)
+    _change(email, "deleted", AccountService.delete_account)
 
 
 def _change(email: str, done: str, change: Change) -> None:
@@ -170,5 +170,6 @@ def _change(email: str, done: str, change: Change) -> None:
 async def _apply(settings: Settings, email: str, change: Change) -> tuple[str, bool]:
     """The account's id, and whether every running service was told (Redis reached)."""
     async with invalidation_cache(settings) as cache, _accounts(settings, cache) as service:
-        doc = await change(service, email)
-        return str(doc["_id"]), cache.available and cache.pending_invalidations == 0
+        user_id = str((await service.account_by_email(email))["_id"])
+        await change(service, user_id)
+        return user_id, cache.available and cache.pending_invalidations == 0

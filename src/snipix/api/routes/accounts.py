@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final, NoReturn
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Request, Response, status
 from pydantic import BaseModel
 
 from snipix.accounts.schemas import (
@@ -22,6 +22,7 @@ from snipix.accounts.schemas import (
     ProfileUpdate,
     RefreshRequest,
     RegisterRequest,
+    StatusChange,
     TokenResponse,
     User,
 )
@@ -29,7 +30,7 @@ from snipix.accounts.service import AccountService, NotImplementedYet
 from snipix.accounts.token_issuer import session_of
 from snipix.api.answers import errors
 from snipix.api.envelope import success
-from snipix.api.identity import CurrentUser, current_user
+from snipix.api.identity import AdminDep, CurrentUser, current_user
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.errors import ValidationFailed
 from snipix.resources import get_resources
@@ -219,3 +220,46 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
 
 router = _router(API_PREFIX, compat=False)
 compat_router = _router(COMPAT_PREFIX, compat=True)
+
+# --- administrators ----------------------------------------------------------------------
+
+admin_router = APIRouter(
+    prefix="/api/v1/admin/users",
+    tags=["admin"],
+    dependencies=[Depends(reject_unsafe_query)],
+)
+UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The account's id.")]
+_NOT_YOURSELF = (
+    "An administrator cannot {what} their own account here (it would end this session and "
+    "could leave no administrator); ask another one, or use `snipix users`."
+)
+
+
+@admin_router.patch(
+    "/{user_id}",
+    response_model=User,
+    responses=errors(say={404: "No such account (or it is deleted)."}),
+)
+async def change_status(
+    user_id: UserId, body: StatusChange, admin: AdminDep, service: ServiceDep
+) -> User:
+    """Admin: suspend an account (`suspended`: no sign-in, every session and media link
+    ends on every replica) or let it sign in again (`active`; the old sessions stay ended)."""
+    if user_id == admin.user_id:
+        raise ValidationFailed(_NOT_YOURSELF.format(what="change the status of"))
+    return User.from_document(await service.set_status(user_id, body.status))
+
+
+@admin_router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(say={404: "No such account (or it is deleted already)."}),
+)
+async def delete_account(user_id: UserId, admin: AdminDep, service: ServiceDep) -> Response:
+    """Admin: delete an account. Every session ends, the email is free for a new account,
+    the personal fields and the password are removed; the projects are kept."""
+    if user_id == admin.user_id:
+        raise ValidationFailed(_NOT_YOURSELF.format(what="delete"))
+    await service.delete_account(user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
