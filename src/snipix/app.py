@@ -25,6 +25,7 @@ from snipix.api.hot_reads import HotReadsMiddleware
 from snipix.api.openapi import openapi_with_documented_models
 from snipix.api.rate_limit import RATE_LIMITED
 from snipix.api.requests import RequestContextMiddleware
+from snipix.api.routes.accounts import admin_router as accounts_admin_router
 from snipix.api.routes.accounts import compat_router as accounts_compat_router
 from snipix.api.routes.accounts import router as accounts_router
 from snipix.api.routes.health import router as health_router
@@ -292,6 +293,7 @@ def create_app(
         transcript_router,
         transcript_search_router,
         accounts_router,
+        accounts_admin_router,
     ):
         app.include_router(router, dependencies=[RATE_LIMITED], responses=LIMIT_RESPONSES)
     # The original web app's paths document their 413/429 in its envelope themselves

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
-from snipix.accounts.repository import LockoutRepository
+from snipix.accounts.repository import LockoutRepository, UserRepository
+from snipix.accounts.revocation import SessionGate
 from snipix.accounts.service import AccountService, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer
@@ -46,6 +47,9 @@ class Services:
     sessions: SessionService
     media: MediaService
     accounts: AccountService
+    # Whether a token or media link is still accepted (its session generation), checked on
+    # every authenticated request: the same cache the account service invalidates.
+    session_gate: SessionGate
 
 
 def build_services(
@@ -63,6 +67,7 @@ def build_services(
     declare their own series (sign-ins); the limiter brings the rate limits'."""
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)])
+    gate = SessionGate(UserRepository(db), cache)
     return Services(
         projects=projects,
         timelines=TimelineService(
@@ -94,5 +99,7 @@ def build_services(
             throttle=LoginThrottle.from_settings(settings, limiter, LockoutRepository(db)),
             metrics=LoginMetrics(metrics),
             rate_limits=limiter.metrics,
+            gate=gate,
         ),
+        session_gate=gate,
     )

@@ -10,10 +10,13 @@ import pytest
 
 from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
+from snipix.accounts.repository import UserRepository
+from snipix.accounts.revocation import SessionGate
 from snipix.accounts.schemas import RegisterRequest
 from snipix.accounts.service import AccountService, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer
+from snipix.cache.service import Cache
 from snipix.db.client import Database
 from snipix.errors import Unauthorized
 from snipix.observability.metrics import Metrics
@@ -39,6 +42,7 @@ def service(db: Database, settings: Settings, clock: Clock) -> AccountService:
         ),
         metrics=LoginMetrics(metrics),
         rate_limits=rate_limits,
+        gate=SessionGate(UserRepository(db), Cache.disabled()),
         clock=clock,
     )
 

@@ -266,3 +266,15 @@ def test_refusals_never_repeat_the_token_or_secret() -> None:
         shown = f"{error.message} {error.details} {error.headers} {error!r}"
         assert token not in shown
         assert SECRET not in shown
+
+
+def test_the_session_generation_is_read_from_tokens_naming_a_session() -> None:
+    """`gen` of a token with `sid` (0 when it predates the claim); None without `sid` (an
+    identity provider's token: nothing to check); anything but a count is refused."""
+    checked = verifier(jwt_secret=SECRET)
+    assert checked.verify(hs256(claims(sid="s1", gen=3))).generation == 3
+    assert checked.verify(hs256(claims(sid="s1"))).generation == 0
+    assert checked.verify(hs256(claims(gen=3))).generation is None
+    for bad in ("3", -1, 1.5, True, 2**53):
+        refused = refusal(checked, hs256(claims(sid="s1", gen=bad)))
+        assert '"gen"' in refused.message

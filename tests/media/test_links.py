@@ -19,7 +19,9 @@ def test_a_link_names_its_user_until_it_expires() -> None:
     signer = LinkSigner(KEY, ttl_s=60)
     token, expires = signer.sign("alice", "p1", now=1_000)
     assert expires == 1_060
-    assert signer.verify(token, "p1", now=1_059) == "alice"
+    assert signer.verify(token, "p1", now=1_059) == ("alice", None)
+    with_generation, _ = signer.sign("alice", "p1", generation=4, now=1_000)
+    assert signer.verify(with_generation, "p1", now=1_059) == ("alice", 4)
     with pytest.raises(Unauthorized):
         signer.verify(token, "p1", now=1_061)
 
@@ -35,7 +37,15 @@ def test_a_link_is_useless_for_another_project_or_with_another_key() -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", "abc", "1.2.3.4", "x.YWxpY2U.AAAA", "99999999999.YWxpY2U.AAAA", "9" * 2_000],
+    [
+        "",
+        "abc",
+        "1.2.3.4",
+        "x..YWxpY2U.AAAA",
+        "99999999999..YWxpY2U.AAAA",
+        "99999999999.x.YWxpY2U.AAAA",
+        "9" * 2_000,
+    ],
 )
 def test_malformed_tokens_are_refused(token: str) -> None:
     """Garbage, truncated or forged tokens get 401, never an error page."""
@@ -43,16 +53,19 @@ def test_malformed_tokens_are_refused(token: str) -> None:
         LinkSigner(KEY, ttl_s=60).verify(token, "p1", now=1_000)
 
 
-def test_tampering_with_the_user_or_expiry_breaks_the_signature() -> None:
-    """Changing who or until when in a token makes it invalid."""
+def test_tampering_with_the_user_expiry_or_generation_breaks_the_signature() -> None:
+    """Changing who, until when or which session generation in a token makes it invalid."""
     signer = LinkSigner(KEY, ttl_s=60)
-    token, _ = signer.sign("alice", "p1", now=1_000)
-    expires, user, mac = token.split(".")
-    other_user, _ = signer.sign("bob", "p1", now=1_000)
+    token, _ = signer.sign("alice", "p1", generation=2, now=1_000)
+    expires, generation, user, mac = token.split(".")
+    other_user, _ = signer.sign("bob", "p1", generation=2, now=1_000)
     with pytest.raises(Unauthorized):
-        signer.verify(f"{int(expires) + 3600}.{user}.{mac}", "p1", now=1_000)
+        signer.verify(f"{int(expires) + 3600}.{generation}.{user}.{mac}", "p1", now=1_000)
     with pytest.raises(Unauthorized):
-        signer.verify(f"{expires}.{other_user.split('.')[1]}.{mac}", "p1", now=1_000)
+        signer.verify(f"{expires}.{generation}.{other_user.split('.')[2]}.{mac}", "p1", now=1_000)
+    for forged in ("3", ""):
+        with pytest.raises(Unauthorized):
+            signer.verify(f"{expires}.{forged}.{user}.{mac}", "p1", now=1_000)
 
 
 def test_the_key_is_made_once_and_kept_private(tmp_path: Path) -> None:

@@ -39,7 +39,10 @@ USER_FIELDS: Final = {
     "lastLoginAt": 1,
     "createdAt": 1,
     "updatedAt": 1,
+    "sessionGeneration": 1,
 }
+# What decides whether a token is still accepted (accounts/revocation.py).
+_STANDING_FIELDS: Final = {"_id": 0, "sessionGeneration": 1, "status": 1}
 _SIGN_IN_FIELDS: Final = {**USER_FIELDS, "passwordHash": 1}
 
 EMAIL_TAKEN: Final = "An account with this email already exists; sign in instead."
@@ -62,6 +65,42 @@ class UserRepository:
 
     async def by_id(self, user_id: str) -> Document | None:
         return await self._users.find_one({"_id": user_id}, USER_FIELDS)
+
+    async def by_id_for_password(self, user_id: str) -> Document | None:
+        """The account with its password hash (a password change checks the current one)."""
+        return await self._users.find_one({"_id": user_id}, _SIGN_IN_FIELDS)
+
+    async def standing(self, user_id: str) -> Document | None:
+        """`sessionGeneration` (missing: 0) and `status`, nothing else: a point read."""
+        return await self._users.find_one({"_id": user_id}, _STANDING_FIELDS)
+
+    async def end_sessions(
+        self,
+        user_id: str,
+        at: datetime,
+        *,
+        changes: Document | None = None,
+        unset: tuple[str, ...] = (),
+        expect: Document | None = None,
+    ) -> Document | None:
+        """Bump the session generation, with `changes` in the same write; the account after.
+
+        `expect`: fields that must still hold (the password hash a change was checked
+        against, the status a transition starts from); None when they no longer do, or
+        there is no such account.
+        """
+        update: dict[str, Any] = {
+            "$inc": {"sessionGeneration": 1},
+            "$set": {**(changes or {}), "updatedAt": at},
+        }
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        return await self._users.find_one_and_update(
+            {"_id": user_id, **(expect or {})},
+            update,
+            projection=USER_FIELDS,
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def record_sign_in(self, user_id: str, at: datetime, new_hash: str | None) -> None:
         update: dict[str, Any] = {"$set": {"lastLoginAt": at}, "$inc": {"loginCount": 1}}
@@ -132,6 +171,14 @@ class RefreshTokenRepository:
             {"_id": family_id, "revokedAt": None},
             {"$set": {"revokedAt": at, "revokedReason": reason}},
         )
+
+    async def revoke_user(self, user_id: str, at: datetime, reason: str) -> int:
+        """End every session of a user still running (index `user`); how many it ended."""
+        result = await self._families.update_many(
+            {"userId": user_id, "revokedAt": None},
+            {"$set": {"revokedAt": at, "revokedReason": reason}},
+        )
+        return result.modified_count
 
 
 class LockoutRepository:

@@ -28,7 +28,7 @@ from snipix.db.client import Document
 from snipix.wire.models import Instant, WireModel
 
 Role = Literal["user", "admin"]
-Status = Literal["active", "inactive", "pending", "suspended"]
+Status = Literal["active", "inactive", "pending", "suspended", "deleted"]
 
 MAX_EMAIL = 254  # RFC 5321's limit on a forward path
 MAX_PREFERENCES_BYTES = 16_384
@@ -124,6 +124,30 @@ class RegisterRequest(AuthModel):
         if self.confirm_password != self.password:
             raise PydanticCustomError("password_mismatch", "The two passwords do not match.")
         return self
+
+
+class PasswordChange(AuthModel):
+    """A new password for the signed-in account; the current one proves it is its owner."""
+
+    current_password: Password
+    new_password: NewPassword
+    confirm_password: Password
+
+    @model_validator(mode="after")
+    def _checked(self) -> Self:
+        if self.confirm_password != self.new_password:
+            raise PydanticCustomError("password_mismatch", "The two new passwords do not match.")
+        if self.new_password == self.current_password:
+            raise PydanticCustomError(
+                "same_password", "The new password must differ from the current one."
+            )
+        return self
+
+
+class StatusChange(AuthModel):
+    """An administrator suspends an account or lets it sign in again."""
+
+    status: Literal["active", "suspended"]
 
 
 class LoginRequest(AuthModel):

@@ -12,6 +12,14 @@ older token again, stays signed in, and a copy in other hands gets nothing the c
 not already hold, so a session never forks into two chains. A used token whose successor
 has been used means the chain moved on without it: two parties hold the session, so the
 whole family is revoked and both must sign in (docs/decisions.md, "Accounts").
+
+Signing out everywhere, a password change, and disabling or deleting an account end every
+session of the user: the account's session generation is bumped in the database first
+(every access token and media link carries the one it was issued under, and
+`accounts.revocation.SessionGate` refuses any other), then the cached generation is
+invalidated on every replica, then every refresh family is revoked. A family also records
+the generation it was started under, so a sign-in racing the bump cannot be refreshed
+into a live session.
 """
 
 from __future__ import annotations
@@ -26,15 +34,17 @@ from bson import ObjectId
 from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
 from snipix.accounts.repository import RefreshTokenRepository, UserRepository
+from snipix.accounts.revocation import ACTIVE, SessionGate
 from snipix.accounts.schemas import (
     LoginRequest,
+    PasswordChange,
     ProfileUpdate,
     RegisterRequest,
     TokenResponse,
     User,
     normalize_email,
 )
-from snipix.accounts.throttle import LoginThrottle
+from snipix.accounts.throttle import Attempt, LoginThrottle
 from snipix.accounts.token_issuer import (
     TokenIssuer,
     new_refresh_token,
@@ -44,7 +54,15 @@ from snipix.accounts.token_issuer import (
 )
 from snipix.clock import Clock, to_millisecond, utc_now
 from snipix.db.client import Database, Document
-from snipix.errors import Forbidden, NotFound, RateLimited, SnipixError, Unauthorized
+from snipix.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    SnipixError,
+    Unauthorized,
+    ValidationFailed,
+)
 from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 
@@ -57,6 +75,9 @@ REUSED: Final = (
     "for safety; sign in again."
 )
 NO_ACCOUNT: Final = "There is no account for this identity."
+WRONG_PASSWORD: Final = "The current password is incorrect."  # noqa: S105 (a message)
+SUSPENDED: Final = "suspended"
+DELETED: Final = "deleted"
 _CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
 
 
@@ -101,9 +122,12 @@ class AccountService:
         lifetimes: Lifetimes,
         metrics: LoginMetrics,
         rate_limits: RateLimitMetrics,
+        gate: SessionGate,
         clock: Clock = utc_now,
     ) -> None:
         self._users = users
+        # Told of every generation bump, so no replica keeps accepting the old one.
+        self._gate = gate
         # Refresh tokens expire, and a reuse is judged inside its grace, by this clock.
         self._clock = clock
         self._refresh = refresh_tokens
@@ -167,12 +191,7 @@ class AccountService:
     async def login(self, body: LoginRequest, client_ip: str) -> TokenResponse:
         self._require_issuer()
         email = normalize_email(body.email)
-        try:
-            attempt = await self._throttle.begin(email, client_ip)
-        except RateLimited:
-            self._metrics.failed("rate_limited")
-            self._rate_limits.refused("login")
-            raise
+        attempt = await self._begin_attempt(email, client_ip)
         try:
             doc = await self._users.by_email(email)
             new_hash: str | None = None
@@ -198,6 +217,14 @@ class AccountService:
         doc = {**doc, "lastLoginAt": now, "loginCount": doc.get("loginCount", 0) + 1}
         return await self._sign_in(doc, remember_me=body.remember_me)
 
+    async def _begin_attempt(self, email: str, client_ip: str) -> Attempt:
+        try:
+            return await self._throttle.begin(email, client_ip)
+        except RateLimited:
+            self._metrics.failed("rate_limited")
+            self._rate_limits.refused("login")
+            raise
+
     async def me(self, user_id: str) -> User:
         doc = await self._users.by_id(user_id)
         if doc is None:
@@ -209,6 +236,142 @@ class AccountService:
         if doc is None:
             raise NotFound(NO_ACCOUNT)
         return User.from_document(doc)
+
+    # --- ending every session of an account ---------------------------------------------
+
+    async def logout_all(self, user_id: str) -> None:
+        """Sign out everywhere: every access token, refresh token and media link ends."""
+        if await self._end_sessions(user_id, "logout_all") is None:
+            raise NotFound(NO_ACCOUNT)
+
+    async def change_password(
+        self, user_id: str, body: PasswordChange, client_ip: str, session_id: str | None
+    ) -> TokenResponse:
+        """Replace the password after checking the current one; every session ends, and the
+        caller gets a new one (of the same kind: `remember_me` as the one it came from).
+
+        A wrong current password counts against the sign-in failure limits, as a failed
+        sign-in does: otherwise a stolen access token could guess the password here.
+        """
+        self._require_issuer()  # before anything changes: the answer is a new session
+        doc = await self._users.by_id_for_password(user_id)
+        if doc is None:
+            raise NotFound(NO_ACCOUNT)
+        old_hash = doc.get("passwordHash")
+        if not old_hash:
+            raise ValidationFailed(
+                "This account signs in without a password; it has none to change."
+            )
+        attempt = await self._begin_attempt(doc["email"], client_ip)
+        try:
+            matched, _ = await self._hasher.verify(body.current_password, old_hash)
+        except BaseException:
+            await self._throttle.abandoned(attempt)
+            raise
+        if not matched:
+            await self._throttle.failed(attempt)
+            self._metrics.failed("bad_credentials")
+            raise _unauthorized(WRONG_PASSWORD)
+        await self._throttle.succeeded(attempt)
+        family = await self._refresh.family(session_id) if session_id is not None else None
+        remember_me = bool(family.get("rememberMe")) if family is not None else False
+        new_hash = await self._hasher.hash(body.new_password)
+        updated = await self._end_sessions(
+            user_id,
+            "password_changed",
+            changes={"passwordHash": new_hash},
+            # Only over the hash just checked: of two changes at once, one wins. (An account
+            # disabled meanwhile keeps its status, so the new session is refused anyway.)
+            expect={"passwordHash": old_hash},
+        )
+        if updated is None:
+            raise Conflict("The password or the account changed meanwhile; sign in again.")
+        log.info("password changed", account_id=user_id)
+        return await self._sign_in(updated, remember_me=remember_me)
+
+    async def account_by_email(self, email: str) -> Document:
+        """The account with this email (any case); `NotFound` when none (or deleted)."""
+        doc = await self._users.by_email(normalize_email(email))
+        if doc is None or doc.get("status") == DELETED:
+            raise NotFound(f"There is no account with email {normalize_email(email)}.")
+        return doc
+
+    async def set_status(self, user_id: str, status: Literal["active", "suspended"]) -> Document:
+        """Suspend an account (no sign-in, every session ends) or let it sign in again (its
+        old sessions stay ended). Idempotent: the account as it is when nothing changes."""
+        doc = await self._users.by_id(user_id)
+        if doc is None or doc.get("status") == DELETED:
+            raise NotFound(NO_ACCOUNT)
+        if doc.get("status", ACTIVE) == status:
+            return doc
+        reason = "disabled" if status == SUSPENDED else "enabled"
+        return await self._transition(
+            user_id, reason, {"status": status}, expect={"status": {"$ne": DELETED}}
+        )
+
+    async def delete_account(self, user_id: str) -> Document:
+        """Delete an account: every session ends, the email is freed for a new account, the
+        personal fields and the password hash are removed. The document stays (status
+        `deleted`) so the tokens still in circulation are refused from the cache, and the
+        user's projects stay as they are, reachable by administrators
+        (docs/decisions.md, "Accounts")."""
+        changes: Document = {
+            "status": DELETED,
+            "email": f"deleted:{user_id}",
+            "name": "Deleted account",
+            "username": None,
+            "avatarUrl": None,
+            "preferences": {},
+            "deletedAt": self._now(),
+        }
+        return await self._transition(
+            user_id, DELETED, changes, unset=("passwordHash",), expect={"status": {"$ne": DELETED}}
+        )
+
+    async def _transition(
+        self,
+        user_id: str,
+        reason: str,
+        changes: Document,
+        *,
+        unset: tuple[str, ...] = (),
+        expect: Document,
+    ) -> Document:
+        updated = await self._end_sessions(
+            user_id, reason, changes=changes, unset=unset, expect=expect
+        )
+        if updated is None:
+            raise NotFound(NO_ACCOUNT)
+        log.info("account status changed", account_id=user_id, change=reason)
+        return updated
+
+    async def _end_sessions(
+        self,
+        user_id: str,
+        reason: str,
+        *,
+        changes: Document | None = None,
+        unset: tuple[str, ...] = (),
+        expect: Document | None = None,
+    ) -> Document | None:
+        """Bump the generation (with `changes`), invalidate it everywhere, revoke every
+        refresh family; the account after, or None when it is missing or `expect` fails.
+
+        In this order: once the database holds the new generation, a replica that misses
+        the invalidation still cannot fill its cache with the old one (the fill is fenced
+        by the generation), and a refresh family that escapes the revocation (a crash in
+        between) is refused by the generation it records.
+        """
+        now = self._now()
+        updated = await self._users.end_sessions(
+            user_id, now, changes=changes, unset=unset, expect=expect
+        )
+        if updated is None:
+            return None
+        await self._gate.changed(user_id, int(updated.get("sessionGeneration", 0)))
+        ended = await self._refresh.revoke_user(user_id, now, reason)
+        log.info("sessions ended", account_id=user_id, reason=reason, sessions=ended)
+        return updated
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -225,8 +388,12 @@ class AccountService:
         if family is None or family.get("revokedAt") is not None or family["expiresAt"] <= now:
             raise _unauthorized(SESSION_ENDED)
         user = await self._users.by_id(token["userId"])
-        if user is None or user.get("status", "active") != "active":
+        if user is None or user.get("status", ACTIVE) != ACTIVE:
             await self._refresh.revoke_family(family_id, now, "account_inactive")
+            raise _unauthorized(SESSION_ENDED)
+        if family.get("generation", 0) != user.get("sessionGeneration", 0):
+            # Started before the account's sessions were ended (a sign-in racing the bump).
+            await self._refresh.revoke_family(family_id, now, "generation")
             raise _unauthorized(SESSION_ENDED)
         salt = token.get("successorSalt")
         if token.get("usedAt") is None:
@@ -309,6 +476,8 @@ class AccountService:
             "expiresAt": expires_at,
             "revokedAt": None,
             "revokedReason": None,
+            # The account's session generation it belongs to (see `refresh`).
+            "generation": user.get("sessionGeneration", 0),
         }
         await self._refresh.start_family(
             family, self._token_document(refresh_token, family_id, user["_id"], now, expires_at)
@@ -332,7 +501,10 @@ class AccountService:
         self, issuer: TokenIssuer, user: Document, family_id: str, refresh_token: str
     ) -> TokenResponse:
         access = issuer.access_token(
-            user_id=user["_id"], role=user.get("role", "user"), session_id=family_id
+            user_id=user["_id"],
+            role=user.get("role", "user"),
+            session_id=family_id,
+            generation=int(user.get("sessionGeneration", 0)),
         )
         return TokenResponse(
             access_token=access,
@@ -356,6 +528,7 @@ def account_service(
     throttle: LoginThrottle,
     metrics: LoginMetrics,
     rate_limits: RateLimitMetrics,
+    gate: SessionGate,
     clock: Clock = utc_now,
 ) -> AccountService:
     return AccountService(
@@ -367,5 +540,6 @@ def account_service(
         lifetimes=Lifetimes.from_settings(settings),
         metrics=metrics,
         rate_limits=rate_limits,
+        gate=gate,
         clock=clock,
     )

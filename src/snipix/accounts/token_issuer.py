@@ -5,7 +5,9 @@ request: signed with the same key and algorithm (HS256 with JWT_SECRET, RS256 wi
 JWT_PRIVATE_KEY whose public half is JWT_PUBLIC_KEY), `sub` = user id, `roles` (read by the
 verifier; `admin` opens the admin routes) and `role` (the original app's single role),
 `iat`/`exp`, `iss`/`aud` when configured, `sid` (the refresh-token family, so a sign-out
-with only the access token can end its session), `token_use: "access"` and the header
+with only the access token can end its session), `gen` (the account's session generation:
+a token is accepted only while it equals the account's current one, so bumping it ends
+every session at once), `token_use: "access"` and the header
 `typ: at+jwt` (RFC 9068).
 
 Refresh tokens are not JWTs: 256 random bits, meaningless without the database, stored
@@ -109,13 +111,14 @@ class TokenIssuer:
             return VERIFY_ONLY
         return NOT_CONFIGURED
 
-    def access_token(self, *, user_id: str, role: str, session_id: str) -> str:
+    def access_token(self, *, user_id: str, role: str, session_id: str, generation: int = 0) -> str:
         now = int(self.clock().timestamp())
         claims: dict[str, Any] = {
             "sub": user_id,
             "roles": [role],
             "role": role,
             "sid": session_id,
+            "gen": generation,
             "token_use": TOKEN_USE,
             "iat": now,
             "exp": now + self.ttl_s,

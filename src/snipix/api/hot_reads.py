@@ -8,10 +8,10 @@ line, metrics and headers as for every request), answers those requests itself:
 
 - only `GET /api/v1/projects/{id}` and `GET /api/v1/projects/{id}/timeline` with no query
   string, no body and at most one short `If-None-Match`;
-- only when the caller is authenticated (`auth.dependencies.authenticate`, the same
-  function and the same per-request outcome the routes use) and `Cache.peek` holds a
-  fresh entry of that caller (for the timeline: the project's too, the route's access
-  check);
+- only when the caller is authenticated (`api.identity.authenticate`, the same function,
+  session generation check included, and the same per-request outcome the routes use)
+  and `Cache.peek` holds a fresh entry of that caller (for the timeline: the project's
+  too, the route's access check);
 - with the route's own answer (`api.representations.json_response`: ETag, X-Cache, 304).
 
 Anything else, a miss, a 401 or an id the route would refuse included, goes on to the
@@ -33,7 +33,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from snipix.api.identity import authenticate
 from snipix.api.representations import IF_NONE_MATCH_MAX, json_response
 from snipix.cache.service import Loaded
-from snipix.errors import Unauthorized
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.projects.service import CACHED_PROJECT
 from snipix.resources import Resources
@@ -81,8 +80,8 @@ class HotReadsMiddleware:
         if len(conditions) > 1 or (conditions and len(conditions[0]) > IF_NONE_MATCH_MAX):
             return False
         try:
-            principal = authenticate(resources, state, headers)
-        except Unauthorized:
+            principal = await authenticate(resources, state, headers)
+        except Exception:  # noqa: BLE001 (a 401, or a 503 of the session check: the app's to answer)
             return False
         project_id, timeline = match.group(1), match.group(2)
         cache = resources.cache

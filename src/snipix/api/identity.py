@@ -11,6 +11,12 @@ Order of evidence:
 The resolved user id is stored in `request.state.user_id`, where the access log of
 `api.requests` reads it, and bound to the log context for the request's other lines.
 
+A token this service issued (it names a session, `sid`) is accepted only while its session
+generation (`gen`) is the account's current one and the account is active
+(`accounts.revocation.SessionGate`, read through the cache: no database read in the steady
+state), so signing out everywhere, a password change, or disabling or deleting the account
+ends it at once on every replica.
+
 The outcome (the principal, or the 401) is kept in the request's state: the rate limiter,
 the actor dependencies below and the hot-read lane (`api.hot_reads`) all ask, and a token is
 verified (and a rejection logged) once per request.
@@ -103,15 +109,21 @@ def _principal(resources: Resources, headers: Headers) -> Principal:
     raise _challenge(_SIGN_IN)
 
 
-def authenticate(resources: Resources, state: dict[str, object], headers: Headers) -> Principal:
+async def authenticate(
+    resources: Resources, state: dict[str, object], headers: Headers
+) -> Principal:
     """The signed-in user of a request (`state` is its scope state); 401 otherwise.
 
     Decided once per request: later calls return the same principal or raise the same 401.
+    Anything else (the database down on a cache miss of the session check) is raised and
+    not kept, so a later call tries again.
     """
     outcome = state.get(AUTH_OUTCOME_KEY)
     if outcome is None:
         try:
             outcome = _principal(resources, headers)
+            if outcome.generation is not None:
+                await resources.services.session_gate.check(outcome.user_id, outcome.generation)
         except Unauthorized as error:
             outcome = error
         state[AUTH_OUTCOME_KEY] = outcome
@@ -127,7 +139,7 @@ def authenticate(resources: Resources, state: dict[str, object], headers: Header
 async def current_user(request: Request) -> Principal:
     """The signed-in user of this request; 401 with a Bearer challenge otherwise."""
     state: dict[str, object] = request.scope.setdefault("state", {})
-    return authenticate(get_resources(request), state, request.headers)
+    return await authenticate(get_resources(request), state, request.headers)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

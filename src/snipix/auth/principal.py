@@ -15,6 +15,11 @@ class Principal:
 
     user_id: str
     roles: frozenset[str] = frozenset()
+    # The session generation of a token this service issued (its `gen` claim; 0 when a
+    # token from before the claim names a session). None for a principal this service
+    # keeps no sessions for (an identity provider's token, the dev header): nothing to
+    # check it against.
+    generation: int | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -37,6 +37,8 @@ MAX_ROLES: Final = 100
 MAX_ROLE_LENGTH: Final = 100
 # Below this PyJWT warns on every request, and NIST no longer allows it for signatures.
 MIN_RSA_KEY_BITS: Final = 2048
+# JSON numbers past 2**53 lose precision in other languages' parsers.
+MAX_GENERATION: Final = 2**53
 
 INVALID_MESSAGE: Final = "The access token is invalid."
 # The `token_use` claim of the service's own access tokens (accounts/token_issuer.py).
@@ -144,6 +146,21 @@ def _roles(claims: dict[str, object]) -> frozenset[str]:
     return frozenset(str(item) for item in items)
 
 
+def _generation(claims: dict[str, object]) -> int | None:
+    """The session generation of a token naming one of this service's sessions (`sid`).
+
+    A token without `sid` is an identity provider's: its sessions are not ours to end.
+    A `sid` without `gen` is a token issued before the claim existed: generation 0, which
+    every account has until its first revocation.
+    """
+    if "sid" not in claims:
+        return None
+    value = claims.get("gen", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_GENERATION:
+        raise invalid_token('The access token is invalid: its "gen" claim must be a count.')
+    return value
+
+
 class TokenVerifier:
     """Checks bearer tokens against the one key and algorithm the service is configured with.
 
@@ -242,7 +259,9 @@ class TokenVerifier:
         if "token_use" in claims and claims["token_use"] != ACCESS_TOKEN_USE:
             self._rejected("token_use")
             raise invalid_token("The access token is invalid: it is not an access token.")
-        return Principal(user_id=_subject(claims), roles=_roles(claims))
+        return Principal(
+            user_id=_subject(claims), roles=_roles(claims), generation=_generation(claims)
+        )
 
     @staticmethod
     def _rejected(reason: str, **fields: str) -> None:

@@ -298,18 +298,26 @@ class Cache:
         entity_id: str,
         owner: str,
         load: Callable[[], Awaitable[Loaded | None]],
+        *,
+        reported: bool = True,
     ) -> Loaded | None:
-        """The owner's cached (version, payload), or `load()`'s (None: not for this owner)."""
+        """The owner's cached (version, payload), or `load()`'s (None: not for this owner).
+
+        `reported=False`: a lookup that is not part of the answer (an account's session
+        standing, checked before the route runs) stays out of X-Cache and the lookup counts,
+        which describe the representation a client receives.
+        """
         key = self.key(kind, entity_id)
+        count = self._hit if reported else _nothing
         now_ms = self._now_ms()
         local = self._local
         if local is not None and self._down_since is None:
             held = local.get(key)
             if held is not None and held.fresh(now_ms):
                 if held.owner != owner:
-                    self._hit()
+                    count()
                     return None
-                self._hit()
+                count()
                 return Loaded(held.version, held.payload)
         sequence = local.sequence if local is not None else 0
         cached: Entry | None = None
@@ -322,19 +330,20 @@ class Cache:
             local.put(key, cached, sequence)
         if cached is not None and not cached.tombstone and cached.owner != owner:
             # Someone else's: for this caller it does not exist (404, never 403).
-            self._hit()
+            count()
             return None
         if cached is not None and cached.fresh(now_ms):
-            self._hit()
+            count()
             return Loaded(cached.version, cached.payload)
         try:
             loaded = await self._single_flight(
-                f"{key}|{owner}", lambda: self._load_entity(key, owner, load)
+                f"{key}|{owner}", lambda: self._load_entity(key, owner, load, reported=reported)
             )
         except Exception as error:
             if _database_down(error) and cached is not None and not cached.tombstone:
-                self._metrics.event("stale")
-                _record("stale")
+                if reported:
+                    self._metrics.event("stale")
+                    _record("stale")
                 return Loaded(cached.version, cached.payload)
             raise
         return loaded
@@ -365,10 +374,16 @@ class Cache:
         self._hit()
 
     async def _load_entity(
-        self, key: str, owner: str, load: Callable[[], Awaitable[Loaded | None]]
+        self,
+        key: str,
+        owner: str,
+        load: Callable[[], Awaitable[Loaded | None]],
+        *,
+        reported: bool = True,
     ) -> Loaded | None:
-        self._metrics.event("miss")
-        _record("miss" if self.available else "bypass")
+        if reported:
+            self._metrics.event("miss")
+            _record("miss" if self.available else "bypass")
         # Loaders only read: safe to repeat after a failover (snipix.retry).
         loaded = await self._policy.run(load, operation=f"{key.split(':')[-2]}.load")
         if loaded is None or self._store is None:
@@ -517,6 +532,10 @@ class Cache:
             return result
         finally:
             del self._flights[flight]
+
+
+def _nothing() -> None:
+    """What an unreported lookup counts."""
 
 
 def _database_down(error: BaseException) -> bool:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 from typing import NoReturn
 
@@ -21,13 +21,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 
 from snipix.backup.errors import BackupError
+from snipix.cache.metrics import CacheMetrics
+from snipix.cache.service import Cache
+from snipix.cache.store import RedisStore
 from snipix.db.client import DatabaseUnreachable
 from snipix.db.engine_record import DataDirInUse, EngineStartError
 from snipix.db.indexes import IndexConflict
 from snipix.db.launcher import EngineLaunchError
 from snipix.db.migrations import MigrationLocked
 from snipix.observability.logging import configure_logging
+from snipix.observability.metrics import Metrics
 from snipix.progress import NoProgress, Progress
+from snipix.retry import RetryMetrics, RetryPolicy
 from snipix.settings import Settings, describe_errors
 
 # Failures a person can act on: shown as one line, never as a traceback.
@@ -121,3 +126,29 @@ def progress_bar(
         transient=True,
     ) as bar:
         yield _Bar(bar, keep_finished=keep_finished)
+
+
+@asynccontextmanager
+async def invalidation_cache(settings: Settings) -> AsyncIterator[Cache]:
+    """The shared cache (Redis) when the service uses one, so a command's change reaches
+    every replica (what an import replaced, an account's ended sessions); nothing otherwise
+    (an in-process cache is another process's)."""
+    from snipix.app import _redis_client
+
+    redis = _redis_client(settings) if settings.cache_enabled else None
+    if redis is None:
+        yield Cache.disabled()
+        return
+    metrics = Metrics("cli")
+    try:
+        yield Cache(
+            RedisStore(redis),
+            prefix=settings.cache_prefix,
+            ttl_s=settings.cache_ttl_s,
+            jitter=settings.cache_ttl_jitter,
+            stale_s=settings.cache_stale_s,
+            policy=RetryPolicy.from_settings(settings, RetryMetrics(metrics)),
+            metrics=CacheMetrics(metrics),
+        )
+    finally:
+        await redis.aclose()

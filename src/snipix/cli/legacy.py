@@ -11,8 +11,7 @@ JSON: nothing is written), 2 for a bad option.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -20,10 +19,7 @@ import typer
 from pymongo.errors import PyMongoError
 from rich.console import Console
 
-from snipix.cache.metrics import CacheMetrics
-from snipix.cache.service import Cache
-from snipix.cache.store import RedisStore
-from snipix.cli.frame import command, fail, load_settings, progress_bar
+from snipix.cli.frame import command, fail, invalidation_cache, load_settings, progress_bar
 from snipix.db.client import connected
 from snipix.db.launcher import database_endpoint
 from snipix.legacy.exporter import ExportError, ExportReport, export
@@ -36,9 +32,7 @@ from snipix.legacy.importer import (
     Options,
 )
 from snipix.legacy.report import ImportReport
-from snipix.observability.metrics import Metrics
 from snipix.progress import Progress
-from snipix.retry import RetryMetrics, RetryPolicy
 from snipix.settings import Settings
 
 # Registered on the main app without a name: `snipix import-legacy`, `snipix export-legacy`.
@@ -188,35 +182,10 @@ def _failed_report(database: str, options: Options, error: LegacyFileError) -> I
     return report
 
 
-@asynccontextmanager
-async def _invalidation_cache(settings: Settings) -> AsyncIterator[Cache]:
-    """The shared cache (Redis) when the service uses one, so replicas stop serving what
-    the import replaced; nothing otherwise (an in-process cache is another process's)."""
-    from snipix.app import _redis_client
-
-    redis = _redis_client(settings) if settings.cache_enabled else None
-    if redis is None:
-        yield Cache.disabled()
-        return
-    metrics = Metrics("cli")
-    try:
-        yield Cache(
-            RedisStore(redis),
-            prefix=settings.cache_prefix,
-            ttl_s=settings.cache_ttl_s,
-            jitter=settings.cache_ttl_jitter,
-            stale_s=settings.cache_stale_s,
-            policy=RetryPolicy.from_settings(settings, RetryMetrics(metrics)),
-            metrics=CacheMetrics(metrics),
-        )
-    finally:
-        await redis.aclose()
-
-
 async def _import(
     settings: Settings, files: list[Path], options: Options, progress: Progress
 ) -> ImportReport:
-    async with connected(settings) as client, _invalidation_cache(settings) as cache:
+    async with connected(settings) as client, invalidation_cache(settings) as cache:
         importer = Importer(
             client[settings.database_name], settings, options, cache=cache, progress=progress
         )

@@ -1,8 +1,13 @@
-"""`snipix users create-admin`: the first administrator, created from a shell.
+"""`snipix users`: the first administrator, and disabling, enabling or deleting accounts.
 
-The password is prompted (twice, hidden) or read from SNIPIX_ADMIN_PASSWORD when that is
-set, for scripted installs; there is never a default password. It must meet the same
-rules as a registration.
+`create-admin`: the password is prompted (twice, hidden) or read from SNIPIX_ADMIN_PASSWORD
+when that is set, for scripted installs; there is never a default password. It must meet
+the same rules as a registration.
+
+`disable`, `enable`, `delete EMAIL`: the account rules of `AccountService`; disabling and
+deleting end every session of the account. The change reaches running services through
+the shared cache (Redis): without REDIS_URL each service caches in its own memory, which
+this command cannot reach, so it says how long the old sessions may still be accepted.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Final
 
 import typer
@@ -18,21 +25,23 @@ from pydantic import TypeAdapter, ValidationError
 from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher, password_problems, weak_password_message
 from snipix.accounts.repository import RefreshTokenRepository, UserRepository
+from snipix.accounts.revocation import SessionGate
 from snipix.accounts.schemas import Email
 from snipix.accounts.service import AccountService, Lifetimes
 from snipix.accounts.throttle import LoginThrottle
-from snipix.cli.frame import command, fail, load_settings
-from snipix.db.client import connected
+from snipix.cache.service import Cache
+from snipix.cli.frame import command, fail, invalidation_cache, load_settings
+from snipix.db.client import Document, connected
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.launcher import database_endpoint
-from snipix.errors import Conflict
+from snipix.errors import Conflict, NotFound
 from snipix.observability.metrics import Metrics
 from snipix.security.metrics import RateLimitMetrics
 from snipix.settings import Settings
 
 PASSWORD_VARIABLE: Final = "SNIPIX_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
 
-users_app = typer.Typer(help="Accounts: create administrators.")
+users_app = typer.Typer(help="Accounts: create administrators; disable, enable or delete accounts.")
 
 
 @users_app.command("create-admin")
@@ -86,15 +95,24 @@ def _password() -> str:
 
 
 async def _create(settings: Settings, email: str, name: str, password: str) -> str:
-    # The account rules without the HTTP layer: the same document as a registration,
-    # with role admin. Signing keys, throttles and metrics play no part here.
+    # The same document as a registration, with role admin.
+    async with _accounts(settings, Cache.disabled()) as service:
+        doc = await service.create_user(email=email, name=name, password=password, role="admin")
+        return str(doc["_id"])
+
+
+@asynccontextmanager
+async def _accounts(settings: Settings, cache: Cache) -> AsyncIterator[AccountService]:
+    """The account rules without the HTTP layer. Signing keys, throttles and metrics play
+    no part here; `cache` is where ended sessions are announced."""
     async with connected(settings) as client:
         db = client[settings.database_name]
-        # The unique email index must exist before the insert relies on it.
+        # The unique email index must exist before an insert relies on it.
         await ensure_catalogue(db, settings)
         metrics = Metrics("cli")
-        service = AccountService(
-            UserRepository(db),
+        users = UserRepository(db)
+        yield AccountService(
+            users,
             RefreshTokenRepository(db),
             issuer="",
             hasher=PasswordHasher(),
@@ -102,6 +120,56 @@ async def _create(settings: Settings, email: str, name: str, password: str) -> s
             lifetimes=Lifetimes.from_settings(settings),
             metrics=LoginMetrics(metrics),
             rate_limits=RateLimitMetrics(metrics),
+            gate=SessionGate(users, cache),
         )
-        doc = await service.create_user(email=email, name=name, password=password, role="admin")
-        return str(doc["_id"])
+
+
+Change = Callable[[AccountService, str], Awaitable[Document]]
+
+_EMAIL_ARGUMENT = typer.Argument(metavar="EMAIL", help="The account's email.")
+
+
+@users_app.command("disable")
+def disable(email: Annotated[str, _EMAIL_ARGUMENT]) -> None:
+    """Suspend an account: it can no longer sign in, and every session ends."""
+    _change(email, "disabled", lambda service, user_id: service.set_status(user_id, "suspended"))
+
+
+@users_app.command("enable")
+def enable(email: Annotated[str, _EMAIL_ARGUMENT]) -> None:
+    """Let a disabled account sign in again (the sessions it had stay ended)."""
+    _change(email, "enabled", lambda service, user_id: service.set_status(user_id, "active"))
+
+
+@users_app.command("delete")
+def delete(email: Annotated[str, _EMAIL_ARGUMENT]) -> None:
+    """Delete an account: every session ends, its email is freed, its projects are kept."""
+    _change(email, "deleted", AccountService.delete_account)
+
+
+def _change(email: str, done: str, change: Change) -> None:
+    if not email.strip() or len(email) > 1_000:
+        fail("EMAIL: give the account's email address", code=2)
+    settings = load_settings()
+    with command(settings), database_endpoint(settings) as effective:
+        try:
+            user_id, reached = asyncio.run(_apply(effective, email, change))
+        except NotFound as error:
+            fail(error.message)
+        typer.echo(f"{done} {email.strip().lower()} (id {user_id})")
+        if not reached:
+            typer.echo(
+                "warning: the running services could not be told through a shared cache "
+                f"({'Redis did not answer' if settings.redis_url else 'no REDIS_URL'}); "
+                f"they may accept the account's sessions for up to {settings.cache_ttl_s:g} s "
+                "(SNIPIX_CACHE_TTL_S), or until restarted",
+                err=True,
+            )
+
+
+async def _apply(settings: Settings, email: str, change: Change) -> tuple[str, bool]:
+    """The account's id, and whether every running service was told (Redis reached)."""
+    async with invalidation_cache(settings) as cache, _accounts(settings, cache) as service:
+        user_id = str((await service.account_by_email(email))["_id"])
+        await change(service, user_id)
+        return user_id, cache.available and cache.pending_invalidations == 0

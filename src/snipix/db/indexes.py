@@ -160,6 +160,9 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         IndexSpec(
             "refresh_families", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
         ),
+        # Every session of one user, ended at once (sign out everywhere, a password change,
+        # an account disabled or deleted).
+        IndexSpec("refresh_families", "user", [("userId", ASCENDING)]),
         # Sign-in lockouts (`_id` = "account:<hash>" or "ip:<address>"), read by `_id`.
         IndexSpec(
             "login_lockouts", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}

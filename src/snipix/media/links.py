@@ -6,10 +6,16 @@ proves "user U may read project P's media until T". A token is accepted only by 
 GET routes, only for the project it names, and only until it expires
 (`SNIPIX_MEDIA_URL_TTL_S`); the usual ownership check still runs with its user.
 
-Token: `<expiry unix s>.<user id, base64url>.<HMAC-SHA256, base64url>` over a version tag,
-the project id, the user id and the expiry. The key is 32 random bytes kept in the media
-root (`.url-signing-key`, created once, mode 0600): replicas share the media root, so they
-share the key; deleting the file revokes every outstanding link.
+Token: `<expiry unix s>.<generation>.<user id, base64url>.<HMAC-SHA256, base64url>` over a
+version tag, the project id, the user id, the generation and the expiry. The generation is
+the session generation of the access token the link was asked for with (empty when that
+credential names no session of this service: an identity provider's token, the dev
+header); the media routes accept the link only while it is still the account's
+(`accounts.revocation.SessionGate`), so ending a user's sessions ends their links too.
+
+The key is 32 random bytes kept in the media root (`.url-signing-key`, created once, mode
+0600): replicas share the media root, so they share the key; deleting the file revokes
+every outstanding link.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from snipix.errors import Unauthorized
 
 KEY_FILE: Final = ".url-signing-key"
 _KEY_BYTES: Final = 32
-_VERSION: Final = b"snipix-media-link-v1"
+_VERSION: Final = b"snipix-media-link-v2"
 _MAX_TOKEN: Final = 1_024
 
 
@@ -71,36 +77,58 @@ class LinkSigner:
         self._key = key
         self.ttl_s = ttl_s
 
-    def _mac(self, project_id: str, user_id: str, expires: int) -> bytes:
+    def _mac(self, project_id: str, user_id: str, generation: str, expires: int) -> bytes:
         message = b"\n".join(
-            [_VERSION, project_id.encode(), user_id.encode(), str(expires).encode()]
+            [
+                _VERSION,
+                project_id.encode(),
+                user_id.encode(),
+                generation.encode(),
+                str(expires).encode(),
+            ]
         )
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def sign(self, user_id: str, project_id: str, *, now: float | None = None) -> tuple[str, int]:
+    def sign(
+        self,
+        user_id: str,
+        project_id: str,
+        *,
+        generation: int | None = None,
+        now: float | None = None,
+    ) -> tuple[str, int]:
         """A token for this user and project, and its expiry (unix seconds)."""
         expires = int(now if now is not None else time.time()) + self.ttl_s
-        mac = self._mac(project_id, user_id, expires)
-        return f"{expires}.{_b64(user_id.encode())}.{_b64(mac)}", expires
+        gen = "" if generation is None else str(generation)
+        mac = self._mac(project_id, user_id, gen, expires)
+        return f"{expires}.{gen}.{_b64(user_id.encode())}.{_b64(mac)}", expires
 
-    def verify(self, token: str, project_id: str, *, now: float | None = None) -> str:
-        """The user a valid, unexpired token for this project was issued to; 401 otherwise."""
+    def verify(
+        self, token: str, project_id: str, *, now: float | None = None
+    ) -> tuple[str, int | None]:
+        """The user a valid, unexpired token for this project was issued to, and the session
+        generation it carries (None: none to check); 401 otherwise."""
         invalid = Unauthorized(
             "This media link is invalid or has expired; ask for a new one "
             "(GET /media/{project_id}/links) or send your access token."
         )
         parts = token.split(".")
-        if len(token) > _MAX_TOKEN or len(parts) != 3 or not parts[0].isdigit():
+        if (
+            len(token) > _MAX_TOKEN
+            or len(parts) != 4
+            or not parts[0].isdigit()
+            or not (parts[1] == "" or parts[1].isdigit())
+        ):
             raise invalid
         try:
-            user_id = _unb64(parts[1]).decode()
-            mac = _unb64(parts[2])
+            user_id = _unb64(parts[2]).decode()
+            mac = _unb64(parts[3])
         except (binascii.Error, ValueError):
             raise invalid from None
         expires = int(parts[0])
-        expected = self._mac(project_id, user_id, expires)
+        expected = self._mac(project_id, user_id, parts[1], expires)
         if not hmac.compare_digest(mac, expected) or not user_id:
             raise invalid
         if expires < (now if now is not None else time.time()):
             raise invalid
-        return user_id
+        return user_id, (int(parts[1]) if parts[1] else None)

@@ -286,12 +286,18 @@ class MediaService:
             raise NotFound("The file is missing from storage; upload the video again.") from None
         return StoredMedia(path=path, stat=stat, media_type=media_type, filename=filename)
 
-    async def links(self, actor: Actor, project_id: str) -> MediaLinks:
-        """Signed URLs of the project's media, for `<video>`/`<img>` tags."""
+    async def links(
+        self, actor: Actor, project_id: str, *, generation: int | None = None
+    ) -> MediaLinks:
+        """Signed URLs of the project's media, for `<video>`/`<img>` tags.
+
+        `generation`: the session generation of the caller's credential, which the links
+        carry so that ending the user's sessions ends them too (media/links.py).
+        """
         project = await self._projects.get(actor, project_id)
         media = project.media
         signer = await self.signer()
-        token, expires = signer.sign(actor.user_id, project_id)
+        token, expires = signer.sign(actor.user_id, project_id, generation=generation)
 
         def link(url: str, reference: str | None) -> str | None:
             if self._storage.resolve(project_id, reference) is None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final, NoReturn
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Request, Response, status
 from pydantic import BaseModel
 
 from snipix.accounts.schemas import (
     Enveloped,
     LoginRequest,
     LogoutRequest,
+    PasswordChange,
     ProfileUpdate,
     RefreshRequest,
     RegisterRequest,
+    StatusChange,
     TokenResponse,
     User,
 )
@@ -28,7 +30,7 @@ from snipix.accounts.service import AccountService, NotImplementedYet
 from snipix.accounts.token_issuer import session_of
 from snipix.api.answers import errors
 from snipix.api.envelope import success
-from snipix.api.identity import CurrentUser, current_user
+from snipix.api.identity import AdminDep, CurrentUser, current_user
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.errors import ValidationFailed
 from snipix.resources import get_resources
@@ -164,6 +166,35 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
             return answer(None, "Signed out.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
+    @router.post(
+        "/logout-all",
+        status_code=status.HTTP_200_OK if compat else status.HTTP_204_NO_CONTENT,
+        response_model=shape(None),
+        responses=errors(401, 404, compat=compat),
+    )
+    async def logout_all(user: CurrentUser, service: ServiceDep) -> Any:
+        """Sign out everywhere: every access token, refresh token and media link of the
+        account stops working on every replica, this request's token included."""
+        await service.logout_all(user.user_id)
+        if compat:
+            return answer(None, "Signed out everywhere.")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(
+        "/password",
+        response_model=shape(TokenResponse),
+        responses=errors(401, 404, 409, 422, 429, 501, compat=compat),
+    )
+    async def change_password(
+        body: PasswordChange, request: Request, user: CurrentUser, service: ServiceDep
+    ) -> Any:
+        """Change the password. Every session of the account ends; the answer carries the
+        tokens of a new one, so the device that made the change stays signed in."""
+        token = _bearer(request)
+        session_id = session_of(token) if token is not None else None
+        tokens = await service.change_password(user.user_id, body, _client_ip(request), session_id)
+        return answer(tokens, "Password changed.")
+
     @router.get("/me", response_model=shape(User), responses=errors(401, 404, compat=compat))
     async def me(user: CurrentUser, service: ServiceDep) -> Any:
         """The signed-in user's account."""
@@ -189,3 +220,46 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
 
 router = _router(API_PREFIX, compat=False)
 compat_router = _router(COMPAT_PREFIX, compat=True)
+
+# --- administrators ----------------------------------------------------------------------
+
+admin_router = APIRouter(
+    prefix="/api/v1/admin/users",
+    tags=["admin"],
+    dependencies=[Depends(reject_unsafe_query)],
+)
+UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The account's id.")]
+_NOT_YOURSELF = (
+    "An administrator cannot {what} their own account here (it would end this session and "
+    "could leave no administrator); ask another one, or use `snipix users`."
+)
+
+
+@admin_router.patch(
+    "/{user_id}",
+    response_model=User,
+    responses=errors(say={404: "No such account (or it is deleted)."}),
+)
+async def change_status(
+    user_id: UserId, body: StatusChange, admin: AdminDep, service: ServiceDep
+) -> User:
+    """Admin: suspend an account (`suspended`: no sign-in, every session and media link
+    ends on every replica) or let it sign in again (`active`; the old sessions stay ended)."""
+    if user_id == admin.user_id:
+        raise ValidationFailed(_NOT_YOURSELF.format(what="change the status of"))
+    return User.from_document(await service.set_status(user_id, body.status))
+
+
+@admin_router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(say={404: "No such account (or it is deleted already)."}),
+)
+async def delete_account(user_id: UserId, admin: AdminDep, service: ServiceDep) -> Response:
+    """Admin: delete an account. Every session ends, the email is free for a new account,
+    the personal fields and the password are removed; the projects are kept."""
+    if user_id == admin.user_id:
+        raise ValidationFailed(_NOT_YOURSELF.format(what="delete"))
+    await service.delete_account(user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

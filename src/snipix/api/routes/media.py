@@ -51,7 +51,10 @@ async def media_viewer(
         user = await current_user(request)
         return Actor(user_id=user.user_id, request_id=request_id_of(request))
     signer = await (await get_media_service(request)).signer()
-    user_id = signer.verify(token, project_id)
+    user_id, generation = signer.verify(token, project_id)
+    if generation is not None:
+        # The link ends with the sessions of the credential it was asked for with.
+        await get_resources(request).services.session_gate.check(user_id, generation)
     request.state.user_id = user_id
     structlog.contextvars.bind_contextvars(user_id=user_id)
     return Actor(user_id=user_id, request_id=request_id_of(request))
@@ -185,10 +188,11 @@ async def get_thumbnail(
     responses=errors(401, 404, compat=True),
 )
 async def media_links(
-    project_id: ProjectId, actor: ActorDep, service: ServiceDep
+    project_id: ProjectId, request: Request, actor: ActorDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Signed, expiring URLs (relative to the API) of the project's video files."""
-    links = await service.links(actor, project_id)
+    principal = await current_user(request)  # decided already for `actor`: no second check
+    links = await service.links(actor, project_id, generation=principal.generation)
     return success(links.model_dump(mode="json"))
 
 
