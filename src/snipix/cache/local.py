@@ -150,6 +150,7 @@ class LocalLayer:
         # Redis fell silent past the bound (seen by `heartbeat`, which reads every tick), and
         # until when, after it answers again, nothing it holds is trusted (see `distrust_until`).
         self._silent = False
+        self._interrupted = False
         self.distrust_until = float("-inf")
 
     # --- the tracking connection --------------------------------------------------------
@@ -239,7 +240,11 @@ class LocalLayer:
         self._pings.clear()
         # Every change from the handshake on is pushed to us: as good as an answered PING.
         self._confirmed = started
-        self._silent = False
+        if self._silent or self._interrupted:
+            # The last connection was lost (or fell silent): Redis may hold entries a
+            # replica that wrote meanwhile has not invalidated yet.
+            self._interrupted = False
+            self._returned()
         # Anything cached before this connection may have missed an invalidation.
         self.clear()
         return True
@@ -355,6 +360,7 @@ class LocalLayer:
 
     def _lost(self, why: str) -> None:
         log.warning("cache tracking lost; local layer off until it returns", reason=why)
+        self._interrupted = True
         self.close()
 
     # --- entries ------------------------------------------------------------------------

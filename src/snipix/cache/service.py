@@ -10,7 +10,10 @@ When the store fails (Redis down, slow past REDIS_TIMEOUT_MS, or refusing): one 
 outage, the error counted, and every request goes to the database as if nothing were cached;
 no client sees an error. Invalidations that could not be delivered are kept (bounded) and
 delivered before the store is used again, so an entry written before the outage cannot be
-served after it. Probes back off from 1 s to 10 s; redis-py reconnects by itself.
+served after it. Probes back off from 0.5 s to 2 s, but run every tick while invalidations
+are held (another replica may read the old entry the moment Redis returns); and for
+`settle_s` after Redis returns nothing it holds is served, so those deliveries land first.
+redis-py reconnects by itself.
 
 When the database fails: an entry past its TTL but within SNIPIX_CACHE_STALE_S is served
 as `stale`; a fresh entry read while the database is known to be down is `stale` too (it
