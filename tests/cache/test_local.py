@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import socket
 import time
@@ -245,7 +246,7 @@ async def test_a_silent_tracking_connection_stops_local_answers_within_the_bound
         writer = send_set(own_redis.port, written, "v2")  # queued, not executed
         clock.now += 0.6
         assert layer.get(kept) is not None  # within the bound
-        clock.now += 0.2  # 1.1 s since the last confirmation
+        clock.now += 0.4  # 1.3 s since the last confirmation, 1.0 since the PING
         layer.heartbeat()  # the recovery loop's tick: sees the silence
         assert layer.get(kept) is None
         assert layer.get(written) is None
@@ -314,3 +315,33 @@ async def test_a_hung_redis_sends_a_replicas_reads_to_the_database_within_the_bo
         os.kill(own_redis.process.pid, signal.SIGCONT)
         await one.close()
         await two.close()
+
+
+async def test_a_stalled_event_loop_is_not_taken_for_a_silent_redis(
+    redis_server: RedisServer,
+) -> None:
+    """Our own loop stalling past the bound (no heartbeat sent meanwhile) stops local
+    answers only until the next heartbeat is answered: Redis did answer, so there is no
+    silence and no settle period after it."""
+    clock = Monotonic()
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    layer = LocalLayer(redis_server.url, prefix, timeout_s=0.5, max_lag_s=1.0, monotonic=clock)
+    key = f"{prefix}:project:p1"
+    try:
+        assert layer.connect()
+        layer.put(key, Entry(1, 2**62, OWNER, b"v1"), layer.sequence)
+        layer.heartbeat()
+
+        def answer_waiting() -> bool:
+            sock = layer._sock
+            assert sock is not None
+            return bool(select.select([sock], [], [], 0)[0])
+
+        await until(answer_waiting, what="the PONG to arrive")
+        clock.now += 2.0  # the stall: the PONG waited, unread
+        layer.heartbeat()  # reads it, sends the next one
+        assert layer.unanswered == 1
+        assert layer.distrust_until == float("-inf")
+        await until(lambda: layer.get(key) is not None, what="the next heartbeat's answer")
+    finally:
+        layer.close()

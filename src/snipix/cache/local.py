@@ -178,7 +178,7 @@ class LocalLayer:
         """Read what arrived, then send a PING on the tracking connection (never blocks).
 
         Reading here too, every tick, means a PONG is read within a tick of its arrival even
-        with no lookups, so a heartbeat unanswered past the bound really is a silent Redis.
+        with no lookups, so a heartbeat still unanswered after the bound is a silent Redis.
         A send that cannot complete at once means Redis has stopped reading for long enough
         to fill the socket: the connection is given up, as it is after too many unanswered.
         """
@@ -186,7 +186,10 @@ class LocalLayer:
         sock = self._sock
         if sock is None:
             return
-        if not self._silent and self._monotonic() - self._confirmed >= self.max_lag_s:
+        # Silence is a PING Redis has left unanswered for the bound, not merely an old
+        # confirmation: after our own event loop stalled, the PONG is waiting in the socket.
+        pings = self._pings
+        if not self._silent and pings and self._monotonic() - pings[0] >= self.max_lag_s:
             self._silent = True
             log.warning(
                 "cache tracking silent; local layer not answering", unanswered=len(self._pings)
