@@ -165,11 +165,6 @@ class LocalLayer:
         return self.max_lag_s / 4
 
     @property
-    def current(self) -> bool:
-        """Tracking is on and a heartbeat sent less than the bound ago has been answered."""
-        return self._sock is not None and self._monotonic() - self._confirmed < self.max_lag_s
-
-    @property
     def unanswered(self) -> int:
         """Heartbeats sent and not answered yet."""
         return len(self._pings)
