@@ -79,7 +79,8 @@ def _address(url: str) -> tuple[str, int, int]:
 
 
 async def own_socket(url: str, prefix: str) -> Tracker:
-    layer = LocalLayer(url, prefix, timeout_s=0.5)
+    # No heartbeat loop here: a bound longer than the run keeps the layer answering.
+    layer = LocalLayer(url, prefix, timeout_s=0.5, max_lag_s=3600)
     assert layer.connect()
     target = f"{prefix}:{TARGET}"
     layer.put(target, Entry(1, 2**62, None, b"v1"), layer.sequence)
@@ -329,7 +330,7 @@ async def cost(url: str, way: str, lookups: int) -> float:
 
 async def own_lookup_cost(url: str, lookups: int) -> float:
     """µs per `LocalLayer.get` (drain + dict lookup), as the service calls it."""
-    layer = LocalLayer(url, f"drain{uuid.uuid4().hex[:8]}", timeout_s=0.5)
+    layer = LocalLayer(url, f"drain{uuid.uuid4().hex[:8]}", timeout_s=0.5, max_lag_s=3600)
     assert layer.connect()
     best = float("inf")
     try:

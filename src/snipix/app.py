@@ -103,6 +103,7 @@ def _cache(
                 settings.cache_prefix,
                 timeout_s=settings.redis_timeout_ms / 1000,
                 max_bytes=settings.cache_local_max_bytes,
+                max_lag_s=settings.cache_local_max_lag_ms / 1000,
             )
     elif settings.cache_memory_max_bytes > 0:
         # Single-replica mode: another replica could not see this process's invalidations.
@@ -117,6 +118,7 @@ def _cache(
         metrics=metrics,
         database_up=lambda: topology.available,
         local=local,
+        settle_s=settings.cache_local_max_lag_ms / 1000,
     )
 
 

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     cache_local_max_bytes: int = Field(
         32 * 1024 * 1024, ge=0, le=2**40, validation_alias=_env("SNIPIX_CACHE_LOCAL_MAX_BYTES")
     )
+    # The longest the in-process layer answers without a confirmed heartbeat on its tracking
+    # connection: the bound on a stale answer from memory while Redis hangs.
+    cache_local_max_lag_ms: int = Field(
+        1_000, ge=20, le=60_000, validation_alias=_env("SNIPIX_CACHE_LOCAL_MAX_LAG_MS")
+    )
     # Cached project and timeline GETs answered before routing (api/hot_reads.py);
     # off: every request takes the routes (same answers, more CPU per cached read).
     hot_reads: bool = Field(True, validation_alias=_env("SNIPIX_HOT_READS"))

@@ -3,8 +3,14 @@ after a write on another replica (Redis client tracking), off when tracking is l
 
 from __future__ import annotations
 
+import asyncio
+import os
+import select
+import signal
+import socket
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
@@ -43,9 +49,14 @@ class Replica:
     async def start(self) -> Replica:
         await self.cache.track()
         assert self.local.active
+        # As the app's lifespan does: the loop that sends the local layer's heartbeats.
+        self._stop = asyncio.Event()
+        self._loop = asyncio.create_task(self.cache.run_recovery(self._stop))
         return self
 
     async def close(self) -> None:
+        self._stop.set()
+        await self._loop
         self.local.close()
         await self.client.aclose()
 
@@ -130,8 +141,9 @@ async def test_a_write_after_a_backlog_of_invalidations_is_not_read_stale(
 
 async def test_an_answer_older_than_an_invalidation_is_not_kept() -> None:
     """A Redis answer read before an invalidation arrived is not held locally."""
-    layer = LocalLayer("redis://127.0.0.1:1/0", "t", timeout_s=0.1)
+    layer = LocalLayer("redis://127.0.0.1:1/0", "t", timeout_s=0.1, monotonic=lambda: 0.0)
     layer._sock = object()  # type: ignore[assignment]  # as if tracking were on
+    layer._confirmed = 0.0  # and a heartbeat just answered
     layer.drain = lambda: None  # type: ignore[method-assign]
     sequence = layer.sequence
     layer.evict("t:project:p1")  # an invalidation arrives while the GET is in flight
@@ -170,5 +182,166 @@ async def test_losing_tracking_turns_the_layer_off_and_empties_it(
         assert await read(replica, 1, b"v1") == b"v1"
         await replica.cache.track()
         assert replica.local.active
+        # Changes made meanwhile may still be on their way to Redis: one bound before
+        # anything cached is served again.
+        assert replica.local.distrust_until > time.monotonic()
     finally:
         await replica.close()
+
+
+class Monotonic:
+    """A monotonic clock the test moves: "a second later" without waiting a second."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own: it is stopped with SIGSTOP, which the worker's
+    shared one must never be."""
+    server = RedisServer.find().start()
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+
+def send_set(port: int, key: str, value: str) -> socket.socket:
+    """A SET written to Redis without waiting for its answer (Redis may be stopped)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    command = f"*3\r\n$3\r\nSET\r\n${len(key)}\r\n{key}\r\n${len(value)}\r\n{value}\r\n"
+    sock.sendall(command.encode())
+    return sock
+
+
+@pytest.mark.process
+async def test_a_silent_tracking_connection_stops_local_answers_within_the_bound(
+    own_redis: RedisServer,
+) -> None:
+    """A stopped (SIGSTOP) Redis sends no invalidation, and nothing says so: silence must
+    not pass for "nothing changed". Past the bound without an answered heartbeat the layer
+    answers nothing; once Redis is back, an answered heartbeat makes it answer again, with
+    every change acknowledged before that heartbeat applied."""
+    assert own_redis.process is not None
+    clock = Monotonic()
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    layer = LocalLayer(own_redis.url, prefix, timeout_s=0.5, max_lag_s=1.0, monotonic=clock)
+    kept, written = f"{prefix}:project:kept", f"{prefix}:project:written"
+    try:
+        assert layer.connect()
+        for key in (kept, written):
+            layer.put(key, Entry(1, 2**62, OWNER, b"v1"), layer.sequence)
+        assert layer.get(kept) is not None
+        assert layer.get(written) is not None
+
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        clock.now += 0.3
+        layer.heartbeat()  # never answered while Redis is stopped
+        writer = send_set(own_redis.port, written, "v2")  # queued, not executed
+        clock.now += 0.6
+        assert layer.get(kept) is not None  # within the bound
+        clock.now += 0.4  # 1.3 s since the last confirmation, 1.0 since the PING
+        layer.heartbeat()  # the recovery loop's tick: sees the silence
+        assert layer.get(kept) is None
+        assert layer.get(written) is None
+        assert layer.active  # still tracking: only not answering
+
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+        writer.settimeout(10)
+        assert writer.recv(16).startswith(b"+OK")  # the write is acknowledged
+        writer.close()
+        clock.now += 0.1
+        layer.heartbeat()  # sent after the acknowledgement
+
+        def all_answered() -> bool:
+            layer.drain()
+            return layer.unanswered == 0
+
+        await until(all_answered, what="Redis to answer the heartbeats")
+        # Answered, but Redis was silent: another replica may still hold an invalidation
+        # it could not deliver, so the layer waits one more bound, beating as the loop does.
+        assert layer.get(kept) is None
+        for _ in range(3):
+            clock.now += 0.25
+            layer.heartbeat()
+            await until(all_answered, what="Redis to answer a heartbeat")
+            assert layer.get(kept) is None
+        clock.now += 0.25
+        layer.heartbeat()
+        await until(all_answered, what="Redis to answer a heartbeat")
+        # The write's invalidation came before the heartbeat's answer.
+        assert layer.get(written) is None
+        held = layer.get(kept)
+        assert held is not None
+        assert held.payload == b"v1"
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+        layer.close()
+
+
+@pytest.mark.process
+async def test_a_hung_redis_sends_a_replicas_reads_to_the_database_within_the_bound(
+    own_redis: RedisServer,
+) -> None:
+    """Two replicas with their recovery loops (heartbeats) running; Redis is stopped and
+    replica one writes: replica two's reads stop coming from memory within the bound and
+    answer what the database has."""
+    assert own_redis.process is not None
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    one = await Replica(own_redis.url, prefix).start()
+    two = await Replica(own_redis.url, prefix).start()
+    loop = asyncio.get_running_loop()
+    try:
+        assert await read(two, 1, b"v1") == b"v1"
+        assert await read(two, 1, b"v1") == b"v1"
+        assert len(two.local) == 1
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        await one.cache.invalidate("project", "p1", 2)  # times out: held by replica one
+        assert one.cache.pending_invalidations == 1
+        written_at = loop.time()
+        bound = 1.0  # SNIPIX_CACHE_LOCAL_MAX_LAG_MS' default
+        # Two answers v1 from memory at most until the bound, then v2 (its database).
+        while (answer := await read(two, 2, b"v2")) == b"v1":
+            assert loop.time() - written_at < bound + 0.5, "v1 served past the bound"
+            await asyncio.sleep(0.02)
+        assert answer == b"v2"
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+        await one.close()
+        await two.close()
+
+
+async def test_a_stalled_event_loop_is_not_taken_for_a_silent_redis(
+    redis_server: RedisServer,
+) -> None:
+    """Our own loop stalling past the bound (no heartbeat sent meanwhile) stops local
+    answers only until the next heartbeat is answered: Redis did answer, so there is no
+    silence and no settle period after it."""
+    clock = Monotonic()
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    layer = LocalLayer(redis_server.url, prefix, timeout_s=0.5, max_lag_s=1.0, monotonic=clock)
+    key = f"{prefix}:project:p1"
+    try:
+        assert layer.connect()
+        layer.put(key, Entry(1, 2**62, OWNER, b"v1"), layer.sequence)
+        layer.heartbeat()
+
+        def answer_waiting() -> bool:
+            sock = layer._sock
+            assert sock is not None
+            return bool(select.select([sock], [], [], 0)[0])
+
+        await until(answer_waiting, what="the PONG to arrive")
+        clock.now += 2.0  # the stall: the PONG waited, unread
+        layer.heartbeat()  # reads it, sends the next one
+        assert layer.unanswered == 1
+        assert layer.distrust_until == float("-inf")
+        await until(lambda: layer.get(key) is not None, what="the next heartbeat's answer")
+    finally:
+        layer.close()

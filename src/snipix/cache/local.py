@@ -16,6 +16,15 @@ What could break that, and what is done:
   (every lookup goes to Redis) until a new connection is tracking again — invalidations
   missed meanwhile can never be served.
 - Redis says its tracking table overflowed or was flushed (a null invalidation): empty.
+- Redis hangs (stopped, overloaded, or cut off from us) and the socket falls silent: a
+  silent socket looks exactly like "nothing changed". So the Cache sends a `PING` on the
+  connection every quarter of SNIPIX_CACHE_LOCAL_MAX_LAG_MS; Redis answers one connection in
+  order and queues the pushes of every change it executed before the PING ahead of its
+  `PONG`, so reading that `PONG` proves every invalidation up to the PING's sending has been
+  applied. A lookup is answered only while the newest answered PING was sent less than the
+  bound ago; past it the lookup goes to Redis (which times out while it hangs, switching the
+  Cache to the database), so no replica answers from memory for longer than the bound after
+  a write it cannot see.
 - More invalidations wait than the socket holds (a replica that looked nothing up during a
   burst of writes): Redis keeps the rest, the write's among them, until we read, so a
   drain cannot see it. A drain that finds that much waiting empties the layer; and the
@@ -30,7 +39,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import unquote, urlparse
 
@@ -48,6 +59,13 @@ _OVERHEAD: Final = 200
 # empties itself: well below what a full socket holds (Redis holds pushes back only once it
 # is full), while a replica in use reads only what changed since its last lookup.
 _BACKLOG_BYTES: Final = 16 * 1024
+# How long after the last confirmed heartbeat the layer may still answer (the setting's
+# default): the longest a replica can answer from memory without knowing Redis is alive.
+DEFAULT_MAX_LAG_S: Final = 1.0
+# Heartbeats sent and not answered before the connection is given up (and reopened by the
+# Cache when Redis answers again): a hung Redis is not left to queue them for hours.
+_MAX_UNANSWERED: Final = 64
+_PING: Final = b"*1\r\n$4\r\nPING\r\n"
 
 
 class _Incomplete(Exception):
@@ -108,6 +126,8 @@ class LocalLayer:
         timeout_s: float,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_lag_s: float = DEFAULT_MAX_LAG_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = redis_url
         self._prefix = prefix + ":"
@@ -121,6 +141,17 @@ class LocalLayer:
         self._buffer = b""
         # Invalidations seen so far: a GET's answer is kept only if this did not move.
         self.sequence = 0
+        # The heartbeat: when each unanswered PING was sent, and when the newest answered
+        # one was (every invalidation Redis queued before that moment has been applied).
+        self.max_lag_s = max_lag_s
+        self._monotonic = monotonic
+        self._pings: deque[float] = deque()
+        self._confirmed = float("-inf")
+        # Redis fell silent past the bound (seen by `heartbeat`, which reads every tick), and
+        # until when, after it answers again, nothing it holds is trusted (see `distrust_until`).
+        self._silent = False
+        self._interrupted = False
+        self.distrust_until = float("-inf")
 
     # --- the tracking connection --------------------------------------------------------
 
@@ -128,11 +159,58 @@ class LocalLayer:
     def active(self) -> bool:
         return self._sock is not None
 
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """How often the Cache sends a heartbeat: four chances to confirm within the bound."""
+        return self.max_lag_s / 4
+
+    @property
+    def unanswered(self) -> int:
+        """Heartbeats sent and not answered yet."""
+        return len(self._pings)
+
+    def heartbeat(self) -> None:
+        """Read what arrived, then send a PING on the tracking connection (never blocks).
+
+        Reading here too, every tick, means a PONG is read within a tick of its arrival even
+        with no lookups, so a heartbeat still unanswered after the bound is a silent Redis.
+        A send that cannot complete at once means Redis has stopped reading for long enough
+        to fill the socket: the connection is given up, as it is after too many unanswered.
+        """
+        self.drain()
+        sock = self._sock
+        if sock is None:
+            return
+        # Silence is a PING Redis has left unanswered for the bound, not merely an old
+        # confirmation: after our own event loop stalled, the PONG is waiting in the socket.
+        pings = self._pings
+        if not self._silent and pings and self._monotonic() - pings[0] >= self.max_lag_s:
+            self._silent = True
+            log.warning(
+                "cache tracking silent; local layer not answering", unanswered=len(self._pings)
+            )
+        if len(self._pings) >= _MAX_UNANSWERED:
+            self._lost("heartbeat unanswered")
+            return
+        sent_at = self._monotonic()
+        try:
+            sent = sock.send(_PING)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            sent = 0
+        except OSError as error:
+            self._lost(type(error).__name__)
+            return
+        if sent != len(_PING):
+            self._lost("heartbeat not sent")
+            return
+        self._pings.append(sent_at)
+
     def connect(self) -> bool:
         """Open the tracking connection (blocking, bounded by the Redis timeout)."""
         self.close()
         url = urlparse(self._url)
         sock: socket.socket | ssl.SSLSocket | None = None
+        started = self._monotonic()
         try:
             sock = self._open()
             db = (url.path or "/0").lstrip("/") or "0"
@@ -157,6 +235,14 @@ class LocalLayer:
             return False
         self._sock = sock
         self._buffer = b""
+        self._pings.clear()
+        # Every change from the handshake on is pushed to us: as good as an answered PING.
+        self._confirmed = started
+        if self._silent or self._interrupted:
+            # The last connection was lost (or fell silent): Redis may hold entries a
+            # replica that wrote meanwhile has not invalidated yet.
+            self._interrupted = False
+            self._returned()
         # Anything cached before this connection may have missed an invalidation.
         self.clear()
         return True
@@ -196,6 +282,7 @@ class LocalLayer:
             with contextlib.suppress(OSError):
                 self._sock.close()
         self._sock = None
+        self._pings.clear()
         self.clear()
 
     def drain(self) -> None:
@@ -233,8 +320,16 @@ class LocalLayer:
             except ValueError:
                 self._lost("protocol")
                 return
+            kind = buffer[at : at + 1]
             at = at_next
             if not (isinstance(value, tuple) and value[0] == b">"):
+                # Not a push: the answer to our oldest PING (nothing else is sent).
+                if kind != b"+" or value != b"PONG" or not self._pings:
+                    self._lost("unexpected reply")
+                    return
+                self._confirmed = self._pings.popleft()
+                if self._silent:
+                    self._returned()
                 continue
             items = value[1]
             if not items or items[0] != b"invalidate":
@@ -250,16 +345,38 @@ class LocalLayer:
                     self._drop(key.decode())
         self._buffer = buffer[at:]
 
+    def _returned(self) -> None:
+        """Redis answers again after a silence: hold off for one more bound.
+
+        A replica that wrote while Redis hung holds the invalidation and delivers it on its
+        next probe (every tick while it holds one), after Redis returns; until then what we
+        hold, and what Redis holds, may predate a write already acknowledged.
+        """
+        self._silent = False
+        self.distrust_until = self._monotonic() + self.max_lag_s
+        log.info("cache tracking answers again; local layer answering after the bound")
+
     def _lost(self, why: str) -> None:
         log.warning("cache tracking lost; local layer off until it returns", reason=why)
+        self._interrupted = True
         self.close()
 
     # --- entries ------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
+        """The entry held for `key`, if any and only while the heartbeat is within the bound.
+
+        Past the bound the answer is None (ask Redis) even for a held entry: Redis may have
+        executed writes whose invalidations we have not read. The entries are kept: once a
+        later heartbeat is answered (and `distrust_until` has passed, when Redis was silent),
+        every invalidation before it has been applied.
+        """
         if self._sock is None:
             return None
         self.drain()
+        now = self._monotonic()
+        if now - self._confirmed >= self.max_lag_s or now < self.distrust_until:
+            return None
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)

@@ -10,7 +10,10 @@ When the store fails (Redis down, slow past REDIS_TIMEOUT_MS, or refusing): one 
 outage, the error counted, and every request goes to the database as if nothing were cached;
 no client sees an error. Invalidations that could not be delivered are kept (bounded) and
 delivered before the store is used again, so an entry written before the outage cannot be
-served after it. Probes back off from 1 s to 10 s; redis-py reconnects by itself.
+served after it. Probes back off from 0.5 s to 2 s, but run every tick while invalidations
+are held (another replica may read the old entry the moment Redis returns); and for
+`settle_s` after Redis returns nothing it holds is served, so those deliveries land first.
+redis-py reconnects by itself.
 
 When the database fails: an entry past its TTL but within SNIPIX_CACHE_STALE_S is served
 as `stale`; a fresh entry read while the database is known to be down is `stale` too (it
@@ -59,6 +62,10 @@ PROBE_MAX_S: Final = 2.0
 # bounded by the server selection timeout and socket timeouts, far below this.
 TOMBSTONE_TTL_MS: Final = 120_000
 PURGED: Final = 2**62
+# How long after Redis returns from an outage its entries are not served (the app passes
+# SNIPIX_CACHE_LOCAL_MAX_LAG_MS): a replica that wrote meanwhile holds the invalidation and
+# probes every tick (0.25 s) until it has delivered it, well within this.
+DEFAULT_SETTLE_S: Final = 1.0
 
 
 def request_outcome() -> Outcome | None:
@@ -103,6 +110,7 @@ class Cache:
         database_up: Callable[[], bool] = lambda: True,
         local: LocalLayer | None = None,
         clock: Clock = utc_now,
+        settle_s: float = DEFAULT_SETTLE_S,
     ) -> None:
         self._store = store
         # Entries carry their expiry as a wall-clock time every replica reads alike.
@@ -125,6 +133,9 @@ class Cache:
         self._pending_overflow = False
         self._recovery_running = False
         self._next_track = 0.0
+        # After Redis returns from an outage: until when what it holds is not served.
+        self._settle_s = settle_s
+        self._distrust_until = float("-inf")
 
     @classmethod
     def disabled(cls) -> Cache:
@@ -206,6 +217,20 @@ class Cache:
             down_s=round(time.monotonic() - self._down_since, 1),
         )
         self._down_since = None
+        self._distrust_until = time.monotonic() + self._settle_s
+
+    def _trusted(self) -> bool:
+        """Whether an entry read from Redis may be served now.
+
+        Not for a while after Redis returns from an outage (ours, or a silence the local
+        layer's heartbeat saw): another replica may have acknowledged a write meanwhile and
+        still hold its invalidation, which it delivers within a tick of Redis' return. Until
+        then a lookup loads from the database (and fills, fenced by version as always).
+        """
+        until = self._distrust_until
+        if self._local is not None:
+            until = max(until, self._local.distrust_until)
+        return time.monotonic() >= until
 
     async def _deliver_pending(self, store: CacheStore) -> None:
         if self._pending_overflow:
@@ -246,13 +271,30 @@ class Cache:
         """
         if self._store is None or self._down_since is None:
             return
-        if time.monotonic() < self._next_probe:
+        # Invalidations held here are a write other replicas may read stale from Redis the
+        # moment it returns: no backoff then, a probe every tick delivers them at once.
+        if not self._holding and time.monotonic() < self._next_probe:
             return
         with contextlib.suppress(_StoreDown):
             await self._recover(self._store)
 
+    @property
+    def _holding(self) -> bool:
+        return self.pending_invalidations > 0 or self._pending_overflow
+
+    def heartbeat(self) -> None:
+        """Send the local layer's heartbeat (see `LocalLayer`); the recovery loop calls it."""
+        if self._local is not None and self._down_since is None:
+            self._local.heartbeat()
+
     async def run_recovery(self, stop: asyncio.Event, interval_s: float = 0.25) -> None:
-        """Until `stop`: probe the store while it is down."""
+        """Until `stop`: probe the store while it is down, and beat the local layer's heart.
+
+        The tick is at most the heartbeat interval, so the local layer answers only while
+        this loop runs: a layer nobody confirms stops answering by itself.
+        """
+        if self._local is not None:
+            interval_s = min(interval_s, self._local.heartbeat_interval_s)
         self._recovery_running = True
         try:
             await self._probe_until(stop, interval_s)
@@ -261,6 +303,7 @@ class Cache:
 
     async def _probe_until(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
+            self.heartbeat()
             await self.probe()
             await self.track()
             try:
@@ -326,13 +369,14 @@ class Cache:
             cached = Entry.decode(raw) if raw is not None else None
         except _StoreDown:
             cached = None
-        if local is not None and cached is not None and cached.fresh(now_ms):
+        trusted = cached is not None and self._trusted()
+        if local is not None and cached is not None and trusted and cached.fresh(now_ms):
             local.put(key, cached, sequence)
-        if cached is not None and not cached.tombstone and cached.owner != owner:
+        if trusted and cached is not None and not cached.tombstone and cached.owner != owner:
             # Someone else's: for this caller it does not exist (404, never 403).
             count()
             return None
-        if cached is not None and cached.fresh(now_ms):
+        if trusted and cached is not None and cached.fresh(now_ms):
             count()
             return Loaded(cached.version, cached.payload)
         try:
@@ -439,7 +483,7 @@ class Cache:
             cached = Entry.decode(raw) if raw is not None else None
         except _StoreDown:
             store_ok = False
-        if cached is not None and cached.fresh(self._now_ms()):
+        if cached is not None and cached.fresh(self._now_ms()) and self._trusted():
             self._hit()
             return cached.payload
         try:
