@@ -114,3 +114,44 @@ def test_logout_all_on_one_replica_ends_the_session_on_another_within_a_second(
         fresh = bearer(again.json()["access_token"])
         assert http.get(project, headers=fresh).status_code == 200
         assert http.get(f"{first}/api/v1/projects", headers=fresh).status_code == 200
+
+
+@pytest.mark.process
+def test_a_replayed_refresh_token_never_forks_the_session_across_replicas(
+    tmp_path: Path, mongodb_uri: str, database_name: str, redis_server: RedisServer
+) -> None:
+    """The client refreshes on one replica, a thief replays the used token on the other:
+    the thief gets only the token the client already holds; once the client moves on, the
+    replay signs the whole session out on both."""
+    env = {
+        "SNIPIX_ENV": "production",
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": database_name,
+        "REDIS_URL": redis_server.url,
+        "SNIPIX_CACHE_PREFIX": f"test_{uuid.uuid4().hex[:12]}",
+        "JWT_SECRET": SECRET,
+        "SNIPIX_MEDIA_DIR": str(tmp_path / "media"),
+        "SNIPIX_RETENTION_INTERVAL_S": "0",
+    }
+    with ExitStack() as stack:
+        client_side = stack.enter_context(replica(tmp_path, "replica-1", env))
+        thief_side = stack.enter_context(replica(tmp_path, "replica-2", env))
+        http = stack.enter_context(loopback_client(timeout=10))
+
+        def refresh(base: str, token: str) -> tuple[int, str | None]:
+            answer = http.post(f"{base}{API}/refresh", json={"refresh_token": token})
+            body = answer.json() if answer.status_code == 200 else {}
+            return answer.status_code, body.get("refresh_token")
+
+        signed_in = http.post(f"{client_side}{API}/register", json=registration())
+        assert signed_in.status_code == 201, signed_in.text
+        first = signed_in.json()["refresh_token"]
+        status, second = refresh(client_side, first)
+        assert status == 200
+        assert second is not None
+        assert refresh(thief_side, first) == (200, second), "the replay got a second chain"
+        status, third = refresh(client_side, second)
+        assert status == 200
+        assert third is not None
+        assert refresh(thief_side, first)[0] == 401
+        assert refresh(client_side, third)[0] == 401, "the session was not ended"
