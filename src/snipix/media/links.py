@@ -35,6 +35,9 @@ from snipix.errors import Unauthorized
 KEY_FILE: Final = ".url-signing-key"
 _KEY_BYTES: Final = 32
 _VERSION: Final = b"snipix-media-link-v2"
+# The media cookie (`MEDIA_COOKIE`): the same token shape, for every project of its user.
+_COOKIE_VERSION: Final = b"snipix-media-cookie-v1"
+MEDIA_COOKIE: Final = "snipix_media"
 _MAX_TOKEN: Final = 1_024
 
 
@@ -77,10 +80,17 @@ class LinkSigner:
         self._key = key
         self.ttl_s = ttl_s
 
-    def _mac(self, project_id: str, user_id: str, generation: str, expires: int) -> bytes:
+    def _mac(
+        self,
+        project_id: str,
+        user_id: str,
+        generation: str,
+        expires: int,
+        version: bytes = _VERSION,
+    ) -> bytes:
         message = b"\n".join(
             [
-                _VERSION,
+                version,
                 project_id.encode(),
                 user_id.encode(),
                 generation.encode(),
@@ -103,6 +113,31 @@ class LinkSigner:
         mac = self._mac(project_id, user_id, gen, expires)
         return f"{expires}.{gen}.{_b64(user_id.encode())}.{_b64(mac)}", expires
 
+    def sign_cookie(
+        self, user_id: str, *, generation: int | None, ttl_s: int, now: float | None = None
+    ) -> str:
+        """The media cookie's value: this user's media, any project, until `ttl_s` from now.
+
+        Set on the web app's sign-in, because its project list shows thumbnails with a
+        plain `<img>` that sends no Authorization header. Only the media GET routes read
+        it, the usual ownership check still runs, and the generation ends it with the
+        user's sessions.
+        """
+        expires = int(now if now is not None else time.time()) + ttl_s
+        gen = "" if generation is None else str(generation)
+        mac = self._mac("", user_id, gen, expires, _COOKIE_VERSION)
+        return f"{expires}.{gen}.{_b64(user_id.encode())}.{_b64(mac)}"
+
+    def verify_cookie(self, token: str, *, now: float | None = None) -> tuple[str, int | None]:
+        """The user of a valid, unexpired media cookie and its generation; 401 otherwise."""
+        return self._verify(
+            token,
+            "",
+            _COOKIE_VERSION,
+            Unauthorized("The media cookie is invalid or has expired; sign in again."),
+            now,
+        )
+
     def verify(
         self, token: str, project_id: str, *, now: float | None = None
     ) -> tuple[str, int | None]:
@@ -112,6 +147,16 @@ class LinkSigner:
             "This media link is invalid or has expired; ask for a new one "
             "(GET /media/{project_id}/links) or send your access token."
         )
+        return self._verify(token, project_id, _VERSION, invalid, now)
+
+    def _verify(
+        self,
+        token: str,
+        project_id: str,
+        version: bytes,
+        invalid: Unauthorized,
+        now: float | None,
+    ) -> tuple[str, int | None]:
         parts = token.split(".")
         if (
             len(token) > _MAX_TOKEN
@@ -126,7 +171,7 @@ class LinkSigner:
         except (binascii.Error, ValueError):
             raise invalid from None
         expires = int(parts[0])
-        expected = self._mac(project_id, user_id, parts[1], expires)
+        expected = self._mac(project_id, user_id, parts[1], expires, version)
         if not hmac.compare_digest(mac, expected) or not user_id:
             raise invalid
         if expires < (now if now is not None else time.time()):

@@ -31,6 +31,7 @@ from snipix.accounts.token_issuer import session_of
 from snipix.api.answers import errors
 from snipix.api.envelope import success
 from snipix.api.identity import AdminDep, CurrentUser, current_user
+from snipix.api.media_cookie import clear_media_cookie, set_media_cookie
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.errors import ValidationFailed
 from snipix.resources import get_resources
@@ -110,33 +111,49 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
             return data
         return success(data.model_dump(mode="json") if data is not None else None, message)
 
+    async def signed_in(
+        request: Request, response: Response, tokens: TokenResponse, message: str
+    ) -> Any:
+        # The web app's paths also hand its `<img>` thumbnails their credential.
+        if compat:
+            await set_media_cookie(request, response, tokens)
+        return answer(tokens, message)
+
     @router.post(
         "/register",
         status_code=status.HTTP_201_CREATED,
         response_model=shape(TokenResponse),
         responses=errors(409, 422, 501, compat=compat),
     )
-    async def register(body: RegisterRequest, service: ServiceDep) -> Any:
+    async def register(
+        body: RegisterRequest, request: Request, response: Response, service: ServiceDep
+    ) -> Any:
         """Create an account (role `user`, status `active`) and sign it in."""
-        return answer(await service.register(body), "Account created.")
+        return await signed_in(request, response, await service.register(body), "Account created.")
 
     @router.post(
         "/login",
         response_model=shape(TokenResponse),
         responses=errors(401, 403, 429, 501, compat=compat),
     )
-    async def login(body: LoginRequest, request: Request, service: ServiceDep) -> Any:
+    async def login(
+        body: LoginRequest, request: Request, response: Response, service: ServiceDep
+    ) -> Any:
         """Sign in with email and password; `remember_me` keeps the session longer."""
-        return answer(await service.login(body, _client_ip(request)), "Signed in.")
+        tokens = await service.login(body, _client_ip(request))
+        return await signed_in(request, response, tokens, "Signed in.")
 
     @router.post(
         "/refresh",
         response_model=shape(TokenResponse),
         responses=errors(401, 501, compat=compat),
     )
-    async def refresh(body: RefreshRequest, service: ServiceDep) -> Any:
+    async def refresh(
+        body: RefreshRequest, request: Request, response: Response, service: ServiceDep
+    ) -> Any:
         """A new access token and a new refresh token; the one sent can no longer be used."""
-        return answer(await service.refresh(body.refresh_token), "Tokens refreshed.")
+        tokens = await service.refresh(body.refresh_token)
+        return await signed_in(request, response, tokens, "Tokens refreshed.")
 
     @router.post(
         "/logout",
@@ -146,6 +163,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
     )
     async def logout(
         request: Request,
+        response: Response,
         service: ServiceDep,
         body: Annotated[LogoutRequest | None, Body()] = None,
     ) -> Any:
@@ -163,6 +181,7 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
             )
         await service.logout(refresh_token=refresh_token, session_id=session_id)
         if compat:
+            clear_media_cookie(response)
             return answer(None, "Signed out.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -172,11 +191,12 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         response_model=shape(None),
         responses=errors(401, 404, compat=compat),
     )
-    async def logout_all(user: CurrentUser, service: ServiceDep) -> Any:
+    async def logout_all(user: CurrentUser, response: Response, service: ServiceDep) -> Any:
         """Sign out everywhere: every access token, refresh token and media link of the
         account stops working on every replica, this request's token included."""
         await service.logout_all(user.user_id)
         if compat:
+            clear_media_cookie(response)
             return answer(None, "Signed out everywhere.")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -186,14 +206,18 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         responses=errors(401, 404, 409, 422, 429, 501, compat=compat),
     )
     async def change_password(
-        body: PasswordChange, request: Request, user: CurrentUser, service: ServiceDep
+        body: PasswordChange,
+        request: Request,
+        response: Response,
+        user: CurrentUser,
+        service: ServiceDep,
     ) -> Any:
         """Change the password. Every session of the account ends; the answer carries the
         tokens of a new one, so the device that made the change stays signed in."""
         token = _bearer(request)
         session_id = session_of(token) if token is not None else None
         tokens = await service.change_password(user.user_id, body, _client_ip(request), session_id)
-        return answer(tokens, "Password changed.")
+        return await signed_in(request, response, tokens, "Password changed.")
 
     @router.get("/me", response_model=shape(User), responses=errors(401, 404, compat=compat))
     async def me(user: CurrentUser, service: ServiceDep) -> Any:

@@ -17,6 +17,7 @@ from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.auth.actor import Actor
 from snipix.errors import NotImplementedHere
+from snipix.media.links import MEDIA_COOKIE
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.service import MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN
@@ -42,16 +43,23 @@ async def media_viewer(
         ),
     ] = None,
 ) -> Actor:
-    """Who reads a media file: the usual identity, or the user a signed link was made for."""
+    """Who reads a media file: the usual identity, the user a signed link was made for, or
+    the web app's media cookie."""
     settings = get_settings(request)
     has_identity = "authorization" in request.headers or (
         settings.dev_auth_enabled and DEV_USER_HEADER in request.headers
     )
-    if token is None or has_identity:
+    cookie = request.cookies.get(MEDIA_COOKIE)
+    if has_identity or (token is None and cookie is None):
         user = await current_user(request)
         return Actor(user_id=user.user_id, request_id=request_id_of(request))
     signer = await (await get_media_service(request)).signer()
-    user_id, generation = signer.verify(token, project_id)
+    if token is not None:
+        user_id, generation = signer.verify(token, project_id)
+    else:
+        assert cookie is not None
+        # The web app's `<img>` and `<video>` (api/media_cookie.py).
+        user_id, generation = signer.verify_cookie(cookie)
     if generation is not None:
         # The link ends with the sessions of the credential it was asked for with.
         await get_resources(request).services.session_gate.check(user_id, generation)
