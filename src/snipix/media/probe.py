@@ -22,7 +22,6 @@ from typing import Any, Final
 import structlog
 
 from snipix.errors import SnipixError
-from snipix.media.formats import VideoFormat
 from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -48,6 +47,7 @@ class MediaToolTimedOut(SnipixError):
 class ProbeResult:
     duration_sec: float | None
     has_video: bool
+    has_audio: bool = False
     width: int | None = None
     height: int | None = None
     fps: float | None = None
@@ -137,54 +137,57 @@ class MediaTools:
             return False
         return await asyncio.to_thread(_non_empty, target)
 
-    async def cut(
-        self, source: Path, segments: Sequence[Segment], target: Path, fmt: VideoFormat
+    async def render(
+        self, source: Path, segments: Sequence[Segment], target: Path, *, audio: bool
     ) -> None:
-        """Concatenate `segments` of `source` into `target` without re-encoding.
+        """Write `segments` of `source`, in order, to `target` (MP4), re-encoded.
 
-        The concat demuxer reads the same file once per segment between `inpoint` and
-        `outpoint`; with stream copy each segment starts at the keyframe at or before its
-        start (ffmpeg's documented behaviour), so cuts are exact on keyframes.
+        Re-encoded because stream copy can only start a part on a keyframe: the render
+        would open with up to a GOP of what was cut. Each segment is its own input, seeked
+        with `-ss` before `-i`: ffmpeg jumps to the keyframe before the start and decodes,
+        dropping the frames before it (its accurate seek), so only the kept parts (plus up
+        to a GOP each) are decoded, in any order. A part's timestamps then count from its
+        requested start, and `trim`/`atrim` end it there exactly (the input's own `-t`
+        counts from the first frame kept, a frame late at worst, and only bounds the
+        reading); `setpts`/`asetpts` restart each part at zero for the concat filter.
         """
         assert self.ffmpeg is not None
-        listing = target.with_suffix(".ffconcat")
-        # Absolute (the storage root is): ffconcat resolves relative names against the
-        # listing's own folder.
-        assert source.is_absolute()
-        quoted = _concat_quote(str(source))
-        lines = ["ffconcat version 1.0"]
-        for segment in segments:
-            lines += [
-                f"file {quoted}",
-                f"inpoint {segment.start:.6f}",
-                f"outpoint {segment.start + segment.duration:.6f}",
-            ]
-        await asyncio.to_thread(listing.write_text, "\n".join(lines) + "\n", "utf-8")
-        faststart = ["-movflags", "+faststart"] if fmt.muxer in {"mp4", "mov"} else []
-        try:
-            await self._run(
-                [
-                    self.ffmpeg,
-                    *_QUIET,
-                    "-f",
-                    "concat",
-                    "-safe",
-                    "0",
-                    "-i",
-                    str(listing),
-                    "-c",
-                    "copy",
-                    "-avoid_negative_ts",
-                    "make_zero",
-                    *faststart,
-                    "-f",
-                    fmt.muxer,
-                    str(target),
-                ],
-                what="trim",
-            )
-        finally:
-            await asyncio.to_thread(listing.unlink, missing_ok=True)
+        inputs: list[str] = []
+        chains: list[str] = []
+        joined = ""
+        for index, segment in enumerate(segments):
+            end = f"{segment.duration:.6f}"
+            inputs += ["-ss", f"{segment.start:.6f}"]
+            inputs += ["-t", f"{segment.duration + _READ_MARGIN_SEC:.6f}", "-i", str(source)]
+            # `V`: the first video stream that is not a cover picture.
+            chains.append(f"[{index}:V:0]trim=end={end},setpts=PTS-STARTPTS[v{index}]")
+            joined += f"[v{index}]"
+            if audio:
+                chains.append(f"[{index}:a:0]atrim=end={end},asetpts=PTS-STARTPTS[a{index}]")
+                joined += f"[a{index}]"
+        streams = "[v][a]" if audio else "[v]"
+        chains.append(f"{joined}concat=n={len(segments)}:v=1:a={int(audio)}{streams}")
+        # H.264 needs even dimensions in 4:2:0; a no-op for almost every video.
+        chains.append(f"[v]scale=trunc(iw/2)*2:trunc(ih/2)*2,format={_PIXEL_FORMAT}[vout]")
+        maps = ["-map", "[vout]"] + (["-map", "[a]"] if audio else [])
+        await self._run(
+            [
+                self.ffmpeg,
+                *_QUIET,
+                *inputs,
+                "-filter_complex",
+                ";".join(chains),
+                *maps,
+                *RENDER_ARGS,
+                # The index first, so a browser can start playing before the end arrives.
+                "-movflags",
+                "+faststart",
+                "-f",
+                "mp4",
+                str(target),
+            ],
+            what="trim",
+        )
 
     # --- running a tool ------------------------------------------------------------------
 
@@ -223,6 +226,18 @@ class MediaTools:
 
 
 _QUIET: Final = ("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
+_PIXEL_FORMAT: Final = "yuv420p"
+# A trim's input is read this far past its end; the trim filter cuts it exactly.
+_READ_MARGIN_SEC: Final = 1.0
+# How a trimmed render is encoded: H.264 and AAC in MP4 play in every browser, whatever
+# the upload's container; `veryfast` keeps a render well under real time on one core
+# (docs/performance.md). Part of a render's fingerprint: changing these renders anew.
+RENDER_ARGS: Final = (
+    *("-c:v", "libx264", "-preset", "veryfast", "-crf", "23"),
+    *("-c:a", "aac", "-b:a", "128k"),
+)
+RENDER_EXTENSION: Final = "mp4"
+RENDER_SETTINGS: Final = " ".join((*RENDER_ARGS, _PIXEL_FORMAT, RENDER_EXTENSION, "render-v2"))
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
@@ -236,11 +251,6 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
 
 def _non_empty(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
-
-
-def _concat_quote(path: str) -> str:
-    # ffconcat quoting: single quotes, a quote inside written as '\''.
-    return "'" + path.replace("'", "'\\''") + "'"
 
 
 def _number(value: Any) -> float | None:
@@ -272,12 +282,14 @@ def _probe_result(info: Any) -> ProbeResult:
     if duration is None:
         durations = [_number(s.get("duration")) for s in streams if isinstance(s, dict)]
         duration = max((d for d in durations if d is not None), default=None)
+    has_audio = any(isinstance(s, dict) and s.get("codec_type") == "audio" for s in streams)
     if video is None:
-        return ProbeResult(duration_sec=duration, has_video=False)
+        return ProbeResult(duration_sec=duration, has_video=False, has_audio=has_audio)
     width, height = video.get("width"), video.get("height")
     return ProbeResult(
         duration_sec=round(duration, 3) if duration is not None else None,
         has_video=True,
+        has_audio=has_audio,
         width=width if isinstance(width, int) and 1 <= width <= 16_384 else None,
         height=height if isinstance(height, int) and 1 <= height <= 16_384 else None,
         fps=_rate(video.get("avg_frame_rate")),
