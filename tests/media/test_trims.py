@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from snipix.media.flights import SingleFlight
-from snipix.media.probe import MediaTools, Segment
+from snipix.media.probe import MAX_INPUTS_PER_RUN, MediaTools, Segment
 from snipix.settings import Settings
 from tests.media.conftest import (
     KEYED_FPS,
@@ -70,10 +70,16 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> list[Sequence[Segment]]:
     real = MediaTools.render
 
     async def counted(
-        self: MediaTools, source: Path, segments: Sequence[Segment], target: Path, *, audio: bool
+        self: MediaTools,
+        source: Path,
+        segments: Sequence[Segment],
+        target: Path,
+        *,
+        audio: bool,
+        fps: float | None,
     ) -> None:
         started.append(segments)
-        await real(self, source, segments, target, audio=audio)
+        await real(self, source, segments, target, audio=audio, fps=fps)
 
     monkeypatch.setattr(MediaTools, "render", counted)
     return started
@@ -94,6 +100,11 @@ def test_the_source_has_keyframes_only_every_two_seconds(videos: Videos) -> None
         pytest.param([(1.1, 0.9), (3.3, 1.5)], id="two-parts"),
         pytest.param([(2.7, 1.0), (0.3, 1.2)], id="out-of-order"),
         pytest.param([(4.9, 1.1)], id="to-the-end"),
+        # More segments than one ffmpeg run takes: groups, then one join.
+        pytest.param(
+            [(round(0.05 + 0.29 * i, 3), 0.15) for i in range(MAX_INPUTS_PER_RUN + 4)],
+            id="many-parts",
+        ),
     ],
 )
 @pytest.mark.process

@@ -138,54 +138,98 @@ class MediaTools:
         return await asyncio.to_thread(_non_empty, target)
 
     async def render(
-        self, source: Path, segments: Sequence[Segment], target: Path, *, audio: bool
+        self,
+        source: Path,
+        segments: Sequence[Segment],
+        target: Path,
+        *,
+        audio: bool,
+        fps: float | None,
     ) -> None:
         """Write `segments` of `source`, in order, to `target` (MP4), re-encoded.
 
         Re-encoded because stream copy can only start a part on a keyframe: the render
-        would open with up to a GOP of what was cut. Each segment is its own input, seeked
-        with `-ss` before `-i`: ffmpeg jumps to the keyframe before the start and decodes,
-        dropping the frames before it (its accurate seek), so only the kept parts (plus up
-        to a GOP each) are decoded, in any order. A part's timestamps then count from its
-        requested start, and `trim`/`atrim` end it there exactly (the input's own `-t`
-        counts from the first frame kept, a frame late at worst, and only bounds the
-        reading); `setpts`/`asetpts` restart each part at zero for the concat filter.
+        would open with up to a GOP of what was cut (`_cut_and_join` says how each part
+        is cut to the frame). Every segment is an ffmpeg input with its own decoder, so
+        beyond MAX_INPUTS_PER_RUN segments the groups are first cut to lossless
+        intermediate files in `target`'s folder, then joined and encoded in one pass.
+        With the source's frame rate (`fps`) known, each part fills a whole number of
+        frames, ending where the requested times add up to on the frame grid: a part
+        cannot be 3.75 frames long, and rounding each one up would make the render drift
+        a frame later per part.
+        """
+        assert self.ffmpeg is not None
+        parts = _parts(segments, fps)
+        final = [*RENDER_ARGS, "-movflags", "+faststart", "-f", "mp4", str(target)]
+        if len(parts) <= MAX_INPUTS_PER_RUN:
+            await self._cut_and_join(source, parts, audio=audio, output=final)
+            return
+        pieces: list[Path] = []
+        listing = target.with_suffix(".ffconcat")
+        try:
+            for start in range(0, len(parts), MAX_INPUTS_PER_RUN):
+                piece = target.with_name(f"{target.stem}.{len(pieces)}.mkv")
+                pieces.append(piece)
+                group = parts[start : start + MAX_INPUTS_PER_RUN]
+                await self._cut_and_join(
+                    source, group, audio=audio, output=[*_INTERMEDIATE_ARGS, str(piece)]
+                )
+            lines = ["ffconcat version 1.0", *(f"file {_concat_quote(str(p))}" for p in pieces)]
+            await asyncio.to_thread(listing.write_text, "\n".join(lines) + "\n", "utf-8")
+            # Whole files, each decoded from its start: the concat demuxer joins them
+            # exactly (the keyframe caveat is for `inpoint` only).
+            maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if audio else [])
+            await self._run(
+                [
+                    *(self.ffmpeg, *_QUIET, "-f", "concat", "-safe", "0"),
+                    *("-i", str(listing), *maps, *final),
+                ],
+                what="trim",
+            )
+        finally:
+            await asyncio.to_thread(_remove, listing, *pieces)
+
+    async def _cut_and_join(
+        self, source: Path, parts: Sequence[_Part], *, audio: bool, output: list[str]
+    ) -> None:
+        """One ffmpeg run: `parts` of `source` cut to the frame, joined, then `output`.
+
+        Each segment is its own input, seeked with `-ss` before `-i`: ffmpeg jumps to the
+        keyframe before the start and decodes, dropping the frames before it (its accurate
+        seek), so only the kept parts (plus up to a GOP each) are decoded, in any order.
+        A part's timestamps then count from its requested start, and `trim`/`atrim` end
+        it: after its number of frames, the sound at the same time (padded with silence
+        if the file ends first), so both streams of a part last the same and the concat
+        filter (which moves on at the longer one's end) keeps to the frame grid. The
+        input's own `-t` counts from the first frame kept and only bounds the reading;
+        `setpts`/`asetpts` restart each part at zero for the concat filter. One decoding
+        thread per input: a decoder's frame threads multiply its memory, and the inputs
+        are decoded one after the other.
         """
         assert self.ffmpeg is not None
         inputs: list[str] = []
         chains: list[str] = []
         joined = ""
-        for index, segment in enumerate(segments):
-            end = f"{segment.duration:.6f}"
-            inputs += ["-ss", f"{segment.start:.6f}"]
-            inputs += ["-t", f"{segment.duration + _READ_MARGIN_SEC:.6f}", "-i", str(source)]
+        for index, part in enumerate(parts):
+            end = f"{part.length:.6f}"
+            inputs += ["-ss", f"{part.start:.6f}"]
+            inputs += ["-t", f"{part.length + _READ_MARGIN_SEC:.6f}", "-threads", "1"]
+            inputs += ["-i", str(source)]
+            cut = f"end_frame={part.frames}" if part.frames is not None else f"end={end}"
             # `V`: the first video stream that is not a cover picture.
-            chains.append(f"[{index}:V:0]trim=end={end},setpts=PTS-STARTPTS[v{index}]")
+            chains.append(f"[{index}:V:0]trim={cut},setpts=PTS-STARTPTS[v{index}]")
             joined += f"[v{index}]"
             if audio:
-                chains.append(f"[{index}:a:0]atrim=end={end},asetpts=PTS-STARTPTS[a{index}]")
+                pad = "apad," if part.frames is not None else ""
+                chains.append(f"[{index}:a:0]{pad}atrim=end={end},asetpts=PTS-STARTPTS[a{index}]")
                 joined += f"[a{index}]"
         streams = "[v][a]" if audio else "[v]"
-        chains.append(f"{joined}concat=n={len(segments)}:v=1:a={int(audio)}{streams}")
+        chains.append(f"{joined}concat=n={len(parts)}:v=1:a={int(audio)}{streams}")
         # H.264 needs even dimensions in 4:2:0; a no-op for almost every video.
         chains.append(f"[v]scale=trunc(iw/2)*2:trunc(ih/2)*2,format={_PIXEL_FORMAT}[vout]")
         maps = ["-map", "[vout]"] + (["-map", "[a]"] if audio else [])
         await self._run(
-            [
-                self.ffmpeg,
-                *_QUIET,
-                *inputs,
-                "-filter_complex",
-                ";".join(chains),
-                *maps,
-                *RENDER_ARGS,
-                # The index first, so a browser can start playing before the end arrives.
-                "-movflags",
-                "+faststart",
-                "-f",
-                "mp4",
-                str(target),
-            ],
+            [self.ffmpeg, *_QUIET, *inputs, "-filter_complex", ";".join(chains), *maps, *output],
             what="trim",
         )
 
@@ -229,6 +273,15 @@ _QUIET: Final = ("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
 _PIXEL_FORMAT: Final = "yuv420p"
 # A trim's input is read this far past its end; the trim filter cuts it exactly.
 _READ_MARGIN_SEC: Final = 1.0
+# Segments cut in one ffmpeg run. Each is an input with its own decoder: ~6 MB each for
+# 720p (docs/performance.md), so 500 segments in one run would need gigabytes.
+MAX_INPUTS_PER_RUN: Final = 16
+# Groups of a long trim, before the final encode: lossless, so the render is encoded
+# lossily once; fast to write and read back.
+_INTERMEDIATE_ARGS: Final = (
+    *("-c:v", "libx264", "-preset", "ultrafast", "-qp", "0"),
+    *("-c:a", "pcm_s16le", "-f", "matroska"),
+)
 # How a trimmed render is encoded: H.264 and AAC in MP4 play in every browser, whatever
 # the upload's container; `veryfast` keeps a render well under real time on one core
 # (docs/performance.md). Part of a render's fingerprint: changing these renders anew.
@@ -237,7 +290,7 @@ RENDER_ARGS: Final = (
     *("-c:a", "aac", "-b:a", "128k"),
 )
 RENDER_EXTENSION: Final = "mp4"
-RENDER_SETTINGS: Final = " ".join((*RENDER_ARGS, _PIXEL_FORMAT, RENDER_EXTENSION, "render-v2"))
+RENDER_SETTINGS: Final = " ".join((*RENDER_ARGS, _PIXEL_FORMAT, RENDER_EXTENSION, "render-v3"))
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
@@ -247,6 +300,41 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
     # Shielded: reaping must finish even while the caller is being cancelled.
     with contextlib.suppress(Exception):
         await asyncio.shield(process.wait())
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A segment as rendered: where it starts, how many frames and seconds it fills."""
+
+    start: float
+    frames: int | None
+    length: float
+
+
+def _parts(segments: Sequence[Segment], fps: float | None) -> list[_Part]:
+    """Each segment's slot in the render: its frames counted from the rounded running
+    total of the requested durations, so the render's length never drifts from their sum
+    by more than half a frame, and each part ends within a frame of its request."""
+    if fps is None:
+        return [_Part(s.start, None, s.duration) for s in segments]
+    parts = []
+    elapsed = 0.0
+    for segment in segments:
+        before = round(elapsed * fps)
+        elapsed += segment.duration
+        frames = max(1, round(elapsed * fps) - before)
+        parts.append(_Part(segment.start, frames, frames / fps))
+    return parts
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _concat_quote(path: str) -> str:
+    # ffconcat quoting: single quotes, a quote inside written as '\''.
+    return "'" + path.replace("'", "'\\''") + "'"
 
 
 def _non_empty(path: Path) -> bool:

@@ -305,7 +305,8 @@ class MediaService:
                 # Without ffprobe the render is silent rather than failing on a video
                 # that has no sound.
                 audio = probe.has_audio if probe is not None else False
-                await self._tools.render(plan.source, plan.segments, target, audio=audio)
+                fps = probe.fps if probe is not None else None
+                await self._tools.render(plan.source, plan.segments, target, audio=audio, fps=fps)
                 new_duration = await self._duration_of(target, plan.segments)
                 await asyncio.to_thread(self._storage.place, target, project_id, plan.name)
             except BaseException:
