@@ -1,6 +1,7 @@
 """Trimmed renders: how exact the cuts are, and what a render costs per second of video.
 
     .venv/bin/python benchmarks/trims.py [--trims 20] [--seconds 60] [--seed 1]
+    .venv/bin/python benchmarks/trims.py --memory 500 [--seconds 60]
 
 Runs `MediaTools.render` (the service's own ffmpeg command) in this process, and beside it
 the stream copy it replaced (concat demuxer, `inpoint`/`outpoint`, `-c copy`) as the
@@ -15,6 +16,9 @@ the stream copy it replaced (concat demuxer, `inpoint`/`outpoint`, `-c copy`) as
   compress to nothing), keyframes every 2 s, AAC; rendered whole (one segment) and as 10
   parts of 60 % of it. Reported: wall and CPU seconds (ffmpeg's, from `getrusage`) per
   second of video written.
+- `--memory N` instead: one render of N segments of 0.1 s spread over the 720p source,
+  and the peak resident memory of its ffmpeg processes (`getrusage`, this process's
+  children only, so run it alone).
 """
 
 from __future__ import annotations
@@ -230,10 +234,30 @@ async def cost(tools: MediaTools, folder: Path, seconds: int) -> None:
             target.unlink()
 
 
-async def main(trims: int, seconds: int, seed: int) -> None:
+async def memory(tools: MediaTools, folder: Path, seconds: int, count: int) -> None:
+    source = folder / "camera.mp4"
+    camera_source(source, seconds)
+    step = (seconds - 0.2) / count
+    segments = [Segment(round(i * step, 3), 0.1) for i in range(count)]
+    children = Children()
+    started = time.perf_counter()
+    await tools.render(source, segments, folder / "many.mp4", audio=True, fps=30)
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"memory: {count} segments of 0.1 s of a 1280x720 {seconds} s source: wall "
+        f"{wall:.2f} s, CPU {children.since():.2f} s, ffmpeg peak RSS {peak:.0f} MB "
+        f"(the source's own encode included)"
+    )
+
+
+async def main(trims: int, seconds: int, seed: int, count: int | None) -> None:
     settings = Settings(_env_file=None, media_job_timeout_s=3_600)
     tools = MediaTools(settings)
     with tempfile.TemporaryDirectory() as tmp:
+        if count is not None:
+            await memory(tools, Path(tmp), seconds, count)
+            return
         await accuracy(tools, Path(tmp), trims, seed)
         await cost(tools, Path(tmp), seconds)
 
@@ -243,5 +267,6 @@ if __name__ == "__main__":
     parser.add_argument("--trims", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--memory", type=int, default=None, metavar="SEGMENTS")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.trims, arguments.seconds, arguments.seed))
+    asyncio.run(main(arguments.trims, arguments.seconds, arguments.seed, arguments.memory))

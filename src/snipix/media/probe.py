@@ -273,8 +273,8 @@ _QUIET: Final = ("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
 _PIXEL_FORMAT: Final = "yuv420p"
 # A trim's input is read this far past its end; the trim filter cuts it exactly.
 _READ_MARGIN_SEC: Final = 1.0
-# Segments cut in one ffmpeg run. Each is an input with its own decoder: ~6 MB each for
-# 720p (docs/performance.md), so 500 segments in one run would need gigabytes.
+# Segments cut in one ffmpeg run. Each is an input with its own decoder, so the memory of
+# a run grows with them: 500 in one run would need gigabytes (docs/performance.md).
 MAX_INPUTS_PER_RUN: Final = 16
 # Groups of a long trim, before the final encode: lossless, so the render is encoded
 # lossily once; fast to write and read back.
@@ -283,14 +283,23 @@ _INTERMEDIATE_ARGS: Final = (
     *("-c:a", "pcm_s16le", "-f", "matroska"),
 )
 # How a trimmed render is encoded: H.264 and AAC in MP4 play in every browser, whatever
-# the upload's container; `veryfast` keeps a render well under real time on one core
-# (docs/performance.md). Part of a render's fingerprint: changing these renders anew.
+# the upload's container; `veryfast` for the cost per second of video (docs/performance.md).
+# Part of a render's fingerprint, with the grouping: changing them renders anew.
 RENDER_ARGS: Final = (
     *("-c:v", "libx264", "-preset", "veryfast", "-crf", "23"),
     *("-c:a", "aac", "-b:a", "128k"),
 )
 RENDER_EXTENSION: Final = "mp4"
-RENDER_SETTINGS: Final = " ".join((*RENDER_ARGS, _PIXEL_FORMAT, RENDER_EXTENSION, "render-v3"))
+RENDER_SETTINGS: Final = " ".join(
+    (
+        *RENDER_ARGS,
+        _PIXEL_FORMAT,
+        RENDER_EXTENSION,
+        *_INTERMEDIATE_ARGS,
+        f"groups={MAX_INPUTS_PER_RUN}",
+        "frame-grid",
+    )
+)
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:

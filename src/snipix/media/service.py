@@ -62,8 +62,8 @@ log = structlog.get_logger(__name__)
 MEDIA_UPDATE_ATTEMPTS: Final = 5
 # Clip ends computed by the web app from the probed duration may overshoot it by rounding.
 END_TOLERANCE_SEC: Final = 0.1
-# Trim times are kept to the millisecond: a frame lasts 16 ms or more at any rate a
-# browser plays, and the web app's floats for the same edit then give the same render.
+# Trim times are kept to the millisecond, well under a frame, so that the web app's floats
+# for the same edit give the same render.
 _MILLIS: Final = 1_000
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 NO_FFMPEG: Final = (
