@@ -27,6 +27,7 @@ from tests.media.conftest import (
     Videos,
     frame_numbers,
     keyframe_times,
+    probe,
     video_stream,
 )
 from tests.media.test_endpoints import create_project, media_files, project, trim, upload, who
@@ -290,3 +291,25 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("condition never held")
+
+
+@pytest.mark.process
+async def test_a_silent_webm_is_trimmed_to_a_silent_mp4(
+    client: httpx.AsyncClient, videos: Videos, tmp_path: Path
+) -> None:
+    """Any accepted container trims; the render is MP4 (H.264 plays in every browser)."""
+    project_id = await create_project(client)
+    response = await upload(client, project_id, videos.webm.read_bytes(), filename="a.webm")
+    assert response.status_code == 200, response.text
+
+    trimmed = await trim(client, project_id, [(0.2, 0.5)])
+
+    assert trimmed.status_code == 200, trimmed.text
+    assert trimmed.json()["data"]["new_duration"] == pytest.approx(0.5, abs=FRAME_SEC)
+    served = await client.get(f"/media/{project_id}/video/trimmed", headers=who())
+    assert served.headers["content-type"] == "video/mp4"
+    render = tmp_path / "render.mp4"
+    render.write_bytes(served.content)
+    duration, streams = probe(render)
+    assert streams == ["video"]
+    assert duration == pytest.approx(0.5, abs=FRAME_SEC)

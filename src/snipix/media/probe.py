@@ -198,9 +198,11 @@ class MediaTools:
         keyframe before the start and decodes, dropping the frames before it (its accurate
         seek), so only the kept parts (plus up to a GOP each) are decoded, in any order.
         A part's timestamps then count from its requested start, and `trim`/`atrim` end
-        it: after its number of frames, the sound at the same time (padded with silence
-        if the file ends first), so both streams of a part last the same and the concat
-        filter (which moves on at the longer one's end) keeps to the frame grid. The
+        it at its length (`_parts`): at a constant rate that keeps exactly its number of
+        frames whatever the phase of the first one, and by time it still holds for a
+        variable rate. The sound is padded with silence if the file ends first, so both
+        streams of a part last the same and the concat filter (which moves on at the
+        longer one's end) keeps to the frame grid. The
         input's own `-t` counts from the first frame kept and only bounds the reading;
         `setpts`/`asetpts` restart each part at zero for the concat filter. One decoding
         thread per input: a decoder's frame threads multiply its memory, and the inputs
@@ -215,12 +217,11 @@ class MediaTools:
             inputs += ["-ss", f"{part.start:.6f}"]
             inputs += ["-t", f"{part.length + _READ_MARGIN_SEC:.6f}", "-threads", "1"]
             inputs += ["-i", str(source)]
-            cut = f"end_frame={part.frames}" if part.frames is not None else f"end={end}"
             # `V`: the first video stream that is not a cover picture.
-            chains.append(f"[{index}:V:0]trim={cut},setpts=PTS-STARTPTS[v{index}]")
+            chains.append(f"[{index}:V:0]trim=end={end},setpts=PTS-STARTPTS[v{index}]")
             joined += f"[v{index}]"
             if audio:
-                pad = "apad," if part.frames is not None else ""
+                pad = "apad," if part.padded else ""
                 chains.append(f"[{index}:a:0]{pad}atrim=end={end},asetpts=PTS-STARTPTS[a{index}]")
                 joined += f"[a{index}]"
         streams = "[v][a]" if audio else "[v]"
@@ -313,11 +314,12 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """A segment as rendered: where it starts, how many frames and seconds it fills."""
+    """A segment as rendered: where it starts and how long it lasts in the render, in
+    seconds and, with the frame rate known, in whole frames (`padded`)."""
 
     start: float
-    frames: int | None
     length: float
+    padded: bool
 
 
 def _parts(segments: Sequence[Segment], fps: float | None) -> list[_Part]:
@@ -325,14 +327,14 @@ def _parts(segments: Sequence[Segment], fps: float | None) -> list[_Part]:
     total of the requested durations, so the render's length never drifts from their sum
     by more than half a frame, and each part ends within a frame of its request."""
     if fps is None:
-        return [_Part(s.start, None, s.duration) for s in segments]
+        return [_Part(s.start, s.duration, padded=False) for s in segments]
     parts = []
     elapsed = 0.0
     for segment in segments:
         before = round(elapsed * fps)
         elapsed += segment.duration
         frames = max(1, round(elapsed * fps) - before)
-        parts.append(_Part(segment.start, frames, frames / fps))
+        parts.append(_Part(segment.start, frames / fps, padded=True))
     return parts
 
 
