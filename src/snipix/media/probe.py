@@ -202,11 +202,10 @@ class MediaTools:
         frames whatever the phase of the first one, and by time it still holds for a
         variable rate. The sound is padded with silence if the file ends first, so both
         streams of a part last the same and the concat filter (which moves on at the
-        longer one's end) keeps to the frame grid. The
-        input's own `-t` counts from the first frame kept and only bounds the reading;
-        `setpts`/`asetpts` restart each part at zero for the concat filter. One decoding
-        thread per input: a decoder's frame threads multiply its memory, and the inputs
-        are decoded one after the other.
+        longer one's end) keeps to the frame grid. The input's own `-t` counts from the
+        first frame kept and only bounds the reading; `setpts`/`asetpts` restart each
+        part at zero for the concat filter. One decoding thread per input: a decoder's
+        frame threads multiply its memory, and the inputs are decoded one after the other.
         """
         assert self.ffmpeg is not None
         inputs: list[str] = []
@@ -314,8 +313,8 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """A segment as rendered: where it starts and how long it lasts in the render, in
-    seconds and, with the frame rate known, in whole frames (`padded`)."""
+    """A segment as rendered: where it starts in the source, how long it lasts in the
+    render, and whether that length is in whole frames (its sound then padded to it)."""
 
     start: float
     length: float
