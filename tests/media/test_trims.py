@@ -25,6 +25,7 @@ from tests.media.conftest import (
     KEYED_FPS,
     KEYFRAME_EVERY_SEC,
     Videos,
+    ffmpeg,
     frame_numbers,
     keyframe_times,
     probe,
@@ -313,3 +314,34 @@ async def test_a_silent_webm_is_trimmed_to_a_silent_mp4(
     duration, streams = probe(render)
     assert streams == ["video"]
     assert duration == pytest.approx(0.5, abs=FRAME_SEC)
+
+
+@pytest.mark.process
+async def test_a_variable_frame_rate_source_is_cut_by_time(
+    client: httpx.AsyncClient, videos: Videos, tmp_path: Path
+) -> None:
+    """Where frames are missing, the average rate ffprobe reports is not the rate of every
+    part: a part still ends at its requested time, not after a count of frames."""
+    source = tmp_path / "vfr.mp4"
+    # Every third frame of the first 3 s dropped: ~21 fps on average, 25 after 3 s.
+    ffmpeg(
+        *("-i", str(videos.keyed), "-vf", "select='not(eq(mod(n\\,3)\\,2)*lt(t\\,3))'"),
+        *("-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast"),
+        *("-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_EVERY_SEC})"),
+        *("-c:a", "copy", str(source)),
+    )
+    project_id = await create_project(client)
+    response = await upload(client, project_id, source.read_bytes())
+    assert response.status_code == 200, response.text
+    assert (await project(client, project_id))["media"]["fps"] < KEYED_FPS - 2
+
+    trimmed = await trim(client, project_id, [(3.3, 1.5)])
+
+    assert trimmed.status_code == 200, trimmed.text
+    render = tmp_path / "render.mp4"
+    served = await client.get(f"/media/{project_id}/video/trimmed", headers=who())
+    render.write_bytes(served.content)
+    assert video_stream(render).duration_sec == pytest.approx(1.5, abs=FRAME_SEC)
+    (part,) = runs(frame_numbers(render))
+    assert abs(part[0] - 83) <= 1, part  # 3.32 s, the first frame at or after 3.3 s
+    assert abs(part[-1] - 119) <= 1, part  # 4.76 s, the last one before 4.8 s
