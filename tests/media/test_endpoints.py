@@ -29,7 +29,7 @@ from tests.support import running_app, wait_until
 Json = dict[str, Any]
 ALICE = "alice"
 BOB = "bob"
-# Stream-copy cuts start on a keyframe and audio frames overhang a cut by up to ~23 ms.
+# Uploads: the probed duration of a 4 s clip; trims: audio frames overhang a cut by ~23 ms.
 TOLERANCE_SEC = 0.1
 
 

@@ -1,4 +1,4 @@
-"""The media root on disk: one folder per project, one new file name per stored file.
+"""The media root on disk: one folder per project, a file name per stored file.
 
 Layout under the root:
 
@@ -7,10 +7,12 @@ Layout under the root:
     <projectId>/<hex>.<ext>      stored files: uploads, `.jpg` thumbnails, trimmed renders
 
 A file reaches its project folder by an atomic rename within the root (one filesystem), so
-a reader never sees half a file, and nothing is ever written under a name another request
-could also use. Stored files are referenced from the project's `media` by their path
-relative to the root (`<projectId>/<hex>.<ext>`); `resolve` serves only files of the
-project's own folder, whatever the stored reference says. A purge removes the folder.
+a reader never sees half a file. Uploads and thumbnails get random names; a trimmed render
+is named by its fingerprint (`service.render_key`), so the same trim finds its render, and
+two renders under one name have the same content. Stored files are referenced from the
+project's `media` by their path relative to the root (`<projectId>/<hex>.<ext>`);
+`resolve` serves only files of the project's own folder, whatever the stored reference
+says. A purge removes the folder.
 """
 
 from __future__ import annotations

@@ -146,7 +146,8 @@ async def upload_video(request: Request, actor: ActorDep, service: ServiceDep) -
     ),
 )
 async def trim_video(body: TrimRequest, actor: ActorDep, service: ServiceDep) -> dict[str, Any]:
-    """Keep the given segments of the uploaded video (ffmpeg stream copy, no re-encode)."""
+    """Keep the given segments of the uploaded video, cut to the frame (re-encoded to MP4);
+    the same trim again answers the render already made."""
     result = await service.trim(actor, body)
     return success(result.model_dump(mode="json"), "Video trimmed successfully")
 
