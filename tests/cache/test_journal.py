@@ -199,6 +199,30 @@ async def test_a_restarted_reader_delivers_what_was_recorded_before_it_started(
     assert await _cached_version(replicas, "project", "p1") == 2
 
 
+async def test_a_backlog_is_delivered_a_page_per_tick_and_nothing_is_served_before_its_end(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("snipix.cache.service.JOURNAL_PAGE", 2)
+    old = Loader(version=1, payload=b'{"name":"before"}')
+    await replicas.reader.entity("project", "p4", OWNER, old)
+    for number in range(5):
+        await replicas.writer.invalidate("project", f"p{number}", 2)
+    fresh = _cache(RedisStore(replicas.redis), replicas.prefix, replicas.journal, replicas.clock)
+
+    await fresh.poll_journal()
+    assert await replicas.db[COLLECTION].count_documents({}) == 3
+    # p4's old entry is still in Redis, and its record not yet read: not served.
+    new = Loader(version=2, payload=b'{"name":"after"}')
+    assert await fresh.entity("project", "p4", OWNER, new) == Loaded(2, b'{"name":"after"}')
+
+    await fresh.poll_journal()
+    await fresh.poll_journal()
+
+    assert await replicas.db[COLLECTION].count_documents({}) == 0
+    for number in range(5):
+        assert await _cached_version(replicas, "project", f"p{number}") == 2
+
+
 class _DownJournal:
     """A journal whose database does not answer."""
 

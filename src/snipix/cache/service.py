@@ -158,6 +158,7 @@ class Cache:
         # read reaches the end, nothing from Redis or memory is served.
         self._journal = journal
         self._journal_after: datetime | None = None
+        self._journal_paging = False
         self._journal_behind = journal is not None
         self._journal_applied: dict[str, datetime] = {}
         self._local_distrust_seen = float("-inf")
@@ -374,6 +375,7 @@ class Cache:
         if self._journal is None:
             return
         self._journal_after = None
+        self._journal_paging = False
         self._journal_applied.clear()
         self._journal_behind = True
 
@@ -400,13 +402,15 @@ class Cache:
             self._local_distrust_seen = local.distrust_until
             self._rewind_journal()
         after = self._journal_after
+        if after is not None and not self._journal_paging:
+            after -= JOURNAL_OVERLAP
         try:
-            entries = await journal.since(
-                after - JOURNAL_OVERLAP if after is not None else None, JOURNAL_PAGE
-            )
-        except Exception as error:
+            entries = await journal.since(after, JOURNAL_PAGE)
+        except Exception as error:  # noqa: BLE001 (reported below; the loop must go on)
+            # A database that does not answer skips the tick; anything else is reported,
+            # and skips it too: the loop also beats the local layer's heart and must go on.
             if not _database_down(error):
-                raise
+                log.warning("cache journal unreadable", error_class=type(error).__name__)
             return
         for entry in entries:
             if self._journal_applied.get(entry.token) is not None:
@@ -422,11 +426,12 @@ class Cache:
             self._journal_applied[entry.token] = entry.at
         if entries:
             newest = entries[-1].at
-            self._journal_after = newest if after is None else max(after, newest)
+            cursor = self._journal_after
+            self._journal_after = newest if cursor is None else max(cursor, newest)
             # Past a full page the next read continues from the newest seen (the overlap
             # would read the same page again); a short page means the end was reached.
-            if len(entries) >= JOURNAL_PAGE:
-                self._journal_after += JOURNAL_OVERLAP
+            self._journal_paging = len(entries) >= JOURNAL_PAGE
+            if self._journal_paging:
                 return
         # An empty journal leaves the cursor at the start: reading an empty collection
         # whole costs no more, and no replica clock is compared with the server's.
