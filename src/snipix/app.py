@@ -38,12 +38,13 @@ from snipix.api.routes.transcripts import router as transcript_router
 from snipix.api.routes.transcripts import search_router as transcript_search_router
 from snipix.api.security_headers import SecurityHeadersMiddleware
 from snipix.auth.token_verifier import TokenVerifier
+from snipix.cache.journal import DatabaseJournal
 from snipix.cache.local import LocalLayer
 from snipix.cache.metrics import CacheMetrics
 from snipix.cache.service import Cache
 from snipix.cache.store import CacheStore, MemoryStore, RedisStore
 from snipix.catalogue import MIGRATIONS
-from snipix.db.client import connect
+from snipix.db.client import Database, connect
 from snipix.db.deferred import DeferredWrites
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.leases import Lease
@@ -84,15 +85,21 @@ def _redis_client(settings: Settings) -> Redis | None:
     return client
 
 
+# Added to a journal entry's life beyond the cache TTL: clock skew between replicas.
+JOURNAL_MARGIN_S = 60
+
+
 def _cache(
     settings: Settings,
     redis: Redis | None,
     policy: RetryPolicy,
     metrics: CacheMetrics,
     topology: TopologyMonitor,
+    db: Database,
 ) -> Cache:
     store: CacheStore | None = None
     local: LocalLayer | None = None
+    journal: DatabaseJournal | None = None
     if not settings.cache_enabled:
         store = None
     elif redis is not None:
@@ -105,6 +112,11 @@ def _cache(
                 max_bytes=settings.cache_local_max_bytes,
                 max_lag_s=settings.cache_local_max_lag_ms / 1000,
             )
+        # Shared Redis, several replicas: what one cannot deliver to Redis goes through the
+        # database. Kept until no entry filled before the write can still be fresh (the
+        # longest jittered TTL) plus a margin for the replicas' clocks.
+        longest_ttl_s = settings.cache_ttl_s * (1 + settings.cache_ttl_jitter)
+        journal = DatabaseJournal(db, ttl=timedelta(seconds=longest_ttl_s + JOURNAL_MARGIN_S))
     elif settings.cache_memory_max_bytes > 0:
         # Single-replica mode: another replica could not see this process's invalidations.
         store = MemoryStore(settings.cache_memory_max_bytes)
@@ -119,6 +131,7 @@ def _cache(
         database_up=lambda: topology.available,
         local=local,
         settle_s=settings.cache_local_max_lag_ms / 1000,
+        journal=journal,
     )
 
 
@@ -165,13 +178,13 @@ def _lifespan(
         mongo = await connect(settings, listeners=[pool, commands, topology, *listeners])
         redis = _redis_client(settings)
         policy = RetryPolicy.from_settings(settings, RetryMetrics(metrics))
-        cache = _cache(settings, redis, policy, CacheMetrics(metrics), topology)
+        db = mongo[settings.database_name]
+        cache = _cache(settings, redis, policy, CacheMetrics(metrics), topology, db)
         # Rate limits: counted in Redis when configured, in process otherwise.
         limiter = Limiter(redis, prefix=settings.cache_prefix, metrics=RateLimitMetrics(metrics))
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
         try:
-            db = mongo[settings.database_name]
             runner = MigrationRunner(db, migrations)
             # Migrations first: one may create a collection with options (the projects
             # validator) that creating its indexes first would have made impossible.
@@ -209,6 +222,9 @@ def _lifespan(
                 asyncio.create_task(resources.deferred.run_every(stop), name="deferred-writes")
             )
             if redis is not None and settings.cache_enabled:
+                # What other replicas recorded while Redis was out of their reach is
+                # delivered before the first request; nothing from Redis is served until then.
+                await cache.poll_journal()
                 jobs.append(asyncio.create_task(cache.run_recovery(stop), name="cache-recovery"))
             if redis is not None:
                 jobs.append(

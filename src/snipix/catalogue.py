@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from snipix.accounts.repository import LOGIN_LOCKOUTS, REFRESH_FAMILIES, REFRESH_TOKENS, USERS
 from snipix.audit.repository import COLLECTION as AUDIT
+from snipix.cache.journal import COLLECTION as CACHE_INVALIDATIONS
 from snipix.db.leases import COLLECTION as LEASES
 from snipix.db.migrations import COLLECTION as MIGRATIONS_COLLECTION
 from snipix.db.migrations import LOCK_ID, Migration
@@ -154,6 +155,8 @@ COLLECTIONS: Final[tuple[StoredCollection, ...]] = (
     StoredCollection(MIGRATIONS_COLLECTION, "db", UserScope.WHOLE, excluded_id=LOCK_ID),
     # Ephemeral: job leases expire within minutes and mean nothing in another database.
     StoredCollection(LEASES, "db", backed_up=False),
+    # Ephemeral: cache invalidations in flight, meaningless once Redis has them.
+    StoredCollection(CACHE_INVALIDATIONS, "cache", backed_up=False),
 )
 
 BY_NAME: Final = {collection.name: collection for collection in COLLECTIONS}

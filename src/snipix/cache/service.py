@@ -15,6 +15,12 @@ are held (another replica may read the old entry the moment Redis returns); and 
 `settle_s` after Redis returns nothing it holds is served, so those deliveries land first.
 redis-py reconnects by itself.
 
+A replica cut off from Redis while the others still reach it cannot wait for its own
+recovery to deliver: before the write is answered its invalidation is also recorded in the
+database (`snipix.cache.journal`), and every replica's recovery loop reads what was
+recorded each tick, evicts it from memory and delivers it to Redis (fenced by version), so
+no replica answers the old state for longer than a tick and a round trip after the write.
+
 When the database fails: an entry past its TTL but within SNIPIX_CACHE_STALE_S is served
 as `stale`; a fresh entry read while the database is known to be down is `stale` too (it
 may miss a change the database made that we cannot check). `X-Cache` tells the client.
@@ -31,12 +37,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import structlog
 from redis.exceptions import RedisError
 
 from snipix.cache.entries import Entry
+from snipix.cache.journal import Invalidation, Journal
 from snipix.cache.local import LocalLayer
 from snipix.cache.metrics import CacheMetrics
 from snipix.cache.store import CacheStore, MemoryStore
@@ -66,6 +74,13 @@ PURGED: Final = 2**62
 # SNIPIX_CACHE_LOCAL_MAX_LAG_MS): a replica that wrote meanwhile holds the invalidation and
 # probes every tick (0.25 s) until it has delivered it, well within this.
 DEFAULT_SETTLE_S: Final = 1.0
+# The journal is read from the newest `at` seen minus this: an entry stamped earlier by the
+# database but visible only after a later one was read (two records in flight at once) is
+# still found. Far above a record's duration; entries already applied are skipped by token.
+JOURNAL_OVERLAP: Final = timedelta(seconds=5)
+# Entries read per tick: a backlog (after an outage every replica reads the journal from the
+# start) is delivered a page per tick, and nothing from Redis is served until it is done.
+JOURNAL_PAGE: Final = 500
 
 
 def request_outcome() -> Outcome | None:
@@ -111,6 +126,7 @@ class Cache:
         local: LocalLayer | None = None,
         clock: Clock = utc_now,
         settle_s: float = DEFAULT_SETTLE_S,
+        journal: Journal | None = None,
     ) -> None:
         self._store = store
         # Entries carry their expiry as a wall-clock time every replica reads alike.
@@ -136,6 +152,16 @@ class Cache:
         # After Redis returns from an outage: until when what it holds is not served.
         self._settle_s = settle_s
         self._distrust_until = float("-inf")
+        # The invalidation journal (multi-replica deployments) and how far it has been read:
+        # None means "from the start" — at start-up and after any outage or silence of
+        # Redis, when entries another replica could not deliver may be waiting; until that
+        # read reaches the end, nothing from Redis or memory is served.
+        self._journal = journal
+        self._journal_after: datetime | None = None
+        self._journal_paging = False
+        self._journal_behind = journal is not None
+        self._journal_applied: dict[str, datetime] = {}
+        self._local_distrust_seen = float("-inf")
 
     @classmethod
     def disabled(cls) -> Cache:
@@ -218,6 +244,7 @@ class Cache:
         )
         self._down_since = None
         self._distrust_until = time.monotonic() + self._settle_s
+        self._rewind_journal()
 
     def _trusted(self) -> bool:
         """Whether an entry read from Redis may be served now.
@@ -227,6 +254,8 @@ class Cache:
         still hold its invalidation, which it delivers within a tick of Redis' return. Until
         then a lookup loads from the database (and fills, fenced by version as always).
         """
+        if self._journal_behind:
+            return False
         until = self._distrust_until
         if self._local is not None:
             until = max(until, self._local.distrust_until)
@@ -306,6 +335,7 @@ class Cache:
             self.heartbeat()
             await self.probe()
             await self.track()
+            await self.poll_journal()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except TimeoutError:
@@ -320,6 +350,112 @@ class Cache:
             self._pending_pages.add(key)
         else:
             self._pending_entities[key] = max(version, self._pending_entities.get(key, 0))
+
+    # --- the invalidation journal --------------------------------------------------------
+
+    async def _journal_record(self, key: str, version: int | None) -> None:
+        """Record an invalidation Redis did not take, before the write is answered.
+
+        A failure propagates: the write has committed, but answering it as done without
+        the record would let another replica answer the old state until the TTL ends. The
+        client sees an error (as for a lost acknowledgement) and reads or retries.
+        """
+        journal = self._journal
+        if journal is None:
+            return
+        await self._policy.run(
+            lambda: journal.record(key, version),
+            operation="cache.journal",
+            kind=Kind.IDEMPOTENT_WRITE,
+        )
+
+    def _rewind_journal(self) -> None:
+        """Read the journal from the start again: Redis was out of our reach, and another
+        replica may have recorded invalidations that nobody could deliver meanwhile."""
+        if self._journal is None:
+            return
+        self._journal_after = None
+        self._journal_paging = False
+        self._journal_applied.clear()
+        self._journal_behind = True
+
+    async def poll_journal(self) -> None:
+        """Background, each tick: apply what other replicas recorded in the journal.
+
+        Each entry is evicted from the local layer and delivered to Redis (a tombstone at
+        its version, fenced, or a new generation for a list), then removed: Redis has it,
+        and its tracking pushes the eviction to every replica that reaches Redis, so no
+        replica needs the entry any more (a replica that does not reach Redis serves
+        nothing cached and reads the journal from the start on its return). Several
+        replicas may deliver one entry; both operations are idempotent and the delete
+        matches the record's token, so a newer record of the key is never removed.
+
+        Skipped while Redis is down for this replica (nothing cached is served then, and
+        the read starts over on recovery) and on a tick the database does not answer.
+        """
+        journal, store = self._journal, self._store
+        if journal is None or store is None or self._down_since is not None:
+            return
+        local = self._local
+        if local is not None and local.distrust_until != self._local_distrust_seen:
+            # The tracking connection was silent or lost: Redis may have been out of reach.
+            self._local_distrust_seen = local.distrust_until
+            self._rewind_journal()
+        after = self._journal_after
+        if after is not None and not self._journal_paging:
+            after -= JOURNAL_OVERLAP
+        try:
+            entries = await journal.since(after, JOURNAL_PAGE)
+        except Exception as error:  # noqa: BLE001 (reported below; the loop must go on)
+            # A database that does not answer skips the tick; anything else is reported,
+            # and skips it too: the loop also beats the local layer's heart and must go on.
+            if not _database_down(error):
+                log.warning("cache journal unreadable", error_class=type(error).__name__)
+            return
+        for entry in entries:
+            if self._journal_applied.get(entry.token) is not None:
+                continue
+            if local is not None:
+                local.evict(entry.key)
+            try:
+                await self._deliver_journal_entry(entry)
+            except _StoreDown:
+                return  # now down: the read starts over once Redis answers
+            with contextlib.suppress(Exception):
+                await journal.remove(entry)
+            self._journal_applied[entry.token] = entry.at
+        if entries:
+            newest = entries[-1].at
+            cursor = self._journal_after
+            self._journal_after = newest if cursor is None else max(cursor, newest)
+            # Past a full page the next read continues from the newest seen (the overlap
+            # would read the same page again); a short page means the end was reached.
+            self._journal_paging = len(entries) >= JOURNAL_PAGE
+            if self._journal_paging:
+                return
+        # An empty journal leaves the cursor at the start: reading an empty collection
+        # whole costs no more, and no replica clock is compared with the server's.
+        self._journal_behind = False
+        if self._journal_after is not None:
+            # Tokens the next reads cannot return any more need not be remembered.
+            horizon = self._journal_after - 2 * JOURNAL_OVERLAP
+            for token, at in list(self._journal_applied.items()):
+                if at < horizon:
+                    del self._journal_applied[token]
+
+    async def _deliver_journal_entry(self, entry: Invalidation) -> None:
+        key, version = entry.key, entry.version
+        if version is None:
+            await self._call(
+                "cache.invalidate",
+                lambda store: store.page_reset(key, uuid.uuid4().hex, self._hard_ttl_ms()),
+            )
+            return
+        tombstone = Entry.tombstone_for(version).encode()
+        await self._call(
+            "cache.invalidate",
+            lambda store: store.fill(key, tombstone, version, TOMBSTONE_TTL_MS),
+        )
 
     # --- TTLs ----------------------------------------------------------------------------
 
@@ -354,7 +490,7 @@ class Cache:
         count = self._hit if reported else _nothing
         now_ms = self._now_ms()
         local = self._local
-        if local is not None and self._down_since is None:
+        if local is not None and self._down_since is None and not self._journal_behind:
             held = local.get(key)
             if held is not None and held.fresh(now_ms):
                 if held.owner != owner:
@@ -403,7 +539,7 @@ class Cache:
         key = self.key(kind, entity_id)
         entry: Entry | None = None
         if self._local is not None:
-            if self._down_since is not None:
+            if self._down_since is not None or self._journal_behind:
                 return None
             entry = self._local.get(key)
         elif isinstance(self._store, MemoryStore):
@@ -458,6 +594,7 @@ class Cache:
             )
         except _StoreDown:
             self._hold(key, version)
+            await self._journal_record(key, version)
 
     async def forget(self, kind: str, entity_id: str) -> None:
         """The entity is gone for good (purged): nothing may be cached for it again."""
@@ -536,6 +673,7 @@ class Cache:
             )
         except _StoreDown:
             self._hold(key, None)
+            await self._journal_record(key, None)
 
     # --- helpers -------------------------------------------------------------------------
 

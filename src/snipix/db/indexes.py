@@ -163,6 +163,16 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         # Every session of one user, ended at once (sign out everywhere, a password change,
         # an account disabled or deleted).
         IndexSpec("refresh_families", "user", [("userId", ASCENDING)]),
+        # Cache invalidations Redis did not take (`_id` = the cache key): each replica's
+        # recovery loop reads those recorded since its last look, in `at` order; the
+        # server removes them once no entry from before them can be fresh.
+        IndexSpec("cache_invalidations", "at_id", [("at", ASCENDING), ("_id", ASCENDING)]),
+        IndexSpec(
+            "cache_invalidations",
+            "expire_at",
+            [("expiresAt", ASCENDING)],
+            {"expireAfterSeconds": 0},
+        ),
         # Sign-in lockouts (`_id` = "account:<hash>" or "ip:<address>"), read by `_id`.
         IndexSpec(
             "login_lockouts", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
