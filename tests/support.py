@@ -10,8 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -320,3 +320,40 @@ class RedisServer:
 def sync_mongo_client(uri: str) -> MongoClient[dict[str, Any]]:
     """A synchronous client for arranging and inspecting data (not bound to an event loop)."""
     return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+
+
+@contextmanager
+def serving(
+    folder: Path,
+    env: Mapping[str, str],
+    *,
+    name: str = "snipix serve",
+    args: tuple[str, ...] = (),
+    timeout_s: float = 60,
+) -> Iterator[str]:
+    """`python -m snipix serve` on a free port as an operator starts it, ready (its
+    /health/ready answers 200); its base URL. Its data directory and log are in `folder`;
+    `env` adds to a clean environment (the retention sweep off). The log's tail is
+    printed when it stops, so a failed test shows the service's side."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = SnipixProcess(
+        ["serve", "--port", str(port), *args],
+        env=clean_env(SNIPIX_DATA_DIR=str(folder / "data"), SNIPIX_RETENTION_INTERVAL_S="0", **env),
+        cwd=folder,
+        log_path=folder / "serve.log",
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.process is not None and process.process.poll() is not None:
+            raise AssertionError(f"{name} exited early:\n{process.output()}")
+        return http_status(f"{base}/health/ready") == 200
+
+    try:
+        wait_until(ready, timeout_s=timeout_s, what=f"{name} to answer /health/ready with 200")
+        yield base
+    finally:
+        process.stop()
+        process.kill()
+        print(f"--- {name} log (tail) ---\n{process.output()[-6000:]}")

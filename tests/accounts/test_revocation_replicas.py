@@ -14,11 +14,8 @@ import pytest
 from tests.accounts.helpers import API, registration
 from tests.support import (
     RedisServer,
-    SnipixProcess,
-    clean_env,
-    free_port,
-    http_status,
     loopback_client,
+    serving,
     wait_until,
 )
 
@@ -29,30 +26,24 @@ BOUND_S = 1.0
 
 @contextmanager
 def replica(tmp_path: Path, name: str, env: dict[str, str]) -> Iterator[str]:
-    """`python -m snipix serve` on a free port, ready; its base URL."""
-    port = free_port()
-    folder = tmp_path / name
-    folder.mkdir()
-    process = SnipixProcess(
-        ["serve", "--port", str(port), "--workers", "1"],
-        env=clean_env(SNIPIX_DATA_DIR=str(folder / "data"), **env),
-        cwd=folder,
-        log_path=folder / "serve.log",
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.process is not None and process.process.poll() is not None:
-            raise AssertionError(f"{name} exited early:\n{process.output()}")
-        return http_status(f"{base}/health/ready") == 200
-
-    try:
-        wait_until(ready, timeout_s=60, what=f"{name} to answer /health/ready with 200")
+    """`python -m snipix serve` (one worker) on a free port, ready; its base URL."""
+    with serving(tmp_path / name, env, name=name, args=("--workers", "1")) as base:
         yield base
-    finally:
-        process.stop()
-        process.kill()
-        print(f"--- {name} log (tail) ---\n{process.output()[-4000:]}")
+
+
+def production(
+    tmp_path: Path, mongodb_uri: str, database_name: str, redis: RedisServer
+) -> dict[str, str]:
+    """Two replicas as production runs them: one database, one Redis, a real JWT secret."""
+    return {
+        "SNIPIX_ENV": "production",
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": database_name,
+        "REDIS_URL": redis.url,
+        "SNIPIX_CACHE_PREFIX": f"test_{uuid.uuid4().hex[:12]}",
+        "JWT_SECRET": SECRET,
+        "SNIPIX_MEDIA_DIR": str(tmp_path / "media"),
+    }
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -63,16 +54,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_logout_all_on_one_replica_ends_the_session_on_another_within_a_second(
     tmp_path: Path, mongodb_uri: str, database_name: str, redis_server: RedisServer
 ) -> None:
-    env = {
-        "SNIPIX_ENV": "production",
-        "MONGODB_URI": mongodb_uri,
-        "MONGODB_DATABASE": database_name,
-        "REDIS_URL": redis_server.url,
-        "SNIPIX_CACHE_PREFIX": f"test_{uuid.uuid4().hex[:12]}",
-        "JWT_SECRET": SECRET,
-        "SNIPIX_MEDIA_DIR": str(tmp_path / "media"),
-        "SNIPIX_RETENTION_INTERVAL_S": "0",
-    }
+    env = production(tmp_path, mongodb_uri, database_name, redis_server)
     with ExitStack() as stack:
         first = stack.enter_context(replica(tmp_path, "replica-1", env))
         second = stack.enter_context(replica(tmp_path, "replica-2", env))
@@ -123,16 +105,7 @@ def test_a_replayed_refresh_token_never_forks_the_session_across_replicas(
     """The client refreshes on one replica, a thief replays the used token on the other:
     the thief gets only the token the client already holds; once the client moves on, the
     replay signs the whole session out on both."""
-    env = {
-        "SNIPIX_ENV": "production",
-        "MONGODB_URI": mongodb_uri,
-        "MONGODB_DATABASE": database_name,
-        "REDIS_URL": redis_server.url,
-        "SNIPIX_CACHE_PREFIX": f"test_{uuid.uuid4().hex[:12]}",
-        "JWT_SECRET": SECRET,
-        "SNIPIX_MEDIA_DIR": str(tmp_path / "media"),
-        "SNIPIX_RETENTION_INTERVAL_S": "0",
-    }
+    env = production(tmp_path, mongodb_uri, database_name, redis_server)
     with ExitStack() as stack:
         client_side = stack.enter_context(replica(tmp_path, "replica-1", env))
         thief_side = stack.enter_context(replica(tmp_path, "replica-2", env))

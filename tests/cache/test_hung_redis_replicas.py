@@ -24,11 +24,8 @@ import pytest
 
 from tests.support import (
     RedisServer,
-    SnipixProcess,
-    clean_env,
-    free_port,
-    http_status,
     loopback_client,
+    serving,
     wait_until,
 )
 
@@ -47,33 +44,9 @@ def replica(
     tmp_path: Path, name: str, mongodb_uri: str, database: str, redis_url: str
 ) -> Iterator[str]:
     """`snipix serve` as an operator starts it, ready; its base URL."""
-    port = free_port()
-    process = SnipixProcess(
-        ["serve", "--port", str(port)],
-        env=clean_env(
-            MONGODB_URI=mongodb_uri,
-            MONGODB_DATABASE=database,
-            REDIS_URL=redis_url,
-            SNIPIX_DATA_DIR=str(tmp_path / f"{name}-data"),
-            SNIPIX_RETENTION_INTERVAL_S="0",
-        ),
-        cwd=tmp_path,
-        log_path=tmp_path / f"{name}.log",
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.process is not None and process.process.poll() is not None:
-            raise AssertionError(f"snipix serve ({name}) exited early:\n{process.output()}")
-        return http_status(f"{base}/health/ready") == 200
-
-    try:
-        wait_until(ready, timeout_s=60, what=f"replica {name} to be ready")
+    env = {"MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database, "REDIS_URL": redis_url}
+    with serving(tmp_path / name, env, name=f"replica {name}") as base:
         yield base
-    finally:
-        process.stop()
-        process.kill()
-        print(f"--- {name} log (tail) ---\n{process.output()[-4000:]}")
 
 
 def project_name(http: httpx.Client, base: str, project_id: str) -> tuple[str, str | None]:

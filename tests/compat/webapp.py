@@ -26,7 +26,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from tests.support import SnipixProcess, clean_env, free_port, http_status, wait_until
+from tests.support import serving
 
 JWT_SECRET: Final = "webapp-replay-secret-" + "k" * 32
 WEB_ORIGIN: Final = "http://localhost:3000"  # the web app's dev server (CORS origin)
@@ -46,34 +46,9 @@ _SIMPLE_TYPES: Final = {"application/x-www-form-urlencoded", "multipart/form-dat
 @contextmanager
 def snipix_service(tmp_path: Path, mongodb_uri: str, database: str) -> Iterator[str]:
     """`python -m snipix serve` on a free port, ready; its base URL."""
-    port = free_port()
-    process = SnipixProcess(
-        ["serve", "--port", str(port)],
-        env=clean_env(
-            MONGODB_URI=mongodb_uri,
-            MONGODB_DATABASE=database,
-            JWT_SECRET=JWT_SECRET,
-            SNIPIX_DATA_DIR=str(tmp_path / "data"),
-            SNIPIX_RETENTION_INTERVAL_S="0",
-        ),
-        cwd=tmp_path,
-        log_path=tmp_path / "serve.log",
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.process is not None and process.process.poll() is not None:
-            raise AssertionError(f"snipix serve exited early:\n{process.output()}")
-        return http_status(f"{base}/health/ready") == 200
-
-    try:
-        wait_until(ready, timeout_s=45, what="snipix serve to answer /health/ready with 200")
+    env = {"MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database, "JWT_SECRET": JWT_SECRET}
+    with serving(tmp_path, env, timeout_s=45) as base:
         yield base
-    finally:
-        process.stop()
-        process.kill()
-        # pytest shows captured output only for a failed test: the service side of it.
-        print(f"--- snipix serve log (tail) ---\n{process.output()[-6000:]}")
 
 
 # --- a small video, made as tests/media/conftest.py makes them ------------------------------

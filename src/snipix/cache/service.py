@@ -50,6 +50,7 @@ from snipix.cache.metrics import CacheMetrics
 from snipix.cache.store import CacheStore, MemoryStore
 from snipix.clock import Clock, utc_now
 from snipix.errors import DatabaseUnavailable
+from snipix.flights import SingleFlight
 from snipix.observability.metrics import Metrics
 from snipix.retry import Kind, RetryPolicy, is_connectivity_error
 
@@ -139,7 +140,8 @@ class Cache:
         self._policy = policy
         self._metrics = metrics
         self._database_up = database_up
-        self._flights: dict[str, asyncio.Future[Loaded | None]] = {}
+        # One database load per entry at a time in this process; the others wait for it.
+        self._flights: SingleFlight[Loaded | None] = SingleFlight()
         # Outage state.
         self._down_since: float | None = None
         self._next_probe = 0.0
@@ -516,7 +518,7 @@ class Cache:
             count()
             return Loaded(cached.version, cached.payload)
         try:
-            loaded = await self._single_flight(
+            loaded = await self._flights.run(
                 f"{key}|{owner}", lambda: self._load_entity(key, owner, load, reported=reported)
             )
         except Exception as error:
@@ -624,7 +626,7 @@ class Cache:
             self._hit()
             return cached.payload
         try:
-            loaded = await self._single_flight(
+            loaded = await self._flights.run(
                 f"{key}|{field}|{seen}",
                 lambda: self._load_page(key, field, seen, load, store_ok=store_ok),
             )
@@ -684,36 +686,6 @@ class Cache:
         else:
             self._metrics.event("stale")
             _record("stale")
-
-    async def _single_flight(
-        self, flight: str, load: Callable[[], Awaitable[Loaded | None]]
-    ) -> Loaded | None:
-        """One load per key at a time in this process; the others wait for its result."""
-        running = self._flights.get(flight)
-        if running is not None:
-            try:
-                return await asyncio.shield(running)
-            except asyncio.CancelledError:
-                if not running.cancelled():
-                    raise
-                # The loading request went away (its client disconnected): load ourselves.
-                return await load()
-        future: asyncio.Future[Loaded | None] = asyncio.get_running_loop().create_future()
-        self._flights[flight] = future
-        try:
-            result = await load()
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: waiters get it; nobody else needs a warning
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._flights[flight]
 
 
 def _nothing() -> None:

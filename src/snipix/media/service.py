@@ -37,7 +37,7 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
-from snipix.media.flights import SingleFlight
+from snipix.flights import SingleFlight
 from snipix.media.formats import format_of
 from snipix.media.links import LinkSigner, load_key
 from snipix.media.probe import (

@@ -1,7 +1,8 @@
 """One run per key at a time in this process; callers with the same key share its result.
 
-Used for renders: the web app sends the same trim from several tabs and on every page open,
-often at once, and each identical request would otherwise start its own ffmpeg.
+Used by the cache (one database load per entry while many requests miss it at once) and by
+renders (the web app sends the same trim from several tabs and on every page open, often
+at once, and each identical request would otherwise start its own ffmpeg).
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""SingleFlight: one run per key at a time, shared by its callers (the cache's loads and
+the media renders use it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from snipix.flights import SingleFlight
+
+
+async def test_single_flight_shares_one_run_between_callers() -> None:
+    """Callers of a key under way wait for its run and get its result."""
+    flights: SingleFlight[int] = SingleFlight()
+    release = asyncio.Event()
+    calls = 0
+
+    async def work() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 7
+
+    first = asyncio.create_task(flights.run("k", work))
+    second = asyncio.create_task(flights.run("k", work))
+    await _until(lambda: calls == 1 and len(flights) == 1)
+    release.set()
+    assert list(await asyncio.gather(first, second)) == [7, 7]
+    assert calls == 1
+    assert len(flights) == 0
+
+
+async def test_single_flight_when_the_first_caller_goes_away_a_waiter_runs_it() -> None:
+    """The run is cancelled with the request that started it; a waiter then runs it."""
+    flights: SingleFlight[str] = SingleFlight()
+    started: list[str] = []
+
+    def work(result: str) -> Callable[[], Awaitable[str]]:
+        async def run() -> str:
+            started.append(result)
+            if len(started) == 1:
+                await asyncio.Event().wait()  # the first run never finishes by itself
+            return result
+
+        return run
+
+    leader = asyncio.create_task(flights.run("k", work("first")))
+    await _until(lambda: len(started) == 1)
+    waiter = asyncio.create_task(flights.run("k", work("second")))
+    await asyncio.sleep(0)  # one turn of the loop: the waiter now waits on the run
+    assert not waiter.done()
+    leader.cancel()
+    assert await waiter == "second"
+    assert leader.cancelled()
+    assert started == ["first", "second"]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the other tasks run until `condition` holds (no wall-clock waits)."""
+    for _ in range(1_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
