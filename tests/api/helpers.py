@@ -16,6 +16,8 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
+from snipix.cache.journal import POLL_COMMENT
+
 Json = dict[str, Any]
 Store = Database[dict[str, Any]]
 
@@ -122,6 +124,8 @@ class Commands(CommandListener):
         self.seen: list[str] = []
 
     def started(self, event: CommandStartedEvent) -> None:
+        if event.command.get("comment") == POLL_COMMENT:
+            return  # the cache's background journal poll: no request sent it
         if event.database_name == self.database and event.command_name in self.CRUD:
             with self._lock:
                 self.seen.append(f"{event.command_name} {event.command.get(event.command_name)}")

@@ -63,7 +63,19 @@ _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 _SEGMENT_ID = re.compile(r"^[A-Za-z0-9_:-]{1,120}$")
 
 # Every operation of the API, a few hundred requests each: about a minute in all.
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The app runs in schemathesis's portal thread while Hypothesis draws cases in this
+    # one, and its background loops (the cache's journal poll, each tick) send database
+    # commands, for which PyMongo draws an operation id from the global `random` (its
+    # `message._randint`). Hypothesis sees the global state move during a draw and takes
+    # it for a strategy using `random`; no strategy here does, and the generated requests
+    # do not depend on that state (they come from Hypothesis' own seeded source).
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 # The schema is the app's own document; building the app connects nothing. Built at
 # import: schemathesis's fixture-based (lazy) loader fails on pytest 9.2 (it sets the

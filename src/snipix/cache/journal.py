@@ -34,6 +34,9 @@ COLLECTION: Final = "cache_invalidations"
 # The index each poll reads (`at`, then `_id`, as it sorts) and the one the server expires
 # entries by.
 AT_INDEX: Final = "at_id"
+# The comment on the poll's query: it is the recovery loop's, on a timer, never a
+# request's, and the slow-query log and the tests' command capture can tell it apart.
+POLL_COMMENT: Final = "snipix cache journal poll"
 EXPIRE_INDEX: Final = "expire_at"
 _FIELDS: Final = {"_id": 1, "version": 1, "token": 1, "at": 1, "page": 1}
 
@@ -96,7 +99,7 @@ class DatabaseJournal:
     async def since(self, after: datetime | None, limit: int) -> list[Invalidation]:
         query: dict[str, Any] = {} if after is None else {"at": {"$gte": after}}
         cursor = (
-            self._entries.find(query, _FIELDS)
+            self._entries.find(query, _FIELDS, comment=POLL_COMMENT)
             .sort([("at", ASCENDING), ("_id", ASCENDING)])
             .hint(AT_INDEX)
             .limit(limit)
