@@ -10,9 +10,12 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
+from tests.databases import new_name
 from tests.support import SnipixProcess, clean_env, free_port, http_status, wait_until
 
 pytestmark = pytest.mark.process
@@ -29,9 +32,17 @@ FLOOD = 1_100
 MARGIN_S = 10.0
 
 
-@pytest.fixture
-def server(tmp_path: Path, mongodb_uri: str, database_name: str) -> Iterator[tuple[int, int]]:
-    """A `snipix serve` with short limits and a 1,024-file limit: (port, pid)."""
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    mongodb_uri: str,
+    mongo: MongoClient[dict[str, Any]],
+) -> Iterator[tuple[int, int]]:
+    """A `snipix serve` with short limits and a 1,024-file limit: (port, pid). One for the
+    module: each attack leaves it serving (the tests check that too), and a start costs
+    seconds."""
+    tmp_path = tmp_path_factory.mktemp("connections")
+    database_name = new_name()
     port = free_port()
     process = SnipixProcess(
         ["serve", "--port", str(port)],
@@ -62,6 +73,7 @@ def server(tmp_path: Path, mongodb_uri: str, database_name: str) -> Iterator[tup
     finally:
         process.stop()
         process.kill()
+        mongo.drop_database(database_name)
         print(f"--- snipix serve log (tail) ---\n{process.output()[-4000:]}")
 
 
