@@ -21,7 +21,7 @@ from pymongo.database import Database as SyncDatabase
 
 from snipix.backup.files import JSON_OPTIONS
 from snipix.backup.manifest import MANIFEST, SUFFIX
-from snipix.catalogue import MIGRATIONS, PURGED
+from snipix.catalogue import MIGRATIONS, NOT_BACKED_UP, PURGED
 from snipix.db.indexes import catalogue
 from tests.support import clean_env, run_snipix
 
@@ -201,11 +201,12 @@ def error_lines(output: str) -> list[str]:
 
 
 def contents(data: SyncDb) -> dict[str, list[str]]:
-    """Every non-empty collection (leases and the migration lock aside), its documents in
+    """Every non-empty collection a backup holds (the registry's `NOT_BACKED_UP` aside: the
+    leases, the cache's invalidation journal; and the migration lock), its documents in
     `_id` order as canonical Extended JSON: exact types, field order and values."""
     result: dict[str, list[str]] = {}
     for name in sorted(data.list_collection_names()):
-        if name == "leases":
+        if name in NOT_BACKED_UP:
             continue
         raw = data.get_collection(name, codec_options=CodecOptions(RawBSONDocument))
         docs = [
