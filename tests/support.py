@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,7 +71,7 @@ def wait_until(
 
 
 async def until(
-    condition: Callable[[], bool],
+    condition: Callable[[], bool | Awaitable[bool]],
     *,
     what: str,
     deadline_s: float = 30.0,
@@ -82,11 +83,17 @@ async def until(
     The deadline is only a bound for a broken run, never a timing the test relies on: make
     it generous. `interval_s=0` only yields, for conditions other tasks on this loop make
     true; a condition that asks another process (a query, a log file) polls every
-    `interval_s` so the wait does not spin a busy machine's CPU.
+    `interval_s` so the wait does not spin a busy machine's CPU. `condition` may be a
+    coroutine function (a read through the app's async client).
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while not condition():
+
+    async def holds() -> bool:
+        result = condition()
+        return await result if inspect.isawaitable(result) else result
+
+    while not await holds():
         if loop.time() - started > deadline_s:
             raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
         await asyncio.sleep(interval_s)

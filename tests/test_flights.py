@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from snipix.flights import SingleFlight
+from tests.support import until
 
 
 async def test_single_flight_shares_one_run_between_callers() -> None:
@@ -23,7 +24,7 @@ async def test_single_flight_shares_one_run_between_callers() -> None:
 
     first = asyncio.create_task(flights.run("k", work))
     second = asyncio.create_task(flights.run("k", work))
-    await _until(lambda: calls == 1 and len(flights) == 1)
+    await until(lambda: calls == 1 and len(flights) == 1, what="the run to start", interval_s=0)
     release.set()
     assert list(await asyncio.gather(first, second)) == [7, 7]
     assert calls == 1
@@ -45,7 +46,7 @@ async def test_single_flight_when_the_first_caller_goes_away_a_waiter_runs_it() 
         return run
 
     leader = asyncio.create_task(flights.run("k", work("first")))
-    await _until(lambda: len(started) == 1)
+    await until(lambda: len(started) == 1, what="the run to start", interval_s=0)
     waiter = asyncio.create_task(flights.run("k", work("second")))
     await asyncio.sleep(0)  # one turn of the loop: the waiter now waits on the run
     assert not waiter.done()
@@ -53,12 +54,3 @@ async def test_single_flight_when_the_first_caller_goes_away_a_waiter_runs_it() 
     assert await waiter == "second"
     assert leader.cancelled()
     assert started == ["first", "second"]
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the other tasks run until `condition` holds (no wall-clock waits)."""
-    for _ in range(1_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")

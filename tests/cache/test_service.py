@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
@@ -349,15 +348,6 @@ def own_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not within {timeout_s}s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 @pytest.mark.process
 async def test_invalidations_missed_during_an_outage_are_delivered_first(
     own_redis: RedisServer,
@@ -383,7 +373,7 @@ async def test_invalidations_missed_during_an_outage_are_delivered_first(
     async def delivered() -> bool:
         return cache.pending_invalidations == 0
 
-    await wait_for(delivered, timeout_s=15)
+    await until(delivered, what="the held invalidation delivered", deadline_s=15, interval_s=0.05)
     stop.set()
     await recovery
     # Another replica, which never saw the outage, reads the new state.
@@ -412,6 +402,6 @@ async def test_caching_resumes_when_redis_returns(own_redis: RedisServer) -> Non
         await entity(cache, "project", "p1", OWNER, load)
         return load.reads == before and cache.available
 
-    recovered_s = await wait_for(cached_again, timeout_s=15)
+    recovered_s = await until(cached_again, what="caching again", deadline_s=15, interval_s=0.05)
     assert recovered_s < 12
     await client.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
@@ -21,16 +20,7 @@ from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.settings import Settings
 from tests.db.monitoring.helpers import log_lines, sample
-from tests.support import clean_env, free_port
-
-
-async def wait_for(condition: Any, what: str, timeout_s: float = 30.0) -> None:
-    """Poll `condition()` on the event loop (the driver's monitors need it to run)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.1)
+from tests.support import clean_env, free_port, until
 
 
 async def poke(client: MongoClient, timeout_s: float = 1.0) -> bool:
@@ -75,14 +65,22 @@ async def test_a_dead_engine_logs_failing_heartbeats_and_the_lost_primary(
 
     try:
         async with connected(configured, listeners=[topology, pool]) as client:
-            await wait_for(lambda: sample(metrics, "snipix_db_up") == 1, "the primary")
+            await until(
+                lambda: sample(metrics, "snipix_db_up") == 1, what="the primary", interval_s=0.1
+            )
             assert logged("database primary changed")
             seen.clear()
 
             kill(engine)
             assert not await poke(client)
-            await wait_for(lambda: logged("database heartbeat failed"), "a heartbeat failure")
-            await wait_for(lambda: logged("database primary lost"), "the primary loss")
+            await until(
+                lambda: logged("database heartbeat failed"),
+                what="a heartbeat failure",
+                interval_s=0.1,
+            )
+            await until(
+                lambda: logged("database primary lost"), what="the primary loss", interval_s=0.1
+            )
             assert sample(metrics, "snipix_db_up") == 0
             assert sample(metrics, "snipix_db_heartbeat_failures_total") >= 1
             (failed, *_) = [line for line in seen if line["event"] == "database heartbeat failed"]
@@ -98,8 +96,12 @@ async def test_a_dead_engine_logs_failing_heartbeats_and_the_lost_primary(
             # An operation waiting for the server makes the driver check it at once, rather
             # than at the next 10 s heartbeat.
             assert await poke(client, timeout_s=15)
-            await wait_for(lambda: logged("database heartbeat recovered"), "the recovery")
-            await wait_for(lambda: logged("database primary changed"), "the primary again")
+            await until(
+                lambda: logged("database heartbeat recovered"), what="the recovery", interval_s=0.1
+            )
+            await until(
+                lambda: logged("database primary changed"), what="the primary again", interval_s=0.1
+            )
             assert sample(metrics, "snipix_db_up") == 1
             changed = next(line for line in seen if line["event"] == "database primary changed")
             assert changed["level"] == "info"
