@@ -30,8 +30,8 @@ from snipix.db.migrations import LOCK_ID, Migration
 from snipix.projects.repository import PROJECTS, VERSIONS
 from snipix.projects.validator import install_project_validator
 from snipix.sessions.repository import SESSIONS
-from snipix.timelines.migrations import rename_compat_blocks
-from snipix.timelines.repository import HEADS, KEYS, REVISIONS, SNAPSHOTS
+from snipix.timelines.migrations import drop_retired_keys, rename_compat_blocks
+from snipix.timelines.repository import HEADS, REVISIONS, SNAPSHOTS
 from snipix.transcripts.repository import BUCKETS, HEADERS
 
 # Oldest first. Ids sort in application order ("0001_...").
@@ -45,6 +45,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0002_timeline_compat_blocks",
         "tracks' and clips' `legacy` block of the original web app's fields renamed `compat`",
         rename_compat_blocks,
+    ),
+    Migration(
+        "0003_timeline_keys_in_revisions",
+        "autosaves' Idempotency-Keys kept with their revisions; `idempotency_keys` dropped",
+        drop_retired_keys,
     ),
 )
 
@@ -145,7 +150,6 @@ COLLECTIONS: Final[tuple[StoredCollection, ...]] = (
     _owned(REVISIONS, "timelines", "by_version"),
     _owned(HEADS, "timelines", "by_project"),
     _owned(VERSIONS, "projects", "by_version"),
-    StoredCollection(KEYS, "timelines", UserScope.BY_USER, user_keys=("userId",)),
     # An entry is the acting user's and the owner's of the entity it is about.
     StoredCollection(AUDIT, "audit", UserScope.BY_USER, user_keys=("userId", "ownerId")),
     StoredCollection(USERS, "accounts", user_keys=("_id",)),

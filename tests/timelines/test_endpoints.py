@@ -3,6 +3,7 @@ rollback — what the editor relies on to never lose work."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -177,6 +178,28 @@ async def test_a_repeated_idempotency_key_applies_once(
     assert reused.status_code == 422
 
 
+async def test_a_key_sent_many_times_at_once_applies_once(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """Eight copies of one keyed autosave at once (a client retrying over a flaky
+    network), with `If-Match: *` so no version check stops a second application: one
+    revision; each copy gets that change's answer, or 409 while it is being written."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    add = [{"op": "add", "path": "/clips/-", "value": clip("c9", 30.0)}]
+    key = {"Idempotency-Key": "autosave-burst", "If-Match": "*"}
+    answers = await asyncio.gather(*(patch(client, path, add, 1, **key) for _ in range(8)))
+    assert {answer.status_code for answer in answers} <= {200, 409}, [a.text for a in answers]
+    saved = [answer for answer in answers if answer.status_code == 200]
+    assert saved
+    assert {answer.headers["ETag"] for answer in saved} == {'"2"'}
+    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 2
+    again = await patch(client, path, add, 1, **key)
+    assert again.status_code == 200, again.text
+    assert again.headers["ETag"] == '"2"'
+    assert [c["id"] for c in again.json()["state"]["clips"]].count("c9") == 1
+
+
 async def test_a_key_on_someone_elses_project_is_not_found(
     client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
 ) -> None:
@@ -188,8 +211,8 @@ async def test_a_key_on_someone_elses_project_is_not_found(
     key = {"Idempotency-Key": "autosave-7"}
     assert (await patch(client, path, move, 1, **key)).status_code == 200
     store = mongo[settings.database_name]
-    keys, heads = store["idempotency_keys"], store["timelines"]
-    before = (keys.count_documents({}), heads.find_one({}))
+    revisions, heads = store["timeline_revisions"], store["timelines"]
+    before = (revisions.count_documents({}), heads.find_one({}))
     stranger = await client.patch(
         path,
         content=json.dumps([{"op": "replace", "path": "/clips/1/start", "value": 1.0}]),
@@ -197,7 +220,7 @@ async def test_a_key_on_someone_elses_project_is_not_found(
     )
     assert stranger.status_code == 404, stranger.text
     assert (
-        store["idempotency_keys"].count_documents({}),
+        store["timeline_revisions"].count_documents({}),
         store["timelines"].find_one({}),
     ) == before
 

@@ -72,7 +72,6 @@ UNDO_DEPTH = 100
 DEFAULT_CLAIM_GRACE = timedelta(seconds=10)
 # How long a save waits for another save of the same timeline to finish before a 409.
 CLAIM_WAIT_S = 3.0
-KEY_TTL = timedelta(hours=48)
 
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
 
@@ -124,6 +123,17 @@ class Change:
     undo_stack: list[int]
     redo_stack: list[int]
     idempotency_key: str | None = None
+    # The fingerprint of the keyed request, so a repeat with other content is told apart.
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """An autosave sent with an Idempotency-Key: the key (scoped to the project) and the
+    fingerprint of what the request asked for."""
+
+    key_id: str
+    fingerprint: str
 
 
 def _replacing(after: dict[str, Any], kind: RevisionKind, label: str | None) -> Planner:
@@ -181,12 +191,10 @@ class TimelineService:
         self._max_bytes = max_bytes
         self._snapshot_every = snapshot_every
         self._claim_grace = claim_grace
-        # Claims and keys are stamped, and judged stale, by this clock.
+        # Claims are stamped, and judged stale, by this clock.
         self._clock = clock
         self._between_writes = between_writes
         self._deferred = deferred if deferred is not None else DeferredWrites()
-        # Keys being marked done after their answer was sent (see `_finish_later`).
-        self._finishing: set[asyncio.Task[None]] = set()
 
     @property
     def max_bytes(self) -> int:
@@ -364,7 +372,7 @@ class TimelineService:
         label: str | None,
         undo_stack: list[int],
         redo_stack: list[int],
-        key: str | None = None,
+        key: Keyed | None = None,
     ) -> Change:
         """A change made by applying `operations`: validated, with its inverse and the
         minimal head update (patch autosaves, undo and redo alike)."""
@@ -381,11 +389,12 @@ class TimelineService:
             label=label,
             undo_stack=undo_stack[-UNDO_DEPTH:],
             redo_stack=redo_stack[-UNDO_DEPTH:],
-            idempotency_key=key,
+            idempotency_key=key.key_id if key is not None else None,
+            request_hash=key.fingerprint if key is not None else None,
         )
 
     def _patch_plan(
-        self, operations: list[Operation], label: str | None, *, key: str | None = None
+        self, operations: list[Operation], label: str | None, *, key: Keyed | None = None
     ) -> Planner:
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
@@ -472,12 +481,20 @@ class TimelineService:
         plan: Planner,
         *,
         read: tuple[Document | None] | None = None,
+        key: Keyed | None = None,
     ) -> Timeline:
         """Claim the head's next version, write the change, commit it.
 
         `read`: the head as the caller already read it (after checking the owner), used
         for the first claim attempt instead of reading it again; a head changed since only
         makes that claim fail and the loop read it afresh.
+
+        `key`: the change's Idempotency-Key. Before each claim attempt the committed
+        revisions up to the head just read are searched for it (a repeat gets the first
+        answer), and the head's claim is checked for it (a repeat of a change still being
+        written gets 409). The claim then carries the key. A change committed after that
+        head was read moved the head, so the claim fails and the loop searches again: a
+        key can never be applied twice.
         """
         if read is None:
             await self._projects.get(actor, project_id)
@@ -491,10 +508,22 @@ class TimelineService:
             else:
                 head = await self._timelines.head(project_id)
             version = head["version"] if head is not None else 0
-            _check_expected(expected, version)
             token = uuid.uuid4().hex
             now = to_millisecond(self._clock())
-            claim = {"version": version + 1, "token": token, "at": now, "by": actor.user_id}
+            if key is not None:
+                first = await self._keyed_first(actor, project_id, key, head, now)
+                if first is not None:
+                    return await self._replay(actor, project_id, first)
+            _check_expected(expected, version)
+            claim: Document = {
+                "version": version + 1,
+                "token": token,
+                "at": now,
+                "by": actor.user_id,
+            }
+            if key is not None:
+                claim["key"] = key.key_id
+                claim["hash"] = key.fingerprint
             try:
                 if head is None:
                     claimed = await self._timelines.create_head(
@@ -560,17 +589,6 @@ class TimelineService:
             can_redo=bool(change.redo_stack),
         )
 
-    async def _drop_key(self, key_id: str, token: str) -> None:
-        """Free the key of a change that failed, so its retry is not told "in progress"."""
-
-        async def drop() -> None:
-            await self._timelines.drop_key(key_id, token)
-
-        try:
-            await drop()
-        except PyMongoError:
-            self._deferred.add(f"key:{key_id}:{token}", drop)
-
     async def _release(self, project_id: str, token: str) -> None:
         """Give up our claim; if the database is gone too, as soon as it returns."""
         try:
@@ -609,6 +627,7 @@ class TimelineService:
         }
         if change.idempotency_key is not None:
             revision["idempotencyKey"] = change.idempotency_key
+            revision["requestHash"] = change.request_hash
 
         async def work(session: AsyncClientSession | None) -> None:
             await self._timelines.put_revision(revision, session=session)
@@ -660,110 +679,65 @@ class TimelineService:
         label: str | None,
         key: str,
     ) -> Timeline:
+        """An autosave under an Idempotency-Key: the key is stored with the change itself
+        (in its claim while it is written, in its revision once committed), so a keyed
+        autosave costs the same writes as any other."""
         # The owner first: a key another user sent on this project must not tell this
         # caller anything about it (404, as for every request on a project not theirs).
         await self._projects.get(actor, project_id)
-        key_id = f"timeline:{project_id}:{key}"
-        fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
-        token = uuid.uuid4().hex
-        now = to_millisecond(self._clock())
-        # The whole head, once: its version is the key's base, and the change's first
-        # claim attempt starts from it (one read of a large document less per autosave).
+        keyed = Keyed(
+            key_id=f"timeline:{project_id}:{key}",
+            fingerprint=request_hash({"ops": operations, "expected": expected, "label": label}),
+        )
+        # The whole head, once: the key's search and the change's first claim attempt
+        # start from it (one read of a large document less per autosave).
         head = await self._timelines.head(project_id)
-        record = {
-            "_id": key_id,
-            "projectId": project_id,
-            "userId": actor.user_id,
-            "hash": fingerprint,
-            "status": "pending",
-            "token": token,
-            "at": now,
-            # The change, if it commits, lands above this version (whatever If-Match said).
-            "baseVersion": head["version"] if head is not None else 0,
-            "expiresAt": now + KEY_TTL,
-        }
-        await self._deferred.run_for(f"key:{key_id}:")
-        existing = await self._timelines.reserve_key(record)
-        if existing is not None:
-            if existing["userId"] != actor.user_id or existing["hash"] != fingerprint:
-                raise ValidationFailed(
-                    "This Idempotency-Key was already used for a different change; "
-                    "use a new key for a new change."
-                )
-            if existing["status"] == "done":
-                return await self._replay(actor, project_id, existing)
-            committed = await self._committed(project_id, existing)
-            if committed is not None:
-                # Committed just before a crash, never marked done: finish it now.
-                finished = {
-                    "version": committed["version"],
-                    "updatedAt": committed["createdAt"],
-                    "canUndo": True,
-                    "canRedo": False,
-                }
-                await self._timelines.finish_key(key_id, existing["token"], finished)
-                return await self._replay(actor, project_id, finished)
-            if existing["at"] >= now - self._claim_grace or not await self._timelines.take_over_key(
-                key_id, now - self._claim_grace, record
-            ):
-                raise Conflict(
-                    "A request with this Idempotency-Key is still being processed; retry "
-                    "in a moment to get its result."
-                )
-        try:
-            timeline = await self._change(
-                actor,
-                project_id,
-                expected,
-                self._patch_plan(operations, label, key=key_id),
-                read=(head,),
+        return await self._change(
+            actor,
+            project_id,
+            expected,
+            self._patch_plan(operations, label, key=keyed),
+            read=(head,),
+            key=keyed,
+        )
+
+    async def _keyed_first(
+        self,
+        actor: Actor,
+        project_id: str,
+        key: Keyed,
+        head: Document | None,
+        now: datetime,
+    ) -> Document | None:
+        """The first answer of a repeated keyed request, if its change committed at or
+        below `head`; 409 while it is still being written, 422 for another change under
+        the same key."""
+        pending = head.get("pending") if head is not None else None
+        if (
+            isinstance(pending, dict)
+            and pending.get("key") == key.key_id
+            and pending["at"] >= now - self._claim_grace
+        ):
+            _same_request(pending.get("by"), pending.get("hash"), actor, key)
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry "
+                "in a moment to get its result."
             )
-        except BaseException:
-            await self._drop_key(key_id, token)
-            raise
-        self._finish_later(
-            key_id,
-            token,
-            {
-                "version": timeline.version,
-                "updatedAt": timeline.updated_at,
-                "canUndo": timeline.can_undo,
-                "canRedo": timeline.can_redo,
-            },
-        )
-        return timeline
-
-    def _finish_later(self, key_id: str, token: str, result: Document) -> None:
-        """Mark the key done without holding the answer for it (one durable write less
-        on every keyed autosave).
-
-        The change itself is committed; the key's record only serves retries, and a retry
-        that finds it still pending already finishes it from the committed revision
-        (`_committed`). If the write fails it is kept with the other deferred cleanups.
-        """
-
-        async def finish() -> None:
-            await self._timelines.finish_key(key_id, token, result)
-
-        async def run() -> None:
-            try:
-                await finish()
-            except PyMongoError:
-                self._deferred.add(f"key:{key_id}:{token}", finish)
-
-        task = asyncio.create_task(run(), name="timeline-key-finish")
-        self._finishing.add(task)
-        task.add_done_callback(self._finishing.discard)
-
-    async def _committed(self, project_id: str, key: Document) -> Document | None:
-        """The revision a pending key's change committed, if it did before a crash."""
-        head = await self._timelines.head_version(project_id)
-        base = int(key.get("baseVersion") or 0)
-        if head is None or head["version"] <= base:
+        if head is None or head["version"] == 0:
             return None
-        return await self._timelines.revision_with_key(
-            project_id, key["_id"], after=base, upto=head["version"]
+        first = await self._timelines.revision_with_key(
+            project_id, key.key_id, upto=head["version"]
         )
+        if first is None:
+            return None
+        _same_request(first.get("authorId"), first.get("requestHash"), actor, key)
+        # A patch's answer: it can be undone, and it cleared the redo stack.
+        return {
+            "version": first["version"],
+            "updatedAt": first["createdAt"],
+            "canUndo": True,
+            "canRedo": False,
+        }
 
     async def _replay(self, actor: Actor, project_id: str, first: Document) -> Timeline:
         """The first result of a repeated request, as it was sent the first time."""
@@ -776,6 +750,16 @@ class TimelineService:
             updated_at=first.get("updatedAt"),
             can_undo=bool(first.get("canUndo")),
             can_redo=bool(first.get("canRedo")),
+        )
+
+
+def _same_request(author: Any, fingerprint: Any, actor: Actor, key: Keyed) -> None:
+    """422 when a key is repeated by another user or for another change. A revision from
+    before fingerprints were stored (`None`) is taken as the same change."""
+    if author != actor.user_id or fingerprint not in (None, key.fingerprint):
+        raise ValidationFailed(
+            "This Idempotency-Key was already used for a different change; "
+            "use a new key for a new change."
         )
 
 
