@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -198,6 +199,43 @@ async def test_a_key_sent_many_times_at_once_applies_once(
     assert again.status_code == 200, again.text
     assert again.headers["ETag"] == '"2"'
     assert [c["id"] for c in again.json()["state"]["clips"]].count("c9") == 1
+
+
+async def test_a_replica_saving_after_another_starts_from_the_head_they_wrote(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    """Two replicas on one database, one editor moving between them. Each replica starts
+    its next change from the head it committed last; a head the other replica (or a
+    restore) moved on is read afresh: the change applies to the database's state, the
+    client's current version is accepted and a stale one is 412."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    move = [{"op": "replace", "path": "/clips/1/start", "value": 9.0}]
+    assert (await patch(client, path, move, 1)).status_code == 200  # this replica: v2
+    async with running_app(create_app(settings)) as other:
+        add = [{"op": "add", "path": "/clips/-", "value": clip("c9", 30.0)}]
+        assert (await patch(other, path, add, 2)).status_code == 200  # the other: v3
+    marker = [{"op": "replace", "path": "/markers/0/label", "value": "Opening"}]
+    saved = await patch(client, path, marker, 3)
+    assert saved.status_code == 200, saved.text
+    assert saved.headers["ETag"] == '"4"'
+    assert [c["id"] for c in saved.json()["state"]["clips"]] == ["c1", "c2", "c3", "c9"]
+    stale = await patch(client, path, move, 3)
+    assert stale.status_code == 412, stale.text
+
+    # Rewritten outside the service at the same version (a restore of another copy).
+    heads = mongo[settings.database_name]["timelines"]
+    head = heads.find_one({"version": 4}) or {}
+    heads.update_one(
+        {"_id": head["_id"]},
+        {"$set": {"state.markers.0.label": "Restored", "updatedAt": datetime.now(UTC)}},
+    )
+    colour = [{"op": "replace", "path": "/markers/0/color", "value": "blue"}]
+    recoloured = await patch(client, path, colour, 4)
+    assert recoloured.status_code == 200, recoloured.text
+    assert recoloured.json()["state"]["markers"][0]["label"] == "Restored"
 
 
 async def test_a_key_on_someone_elses_project_is_not_found(

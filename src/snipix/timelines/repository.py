@@ -99,17 +99,24 @@ class TimelineRepository:
         claim: Document,
         *,
         stale_before: datetime,
+        updated_at: datetime | None = None,
         session: AsyncClientSession | None = None,
     ) -> bool:
-        """Reserve the next version for one writer (the head stays at `version` until commit)."""
+        """Reserve the next version for one writer (the head stays at `version` until commit).
+
+        `updated_at`: the head's time as the writer knows it, when it starts from a head it
+        remembers rather than one it just read (then a head written by anything else since,
+        a restore too, makes the claim fail).
+        """
+        condition: Document = {
+            "_id": project_id,
+            "version": version,
+            "$or": [{"pending": None}, {"pending.at": {"$lt": stale_before}}],
+        }
+        if updated_at is not None:
+            condition["updatedAt"] = updated_at
         result = await self._heads.update_one(
-            {
-                "_id": project_id,
-                "version": version,
-                "$or": [{"pending": None}, {"pending.at": {"$lt": stale_before}}],
-            },
-            {"$set": {"pending": claim}},
-            session=session,
+            condition, {"$set": {"pending": claim}}, session=session
         )
         return result.modified_count == 1
 

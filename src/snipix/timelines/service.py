@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,6 +73,10 @@ UNDO_DEPTH = 100
 DEFAULT_CLAIM_GRACE = timedelta(seconds=10)
 # How long a save waits for another save of the same timeline to finish before a 409.
 CLAIM_WAIT_S = 3.0
+# Heads this process committed last, kept to start the next change of the same timeline
+# from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
+# few tens of KB.
+HEADS_KEPT = 512
 
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
 
@@ -195,6 +200,11 @@ class TimelineService:
         self._clock = clock
         self._between_writes = between_writes
         self._deferred = deferred if deferred is not None else DeferredWrites()
+        # The head each recent change of this process committed, by project: the next
+        # change starts from it instead of reading the head again. Its claim is made only
+        # where the head is still at that version and time, so a head another writer moved
+        # on makes the claim fail and the loop read the head afresh.
+        self._committed_heads: OrderedDict[str, Document] = OrderedDict()
 
     @property
     def max_bytes(self) -> int:
@@ -480,14 +490,13 @@ class TimelineService:
         expected: Expected,
         plan: Planner,
         *,
-        read: tuple[Document | None] | None = None,
         key: Keyed | None = None,
     ) -> Timeline:
         """Claim the head's next version, write the change, commit it.
 
-        `read`: the head as the caller already read it (after checking the owner), used
-        for the first claim attempt instead of reading it again; a head changed since only
-        makes that claim fail and the loop read it afresh.
+        The first claim attempt starts from the head this process committed last for the
+        project, when it remembers one; a head moved on since only makes that claim fail
+        and the loop read it afresh.
 
         `key`: the change's Idempotency-Key. Before each claim attempt the committed
         revisions up to the head just read are searched for it (a repeat gets the first
@@ -496,17 +505,21 @@ class TimelineService:
         head was read moved the head, so the claim fails and the loop searches again: a
         key can never be applied twice.
         """
-        if read is None:
-            await self._projects.get(actor, project_id)
+        await self._projects.get(actor, project_id)
         # A claim an earlier change could not release (the database failed under it)
         # would block this one until it expires: release it first.
         await self._deferred.run_for(f"claim:{project_id}:")
         deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
+        remembered = self._committed_heads.get(project_id)
+        head: Document | None
         while True:
-            if read is not None:
-                (head,), read = read, None
+            if remembered is not None:
+                head, remembered, from_memory = remembered, None, True
+                if isinstance(expected, int) and expected != head["version"]:
+                    # The client saw a version this process did not write: look it up.
+                    continue
             else:
-                head = await self._timelines.head(project_id)
+                head, from_memory = await self._timelines.head(project_id), False
             version = head["version"] if head is not None else 0
             token = uuid.uuid4().hex
             now = to_millisecond(self._clock())
@@ -541,7 +554,11 @@ class TimelineService:
                     )
                 else:
                     claimed = await self._timelines.claim(
-                        project_id, version, claim, stale_before=now - self._claim_grace
+                        project_id,
+                        version,
+                        claim,
+                        stale_before=now - self._claim_grace,
+                        updated_at=head.get("updatedAt") if from_memory else None,
                     )
             except PyMongoError:
                 # The connection broke with the claim sent: it may have been applied, and
@@ -551,6 +568,9 @@ class TimelineService:
                 raise
             if claimed:
                 break
+            self._committed_heads.pop(project_id, None)
+            if from_memory:
+                continue
             # Another save holds the next version (or just committed it): look again.
             if asyncio.get_running_loop().time() > deadline:
                 raise Conflict("Another change to this timeline is being saved; retry in a moment.")
@@ -564,6 +584,7 @@ class TimelineService:
             written = True
             await self._write(actor, project_id, version, token, change, now)
         except BaseException:
+            self._committed_heads.pop(project_id, None)
             await self._release(project_id, token)
             raise
         finally:
@@ -571,6 +592,20 @@ class TimelineService:
                 # Committed, or maybe committed (a lost acknowledgement): either way no
                 # replica may serve or store the state below this version any more.
                 await self._cache.invalidate(CACHED_TIMELINE, project_id, version + 1)
+        self._remember(
+            project_id,
+            {
+                "_id": project_id,
+                "projectId": project_id,
+                "userId": head["userId"] if head is not None else actor.user_id,
+                "version": version + 1,
+                STATE: change.after,
+                "undoStack": change.undo_stack,
+                "redoStack": change.redo_stack,
+                "pending": None,
+                "updatedAt": now,
+            },
+        )
         log.info(
             "timeline saved",
             project_id=project_id,
@@ -588,6 +623,12 @@ class TimelineService:
             can_undo=bool(change.undo_stack),
             can_redo=bool(change.redo_stack),
         )
+
+    def _remember(self, project_id: str, head: Document) -> None:
+        self._committed_heads[project_id] = head
+        self._committed_heads.move_to_end(project_id)
+        while len(self._committed_heads) > HEADS_KEPT:
+            self._committed_heads.popitem(last=False)
 
     async def _release(self, project_id: str, token: str) -> None:
         """Give up our claim; if the database is gone too, as soon as it returns."""
@@ -682,22 +723,18 @@ class TimelineService:
         """An autosave under an Idempotency-Key: the key is stored with the change itself
         (in its claim while it is written, in its revision once committed), so a keyed
         autosave costs the same writes as any other."""
-        # The owner first: a key another user sent on this project must not tell this
-        # caller anything about it (404, as for every request on a project not theirs).
-        await self._projects.get(actor, project_id)
         keyed = Keyed(
             key_id=f"timeline:{project_id}:{key}",
             fingerprint=request_hash({"ops": operations, "expected": expected, "label": label}),
         )
-        # The whole head, once: the key's search and the change's first claim attempt
-        # start from it (one read of a large document less per autosave).
-        head = await self._timelines.head(project_id)
+        # `_change` checks the owner before the key: a key another user sent on this
+        # project must not tell them anything about it (404, as for every request on a
+        # project not theirs).
         return await self._change(
             actor,
             project_id,
             expected,
             self._patch_plan(operations, label, key=keyed),
-            read=(head,),
             key=keyed,
         )
 
