@@ -210,7 +210,7 @@ def import_timeline(
         if fmt.name == "edl":
             _restore_edl_start(timeline, text, fps)
         state, unmapped = timeline_from_otio(timeline)
-    if media is not None:
+    if media is not None and media.by_name:
         state, notes = _map_media_in(state, media)
         unmapped.extend(notes)
     return state, unmapped
@@ -324,9 +324,7 @@ def _prepare(timeline: Any, fps: float, fmt: Format, unmapped: list[str]) -> Non
         duration = used.duration.rescaled_to(fps).round()
         clip.source_range = otio.opentime.TimeRange(start_time=start, duration=duration)
         reference = clip.media_reference
-        if not isinstance(
-            reference, otio.schema.ExternalReference | otio.schema.MissingReference
-        ):
+        if not isinstance(reference, otio.schema.ExternalReference | otio.schema.MissingReference):
             unmapped.append(
                 f"clip {clip.name or '(unnamed)'!r}: its {reference.schema_name()} source is "
                 f"written as offline media ({fmt.title} files name media files only)"
@@ -446,8 +444,8 @@ def _keep_one_video_track(timeline: Any, state: TimelineState, unmapped: list[st
 def _losses(written: Any, back: Any, fmt: Format) -> list[str]:
     """What reading the written file back shows the format lost, track by track."""
     notes: list[str] = []
-    before = [track for track in written.tracks]
-    after = [track for track in back.tracks]
+    before = list(written.tracks)
+    after = list(back.tracks)
     if len(after) < len(before):
         notes.append(f"{len(before) - len(after)} track(s) not carried by {fmt.title}")
     for index, (old, new) in enumerate(zip(before, after, strict=False)):
@@ -459,8 +457,10 @@ def _losses(written: Any, back: Any, fmt: Format) -> list[str]:
         if len(old.markers) > len(new.markers):
             notes.append(f"track {label!r}: markers not carried")
     markers_before = len(written.tracks.markers) + sum(len(t.markers) for t in before)
-    markers_after = len(back.tracks.markers) + sum(len(t.markers) for t in after) + sum(
-        len(clip.markers) for clip in back.find_clips()
+    markers_after = (
+        len(back.tracks.markers)
+        + sum(len(t.markers) for t in after)
+        + sum(len(clip.markers) for clip in back.find_clips())
     )
     if markers_after < markers_before:
         notes.append(f"{markers_before - markers_after} marker(s) not carried by {fmt.title}")
@@ -493,9 +493,7 @@ def _map_media_out(timeline: Any, media: MediaFiles) -> None:
                 reference.target_url = matched
 
 
-def _map_media_in(
-    state: TimelineState, media: MediaFiles
-) -> tuple[TimelineState, list[str]]:
+def _map_media_in(state: TimelineState, media: MediaFiles) -> tuple[TimelineState, list[str]]:
     """Clips whose media file is one of the project's point at that file."""
     notes: list[str] = []
     clips = []

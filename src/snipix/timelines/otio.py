@@ -474,7 +474,11 @@ def _read_timeline(document: str) -> tuple[Any, list[str]]:
     try:
         parsed = json.loads(_INF.sub(_infinity, document))
     except (ValueError, RecursionError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        where = (
+            f" (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise ValidationFailed(
             f"This is not an OpenTimelineIO (.otio) file: it is not valid JSON{where}."
         ) from None
@@ -526,8 +530,11 @@ def _check_schema_versions(parsed: Any) -> None:
             if isinstance(schema, str) and "." in schema:
                 name, _, version = schema.rpartition(".")
                 if name in known and version.isdigit() and int(version) > known[name]:
-                    newer.setdefault(schema, f"{schema} at {path} (this server reads "
-                                     f"{name} up to version {known[name]})")
+                    newer.setdefault(
+                        schema,
+                        f"{schema} at {path} (this server reads "
+                        f"{name} up to version {known[name]})",
+                    )
             stack.extend((child, f"{path}.{key}") for key, child in item.items())
         elif isinstance(item, list):
             stack.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
@@ -576,9 +583,7 @@ def _replace_unrepresentable(item: Any, path: str, notes: list[str]) -> bool:
             if isinstance(value, int) and not isinstance(value, bool):
                 if not INT64_MIN <= value <= INT64_MAX:
                     container[key] = str(value)
-                    notes.append(
-                        f"{child_path}: integer beyond 64 bits (kept as its decimal text)"
-                    )
+                    notes.append(f"{child_path}: integer beyond 64 bits (kept as its decimal text)")
                     changed = True
             elif isinstance(value, float) and not math.isfinite(value):
                 container[key] = str(value)
@@ -862,8 +867,7 @@ class _Importer:
                         pending = text
                         where = "before the next clip"
                     self.note(
-                        f"transition {kind!r} on track {label} (kept {where} for export, "
-                        "not shown)"
+                        f"transition {kind!r} on track {label} (kept {where} for export, not shown)"
                     )
                 continue
             if not isinstance(item, otio.core.Item):
@@ -936,9 +940,7 @@ class _Importer:
         for marker in item.markers:
             self.import_marker(marker, offset=offset.to_seconds())
         if isinstance(item, otio.schema.Track):
-            self.import_items(
-                item, track_id, label, offset=offset, window=window, depth=depth + 1
-            )
+            self.import_items(item, track_id, label, offset=offset, window=window, depth=depth + 1)
             return
         for child in item:
             if isinstance(child, otio.schema.Track):
