@@ -25,6 +25,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Final
 from urllib.parse import unquote, urlparse
 
@@ -228,10 +229,12 @@ def _decode(data: bytes, fmt: Format) -> str:
         ) from None
 
 
-# Adapters report a bad file with whatever their parser raises: expat's ParseError (with
+# Adapters report a bad file with whatever their parser raises: ElementTree's ParseError (with
 # line and column), the EDL parser's EDLParseError, or plain Python errors from walking an
 # element that is not there. None of it may escape as a 500.
 _READ_ERRORS: Final = (
+    # xml.etree's ParseError is a SyntaxError.
+    SyntaxError,
     ValueError,
     KeyError,
     TypeError,
@@ -288,23 +291,38 @@ def _write(timeline: Any, fmt: Format, fps: float) -> str:
     return written
 
 
-_QUIETED: set[str] = set()
-_QUIET_LOCK = threading.Lock()
+_PATCHED: set[str] = set()
+_PATCH_LOCK = threading.Lock()
 
 
 def _quiet(fmt: Format) -> None:
-    """Silence the Kdenlive adapter's deprecation banner, printed on every call.
+    """Two fixes to pinned adapter versions, made once, before their first use.
 
-    The adapter (0.0.3, pinned) `print`s several lines to stdout each time it reads or
-    writes; a server's stdout is its log. A module-level `print` shadows the builtin for
-    that module alone.
+    - Kdenlive (0.0.3) `print`s a deprecation banner to stdout on every read and write; a
+      server's stdout is its log. A module-level `print` shadows the builtin for that
+      module alone.
+    - Final Cut Pro X (1.0) reads a time "29/25s" as `int(29 / 25 * 25)`, 28 frames: float
+      noise truncated, so a clip comes back a frame early. Its module-level
+      `to_rational_time` is replaced by the same conversion in exact fractions, rounded.
     """
-    if fmt.adapter != "kdenlive" or fmt.adapter in _QUIETED:
+    if fmt.adapter not in ("kdenlive", "fcpx_xml") or fmt.adapter in _PATCHED:
         return
-    with _QUIET_LOCK:
+    with _PATCH_LOCK:
         module = otio.adapters.from_name(fmt.adapter).module()
-        module.print = lambda *args, **kwargs: None
-        _QUIETED.add(fmt.adapter)
+        if fmt.adapter == "kdenlive":
+            module.print = lambda *args, **kwargs: None
+        else:
+            module.to_rational_time = _fcpx_rational_time
+        _PATCHED.add(fmt.adapter)
+
+
+def _fcpx_rational_time(rational_number: str | None, fps: float) -> Any:
+    """FCP X's "n/ds" (or "ns") as whole frames at `fps`, exactly (see `_quiet`)."""
+    if rational_number is None or rational_number == "0s":
+        return otio.opentime.RationalTime(0, int(fps))
+    numerator, _, denominator = rational_number.removesuffix("s").partition("/")
+    seconds = Fraction(numerator) / Fraction(denominator or "1")
+    return otio.opentime.RationalTime(round(seconds * Fraction(fps)), int(fps))
 
 
 def _prepare(timeline: Any, fps: float, fmt: Format, unmapped: list[str]) -> None:
