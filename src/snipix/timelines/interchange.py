@@ -455,8 +455,46 @@ def _keep_one_video_track(timeline: Any, state: TimelineState, unmapped: list[st
     while len(stack) > 0:
         stack.pop()
     stack.append(kept)
+    _edl_transitions(kept, unmapped)
+    for clip in kept.find_clips():
+        available = clip.media_reference.available_range
+        if available is not None and available.start_time.value != 0:
+            unmapped.append(
+                f"clip {clip.name or '(unnamed)'!r}: its media starts at timecode "
+                f"{otio.opentime.to_timecode(available.start_time)}; an EDL's source timecodes "
+                "do not say where the media starts, so source in points read back from there"
+            )
     if any(track.kind in (TrackKind.TEXT, TrackKind.OVERLAY) for track in state.tracks):
         unmapped.append("text and overlay track kinds are written as video tracks")
+
+
+def _edl_transitions(track: Any, unmapped: list[str]) -> None:
+    """An EDL dissolve goes from one event to the next, starting the incoming source
+    early: a transition at a track's end, next to a gap or with no media before the
+    incoming clip cannot be written (the writer fails on it), so it is left out, listed."""
+    items = list(track)
+    for index in reversed(range(len(items))):
+        item = items[index]
+        if not isinstance(item, otio.schema.Transition):
+            continue
+        before = items[index - 1] if index > 0 else None
+        after = items[index + 1] if index + 1 < len(items) else None
+        name = item.name or item.transition_type
+        if not (isinstance(before, otio.schema.Clip) and isinstance(after, otio.schema.Clip)):
+            reason = "not between two clips (an EDL dissolves from one clip to the next)"
+        elif after.trimmed_range().start_time < item.in_offset:
+            # The dissolve's event starts its source that much earlier: a negative timecode.
+            reason = f"needs media before the start of clip {after.name or '(unnamed)'!r}"
+        else:
+            if item.in_offset.value > 0:
+                unmapped.append(
+                    f"transition {name!r} into clip {after.name or '(unnamed)'!r}: an EDL "
+                    f"dissolve starts at the cut, so read back the cut is "
+                    f"{round(item.in_offset.value)} frame(s) earlier"
+                )
+            continue
+        del track[index]
+        unmapped.append(f"transition {name!r} {reason}")
 
 
 def _losses(written: Any, back: Any, fmt: Format) -> list[str]:
