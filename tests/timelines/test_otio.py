@@ -315,7 +315,7 @@ def test_timeline_from_another_editor_is_imported() -> None:
     ]
     assert state.markers == [Marker(id="m1", time=1.5, label="Check this", color="blue")]
     assert unmapped == [
-        "transition 'SMPTE_Dissolve' on track V2",
+        "transition 'SMPTE_Dissolve' on track V2 (kept after clip 'Logo' for export, not shown)",
         "nested stack 'Sequence 3' on track V2: flattened (its clips placed on the track at "
         "the times they play)",
     ]

@@ -303,7 +303,8 @@ def _quiet(fmt: Format) -> None:
       module alone.
     - Final Cut Pro X (1.0) reads a time "29/25s" as `int(29 / 25 * 25)`, 28 frames: float
       noise truncated, so a clip comes back a frame early. Its module-level
-      `to_rational_time` is replaced by the same conversion in exact fractions, rounded.
+      `to_rational_time` and its reader's `FcpxXml._number_of_frames` are replaced by the
+      same conversions in exact fractions, rounded.
     """
     if fmt.adapter not in ("kdenlive", "fcpx_xml") or fmt.adapter in _PATCHED:
         return
@@ -313,15 +314,28 @@ def _quiet(fmt: Format) -> None:
             module.print = lambda *args, **kwargs: None
         else:
             module.to_rational_time = _fcpx_rational_time
+            module.FcpxXml._number_of_frames = _fcpx_number_of_frames
         _PATCHED.add(fmt.adapter)
+
+
+def _fcpx_seconds(value: str) -> Fraction:
+    numerator, _, denominator = value.removesuffix("s").partition("/")
+    return Fraction(numerator) / Fraction(denominator or "1")
+
+
+def _fcpx_number_of_frames(reader: Any, time_value: str | None, format_id: str) -> int:
+    """`FcpxXml._number_of_frames` in exact fractions (see `_quiet`)."""
+    if time_value is None or time_value == "0s":
+        return 0
+    total, rate = reader._format_frame_duration(format_id)
+    return round(_fcpx_seconds(time_value) * Fraction(rate) / Fraction(total))
 
 
 def _fcpx_rational_time(rational_number: str | None, fps: float) -> Any:
     """FCP X's "n/ds" (or "ns") as whole frames at `fps`, exactly (see `_quiet`)."""
     if rational_number is None or rational_number == "0s":
         return otio.opentime.RationalTime(0, int(fps))
-    numerator, _, denominator = rational_number.removesuffix("s").partition("/")
-    seconds = Fraction(numerator) / Fraction(denominator or "1")
+    seconds = _fcpx_seconds(rational_number)
     return otio.opentime.RationalTime(round(seconds * Fraction(fps)), int(fps))
 
 
