@@ -347,3 +347,19 @@ def test_generated_cuts_survive_each_format(target: str, state: TimelineState) -
     back, _ = import_timeline(exported.document.encode(), fmt=fmt, fps=state.fps)
 
     assert [c[1:] for c in cuts(back)] == [c[1:] for c in cuts(state)]
+
+
+def test_a_final_cut_x_export_too_large_for_its_writer_is_refused() -> None:
+    """The FCP X writer is quadratic in connected clips: past its bound, 422 naming the
+    formats that work, before any time is spent."""
+    clips = [
+        Clip(id=f"c{i}", track_id="va"[i % 2], start=(i // 2) * 2.0, source_in=0.0, source_out=2.0)
+        for i in range(800)
+    ]
+    state = TimelineState(
+        tracks=[Track(id="v", kind=TrackKind.VIDEO), Track(id="a", kind=TrackKind.AUDIO)],
+        clips=clips,
+    )
+
+    with pytest.raises(ValidationFailed, match="Export it as otio or fcp-xml instead"):
+        export_timeline(state, name="x", fmt=FORMATS["fcpxml"])

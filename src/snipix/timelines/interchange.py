@@ -180,6 +180,7 @@ def export_timeline(
             return Exported(f"TITLE: {_edl_title(name)}\n", fmt, unmapped)
     if fmt.name == "fcpxml":
         _primary_storyline(timeline, state.fps)
+        _bound_connected_clips(timeline)
     written = _write(timeline, fmt, state.fps)
     back = _read(written, fmt, state.fps)
     unmapped.extend(_losses(timeline, back, fmt))
@@ -393,6 +394,28 @@ def _primary_storyline(timeline: Any, fps: float) -> None:
     short = length - primary.duration().rescaled_to(fps).round()
     if short.value > 0:
         primary.append(otio.schema.Gap(duration=short))
+
+
+# The Final Cut Pro X writer finds each connected clip's parent by scanning the whole
+# primary storyline: connected times primary items steps of Python (2,000 clips on two tracks,
+# a million steps, took 50 s; docs/performance.md). Past this product the export is
+# refused rather than holding a worker thread for minutes.
+# Not Final: benchmarks/interchange.py lifts it to time what it saves.
+MAX_FCPX_STEPS = 100_000
+
+
+def _bound_connected_clips(timeline: Any) -> None:
+    tracks = list(timeline.tracks)
+    if not tracks:
+        return
+    primary = len(tracks[0])
+    connected = sum(len(track) for track in tracks[1:])
+    if primary * connected > MAX_FCPX_STEPS:
+        raise ValidationFailed(
+            f"This timeline is too large for the Final Cut Pro X writer: {connected} items on "
+            f"other tracks times {primary} on the first video track is over {MAX_FCPX_STEPS:,}. "
+            "Export it as otio or fcp-xml instead."
+        )
 
 
 _REEL_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")

@@ -87,6 +87,8 @@ CLAIM_WAIT_S = 3.0
 # from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
 # few tens of KB.
 HEADS_KEPT = 512
+# Imports and exports in other formats at once per process (see `export_file`).
+INTERCHANGE_THREADS = 2
 
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
 
@@ -215,6 +217,9 @@ class TimelineService:
         # where the head is still at that version and time, so a head another writer moved
         # on makes the claim fail and the loop read the head afresh.
         self._committed_heads: OrderedDict[str, Document] = OrderedDict()
+        # Interchange runs in worker threads; at most this many at once, so a burst of
+        # large exports leaves the default pool to the others (media, cache).
+        self._interchange = asyncio.Semaphore(INTERCHANGE_THREADS)
 
     @property
     def max_bytes(self) -> int:
@@ -488,9 +493,10 @@ class TimelineService:
         else:
             past = await self.version(actor, project_id, version)
             state, at = past.state, past.version
-        exported = await asyncio.to_thread(
-            export_timeline, state, name=project.name, fmt=fmt, media=media_files(project)
-        )
+        async with self._interchange:
+            exported = await asyncio.to_thread(
+                export_timeline, state, name=project.name, fmt=fmt, media=media_files(project)
+            )
         return exported, at
 
     async def import_file(
@@ -518,9 +524,10 @@ class TimelineService:
             )
         media = project.media
         rate = fps or (media.fps if media is not None and media.fps else None) or EDL_DEFAULT_FPS
-        state, unmapped = await asyncio.to_thread(
-            import_timeline, data, fmt=fmt, media=media_files(project), fps=rate
-        )
+        async with self._interchange:
+            state, unmapped = await asyncio.to_thread(
+                import_timeline, data, fmt=fmt, media=media_files(project), fps=rate
+            )
         timeline = await self.save(
             actor,
             project_id,
