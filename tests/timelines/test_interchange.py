@@ -253,6 +253,7 @@ def test_a_newer_schema_version_is_named() -> None:
         ("fcp-xml", b"<xmeml><sequence><name>x</name>", "line 1"),
         ("fcpxml", b'<?xml version="1.0"?>\n<fcpxml version="1.8">\n<resources>', "line 3"),
         ("kdenlive", b"<mlt><tractor", "line 1"),
+        ("fcp-xml", b"<xmeml>" + b"<sequence>" * 100, "nests elements deeper than 64"),
         ("otio", b'{"OTIO_SCHEMA": "Timeline.1",\n "tracks": [}', "line 2"),
     ],
 )
