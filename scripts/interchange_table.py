@@ -13,6 +13,7 @@ checks that import → OTIO export → import is a fixed point (the state, exact
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from snipix.timelines.schemas import TimelineState
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "timelines" / "corpus"
 NATIVE = {".otio": "otio", ".edl": "edl", ".xml": "fcp-xml"}
 EDL_RATES = {"25fps.edl": 25.0}
+CLIP_COUNT = re.compile(r"(\d+) clip\(s\)")
 
 
 def shape(state: TimelineState) -> str:
@@ -74,7 +76,10 @@ def main() -> int:
             # The generic note on Snipix's own details is always there; a difference needs
             # a specific one.
             losses = [item for item in exported.unmapped if "Snipix's own details" not in item]
-            if not same and not losses:
+            # Clips that did not come back must each be counted in a listed loss.
+            lost = len(state.clips) - len(back.clips)
+            counted = sum(int(n) for item in losses for n in CLIP_COUNT.findall(item))
+            if (not same and not losses) or lost > counted:
                 problems += 1
             rows.append(
                 [
@@ -82,7 +87,11 @@ def main() -> int:
                     target.name,
                     shape(state),
                     shape(back),
-                    "equal" if same else "losses listed" if losses else "UNLISTED LOSS",
+                    "equal"
+                    if same
+                    else "UNLISTED LOSS"
+                    if lost > counted or not losses
+                    else "losses listed",
                     "",
                     "; ".join(losses),
                 ]

@@ -61,7 +61,7 @@ async def test_export_then_import_through_the_cli(
     code, out, err = snipix(settings, tmp_path, "export", project, "--out", str(edl))
     assert code == 0, err
     assert f"wrote version 1 of project {project} as CMX 3600 EDL" in out
-    assert "audio track '(unnamed)' with 1 clip(s): an EDL holds one video track" in out
+    assert "audio track #2 with 1 clip(s): an EDL holds one video track" in out
     back = otio.adapters.read_from_string(edl.read_text(), "cmx_3600", rate=30)
     cuts = [(c.range_in_parent().start_time.value, c.duration().value) for c in back.find_clips()]
     assert cuts == [(0, 60), (120, 45)]

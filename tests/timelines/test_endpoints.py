@@ -481,7 +481,7 @@ async def test_edl_export_parses_back_and_says_what_it_could_not_carry(
         for c in back.find_clips()
     ] == [(0, 60), (90, 60)]
     unmapped = json.loads(exported.headers["X-Unmapped"])
-    assert "audio track '(unnamed)' with 1 clip(s): an EDL holds one video track" in unmapped
+    assert "audio track #2 with 1 clip(s): an EDL holds one video track" in unmapped
     assert exported.headers["X-Unmapped-Count"] == str(len(unmapped))
 
 

@@ -144,8 +144,8 @@ def test_what_an_edl_cannot_carry_is_listed() -> None:
     assert len(back.tracks) == 1
     dropped = [item for item in exported.unmapped if "an EDL holds one video track" in item]
     assert dropped == [
-        "video track 'Track-002' with 1 clip(s): an EDL holds one video track",
-        "video track 'Track-003' with 1 clip(s): an EDL holds one video track",
+        "video track #2 'Track-002' with 1 clip(s): an EDL holds one video track",
+        "video track #3 'Track-003' with 1 clip(s): an EDL holds one video track",
     ]
     lost = len(state.clips) - len(back.clips)
     assert lost == sum(int(item.split(" with ")[1].split(" ")[0]) for item in dropped)

@@ -184,6 +184,8 @@ def export_timeline(
         _bound_connected_clips(timeline)
     written = _write(timeline, fmt, state.fps)
     back = _read(written, fmt, state.fps)
+    if fmt.name == "edl":
+        _restore_edl_start(back, written, state.fps)
     unmapped.extend(_losses(timeline, back, fmt))
     unmapped.append(
         f"Snipix's own details (exact sub-frame times, volume, segments, layers, text/overlay "
@@ -503,6 +505,12 @@ def _restore_edl_start(timeline: Any, text: str, fps: float) -> None:
     for track in timeline.tracks:
         if len(track) > 0:
             track.insert(0, otio.schema.Gap(duration=offset))
+            # The reader fixes each track's range to its events: it grows with the gap.
+            if track.source_range is not None:
+                track.source_range = otio.opentime.TimeRange(
+                    start_time=track.source_range.start_time,
+                    duration=track.source_range.duration + offset,
+                )
 
 
 def _keep_one_video_track(timeline: Any, state: TimelineState, unmapped: list[str]) -> None:
@@ -516,15 +524,14 @@ def _keep_one_video_track(timeline: Any, state: TimelineState, unmapped: list[st
     video = [track for track in stack if track.kind == otio.schema.TrackKind.Video]
     ranked = sorted(video, key=lambda track: (not track.enabled, len(track) == 0))
     kept = ranked[0] if ranked else otio.schema.Track(kind=otio.schema.TrackKind.Video)
-    for track in list(stack):
+    for position, track in enumerate(list(stack)):
         if track is kept:
             continue
         clips = len(list(track.find_clips()))
         kind = "audio" if track.kind == otio.schema.TrackKind.Audio else "video"
-        unmapped.append(
-            f"{kind} track {track.name or '(unnamed)'!r} with {clips} clip(s): an EDL holds one "
-            "video track"
-        )
+        # Numbered: two unnamed tracks must not read as one.
+        label = f"#{position + 1}" + (f" {track.name!r}" if track.name else "")
+        unmapped.append(f"{kind} track {label} with {clips} clip(s): an EDL holds one video track")
     if not kept.enabled:
         unmapped.append(f"track {kept.name or '(unnamed)'!r} is hidden: written as shown")
         kept.enabled = True
