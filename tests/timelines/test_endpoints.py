@@ -463,6 +463,80 @@ async def test_a_broken_otio_file_is_refused_and_changes_nothing(
     assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"0"'
 
 
+async def test_edl_export_parses_back_and_says_what_it_could_not_carry(
+    client: httpx.AsyncClient,
+) -> None:
+    """An EDL of a video + audio timeline: the video cuts at the same frames, read back by
+    the same adapter; the audio track it cannot hold is named in X-Unmapped."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+
+    exported = await client.get(f"{path}/export", params={"format": "edl"}, headers=OWNER)
+
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["Content-Disposition"].endswith('-v1.edl"')
+    back = otio.adapters.read_from_string(exported.text, "cmx_3600", rate=30)
+    assert [
+        (c.range_in_parent().start_time.value, c.range_in_parent().duration.value)
+        for c in back.find_clips()
+    ] == [(0, 60), (90, 60)]
+    unmapped = json.loads(exported.headers["X-Unmapped"])
+    assert "audio track #2 with 1 clip(s): an EDL holds one video track" in unmapped
+    assert exported.headers["X-Unmapped-Count"] == str(len(unmapped))
+
+
+async def test_fcp_xml_round_trips_through_the_api(client: httpx.AsyncClient) -> None:
+    """Final Cut Pro 7 XML out of one project and into another by its Content-Type: the
+    same tracks and clips at the same times."""
+    path = await new_project(client)
+    saved = (await save(client, path, STATE, 0)).json()["state"]
+    exported = await client.get(f"{path}/export", params={"format": "fcp-xml"}, headers=OWNER)
+    assert exported.status_code == 200
+    assert exported.headers["Content-Type"].startswith("application/xml")
+
+    other = await new_project(client)
+    imported = await client.post(
+        f"{other}/import",
+        content=exported.content,
+        headers={**OWNER, "Content-Type": "application/xml", "If-Match": '"0"'},
+    )
+
+    assert imported.status_code == 200, imported.text
+    state = imported.json()["timeline"]["state"]
+    assert [t["kind"] for t in state["tracks"]] == ["video", "audio"]
+    assert [(c["start"], c["sourceIn"], c["sourceOut"]) for c in state["clips"]] == [
+        (c["start"], c["sourceIn"], c["sourceOut"]) for c in saved["clips"]
+    ]
+    history = (await client.get(f"{other}/history", headers=OWNER)).json()["items"]
+    assert history[0]["label"] == "Import from Final Cut Pro 7 XML"
+
+
+async def test_a_file_of_another_format_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """An EDL posted as Final Cut X XML, and broken XML: 422 naming the format and where;
+    the timeline stays at version 0."""
+    path = await new_project(client)
+    edl = b"TITLE: cut\n001  AX V C 00:00:00:00 00:00:01:00 00:00:00:00 00:00:01:00\n"
+
+    wrong = await client.post(
+        f"{path}/import", params={"format": "fcpxml"}, content=edl, headers=OWNER
+    )
+    broken = await client.post(
+        f"{path}/import",
+        content=b"<xmeml version='5'>\n<sequence>",
+        headers={**OWNER, "Content-Type": "text/xml"},
+    )
+
+    assert wrong.status_code == 422
+    assert "Final Cut Pro X XML" in wrong.json()["error"]["message"]
+    assert "line 1" in wrong.json()["error"]["message"]
+    assert broken.status_code == 422
+    assert "Final Cut Pro 7 XML" in broken.json()["error"]["message"]
+    assert "line 2" in broken.json()["error"]["message"]
+    assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"0"'
+
+
 async def test_purging_a_project_removes_its_timeline_history(
     client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
 ) -> None:

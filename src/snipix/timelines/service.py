@@ -20,6 +20,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import posixpath
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -50,10 +51,19 @@ from snipix.errors import (
 )
 from snipix.projects.schemas import Project
 from snipix.projects.service import ProjectService
+from snipix.timelines.interchange import (
+    EDL_DEFAULT_FPS,
+    Exported,
+    Format,
+    MediaFiles,
+    export_timeline,
+    import_timeline,
+)
 from snipix.timelines.patches import Operation, apply_patch, diff, mongo_update
 from snipix.timelines.repository import TimelineRepository, versioned_id
 from snipix.timelines.schemas import (
     HistoryCursor,
+    ImportReport,
     Revision,
     RevisionKind,
     Timeline,
@@ -77,6 +87,8 @@ CLAIM_WAIT_S = 3.0
 # from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
 # few tens of KB.
 HEADS_KEPT = 512
+# Imports and exports in other formats at once per process (see `export_file`).
+INTERCHANGE_THREADS = 2
 
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
 
@@ -205,6 +217,9 @@ class TimelineService:
         # where the head is still at that version and time, so a head another writer moved
         # on makes the claim fail and the loop read the head afresh.
         self._committed_heads: OrderedDict[str, Document] = OrderedDict()
+        # Interchange runs in worker threads; at most this many at once, so a burst of
+        # large exports leaves the default pool to the others (media, cache).
+        self._interchange = asyncio.Semaphore(INTERCHANGE_THREADS)
 
     @property
     def max_bytes(self) -> int:
@@ -460,6 +475,68 @@ class TimelineService:
             )
 
         return await self._change(actor, project_id, expected, plan)
+
+    # --- interchange -------------------------------------------------------------------
+
+    async def export_file(
+        self, actor: Actor, project_id: str, fmt: Format, *, version: int | None = None
+    ) -> tuple[Exported, int]:
+        """The current (or a given) version as a `fmt` file, and the version it is.
+
+        The adapters are CPU-bound Python (XML, timeline walks): they run in a worker
+        thread so a large timeline does not stall every other request on this process.
+        """
+        project = await self.project(actor, project_id)
+        if version is None:
+            current = await self.get(actor, project_id)
+            state, at = current.state, current.version
+        else:
+            past = await self.version(actor, project_id, version)
+            state, at = past.state, past.version
+        async with self._interchange:
+            exported = await asyncio.to_thread(
+                export_timeline, state, name=project.name, fmt=fmt, media=media_files(project)
+            )
+        return exported, at
+
+    async def import_file(
+        self,
+        actor: Actor,
+        project_id: str,
+        data: bytes,
+        fmt: Format,
+        *,
+        expected: Expected,
+        fps: float | None = None,
+    ) -> ImportReport:
+        """Replace the state with a `fmt` file's, as one undoable revision.
+
+        Everything is read and validated before anything is written: a file that does not
+        parse, or maps to an invalid state, changes nothing. `fps` is the rate an EDL's
+        timecodes count in; by default the project's media rate, else 24 (the EDL
+        adapter's own default).
+        """
+        project = await self.project(actor, project_id)
+        if len(data) > self._max_bytes:
+            raise TooLarge(
+                f"The file is {len(data):,} bytes; the limit is {self._max_bytes:,} "
+                "(SNIPIX_TIMELINE_MAX_BYTES)."
+            )
+        media = project.media
+        rate = fps or (media.fps if media is not None and media.fps else None) or EDL_DEFAULT_FPS
+        async with self._interchange:
+            state, unmapped = await asyncio.to_thread(
+                import_timeline, data, fmt=fmt, media=media_files(project), fps=rate
+            )
+        timeline = await self.save(
+            actor,
+            project_id,
+            state,
+            expected=expected,
+            label=f"Import from {fmt.title}",
+            kind=RevisionKind.IMPORT,
+        )
+        return ImportReport(timeline=timeline, unmapped=unmapped)
 
     async def rollback(
         self, actor: Actor, project_id: str, version: int, *, expected: Expected, label: str | None
@@ -808,3 +885,22 @@ def _check_expected(expected: Expected, version: int) -> None:
             f"{version}. Reload it and apply your change again.",
             current_version=version,
         )
+
+
+def media_files(project: Project) -> MediaFiles:
+    """The project's files by name (its source, upload, trimmed render), for mapping the
+    media paths of another editor's file to them and back."""
+    media = project.media
+    if media is None:
+        return MediaFiles()
+    references = [
+        ref
+        for ref in (media.source, media.source_file, media.trimmed_source, media.trimmed_file)
+        if ref
+    ]
+    by_name: dict[str, str] = {}
+    for ref in references:
+        name = posixpath.basename(ref.replace("\\", "/").split("?")[0]).lower()
+        if name:
+            by_name.setdefault(name, ref)
+    return MediaFiles(by_name=by_name, default=media.source or media.source_file)
