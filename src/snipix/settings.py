@@ -259,9 +259,9 @@ class Settings(BaseSettings):
     # Mail (verification and password reset). SMTP_URL: smtp://user:pass@host:587
     # (STARTTLS when the server offers it) or smtps://user:pass@host:465 (TLS from the
     # start); unset: the local profile writes each message to the log and to
-    # SNIPIX_MAIL_DIR instead. Messages wait in a bounded outbox and are sent in the
-    # background, retried with backoff, so a slow or unreachable mail server never holds
-    # up a request. Links in the messages point at SNIPIX_WEB_APP_URL.
+    # SNIPIX_MAIL_DIR (`mail_root`) instead. Messages wait in a bounded outbox and are
+    # sent in the background, retried with backoff, so a slow or unreachable mail server
+    # never holds up a request. Links in the messages point at SNIPIX_WEB_APP_URL.
     smtp_url: SecretStr | None = Field(None, validation_alias=_env("SMTP_URL"))
     mail_from: str = Field(
         "Snipix <no-reply@localhost>",
@@ -275,7 +275,7 @@ class Settings(BaseSettings):
     require_email_verification: bool = Field(
         False, validation_alias=_env("SNIPIX_REQUIRE_EMAIL_VERIFICATION")
     )
-    mail_dir: Path = Field(Path(".snipix/mail"), validation_alias=_env("SNIPIX_MAIL_DIR"))
+    mail_dir: Path | None = Field(None, validation_alias=_env("SNIPIX_MAIL_DIR"))
     mail_timeout_s: float = Field(
         10.0, gt=0, le=300, validation_alias=_env("SNIPIX_MAIL_TIMEOUT_S")
     )
@@ -409,7 +409,7 @@ class Settings(BaseSettings):
                 raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("smtp_url", mode="before")
+    @field_validator("smtp_url", "mail_dir", mode="before")
     @classmethod
     def _blank_smtp_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -526,6 +526,12 @@ class Settings(BaseSettings):
     def media_root(self) -> Path:
         """Where media files live: SNIPIX_MEDIA_DIR, else `media/` in the data directory."""
         return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def mail_root(self) -> Path:
+        """Where the local profile writes mail without SMTP_URL: SNIPIX_MAIL_DIR, else
+        `mail/` beside the data directory (`.snipix/mail` by default)."""
+        return self.mail_dir if self.mail_dir is not None else self.data_dir.parent / "mail"
 
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:

@@ -61,7 +61,9 @@ class Outbox:
         self._cap_s = cap_s
         self._metrics = metrics
         self._sending = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Each message's delivery task (a task cancelled at shutdown, even one that never
+        # ran, is reported as given up by `_done`).
+        self._tasks: dict[asyncio.Task[None], Message] = {}
         self._closed = False
 
     @classmethod
@@ -97,40 +99,41 @@ class Outbox:
         task = asyncio.get_running_loop().create_task(
             self._deliver(message), name=f"mail-{message.kind}"
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = message
+        task.add_done_callback(self._done)
         return True
 
+    def _done(self, task: asyncio.Task[None]) -> None:
+        message = self._tasks.pop(task)
+        if task.cancelled():
+            self._give_up(message, "shut down before delivery")
+
     async def _deliver(self, message: Message) -> None:
-        reason = "cancelled"
-        try:
-            for attempt in range(1, self._attempts + 1):
-                try:
-                    async with self._sending:
-                        await self._transport.deliver(message)
-                except DeliveryFailed as error:
-                    reason = str(error)
-                    if error.permanent or attempt == self._attempts:
-                        break
-                    wait_s = random.uniform(0, min(self._cap_s, self._base_s * 2 ** (attempt - 1)))  # noqa: S311 (jitter)
-                    self._count(message.kind, "retried")
-                    log.info(
-                        "mail not sent yet; retrying",
-                        kind=message.kind,
-                        to_domain=message.recipient_domain,
-                        attempt=attempt,
-                        reason=reason,
-                        wait_s=round(wait_s, 3),
-                    )
-                    await asyncio.sleep(wait_s)
-                else:
-                    self._count(message.kind, "sent")
-                    log.info("mail sent", kind=message.kind, to_domain=message.recipient_domain)
-                    return
-        except asyncio.CancelledError:
-            reason = "shut down before delivery"
-            self._give_up(message, reason)
-            raise
+        reason = "not attempted"
+        for attempt in range(1, self._attempts + 1):
+            try:
+                async with self._sending:
+                    await self._transport.deliver(message)
+            except DeliveryFailed as error:
+                reason = str(error)
+                if error.permanent or attempt == self._attempts:
+                    break
+                backoff = min(self._cap_s, self._base_s * 2 ** (attempt - 1))
+                wait_s = random.uniform(0, backoff)  # noqa: S311 (jitter, not a secret)
+                self._count(message.kind, "retried")
+                log.info(
+                    "mail not sent yet; retrying",
+                    kind=message.kind,
+                    to_domain=message.recipient_domain,
+                    attempt=attempt,
+                    reason=reason,
+                    wait_s=round(wait_s, 3),
+                )
+                await asyncio.sleep(wait_s)
+            else:
+                self._count(message.kind, "sent")
+                log.info("mail sent", kind=message.kind, to_domain=message.recipient_domain)
+                return
         self._give_up(message, reason)
 
     def _give_up(self, message: Message, reason: str) -> None:

@@ -149,5 +149,5 @@ def transport_from_settings(settings: Settings) -> Transport:
         server = SmtpServer.from_url(settings.smtp_url.get_secret_value())
         return SmtpTransport(server, sender=settings.mail_from, timeout_s=settings.mail_timeout_s)
     if settings.env == "local":
-        return FileTransport(settings.mail_dir, sender=settings.mail_from)
+        return FileTransport(settings.mail_root, sender=settings.mail_from)
     return NoTransport()
