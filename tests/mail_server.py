@@ -36,7 +36,7 @@ class Received:
     def body(self, subtype: str) -> str:
         part = self.message.get_body(preferencelist=(subtype,))
         assert part is not None, f"no text/{subtype} part"
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     @property
     def link(self) -> str:
