@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
-from tests.support import free_port, until
+from tests.support import free_port, until, wait_until
 
 _LINK: Final = re.compile(r"https?://\S+")
 
@@ -80,6 +80,28 @@ class SmtpCatcher:
         controller.start()
         self._controller = controller
         return self
+
+    def __enter__(self) -> SmtpCatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(
+        self, address: str, subject: str, *, count: int = 1, timeout_s: float = 30
+    ) -> Received:
+        """From synchronous code: the latest message to `address` with `subject`, once
+        `count` of them have arrived."""
+
+        def found() -> list[Received]:
+            return [m for m in self.to(address) if subject in m.subject]
+
+        wait_until(
+            lambda: len(found()) >= count,
+            timeout_s=timeout_s,
+            what=f"{count} mail {subject!r} to {address}",
+        )
+        return found()[-1]
 
     def stop(self) -> None:
         if self._controller is not None:
