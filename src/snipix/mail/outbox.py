@@ -109,8 +109,8 @@ class Outbox:
             self._give_up(message, "shut down before delivery")
 
     async def _deliver(self, message: Message) -> None:
-        reason = "not attempted"
-        for attempt in range(1, self._attempts + 1):
+        reason, attempt = "not attempted", 0
+        for attempt in range(1, self._attempts + 1):  # noqa: B007 (read after the loop)
             try:
                 async with self._sending:
                     await self._transport.deliver(message)
@@ -134,16 +134,16 @@ class Outbox:
                 self._count(message.kind, "sent")
                 log.info("mail sent", kind=message.kind, to_domain=message.recipient_domain)
                 return
-        self._give_up(message, reason)
+        self._give_up(message, reason, attempt)
 
-    def _give_up(self, message: Message, reason: str) -> None:
+    def _give_up(self, message: Message, reason: str, attempts: int = 0) -> None:
         self._count(message.kind, "failed")
         log.error(
             "mail undeliverable",
             kind=message.kind,
             to_domain=message.recipient_domain,
             reason=reason,
-            attempts=self._attempts,
+            attempts=attempts,
         )
 
     def _count(self, kind: str, outcome: str) -> None:
