@@ -110,7 +110,7 @@ class Outbox:
 
     async def _deliver(self, message: Message) -> None:
         reason, attempt = "not attempted", 0
-        for attempt in range(1, self._attempts + 1):  # noqa: B007 (read after the loop)
+        for attempt in range(1, self._attempts + 1):
             try:
                 async with self._sending:
                     await self._transport.deliver(message)
