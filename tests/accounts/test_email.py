@@ -183,6 +183,24 @@ async def test_a_reset_from_the_mail_sets_the_password_and_ends_every_session(
     assert (await login(client, email, NEW_PASSWORD)).status_code == 200
 
 
+async def test_a_reset_lifts_the_lockout_that_guessing_the_old_password_caused(
+    client: httpx.AsyncClient, smtp: SmtpCatcher, settings: Settings
+) -> None:
+    email = "locked-out@example.com"
+    await web_register(client, email)
+    for _ in range(settings.login_failures_per_account):
+        assert (await login(client, email, "Wrong-Guess-1")).status_code == 401
+    assert (await login(client, email)).status_code == 429
+    await client.post(f"{WEB}/forgot-password", json={"email": email})
+    mail = await smtp.titled(email, RESET)
+    reset = await client.post(
+        f"{WEB}/reset-password",
+        json={"token": mail.token, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+    )
+    assert reset.status_code == 200
+    assert (await login(client, email, NEW_PASSWORD)).status_code == 200
+
+
 async def test_a_wrong_token_or_a_weak_password_changes_nothing(
     client: httpx.AsyncClient, smtp: SmtpCatcher, store: Store
 ) -> None:

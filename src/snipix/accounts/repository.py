@@ -210,3 +210,6 @@ class LockoutRepository:
         await self._lockouts.update_one(
             {"_id": key}, {"$max": {"until": until, "expiresAt": until}}, upsert=True
         )
+
+    async def unlock(self, key: str) -> None:
+        await self._lockouts.delete_one({"_id": key})

@@ -311,15 +311,20 @@ class AccountService:
 
     async def reset_password(self, user_id: str, email: str, new_hash: str) -> bool:
         """Set a new password (a reset link proved the mailbox `email`): every session of
-        the account ends and its address counts as verified. False, nothing changed,
-        when the account no longer has that address or is deleted."""
+        the account ends, its address counts as verified, and its sign-in failures and
+        lockout are forgiven. False, nothing changed, when the account no longer has that
+        address or is deleted."""
         updated = await self._end_sessions(
             user_id,
             "password_reset",
             changes={"passwordHash": new_hash, "emailVerified": True},
             expect={"email": email, "status": {"$ne": DELETED}},
         )
-        return updated is not None
+        if updated is None:
+            return False
+        # Locked out by failed guesses of the old password: the new one works at once.
+        await self._throttle.forgive(email)
+        return True
 
     async def account_by_email(self, email: str) -> Document:
         """The account with this email (any case); `NotFound` when none (or deleted)."""
