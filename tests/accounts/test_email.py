@@ -280,6 +280,29 @@ async def test_concurrent_resends_hold_the_per_account_limit(
     assert len(smtp.to(email)) == settings.mail_per_account
 
 
+async def test_one_client_address_gets_a_bounded_number_of_mail_requests(
+    mongodb_uri: str, database_name: str, tmp_path: Path, smtp: SmtpCatcher
+) -> None:
+    """Past SNIPIX_MAIL_PER_IP from one address: 429 for a known and an unknown email
+    alike (the limit is the caller's, it says nothing about accounts)."""
+    settings = mail_settings(mongodb_uri, database_name, tmp_path, smtp.url, mail_per_ip=2)
+    email = "busy@example.com"
+    async with running_app(create_app(settings)) as client:
+        await web_register(client, email)
+        answers = await asyncio.gather(
+            *(
+                client.post(f"{API}/forgot-password", json={"email": f"guess{i}@example.com"})
+                for i in range(5)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 200, 429, 429, 429]
+        known = await client.post(f"{API}/forgot-password", json={"email": email})
+        assert known.status_code == 429
+        assert int(known.headers["Retry-After"]) > 0
+    await smtp.titled(email, CONFIRM)
+    assert not [m for m in smtp.to(email) if RESET in m.subject]
+
+
 async def test_a_request_answers_while_the_mail_server_hangs_and_the_mail_follows(
     mongodb_uri: str, database_name: str, tmp_path: Path
 ) -> None:
