@@ -27,7 +27,16 @@ from snipix.clock import utc_now_ms
 from snipix.db.engine_record import EngineRecord, is_served
 
 # Environment variables a developer may have set that must not leak into a test's process.
-SETTING_PREFIXES = ("SNIPIX_", "MONGODB_", "REDIS_", "JWT_", "LOG_", "SLOW_QUERY", "AUDIT_")
+SETTING_PREFIXES = (
+    "SNIPIX_",
+    "MONGODB_",
+    "REDIS_",
+    "JWT_",
+    "LOG_",
+    "SLOW_QUERY",
+    "AUDIT_",
+    "SMTP_",
+)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

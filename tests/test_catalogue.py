@@ -7,6 +7,7 @@ tests make that a failure instead.
 
 from __future__ import annotations
 
+from snipix.accounts.email_tokens import EMAIL_TOKENS
 from snipix.cache.journal import COLLECTION as CACHE_INVALIDATIONS
 from snipix.catalogue import (
     BY_NAME,
@@ -72,8 +73,8 @@ def test_a_users_backup_selects_by_the_registered_keys() -> None:
     assert BY_NAME[PROJECTS].user_scope is UserScope.BY_USER
 
 
-def test_leases_and_cache_invalidations_are_never_backed_up() -> None:
-    assert sorted(NOT_BACKED_UP) == sorted([LEASES, CACHE_INVALIDATIONS])
+def test_leases_cache_invalidations_and_email_links_are_never_backed_up() -> None:
+    assert sorted(NOT_BACKED_UP) == sorted([LEASES, CACHE_INVALIDATIONS, EMAIL_TOKENS])
 
 
 def test_the_legacy_import_writes_and_counts_registered_collections() -> None:

@@ -98,6 +98,9 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ({"SLOW_QUERY_MS": "-1"}, "SLOW_QUERY_MS", "greater than or equal"),
         ({"JWT_PUBLIC_KEY": "not a key"}, "JWT_PUBLIC_KEY", "PEM"),
         ({"JWT_SECRET": STRONG_SECRET, "JWT_PUBLIC_KEY": PUBLIC_KEY}, "JWT_SECRET", "not both"),
+        ({"SMTP_URL": "http://mail:25"}, "SMTP_URL", "smtp://"),
+        ({"SMTP_URL": "smtp://mail:port"}, "SMTP_URL", "port"),
+        ({"SNIPIX_WEB_APP_URL": "app.example.com"}, "SNIPIX_WEB_APP_URL", "https://"),
     ],
 )
 def test_bad_setting_is_one_line_naming_the_variable(
@@ -128,6 +131,31 @@ def test_production_with_everything_set_is_accepted(monkeypatch: pytest.MonkeyPa
     assert settings.database_name == "editor"
     assert settings.jwt_public_key is not None
     assert settings.jwt_public_key.startswith("-----BEGIN PUBLIC KEY-----\n")
+
+
+def test_production_needs_smtp_only_when_verification_is_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production = {
+        "SNIPIX_ENV": "production",
+        "MONGODB_URI": "mongodb://db/editor",
+        "JWT_SECRET": STRONG_SECRET,
+    }
+    assert load(monkeypatch, **production).smtp_url is None
+    lines = problems(monkeypatch, **production, SNIPIX_REQUIRE_EMAIL_VERIFICATION="true")
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid setting SMTP_URL: is required"), lines
+    settings = load(
+        monkeypatch,
+        **production,
+        SNIPIX_REQUIRE_EMAIL_VERIFICATION="true",
+        SMTP_URL="smtps://mailer:Mail-Secret%21@smtp.example.com",
+        SNIPIX_WEB_APP_URL="https://app.example.com/",
+    )
+    assert settings.web_app_url == "https://app.example.com"
+    shown = settings.describe()
+    assert shown["SMTP_URL"] == "smtps://mailer:****@smtp.example.com"
+    assert {"Mail-Secret%21", "Mail-Secret!"} <= set(settings.secret_values())
 
 
 def test_blank_uri_means_embedded_engine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,7 +63,7 @@ from snipix.resources import Resources
 from snipix.retry import RetryMetrics, RetryPolicy
 from snipix.security.limiter import Limiter
 from snipix.security.metrics import RateLimitMetrics
-from snipix.services import build_services
+from snipix.services import Services, build_services
 from snipix.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -184,6 +184,7 @@ def _lifespan(
         limiter = Limiter(redis, prefix=settings.cache_prefix, metrics=RateLimitMetrics(metrics))
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
+        services: Services | None = None
         try:
             runner = MigrationRunner(db, migrations)
             # Migrations first: one may create a collection with options (the projects
@@ -259,6 +260,9 @@ def _lifespan(
             stop.set()
             if jobs:
                 await asyncio.gather(*jobs, return_exceptions=True)
+            if services is not None:
+                # Mail still waiting for its server is given up (each logged, no body).
+                await services.outbox.close()
             cache.close()
             if redis is not None:
                 await redis.aclose()

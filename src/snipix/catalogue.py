@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from snipix.accounts.email_tokens import EMAIL_TOKENS
 from snipix.accounts.repository import LOGIN_LOCKOUTS, REFRESH_FAMILIES, REFRESH_TOKENS, USERS
 from snipix.audit.repository import COLLECTION as AUDIT
 from snipix.cache.journal import COLLECTION as CACHE_INVALIDATIONS
@@ -156,6 +157,9 @@ COLLECTIONS: Final[tuple[StoredCollection, ...]] = (
     StoredCollection(REFRESH_TOKENS, "accounts", user_keys=("userId",)),
     StoredCollection(REFRESH_FAMILIES, "accounts", user_keys=("userId",)),
     StoredCollection(LOGIN_LOCKOUTS, "accounts"),
+    # Ephemeral: verification and reset links live 48 hours at most, and a restored one
+    # must not open an account again.
+    StoredCollection(EMAIL_TOKENS, "accounts", user_keys=("userId",), backed_up=False),
     StoredCollection(MIGRATIONS_COLLECTION, "db", UserScope.WHOLE, excluded_id=LOCK_ID),
     # Ephemeral: job leases expire within minutes and mean nothing in another database.
     StoredCollection(LEASES, "db", backed_up=False),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from snipix.accounts.email_flows import EmailFlows
+from snipix.accounts.email_tokens import EmailTokenRepository
 from snipix.accounts.metrics import LoginMetrics
 from snipix.accounts.passwords import PasswordHasher
 from snipix.accounts.repository import LockoutRepository, UserRepository
@@ -22,6 +24,8 @@ from snipix.catalogue import PURGED
 from snipix.db.client import Database
 from snipix.db.deferred import DeferredWrites
 from snipix.db.transactions import UnitOfWork
+from snipix.mail.outbox import MailMetrics, Outbox
+from snipix.mail.transport import transport_from_settings
 from snipix.media.service import MediaRuntime, MediaService
 from snipix.media.storage import purge_hook
 from snipix.observability.metrics import Metrics
@@ -47,6 +51,10 @@ class Services:
     sessions: SessionService
     media: MediaService
     accounts: AccountService
+    # Verification and password-reset mails, sent through `outbox`.
+    account_email: EmailFlows
+    # Messages waiting for the mail server; the lifespan closes it at shutdown.
+    outbox: Outbox
     # Whether a token or media link is still accepted (its session generation), checked on
     # every authenticated request: the same cache the account service invalidates.
     session_gate: SessionGate
@@ -68,6 +76,21 @@ def build_services(
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)])
     gate = SessionGate(UserRepository(db), cache)
+    hasher = PasswordHasher()
+    accounts = account_service(
+        db,
+        settings,
+        issuer=TokenIssuer.from_settings(settings),
+        hasher=hasher,
+        # The failure counts live where the rate limits do (Redis if any); lockouts
+        # also in the database, so none is forgotten when Redis fails.
+        throttle=LoginThrottle.from_settings(settings, limiter, LockoutRepository(db)),
+        metrics=LoginMetrics(metrics),
+        rate_limits=limiter.metrics,
+        gate=gate,
+    )
+    # SMTP_URL, else files in the local profile: the transport decides, the outbox retries.
+    outbox = Outbox.from_settings(settings, transport_from_settings(settings), MailMetrics(metrics))
     return Services(
         projects=projects,
         timelines=TimelineService(
@@ -89,17 +112,16 @@ def build_services(
         ),
         sessions=SessionService(SessionRepository(db), projects),
         media=MediaService(projects, MediaRuntime.from_settings(settings)),
-        accounts=account_service(
-            db,
+        accounts=accounts,
+        account_email=EmailFlows.from_settings(
             settings,
-            issuer=TokenIssuer.from_settings(settings),
-            hasher=PasswordHasher(),
-            # The failure counts live where the rate limits do (Redis if any); lockouts
-            # also in the database, so none is forgotten when Redis fails.
-            throttle=LoginThrottle.from_settings(settings, limiter, LockoutRepository(db)),
-            metrics=LoginMetrics(metrics),
-            rate_limits=limiter.metrics,
-            gate=gate,
+            UserRepository(db),
+            EmailTokenRepository(db),
+            accounts,
+            hasher=hasher,
+            outbox=outbox,
+            limiter=limiter,
         ),
+        outbox=outbox,
         session_gate=gate,
     )

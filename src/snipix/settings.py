@@ -256,6 +256,52 @@ class Settings(BaseSettings):
         3_600, ge=10, le=7 * 86_400, validation_alias=_env("SNIPIX_MEDIA_URL_TTL_S")
     )
 
+    # Mail (verification and password reset). SMTP_URL: smtp://user:pass@host:587
+    # (STARTTLS when the server offers it) or smtps://user:pass@host:465 (TLS from the
+    # start); unset: the local profile writes each message to the log and to
+    # SNIPIX_MAIL_DIR (`mail_root`) instead. Messages wait in a bounded outbox and are
+    # sent in the background, retried with backoff, so a slow or unreachable mail server
+    # never holds up a request. Links in the messages point at SNIPIX_WEB_APP_URL.
+    smtp_url: SecretStr | None = Field(None, validation_alias=_env("SMTP_URL"))
+    mail_from: str = Field(
+        "Snipix <no-reply@localhost>",
+        min_length=3,
+        max_length=320,
+        validation_alias=_env("SNIPIX_MAIL_FROM"),
+    )
+    web_app_url: str = Field(
+        "http://localhost:3000", min_length=1, validation_alias=_env("SNIPIX_WEB_APP_URL")
+    )
+    require_email_verification: bool = Field(
+        False, validation_alias=_env("SNIPIX_REQUIRE_EMAIL_VERIFICATION")
+    )
+    mail_dir: Path | None = Field(None, validation_alias=_env("SNIPIX_MAIL_DIR"))
+    mail_timeout_s: float = Field(
+        10.0, gt=0, le=300, validation_alias=_env("SNIPIX_MAIL_TIMEOUT_S")
+    )
+    mail_retry_attempts: int = Field(
+        8, ge=1, le=100, validation_alias=_env("SNIPIX_MAIL_RETRY_ATTEMPTS")
+    )
+    mail_retry_base_ms: int = Field(
+        1_000, ge=1, le=600_000, validation_alias=_env("SNIPIX_MAIL_RETRY_BASE_MS")
+    )
+    mail_retry_cap_ms: int = Field(
+        120_000, ge=1, le=3_600_000, validation_alias=_env("SNIPIX_MAIL_RETRY_CAP_MS")
+    )
+    mail_outbox_size: int = Field(
+        1_000, ge=1, le=1_000_000, validation_alias=_env("SNIPIX_MAIL_OUTBOX_SIZE")
+    )
+    # Verification and reset mails per account and per client address in a moving window
+    # (more: the address gets 429; an account over its limit gets no further mail, and
+    # forgot-password still answers as always, so the limit reveals no account).
+    mail_per_account: int = Field(
+        3, ge=1, le=10_000, validation_alias=_env("SNIPIX_MAIL_PER_ACCOUNT")
+    )
+    mail_per_ip: int = Field(20, ge=1, le=100_000, validation_alias=_env("SNIPIX_MAIL_PER_IP"))
+    mail_window_s: int = Field(
+        3_600, ge=1, le=86_400, validation_alias=_env("SNIPIX_MAIL_WINDOW_S")
+    )
+
     # Compatibility routes: browser origins allowed to call the API (CORS), comma
     # separated. Unset: the original web app's dev server (LOCAL_CORS_ORIGINS) in the local
     # profile, none in production. Exact origins only; `*` is refused.
@@ -363,6 +409,36 @@ class Settings(BaseSettings):
                 raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("smtp_url", "mail_dir", mode="before")
+    @classmethod
+    def _blank_smtp_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+                raise ValueError(
+                    "must be smtp://[user:password@]host[:port] or smtps://... (TLS from the start)"
+                )
+            try:
+                parts.port  # noqa: B018 (raises for a port that is not a number)
+            except ValueError:
+                raise ValueError("the port must be a number from 1 to 65535") from None
+        return value
+
+    @field_validator("web_app_url")
+    @classmethod
+    def _check_web_app_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query:
+            raise ValueError(
+                "must be the web app's address, like https://app.example.com (no query)"
+            )
+        return value.strip().rstrip("/")
+
     @field_validator("jwt_public_key")
     @classmethod
     def _check_public_key(cls, value: str | None) -> str | None:
@@ -418,6 +494,11 @@ class Settings(BaseSettings):
             )
         if self.env != "production":
             return self
+        if self.require_email_verification and self.smtp_url is None:
+            raise ValueError(
+                "SMTP_URL: is required when SNIPIX_ENV=production and "
+                "SNIPIX_REQUIRE_EMAIL_VERIFICATION=true (nobody could verify an address)"
+            )
         if self.mongodb_uri is None:
             raise ValueError(
                 "MONGODB_URI: is required when SNIPIX_ENV=production "
@@ -445,6 +526,12 @@ class Settings(BaseSettings):
     def media_root(self) -> Path:
         """Where media files live: SNIPIX_MEDIA_DIR, else `media/` in the data directory."""
         return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def mail_root(self) -> Path:
+        """Where the local profile writes mail without SMTP_URL: SNIPIX_MAIL_DIR, else
+        `mail/` beside the data directory (`.snipix/mail` by default)."""
+        return self.mail_dir if self.mail_dir is not None else self.data_dir.parent / "mail"
 
     @property
     def cors_allowed_origins(self) -> tuple[str, ...]:
@@ -489,6 +576,8 @@ class Settings(BaseSettings):
             secrets += _url_password_forms(self.mongodb_uri.get_secret_value())
         if self.redis_url is not None:
             secrets += _url_password_forms(self.redis_url.get_secret_value())
+        if self.smtp_url is not None:
+            secrets += _url_password_forms(self.smtp_url.get_secret_value())
         if self.jwt_secret is not None:
             secrets.append(self.jwt_secret.get_secret_value())
         if self.jwt_private_key is not None:
@@ -502,7 +591,7 @@ class Settings(BaseSettings):
             alias = field.validation_alias
             key = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
             value = getattr(self, name)
-            if name in {"mongodb_uri", "redis_url"} and value is not None:
+            if name in {"mongodb_uri", "redis_url", "smtp_url"} and value is not None:
                 shown[str(key)] = mask_url(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 shown[str(key)] = MASK

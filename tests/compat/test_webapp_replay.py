@@ -21,6 +21,7 @@ import pytest
 from tests.compat.envelopes import data, failure
 from tests.compat.webapp import (
     JWT_SECRET,
+    WEB_ORIGIN,
     Json,
     WebApp,
     assert_same,
@@ -36,6 +37,7 @@ from tests.compat.webapp import (
     shown_auth_error,
     snipix_service,
 )
+from tests.mail_server import SmtpCatcher
 from tests.support import loopback_client
 
 pytestmark = pytest.mark.process
@@ -44,6 +46,11 @@ EMAIL = "maya.editor@example.com"
 NAME = "Maya Editor"
 PASSWORD = "Sunset-Reel-2024"
 ROUGH_CUT, FINAL_CUT = "Rough cut", "Final cut"
+
+
+def sign_in(password: str, *, remember_me: bool = False) -> Json:
+    """LoginPage's body (authService.login)."""
+    return {"email": EMAIL, "password": password, "remember_me": remember_me}
 
 
 def expired(access_token: str) -> str:
@@ -258,7 +265,15 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
     video_seconds = make_video(video)
     video_bytes = video.read_bytes()
     with (
-        snipix_service(tmp_path, mongodb_uri, database_name) as api_url,
+        SmtpCatcher().start() as smtp,
+        snipix_service(
+            tmp_path,
+            mongodb_uri,
+            database_name,
+            SMTP_URL=smtp.url,
+            SNIPIX_WEB_APP_URL=WEB_ORIGIN,
+            SNIPIX_MAIL_RETRY_BASE_MS="50",
+        ) as api_url,
         loopback_client(base_url=api_url, timeout=30) as http,
     ):
         web = WebApp(http)
@@ -285,6 +300,27 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
         )
         user_id = registered["user"]["id"]
         assert registered["user"]["username"] is None  # "" is "no username"
+        assert registered["user"]["is_email_verified"] is False
+
+        # --- SignupPage then routes to /verify-email: "Resend verification email" ----------
+        # AuthContext saved the tokens; VerifyEmailPage.handleResend -> resendVerification:
+        # POST /auth/resend-verification, no body, Bearer from localStorage.
+        web.auth_tokens = {
+            "access_token": registered["access_token"],
+            "refresh_token": registered["refresh_token"],
+        }
+        assert data(web.auth("POST", "/resend-verification")) is None
+        # Two mails: the sign-up's and the resent one; either link verifies.
+        sign_up_mail = smtp.wait_for(EMAIL, "Confirm your email address")
+        assert sign_up_mail.link.startswith(f"{WEB_ORIGIN}/verify-email?token="), sign_up_mail.link
+        smtp.wait_for(EMAIL, "Confirm your email address", count=2)
+        # The link opens VerifyEmailPage, which posts searchParams.get('token').
+        assert data(web.auth("POST", "/verify-email", {"token": sign_up_mail.token})) is None
+        verified = check_user(data(web.auth("GET", "/me")), email=EMAIL, name=NAME, where="me")
+        assert verified["is_email_verified"] is True
+        # The same link again: the error VerifyEmailPage shows (`message`).
+        used = failure(web.auth("POST", "/verify-email", {"token": sign_up_mail.token}), 400)
+        assert "invalid" in used["message"], used
 
         # --- a later visit: LoginPage -> AuthContext.login -> authService.login -----------
         web = WebApp(http)  # a fresh browser: no localStorage, so no Bearer on the login
@@ -574,3 +610,60 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
         shown = shown_auth_error(typo)
         assert isinstance(shown, str), typo
         assert "incorrect" in shown, f"LoginPage would show {shown!r}"
+
+        # --- a phone is still signed in when the password is forgotten ---------------------
+        phone = WebApp(http)
+        on_phone = data(
+            phone.auth(
+                "POST", "/login", {"email": EMAIL, "password": PASSWORD, "remember_me": True}
+            )
+        )
+        phone.auth_tokens = {
+            "access_token": on_phone["access_token"],
+            "refresh_token": on_phone["refresh_token"],
+        }
+
+        # --- ForgotPasswordPage -> forgotPassword(email): POST /auth/forgot-password -------
+        asked = web.auth("POST", "/forgot-password", {"email": EMAIL})
+        assert data(asked) is None
+        stranger = web.auth("POST", "/forgot-password", {"email": "nobody@example.com"})
+        assert data(stranger) is None
+        assert stranger.json()["message"] == asked.json()["message"]  # no account revealed
+        reset_mail = smtp.wait_for(EMAIL, "Reset your Snipix password")
+        assert reset_mail.link.startswith(f"{WEB_ORIGIN}/reset-password?token="), reset_mail.link
+
+        # --- ResetPasswordPage (?token=) -> resetPassword(token, new, confirm) ------------
+        new_password = "Moonrise-Edit-2025"
+        reset_body = {
+            "token": reset_mail.token,
+            "new_password": new_password,
+            "confirm_password": new_password,
+        }
+        assert data(web.auth("POST", "/reset-password", reset_body)) is None
+        again = failure(web.auth("POST", "/reset-password", reset_body), 400)
+        assert "invalid" in again["message"], again
+        # Every session ended: the phone's access token and its refresh token.
+        failure(phone.auth("GET", "/me"), 401)
+        failure(phone.auth("POST", "/refresh", {"refresh_token": on_phone["refresh_token"]}), 401)
+
+        # --- ResetPasswordPage navigates to /login: the new password signs in --------------
+        failure(
+            web.auth(
+                "POST", "/login", {"email": EMAIL, "password": PASSWORD, "remember_me": False}
+            ),
+            401,
+        )
+        after_reset = check_tokens(
+            data(
+                web.auth(
+                    "POST",
+                    "/login",
+                    {"email": EMAIL, "password": new_password, "remember_me": False},
+                )
+            ),
+            email=EMAIL,
+            name=NAME,
+            where="login after reset data",
+        )
+        assert after_reset["user"]["is_email_verified"] is True
+        assert smtp.to("nobody@example.com") == []

@@ -44,9 +44,15 @@ _SIMPLE_TYPES: Final = {"application/x-www-form-urlencoded", "multipart/form-dat
 
 
 @contextmanager
-def snipix_service(tmp_path: Path, mongodb_uri: str, database: str) -> Iterator[str]:
-    """`python -m snipix serve` on a free port, ready; its base URL."""
-    env = {"MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database, "JWT_SECRET": JWT_SECRET}
+def snipix_service(tmp_path: Path, mongodb_uri: str, database: str, **extra: str) -> Iterator[str]:
+    """`python -m snipix serve` on a free port, ready; its base URL. `extra`: more
+    environment (SMTP_URL, say)."""
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": database,
+        "JWT_SECRET": JWT_SECRET,
+        **extra,
+    }
     with serving(tmp_path, env, timeout_s=45) as base:
         yield base
 

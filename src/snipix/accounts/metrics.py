@@ -9,7 +9,7 @@ from snipix.observability.metrics import Metrics, zeroed
 # Why a sign-in failed. An unknown email and a wrong password are one reason on purpose:
 # /metrics is unauthenticated, and two series would tell a scraper whether an email has an
 # account.
-LoginFailure = Literal["bad_credentials", "rate_limited", "inactive"]
+LoginFailure = Literal["bad_credentials", "rate_limited", "inactive", "unverified"]
 LOGIN_FAILURES: tuple[LoginFailure, ...] = get_args(LoginFailure)
 
 
@@ -20,7 +20,8 @@ class LoginMetrics:
         self.failures = metrics.counter(
             "snipix_login_failures",
             "Failed sign-ins by reason: bad_credentials (unknown email or wrong password), "
-            "rate_limited, inactive (accounts).",
+            "rate_limited, inactive (accounts), unverified (an address not yet verified while "
+            "SNIPIX_REQUIRE_EMAIL_VERIFICATION is on).",
             ["reason"],
         )
         # Every reason present at 0 from the start.

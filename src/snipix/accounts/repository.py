@@ -109,6 +109,15 @@ class UserRepository:
             update["$set"]["passwordHash"] = new_hash
         await self._users.update_one({"_id": user_id}, update)
 
+    async def mark_verified(self, user_id: str, email: str, at: datetime) -> bool:
+        """Record that `email` is verified, if it is still the account's address; False
+        when it is not (changed, or the account deleted meanwhile)."""
+        result = await self._users.update_one(
+            {"_id": user_id, "email": email, "status": {"$ne": "deleted"}},
+            {"$set": {"emailVerified": True, "updatedAt": at}},
+        )
+        return result.matched_count == 1
+
     async def update_profile(
         self, user_id: str, changes: Document, at: datetime
     ) -> Document | None:
@@ -201,3 +210,6 @@ class LockoutRepository:
         await self._lockouts.update_one(
             {"_id": key}, {"$max": {"until": until, "expiresAt": until}}, upsert=True
         )
+
+    async def unlock(self, key: str) -> None:
+        await self._lockouts.delete_one({"_id": key})

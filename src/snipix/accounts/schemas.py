@@ -144,6 +144,39 @@ class PasswordChange(AuthModel):
         return self
 
 
+EmailToken = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class EmailTokenRequest(AuthModel):
+    """The token of a verification link (`/verify-email?token=...` in the web app)."""
+
+    token: EmailToken
+
+
+class ForgotPasswordRequest(AuthModel):
+    email: Email
+
+
+class PasswordReset(AuthModel):
+    """The token of a reset link and the new password (the web app's field names)."""
+
+    token: EmailToken
+    new_password: NewPassword
+    confirm_password: Password
+
+    @model_validator(mode="after")
+    def _passwords_match(self) -> Self:
+        if self.confirm_password != self.new_password:
+            raise PydanticCustomError("password_mismatch", "The two new passwords do not match.")
+        return self
+
+
+class Notice(AuthModel):
+    """An answer with nothing to return but what happened."""
+
+    message: str
+
+
 class StatusChange(AuthModel):
     """An administrator suspends an account or lets it sign in again."""
 

@@ -81,6 +81,22 @@ DELETED: Final = "deleted"
 _CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
 
 
+class EmailNotVerified(Forbidden):
+    """SNIPIX_REQUIRE_EMAIL_VERIFICATION: the account must verify its address before it
+    can sign in again or refresh its session."""
+
+    code = "email_not_verified"
+
+    def __init__(self, user_id: str, email: str, name: str) -> None:
+        super().__init__(
+            "Verify your email address first: follow the link in the message we sent "
+            f"to {email} (a new one is on its way)."
+        )
+        self.user_id = user_id
+        self.email = email
+        self.name = name
+
+
 class NotImplementedYet(SnipixError):
     """A feature the original web app calls that needs a service this backend does not run."""
 
@@ -124,8 +140,11 @@ class AccountService:
         rate_limits: RateLimitMetrics,
         gate: SessionGate,
         clock: Clock = utc_now,
+        require_verified: bool = False,
     ) -> None:
         self._users = users
+        # SNIPIX_REQUIRE_EMAIL_VERIFICATION (docs/decisions.md, "Accounts").
+        self._require_verified = require_verified
         # Told of every generation bump, so no replica keeps accepting the old one.
         self._gate = gate
         # Refresh tokens expire, and a reuse is judged inside its grace, by this clock.
@@ -212,6 +231,7 @@ class AccountService:
             # Only after the password matched: telling a stranger would confirm the account.
             self._metrics.failed("inactive")
             raise Forbidden(f"This account is {doc['status']}; ask an administrator.")
+        self._check_verified(doc)
         now = self._now()
         await self._users.record_sign_in(doc["_id"], now, new_hash)
         doc = {**doc, "lastLoginAt": now, "loginCount": doc.get("loginCount", 0) + 1}
@@ -288,6 +308,23 @@ class AccountService:
             raise Conflict("The password or the account changed meanwhile; sign in again.")
         log.info("password changed", account_id=user_id)
         return await self._sign_in(updated, remember_me=remember_me)
+
+    async def reset_password(self, user_id: str, email: str, new_hash: str) -> bool:
+        """Set a new password (a reset link proved the mailbox `email`): every session of
+        the account ends, its address counts as verified, and its sign-in failures and
+        lockout are forgiven. False, nothing changed, when the account no longer has that
+        address or is deleted."""
+        updated = await self._end_sessions(
+            user_id,
+            "password_reset",
+            changes={"passwordHash": new_hash, "emailVerified": True},
+            expect={"email": email, "status": {"$ne": DELETED}},
+        )
+        if updated is None:
+            return False
+        # Locked out by failed guesses of the old password: the new one works at once.
+        await self._throttle.forgive(email)
+        return True
 
     async def account_by_email(self, email: str) -> Document:
         """The account with this email (any case); `NotFound` when none (or deleted)."""
@@ -391,6 +428,7 @@ class AccountService:
         if user is None or user.get("status", ACTIVE) != ACTIVE:
             await self._refresh.revoke_family(family_id, now, "account_inactive")
             raise _unauthorized(SESSION_ENDED)
+        self._check_verified(user)
         if family.get("generation", 0) != user.get("sessionGeneration", 0):
             # Started before the account's sessions were ended (a sign-in racing the bump).
             await self._refresh.revoke_family(family_id, now, "generation")
@@ -513,6 +551,11 @@ class AccountService:
             user=User.from_document(user),
         )
 
+    def _check_verified(self, user: Document) -> None:
+        if self._require_verified and not user.get("emailVerified"):
+            self._metrics.failed("unverified")
+            raise EmailNotVerified(user["_id"], user["email"], user["name"])
+
     def _require_issuer(self) -> TokenIssuer:
         if isinstance(self._issuer, str):
             raise NotImplementedYet(self._issuer)
@@ -542,4 +585,5 @@ def account_service(
         rate_limits=rate_limits,
         gate=gate,
         clock=clock,
+        require_verified=settings.require_email_verification,
     )

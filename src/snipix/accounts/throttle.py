@@ -56,6 +56,8 @@ class Lockouts(Protocol):
 
     async def lock(self, key: str, until: datetime) -> None: ...
 
+    async def unlock(self, key: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -148,6 +150,14 @@ class LoginThrottle:
         no longer counts against its address."""
         await self._limiter.clear_window(ACCOUNT, attempt.account_key)
         await self._limiter.release(ADDRESS, attempt.ip, attempt.ip_slot)
+
+    async def forgive(self, account: str) -> None:
+        """The account proved its owner another way (a password reset from its mailbox):
+        its failures and its lockout end. The address's stay: they are the caller's."""
+        key = _account_key(account)
+        await self._limiter.clear_window(ACCOUNT, key)
+        if self._lockouts is not None:
+            await self._lockouts.unlock(_lockout_id(ACCOUNT, key))
 
     async def abandoned(self, attempt: Attempt) -> None:
         """The attempt ended before its password was judged (an error): give both back."""

@@ -42,7 +42,12 @@ SEARCH_ROUTES: Final = frozenset(
 PROJECT_LIST_ROUTE: Final = "/api/v1/projects"
 NAMESPACE: Final = "snipix-requests"
 
-_WHAT: Final[dict[RateLimitScope, str]] = {"write": "changes", "search": "searches", "login": ""}
+_WHAT: Final[dict[RateLimitScope, str]] = {
+    "write": "changes",
+    "search": "searches",
+    "login": "",
+    "mail": "",
+}
 
 
 def request_scope(request: Request) -> RateLimitScope | None:

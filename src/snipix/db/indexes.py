@@ -177,6 +177,12 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
             [("expiresAt", ASCENDING)],
             {"expireAfterSeconds": 0},
         ),
+        # Verification and reset tokens (`_id` = SHA-256 of the token), used by `_id`; the
+        # server deletes them once expired; those of one user and purpose retired at once.
+        IndexSpec(
+            "email_tokens", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
+        ),
+        IndexSpec("email_tokens", "user_purpose", [("userId", ASCENDING), ("purpose", ASCENDING)]),
         # Sign-in lockouts (`_id` = "account:<hash>" or "ip:<address>"), read by `_id`.
         IndexSpec(
             "login_lockouts", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}

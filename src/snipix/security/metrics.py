@@ -7,8 +7,9 @@ from typing import Literal, get_args
 from snipix.observability.metrics import Metrics, zeroed
 
 # What a rate limit refused: writes and searches per user or address (the request
-# dependency), and sign-ins refused by the login failure limit (accounts).
-RateLimitScope = Literal["write", "search", "login"]
+# dependency), sign-ins refused by the login failure limit, and requests for verification
+# or reset mail refused by the mail limits (accounts).
+RateLimitScope = Literal["write", "search", "login", "mail"]
 RATE_LIMIT_SCOPES: tuple[RateLimitScope, ...] = get_args(RateLimitScope)
 
 
@@ -18,7 +19,7 @@ class RateLimitMetrics:
     def __init__(self, metrics: Metrics) -> None:
         self.rate_limited = metrics.counter(
             "snipix_rate_limited",
-            "Requests refused with 429 by a rate limit, by scope: write, search, login.",
+            "Requests refused with 429 by a rate limit, by scope: write, search, login, mail.",
             ["scope"],
         )
         # Every scope present at 0 from the start.

@@ -2,8 +2,8 @@
 app's envelope). One set of handlers serves both; only the wrapping differs, and errors on
 `/auth/...` are put in the envelope by `snipix.errors` from the path alone.
 
-What the web app calls for Google sign-in, e-mail verification and password reset needs
-outside services (Google OAuth, a mail server): those routes answer 501 with a message.
+Email verification and password reset send links by mail (`accounts.email_flows`);
+Google sign-in needs Google OAuth credentials this service does not have, and answers 501.
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ from typing import Annotated, Any, Final, NoReturn
 from fastapi import APIRouter, Body, Depends, Path, Request, Response, status
 from pydantic import BaseModel
 
+from snipix.accounts.email_flows import EmailFlows
 from snipix.accounts.schemas import (
+    EmailTokenRequest,
     Enveloped,
+    ForgotPasswordRequest,
     LoginRequest,
     LogoutRequest,
+    Notice,
     PasswordChange,
+    PasswordReset,
     ProfileUpdate,
     RefreshRequest,
     RegisterRequest,
@@ -26,7 +31,7 @@ from snipix.accounts.schemas import (
     TokenResponse,
     User,
 )
-from snipix.accounts.service import AccountService, NotImplementedYet
+from snipix.accounts.service import AccountService, EmailNotVerified, NotImplementedYet
 from snipix.accounts.token_issuer import session_of
 from snipix.api.answers import errors
 from snipix.api.envelope import success
@@ -45,22 +50,6 @@ UNAVAILABLE: Final = {
         "Google sign-in is not available on this server (it needs Google OAuth credentials); "
         "sign in with email and password."
     ),
-    "/verify-email": (
-        "Email verification is not available on this server (it needs a mail service); "
-        "accounts can be used without it."
-    ),
-    "/resend-verification": (
-        "Email verification is not available on this server (it needs a mail service); "
-        "accounts can be used without it."
-    ),
-    "/forgot-password": (
-        "Password reset by email is not available on this server (it needs a mail service); "
-        "ask an administrator."
-    ),
-    "/reset-password": (
-        "Password reset by email is not available on this server (it needs a mail service); "
-        "ask an administrator."
-    ),
 }
 
 
@@ -69,6 +58,13 @@ async def get_account_service(request: Request) -> AccountService:
 
 
 ServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+async def get_email_flows(request: Request) -> EmailFlows:
+    return get_resources(request).services.account_email
+
+
+EmailDep = Annotated[EmailFlows, Depends(get_email_flows)]
 
 
 def _client_ip(request: Request) -> str:
@@ -126,10 +122,17 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         responses=errors(409, 422, 501, compat=compat),
     )
     async def register(
-        body: RegisterRequest, request: Request, response: Response, service: ServiceDep
+        body: RegisterRequest,
+        request: Request,
+        response: Response,
+        service: ServiceDep,
+        email: EmailDep,
     ) -> Any:
-        """Create an account (role `user`, status `active`) and sign it in."""
-        return await signed_in(request, response, await service.register(body), "Account created.")
+        """Create an account (role `user`, status `active`), sign it in, and send a link
+        that verifies its email address."""
+        tokens = await service.register(body)
+        await email.send_verification(tokens.user.id, tokens.user.email, tokens.user.name)
+        return await signed_in(request, response, tokens, "Account created.")
 
     @router.post(
         "/login",
@@ -137,16 +140,25 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         responses=errors(401, 403, 429, 501, compat=compat),
     )
     async def login(
-        body: LoginRequest, request: Request, response: Response, service: ServiceDep
+        body: LoginRequest,
+        request: Request,
+        response: Response,
+        service: ServiceDep,
+        email: EmailDep,
     ) -> Any:
         """Sign in with email and password; `remember_me` keeps the session longer."""
-        tokens = await service.login(body, _client_ip(request))
+        try:
+            tokens = await service.login(body, _client_ip(request))
+        except EmailNotVerified as unverified:
+            # Only after the password matched: a new link, within the account's mail limit.
+            await email.send_verification(unverified.user_id, unverified.email, unverified.name)
+            raise
         return await signed_in(request, response, tokens, "Signed in.")
 
     @router.post(
         "/refresh",
         response_model=shape(TokenResponse),
-        responses=errors(401, 501, compat=compat),
+        responses=errors(401, 403, 501, compat=compat),
     )
     async def refresh(
         body: RefreshRequest, request: Request, response: Response, service: ServiceDep
@@ -229,6 +241,55 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
         """Change `name`, `username`, `avatar_url` or `preferences` (only the fields sent)."""
         return answer(await service.update_profile(user.user_id, body), "Profile updated.")
 
+    @router.post(
+        "/verify-email",
+        response_model=Enveloped[None] if compat else Notice,
+        responses=errors(400, 422, compat=compat),
+    )
+    async def verify_email(body: EmailTokenRequest, email: EmailDep) -> Any:
+        """Verify the email address with the token from the link the verification mail
+        holds. Single use, valid 48 hours; no sign-in needed (the link may be opened on
+        another device). An unknown, expired or used token: 400, nothing changes."""
+        message = await email.verify_email(body.token)
+        return answer(None, message) if compat else _message(message)
+
+    @router.post(
+        "/resend-verification",
+        response_model=Enveloped[None] if compat else Notice,
+        responses=errors(401, 404, 429, compat=compat),
+    )
+    async def resend_verification(request: Request, user: CurrentUser, email: EmailDep) -> Any:
+        """Send the signed-in account a new verification link (a verified one: nothing is
+        sent). Limited per account and per client address (429 with Retry-After)."""
+        message = await email.resend_verification(user.user_id, _client_ip(request))
+        return answer(None, message) if compat else _message(message)
+
+    @router.post(
+        "/forgot-password",
+        response_model=Enveloped[None] if compat else Notice,
+        responses=errors(422, 429, compat=compat),
+    )
+    async def forgot_password(
+        body: ForgotPasswordRequest, request: Request, email: EmailDep
+    ) -> Any:
+        """Mail a password-reset link (valid 30 minutes) if the address has an account.
+        The answer is the same whether it has one or not; too many requests from one
+        client address: 429."""
+        message = await email.forgot_password(body.email, _client_ip(request))
+        return answer(None, message) if compat else _message(message)
+
+    @router.post(
+        "/reset-password",
+        response_model=Enveloped[None] if compat else Notice,
+        responses=errors(400, 422, compat=compat),
+    )
+    async def reset_password(body: PasswordReset, email: EmailDep) -> Any:
+        """Set a new password with the token from the reset mail. Every session of the
+        account ends (access tokens, refresh tokens, media links); sign in with the new
+        password. An unknown, expired or used token: 400, nothing changes."""
+        message = await email.reset_password(body.token, body.new_password)
+        return answer(None, message) if compat else _message(message)
+
     for path, message in UNAVAILABLE.items():
         router.add_api_route(
             path,
@@ -240,6 +301,10 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
             name=f"unavailable_{path.strip('/').replace('-', '_')}",
         )
     return router
+
+
+def _message(message: str) -> Notice:
+    return Notice(message=message)
 
 
 router = _router(API_PREFIX, compat=False)
