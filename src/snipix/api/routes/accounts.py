@@ -38,7 +38,7 @@ from snipix.api.envelope import success
 from snipix.api.identity import AdminDep, CurrentUser, current_user
 from snipix.api.media_cookie import clear_media_cookie, set_media_cookie
 from snipix.api.query_guard import reject_unsafe_query
-from snipix.errors import ValidationFailed
+from snipix.errors import SnipixError, Unauthorized, ValidationFailed
 from snipix.resources import get_resources
 
 API_PREFIX: Final = "/api/v1/auth"
@@ -51,6 +51,20 @@ UNAVAILABLE: Final = {
         "sign in with email and password."
     ),
 }
+
+
+class RefreshRefused(SnipixError):
+    """A refresh token the web app's path refuses: 400 `invalid_grant`, as OAuth 2 answers
+    a refresh token that is no longer good (RFC 6749, 5.2), not 401.
+
+    The web app's sign-in client refreshes after any 401 — a 401 of the refresh itself
+    too, with the same dead token, again and again (it never signs out). A 400 is the
+    failure its refresh handler takes as "sign in again": it clears its tokens and goes to
+    /login.
+    """
+
+    code = "invalid_grant"
+    status_code = 400
 
 
 async def get_account_service(request: Request) -> AccountService:
@@ -158,13 +172,25 @@ def _router(prefix: str, *, compat: bool) -> APIRouter:
     @router.post(
         "/refresh",
         response_model=shape(TokenResponse),
-        responses=errors(401, 403, 501, compat=compat),
+        responses=errors(
+            403,
+            501,
+            say={400: "The refresh token is unknown, expired, revoked or used up: sign in."}
+            if compat
+            else {401: "The refresh token is unknown, expired, revoked or used up."},
+            compat=compat,
+        ),
     )
     async def refresh(
         body: RefreshRequest, request: Request, response: Response, service: ServiceDep
     ) -> Any:
         """A new access token and a new refresh token; the one sent can no longer be used."""
-        tokens = await service.refresh(body.refresh_token)
+        try:
+            tokens = await service.refresh(body.refresh_token)
+        except Unauthorized as refused:
+            if not compat:
+                raise
+            raise RefreshRefused(refused.message) from None
         return await signed_in(request, response, tokens, "Tokens refreshed.")
 
     @router.post(
