@@ -32,6 +32,9 @@ from snipix.sessions.service import SessionService
 from snipix.settings import Settings
 from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.service import TimelineService
+from snipix.transcription.engines import build_transcriber
+from snipix.transcription.repository import JobRepository
+from snipix.transcription.service import TranscriptionService
 from snipix.transcripts.repository import TranscriptRepository
 from snipix.transcripts.service import TranscriptService
 
@@ -46,6 +49,8 @@ class Services:
     transcripts: TranscriptService
     sessions: SessionService
     media: MediaService
+    # Speech recognition jobs and filler removal, over the four services above.
+    transcription: TranscriptionService
     accounts: AccountService
     # Whether a token or media link is still accepted (its session generation), checked on
     # every authenticated request: the same cache the account service invalidates.
@@ -68,27 +73,39 @@ def build_services(
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)])
     gate = SessionGate(UserRepository(db), cache)
+    timelines = TimelineService(
+        TimelineRepository(db),
+        projects,
+        unit,
+        cache,
+        max_bytes=settings.timeline_max_bytes,
+        snapshot_every=settings.timeline_snapshot_every,
+        deferred=deferred,
+    )
+    transcripts = TranscriptService(
+        TranscriptRepository(db),
+        projects,
+        bucket_words=settings.transcript_bucket_words,
+        bucket_bytes=settings.transcript_bucket_bytes,
+        max_segments=settings.transcript_max_segments,
+        max_words=settings.transcript_max_words,
+    )
+    media = MediaService(projects, MediaRuntime.from_settings(settings))
     return Services(
         projects=projects,
-        timelines=TimelineService(
-            TimelineRepository(db),
-            projects,
-            unit,
-            cache,
-            max_bytes=settings.timeline_max_bytes,
-            snapshot_every=settings.timeline_snapshot_every,
-            deferred=deferred,
-        ),
-        transcripts=TranscriptService(
-            TranscriptRepository(db),
-            projects,
-            bucket_words=settings.transcript_bucket_words,
-            bucket_bytes=settings.transcript_bucket_bytes,
-            max_segments=settings.transcript_max_segments,
-            max_words=settings.transcript_max_words,
-        ),
+        timelines=timelines,
+        transcripts=transcripts,
         sessions=SessionService(SessionRepository(db), projects),
-        media=MediaService(projects, MediaRuntime.from_settings(settings)),
+        media=media,
+        transcription=TranscriptionService(
+            JobRepository(db),
+            projects=projects,
+            transcripts=transcripts,
+            timelines=timelines,
+            media=media,
+            transcriber=build_transcriber(settings.transcriber),
+            settings=settings,
+        ),
         accounts=account_service(
             db,
             settings,

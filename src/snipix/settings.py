@@ -256,6 +256,33 @@ class Settings(BaseSettings):
         3_600, ge=10, le=7 * 86_400, validation_alias=_env("SNIPIX_MEDIA_URL_TTL_S")
     )
 
+    # Speech recognition (docs/operations.md, "Transcription"): the engine, how many jobs
+    # one replica runs at once (each in its own worker process; 0: this replica runs none,
+    # another replica or `snipix` process does), the length of the audio chunks a worker
+    # decodes at a time (progress and memory per chunk), how long the web app's synchronous
+    # `/media/transcribe` waits for its job, and the job lease a dead worker loses.
+    transcriber: Literal["pocketsphinx"] = Field(
+        "pocketsphinx", validation_alias=_env("SNIPIX_TRANSCRIBER")
+    )
+    transcribe_workers: int = Field(
+        1, ge=0, le=64, validation_alias=_env("SNIPIX_TRANSCRIBE_WORKERS")
+    )
+    transcribe_chunk_s: float = Field(
+        30, ge=1, le=600, validation_alias=_env("SNIPIX_TRANSCRIBE_CHUNK_S")
+    )
+    transcribe_wait_s: float = Field(
+        120, ge=0, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_WAIT_S")
+    )
+    transcribe_lease_s: float = Field(
+        30, ge=1, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_LEASE_S")
+    )
+    transcribe_poll_s: float = Field(
+        5, gt=0, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_POLL_S")
+    )
+    transcribe_max_attempts: int = Field(
+        3, ge=1, le=20, validation_alias=_env("SNIPIX_TRANSCRIBE_MAX_ATTEMPTS")
+    )
+
     # Compatibility routes: browser origins allowed to call the API (CORS), comma
     # separated. Unset: the original web app's dev server (LOCAL_CORS_ORIGINS) in the local
     # profile, none in production. Exact origins only; `*` is refused.
