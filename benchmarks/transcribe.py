@@ -63,7 +63,8 @@ def ffmpeg(*args: str) -> None:
 
 def references() -> tuple[list[Path], list[str]]:
     lines = (LIBRIVOX / "transcription").read_text().splitlines()
-    files, words = [], []
+    files: list[Path] = []
+    words: list[str] = []
     for line in lines:
         match = re.match(r"<s> (.*) </s> \((.*)\)", line)
         if match is None:
@@ -124,7 +125,7 @@ async def jobs_per_minute(video: Path, jobs: int, workers: int) -> tuple[float, 
         )
         async with running_app(create_app(settings)) as client:
             ids = []
-            content = video.read_bytes()
+            content = await asyncio.to_thread(video.read_bytes)
             for index in range(jobs):
                 response = await client.post(
                     "/api/v1/projects", json={"name": f"talk {index}"}, headers=USER
