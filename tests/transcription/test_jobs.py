@@ -155,6 +155,14 @@ async def test_a_job_needs_a_video_with_sound_and_one_at_a_time(
 ) -> None:
     # No runner in this app: jobs stay queued, so the conflicts are deterministic.
     async with running_app(create_app(with_jobs(settings, transcribe_workers=0))) as client:
+        ready = (await client.get("/health/ready")).json()
+        assert ready["components"]["transcriber"] == {
+            "status": "disabled",
+            "engine": "pocketsphinx",
+            "language": "en-US",
+            "workers": 0,
+        }
+        assert settings.describe()["SNIPIX_TRANSCRIBER"] == "pocketsphinx"  # `snipix config`
         bare = await create_project(client)
         response = await client.post(f"/api/v1/projects/{bare}/transcript/jobs", headers=who())
         assert response.status_code == 409, response.text
