@@ -103,7 +103,9 @@ def build_services(
             transcripts=transcripts,
             timelines=timelines,
             media=media,
-            transcriber=build_transcriber(settings.transcriber),
+            transcriber=build_transcriber(
+                settings.transcriber, whisper_model=settings.whisper_model
+            ),
             settings=settings,
         ),
         accounts=account_service(

@@ -261,9 +261,12 @@ class Settings(BaseSettings):
     # another replica or `snipix` process does), the length of the audio chunks a worker
     # decodes at a time (progress and memory per chunk), how long the web app's synchronous
     # `/media/transcribe` waits for its job, and the job lease a dead worker loses.
-    transcriber: Literal["pocketsphinx"] = Field(
+    transcriber: Literal["pocketsphinx", "faster-whisper"] = Field(
         "pocketsphinx", validation_alias=_env("SNIPIX_TRANSCRIBER")
     )
+    # faster-whisper (the `whisper` extra) reads a converted model from this directory; it
+    # never downloads one.
+    whisper_model: Path | None = Field(None, validation_alias=_env("SNIPIX_WHISPER_MODEL"))
     transcribe_workers: int = Field(
         1, ge=0, le=64, validation_alias=_env("SNIPIX_TRANSCRIBE_WORKERS")
     )
@@ -433,6 +436,19 @@ class Settings(BaseSettings):
         problem = _private_key_problem(self.jwt_private_key.get_secret_value(), self.jwt_public_key)
         if problem is not None:
             raise ValueError(f"JWT_PRIVATE_KEY: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_transcriber(self) -> Settings:
+        """faster-whisper needs a local model directory: refused at start-up, not at the
+        first job."""
+        if self.transcriber == "faster-whisper" and (
+            self.whisper_model is None or not self.whisper_model.is_dir()
+        ):
+            raise ValueError(
+                "SNIPIX_TRANSCRIBER=faster-whisper needs SNIPIX_WHISPER_MODEL naming a local "
+                "model directory (a CTranslate2 conversion of a Whisper model)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -8,11 +8,13 @@ the words. Each worker process loads its engine's model once, on its first chunk
 
 pocketsphinx is the default: its wheel ships the US English acoustic model, dictionary and
 language model, so it works offline with nothing to download, and it reports each word's
-start and end frame and posterior probability.
+start and end frame and posterior probability. faster-whisper (`SNIPIX_TRANSCRIBER=
+faster-whisper`, a local model in SNIPIX_WHISPER_MODEL) is the better-quality choice.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import wave
 from dataclasses import dataclass
@@ -65,10 +67,34 @@ class PocketsphinxTranscriber:
         return (self.name, str(wav), start, end)
 
 
-def build_transcriber(name: str) -> Transcriber:
+class WhisperTranscriber:
+    """faster-whisper (CTranslate2) with a model from a local directory, on the CPU with
+    8-bit weights; words with their times and probabilities. Installed with the `whisper`
+    extra (`pip install 'snipix[whisper]'`); imported only in the worker processes."""
+
+    name = "faster-whisper"
+    # Whisper detects the language of each chunk; the transcript says "und" (undetermined,
+    # BCP 47) unless the job names one.
+    language = "und"
+
+    def __init__(self, model: Path) -> None:
+        if importlib.util.find_spec("faster_whisper") is None:
+            raise RuntimeError(
+                "SNIPIX_TRANSCRIBER=faster-whisper needs the faster-whisper package: "
+                "pip install 'snipix[whisper]'"
+            )
+        self.model = model
+
+    def chunk_task(self, wav: Path, start: float, end: float) -> tuple[Any, ...]:
+        return (f"{self.name}:{self.model}", str(wav), start, end)
+
+
+def build_transcriber(name: str, *, whisper_model: Path | None = None) -> Transcriber:
     """The engine `SNIPIX_TRANSCRIBER` names (validated by the settings)."""
     if name == "pocketsphinx":
         return PocketsphinxTranscriber()
+    if name == "faster-whisper" and whisper_model is not None:
+        return WhisperTranscriber(whisper_model)
     raise ValueError(f"unknown transcriber {name!r}")
 
 
@@ -102,13 +128,45 @@ def read_samples(wav: Path, start: float, end: float) -> bytes:
         return reader.readframes(max(0, last - first))
 
 
+def _whisper(model: str) -> Any:
+    key = f"faster-whisper:{model}"
+    loaded = _decoders.get(key)
+    if loaded is None:
+        from faster_whisper import WhisperModel  # optional, worker only
+
+        loaded = WhisperModel(model, device="cpu", compute_type="int8")
+        _decoders[key] = loaded
+    return loaded
+
+
+def _recognise_whisper(model: str, samples: bytes, start: float) -> list[RecognisedWord]:
+    import numpy  # installed with faster-whisper
+
+    audio = numpy.frombuffer(samples, dtype="<i2").astype(numpy.float32) / 32768.0
+    segments, _info = _whisper(model).transcribe(audio, word_timestamps=True)
+    return [
+        RecognisedWord(
+            text=word.word.strip(),
+            start=round(start + word.start, 3),
+            end=round(start + word.end, 3),
+            confidence=round(min(1.0, max(0.0, float(word.probability))), 4),
+        )
+        for segment in segments
+        for word in segment.words or []
+        if word.word.strip()
+    ]
+
+
 def recognise_chunk(engine: str, wav: str, start: float, end: float) -> list[RecognisedWord]:
     """Recognise [start, end) of `wav` (in a worker process); word times are the media's."""
-    if engine != "pocketsphinx":
+    name, _, model = engine.partition(":")
+    if name not in {"pocketsphinx", "faster-whisper"}:
         raise ValueError(f"unknown transcriber {engine!r}")
     samples = read_samples(Path(wav), start, end)
     if not samples:
         return []
+    if name == "faster-whisper":
+        return _recognise_whisper(model, samples, start)
     decoder = _pocketsphinx()
     decoder.start_utt()
     decoder.process_raw(samples, full_utt=True)
