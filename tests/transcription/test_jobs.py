@@ -21,7 +21,7 @@ from pymongo import MongoClient
 from snipix.app import create_app
 from snipix.settings import Settings
 from tests.media.conftest import probe
-from tests.media.test_endpoints import create_project, upload, who
+from tests.media.test_endpoints import assert_envelope_error, create_project, upload, who
 from tests.support import running_app, until
 from tests.transcription.conftest import Speech, word_error_rate
 
@@ -154,7 +154,8 @@ async def test_a_job_needs_a_video_with_sound_and_one_at_a_time(
     settings: Settings, speech: Speech
 ) -> None:
     # No runner in this app: jobs stay queued, so the conflicts are deterministic.
-    async with running_app(create_app(with_jobs(settings, transcribe_workers=0))) as client:
+    app = create_app(with_jobs(settings, transcribe_workers=0, transcribe_wait_s=0))
+    async with running_app(app) as client:
         ready = (await client.get("/health/ready")).json()
         assert ready["components"]["transcriber"] == {
             "status": "disabled",
@@ -197,6 +198,14 @@ async def test_a_job_needs_a_video_with_sound_and_one_at_a_time(
         assert again.status_code == 409
         third = await client.post(f"/api/v1/projects/{project_id}/transcript/jobs", headers=who())
         assert third.status_code == 202, third.text
+
+        # The web app's synchronous call joins the running job; past its wait, it says
+        # where to poll (the job goes on).
+        pending = await client.post("/media/transcribe", **transcribe_form(project_id))
+        body = assert_envelope_error(pending, 503, "transcription_pending")
+        assert pending.headers["Location"] == third.headers["Location"]
+        assert third.headers["Location"] in body["error"]
+        assert (await job_of(client, third.headers["Location"]))["state"] == "queued"
 
 
 async def test_a_job_for_a_project_deleted_meanwhile_fails_writing_nothing(
