@@ -500,6 +500,18 @@ class JobRunner:
         )
         try:
             started = time.perf_counter()
+            attempts = job.get("attempts", 1)
+            if attempts > service.settings.transcribe_max_attempts:
+                # Taken over again and again: its workers keep dying on it (out of memory?).
+                await jobs.finish(
+                    job_id,
+                    self.owner,
+                    service.clock(),
+                    state=FAILED,
+                    error=f"Given up after {attempts - 1} attempts whose workers stopped "
+                    "before finishing it.",
+                )
+                return
             source = await service.source_with_audio(actor, project_id)
             ffmpeg = service.media.ffmpeg
             if ffmpeg is None:
