@@ -23,6 +23,10 @@ JOBS: Final = "jobs"
 # slow-query log and the tests' command capture can tell it apart.
 CLAIM_COMMENT: Final = "snipix transcription job claim"
 
+# The indexes the claim reads (db/indexes.py).
+STATE_CREATED: Final = "state_created"
+STATE_LEASE: Final = "state_lease"
+
 QUEUED: Final = "queued"
 RUNNING: Final = "running"
 DONE: Final = "done"
@@ -59,30 +63,45 @@ class JobRepository:
         return await self._jobs.find_one({"_id": job_id})
 
     async def claim(self, owner: str, now: datetime, lease_until: datetime) -> Document | None:
-        """The oldest job waiting (or whose worker's lease expired), now this owner's."""
-        result: Document | None = await self._jobs.find_one_and_update(
-            {
-                "$or": [
-                    {"state": QUEUED},
-                    {"state": RUNNING, "leaseExpiresAt": {"$lt": now}},
-                ]
-            },
-            {
-                "$set": {
-                    "state": RUNNING,
-                    "owner": owner,
-                    "leaseExpiresAt": lease_until,
-                    "startedAt": now,
-                    "updatedAt": now,
-                    "progress": 0.0,
+        """The oldest job waiting (or one whose worker's lease expired), now this owner's.
+
+        Two index reads find a candidate (an equality on `state`, then the creation order
+        or the lease's expiry: served from the indexes even on the embedded engine, where
+        an `$or` would read every job ever run), and one conditional update by `_id` takes
+        it, so two runners racing for it cannot both win.
+        """
+        for condition, index in (
+            ({"state": QUEUED}, STATE_CREATED),
+            ({"state": RUNNING, "leaseExpiresAt": {"$lt": now}}, STATE_LEASE),
+        ):
+            candidate = await self._jobs.find_one(
+                condition,
+                {"_id": 1},
+                sort=[("createdAt", ASCENDING)] if index == STATE_CREATED else None,
+                hint=index,
+                comment=CLAIM_COMMENT,
+            )
+            if candidate is None:
+                continue
+            claimed: Document | None = await self._jobs.find_one_and_update(
+                {"_id": candidate["_id"], **condition},
+                {
+                    "$set": {
+                        "state": RUNNING,
+                        "owner": owner,
+                        "leaseExpiresAt": lease_until,
+                        "startedAt": now,
+                        "updatedAt": now,
+                        "progress": 0.0,
+                    },
+                    "$inc": {"attempts": 1},
                 },
-                "$inc": {"attempts": 1},
-            },
-            sort=[("createdAt", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-            comment=CLAIM_COMMENT,
-        )
-        return result
+                return_document=ReturnDocument.AFTER,
+                comment=CLAIM_COMMENT,
+            )
+            if claimed is not None:
+                return claimed
+        return None
 
     async def renew(
         self,
