@@ -263,9 +263,11 @@ async def test_a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_onc
         jobs = mongo[settings.database_name]["jobs"]
         try:
 
+            # Past the extraction (5 %) and at least one 1 s chunk recognised by the
+            # worker's own recogniser process.
             def recognising() -> bool:
                 job = jobs.find_one({"projectId": project_id})
-                return job is not None and job["state"] == "running" and job["progress"] > 0
+                return job is not None and job["state"] == "running" and job["progress"] > 0.1
 
             await until(recognising, what="the worker to be recognising", deadline_s=60)
             worker.send_signal(signal.SIGKILL)
