@@ -262,7 +262,6 @@ async def test_a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_onc
     with database_client(settings) as mongo:
         jobs = mongo[settings.database_name]["jobs"]
         try:
-
             # Past the extraction (5 %) and at least one 1 s chunk recognised by the
             # worker's own recogniser process.
             def recognising() -> bool:
