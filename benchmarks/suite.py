@@ -1018,11 +1018,11 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
             last.p95_ms is not None and last.p95_ms < 200,
         ),
         (
-            f"{last.name}: open p95 < 200 ms",
+            f"{last.name}: open p95 < 100 ms",
             f"{last.extra['open_p95_ms']:.1f} ms"
             if last.extra["open_p95_ms"] is not None
             else "no project opened",
-            last.extra["open_p95_ms"] is not None and last.extra["open_p95_ms"] < 200,
+            last.extra["open_p95_ms"] is not None and last.extra["open_p95_ms"] < 100,
         ),
         (
             f"{last.name}: service RSS < 400 MB",

@@ -68,7 +68,6 @@ def test_a_users_backup_selects_by_the_registered_keys() -> None:
         # Jobs are purged with their project but are no one's backup (operational state).
         **{name: {"projectId": {"$in": ["p1", "p2"]}} for name, _index in PURGED if name != JOBS},
         "audit_log": {"$or": [{"userId": "u1"}, {"ownerId": "u1"}]},
-        "idempotency_keys": {"userId": "u1"},
         "migrations": {},
     }
     assert BY_NAME[MIGRATIONS].backup_query({}) == {"_id": {"$ne": LOCK_ID}}

@@ -30,8 +30,8 @@ from snipix.db.migrations import LOCK_ID, Migration
 from snipix.projects.repository import PROJECTS, VERSIONS
 from snipix.projects.validator import install_project_validator
 from snipix.sessions.repository import SESSIONS
-from snipix.timelines.migrations import rename_compat_blocks
-from snipix.timelines.repository import HEADS, KEYS, REVISIONS, SNAPSHOTS
+from snipix.timelines.migrations import drop_retired_keys, rename_compat_blocks
+from snipix.timelines.repository import HEADS, REVISIONS, SNAPSHOTS
 from snipix.transcription.repository import JOBS
 from snipix.transcripts.repository import BUCKETS, HEADERS
 
@@ -46,6 +46,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0002_timeline_compat_blocks",
         "tracks' and clips' `legacy` block of the original web app's fields renamed `compat`",
         rename_compat_blocks,
+    ),
+    Migration(
+        "0003_timeline_keys_in_revisions",
+        "autosaves' Idempotency-Keys kept with their revisions; `idempotency_keys` dropped",
+        drop_retired_keys,
     ),
 )
 
@@ -155,7 +160,6 @@ COLLECTIONS: Final[tuple[StoredCollection, ...]] = (
         project_index="by_project",
         backed_up=False,
     ),
-    StoredCollection(KEYS, "timelines", UserScope.BY_USER, user_keys=("userId",)),
     # An entry is the acting user's and the owner's of the entity it is about.
     StoredCollection(AUDIT, "audit", UserScope.BY_USER, user_keys=("userId", "ownerId")),
     StoredCollection(USERS, "accounts", user_keys=("_id",)),

@@ -400,14 +400,13 @@ def test_a_user_backup_holds_only_that_users_data(
     tmp_path: Path,
 ) -> None:
     """`--user`: the user's projects (deleted too), what they own, the audit entries by or
-    about them and their idempotency keys, and nothing of anyone else; it restores alone."""
+    about them, and nothing of anyone else; it restores alone."""
     source = mongo[database_name]
     mine = seeded[EDITOR]
     expected: dict[str, dict[str, Any]] = {
         "projects": {"userId": EDITOR},
         **{name: {"projectId": {"$in": mine}} for name in OWNED},
         "audit_log": {"$or": [{"userId": EDITOR}, {"ownerId": EDITOR}]},
-        "idempotency_keys": {"userId": EDITOR},
         "migrations": {"_id": {"$ne": "__lock__"}},
     }
 
@@ -424,7 +423,6 @@ def test_a_user_backup_holds_only_that_users_data(
     assert {doc["_id"] for doc in backed_up["projects"]} == set(mine)
     for name in ("timelines", "timeline_revisions", "editing_sessions", "transcripts"):
         assert backed_up[name], name
-    assert backed_up["idempotency_keys"]
     # The admin's purge of the user's project is about them, though not by them.
     assert any(
         doc["userId"] == "ops" and doc["action"] == "project.purged"

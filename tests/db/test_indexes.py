@@ -74,23 +74,24 @@ async def test_changed_definition_is_reported_not_ignored(db: Database) -> None:
     assert "drop it" in str(conflict.value)
 
 
-async def test_versions_are_unique_by_id_and_idempotency_keys_expire(
+async def test_versions_are_unique_by_id_and_keys_are_found_by_project(
     db: Database, settings: Settings, mongo: MongoClient[dict[str, Any]]
 ) -> None:
     """A second revision with the same (project, version) is refused by its `_id`; the
-    retired unique index is gone; idempotency keys carry a TTL."""
+    retired unique index on (project, key) is replaced by a plain one of the same fields."""
     database = mongo[settings.database_name]
     database["timeline_revisions"].create_index(
-        [("projectId", 1), ("idempotencyKey", 1)], name="project_idempotency_key"
+        [("projectId", 1), ("idempotencyKey", 1)], name="project_idempotency_key", unique=True
     )
     await ensure_catalogue(db, settings)
     revisions = database["timeline_revisions"]
     revisions.insert_one({"_id": "p1:1", "projectId": "p1", "version": 1})
     with pytest.raises(DuplicateKeyError):
         revisions.insert_one({"_id": "p1:1", "projectId": "p1", "version": 1})
-    assert "project_idempotency_key" not in revisions.index_information()
-    keys = database["idempotency_keys"].index_information()
-    assert keys["expire_at"]["expireAfterSeconds"] == 0
+    indexes = revisions.index_information()
+    assert "project_idempotency_key" not in indexes
+    assert indexes["by_key"]["key"] == [("projectId", 1), ("idempotencyKey", 1)]
+    assert not indexes["by_key"].get("unique")
 
 
 class CommandNames(CommandListener):

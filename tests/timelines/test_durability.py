@@ -51,7 +51,6 @@ from tests.support import (
     loopback_client,
     pid_alive,
     running_app,
-    until,
     wait_until,
 )
 
@@ -59,7 +58,7 @@ pytestmark = pytest.mark.process
 
 OWNER = {"X-User-Id": "editor-1"}
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
-# A claim (or idempotency key) left by a killed request is taken over after this long.
+# A claim left by a killed request is taken over after this long.
 GRACE = timedelta(seconds=1)
 DATABASE = "durability"
 SyncDb = SyncDatabase[dict[str, Any]]
@@ -275,25 +274,28 @@ class KillSwitch:
         self.fire()
 
 
-class KillOnKeyFinish(CommandListener):
-    """Kills the engine as the service marks an idempotency key done: right after the head
-    commit, before the key records it."""
+class KillAfterCommit(CommandListener):
+    """Kills the engine as soon as it has acknowledged a head commit (the update that moves
+    the head's version): the change is saved, nothing after it reaches the database."""
 
     def __init__(self, switch: KillSwitch) -> None:
         self.switch = switch
+        self._commits: set[int] = set()
 
     def started(self, event: CommandStartedEvent) -> None:
         command = event.command
-        if event.command_name == "update" and command.get("update") == "idempotency_keys":
+        if event.command_name == "update" and command.get("update") == "timelines":
             updates = command.get("updates") or [{}]
-            if updates[0].get("u", {}).get("$set", {}).get("status") == "done":
-                self.switch.fire()
+            if "version" in updates[0].get("u", {}).get("$set", {}):
+                self._commits.add(event.request_id)
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
+        if event.request_id in self._commits:
+            self._commits.discard(event.request_id)
+            self.switch.fire()
 
     def failed(self, event: CommandFailedEvent) -> None:
-        pass
+        self._commits.discard(event.request_id)
 
 
 @pytest.fixture
@@ -517,13 +519,13 @@ async def test_an_autosave_killed_before_its_head_commit_applies_once_on_retry(
 async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
     engine: Engine, tmp_path: Path
 ) -> None:
-    """The database dies right after an autosave committed, as its Idempotency-Key was being
-    marked done (after the answer: issue 11). The editor was told "saved"; a retry with the
-    same key, even from a new process that remembers nothing, is reported as that change,
-    not applied again and not a conflict."""
+    """The database dies right after an autosave's head commit, before anything else
+    reaches it. The editor was told "saved"; a retry with the same key, even from a new
+    process that remembers nothing, is reported as that change (the key is stored with
+    the revision), not applied again and not a conflict."""
     between_writes = KillSwitch(engine)  # never armed: the head commit goes through
     after_commit = KillSwitch(engine)
-    app = crash_app(engine, between_writes, tmp_path, listeners=[KillOnKeyFinish(after_commit)])
+    app = crash_app(engine, between_writes, tmp_path, listeners=[KillAfterCommit(after_commit)])
     key = {"Idempotency-Key": "autosave-crash-2"}
     async with running_app(app) as http:
         path, project_id = await new_timeline(http)
@@ -534,15 +536,11 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
         saved = await send_patch(http, path, MOVE_C2, 1, **key)
         assert saved.status_code == 200, saved.text
         assert saved.headers["ETag"] == '"2"'
-        # The key is marked done after the answer: wait for it (the loop must run to send it).
-        await until(lambda: after_commit.fired > 0, what="the key to be marked done (the kill)")
-        assert after_commit.fired == 1, "killed as the key was being marked done"
+        assert after_commit.fired == 1, "killed right after the head commit"
         assert between_writes.fired == 0
 
-    # A new process: the key's completion it had kept for later is gone with the old one.
+    # A new process, which remembers nothing of the first.
     engine.start()
-    with engine.inspect() as db:
-        assert (db["idempotency_keys"].find_one({}) or {}).get("status") == "pending"
     async with running_app(crash_app(engine, between_writes, tmp_path)) as http:
         await wait_ready(http)
         head = await http.get(path, headers=OWNER)
@@ -553,6 +551,8 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
         assert retried.status_code == 200, retried.text
         assert retried.headers["ETag"] == '"2"'
         assert retried.json()["state"] == head.json()["state"]
+        # The same key for another change is refused, and changes nothing.
+        other = await send_patch(http, path, RENAME_MARKER, 2, **key)
+        assert other.status_code == 422, other.text
     with engine.inspect() as db:
         assert db["timeline_revisions"].count_documents({"projectId": project_id}) == 2
-        assert (db["idempotency_keys"].find_one({}) or {}).get("status") == "done"

@@ -3,8 +3,10 @@ rollback — what the editor relies on to never lose work."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -177,6 +179,65 @@ async def test_a_repeated_idempotency_key_applies_once(
     assert reused.status_code == 422
 
 
+async def test_a_key_sent_many_times_at_once_applies_once(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """Eight copies of one keyed autosave at once (a client retrying over a flaky
+    network), with `If-Match: *` so no version check stops a second application: one
+    revision; each copy gets that change's answer, or 409 while it is being written."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    add = [{"op": "add", "path": "/clips/-", "value": clip("c9", 30.0)}]
+    key = {"Idempotency-Key": "autosave-burst", "If-Match": "*"}
+    answers = await asyncio.gather(*(patch(client, path, add, 1, **key) for _ in range(8)))
+    assert {answer.status_code for answer in answers} <= {200, 409}, [a.text for a in answers]
+    saved = [answer for answer in answers if answer.status_code == 200]
+    assert saved
+    assert {answer.headers["ETag"] for answer in saved} == {'"2"'}
+    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 2
+    again = await patch(client, path, add, 1, **key)
+    assert again.status_code == 200, again.text
+    assert again.headers["ETag"] == '"2"'
+    assert [c["id"] for c in again.json()["state"]["clips"]].count("c9") == 1
+
+
+async def test_a_replica_saving_after_another_starts_from_the_head_they_wrote(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    mongo: MongoClient[dict[str, Any]],
+) -> None:
+    """Two replicas on one database, one editor moving between them. Each replica starts
+    its next change from the head it committed last; a head the other replica (or a
+    restore) moved on is read afresh: the change applies to the database's state, the
+    client's current version is accepted and a stale one is 412."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    move = [{"op": "replace", "path": "/clips/1/start", "value": 9.0}]
+    assert (await patch(client, path, move, 1)).status_code == 200  # this replica: v2
+    async with running_app(create_app(settings)) as other:
+        add = [{"op": "add", "path": "/clips/-", "value": clip("c9", 30.0)}]
+        assert (await patch(other, path, add, 2)).status_code == 200  # the other: v3
+    marker = [{"op": "replace", "path": "/markers/0/label", "value": "Opening"}]
+    saved = await patch(client, path, marker, 3)
+    assert saved.status_code == 200, saved.text
+    assert saved.headers["ETag"] == '"4"'
+    assert [c["id"] for c in saved.json()["state"]["clips"]] == ["c1", "c2", "c3", "c9"]
+    stale = await patch(client, path, move, 3)
+    assert stale.status_code == 412, stale.text
+
+    # Rewritten outside the service at the same version (a restore of another copy).
+    heads = mongo[settings.database_name]["timelines"]
+    head = heads.find_one({"version": 4}) or {}
+    heads.update_one(
+        {"_id": head["_id"]},
+        {"$set": {"state.markers.0.label": "Restored", "updatedAt": datetime.now(UTC)}},
+    )
+    colour = [{"op": "replace", "path": "/markers/0/color", "value": "blue"}]
+    recoloured = await patch(client, path, colour, 4)
+    assert recoloured.status_code == 200, recoloured.text
+    assert recoloured.json()["state"]["markers"][0]["label"] == "Restored"
+
+
 async def test_a_key_on_someone_elses_project_is_not_found(
     client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
 ) -> None:
@@ -188,8 +249,8 @@ async def test_a_key_on_someone_elses_project_is_not_found(
     key = {"Idempotency-Key": "autosave-7"}
     assert (await patch(client, path, move, 1, **key)).status_code == 200
     store = mongo[settings.database_name]
-    keys, heads = store["idempotency_keys"], store["timelines"]
-    before = (keys.count_documents({}), heads.find_one({}))
+    revisions, heads = store["timeline_revisions"], store["timelines"]
+    before = (revisions.count_documents({}), heads.find_one({}))
     stranger = await client.patch(
         path,
         content=json.dumps([{"op": "replace", "path": "/clips/1/start", "value": 1.0}]),
@@ -197,7 +258,7 @@ async def test_a_key_on_someone_elses_project_is_not_found(
     )
     assert stranger.status_code == 404, stranger.text
     assert (
-        store["idempotency_keys"].count_documents({}),
+        store["timeline_revisions"].count_documents({}),
         store["timelines"].find_one({}),
     ) == before
 
@@ -399,6 +460,80 @@ async def test_a_broken_otio_file_is_refused_and_changes_nothing(
     path = await new_project(client)
     response = await client.post(f"{path}/import", content=b'{"not": "otio"}', headers=OWNER)
     assert response.status_code == 422
+    assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"0"'
+
+
+async def test_edl_export_parses_back_and_says_what_it_could_not_carry(
+    client: httpx.AsyncClient,
+) -> None:
+    """An EDL of a video + audio timeline: the video cuts at the same frames, read back by
+    the same adapter; the audio track it cannot hold is named in X-Unmapped."""
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+
+    exported = await client.get(f"{path}/export", params={"format": "edl"}, headers=OWNER)
+
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["Content-Disposition"].endswith('-v1.edl"')
+    back = otio.adapters.read_from_string(exported.text, "cmx_3600", rate=30)
+    assert [
+        (c.range_in_parent().start_time.value, c.range_in_parent().duration.value)
+        for c in back.find_clips()
+    ] == [(0, 60), (90, 60)]
+    unmapped = json.loads(exported.headers["X-Unmapped"])
+    assert "audio track #2 with 1 clip(s): an EDL holds one video track" in unmapped
+    assert exported.headers["X-Unmapped-Count"] == str(len(unmapped))
+
+
+async def test_fcp_xml_round_trips_through_the_api(client: httpx.AsyncClient) -> None:
+    """Final Cut Pro 7 XML out of one project and into another by its Content-Type: the
+    same tracks and clips at the same times."""
+    path = await new_project(client)
+    saved = (await save(client, path, STATE, 0)).json()["state"]
+    exported = await client.get(f"{path}/export", params={"format": "fcp-xml"}, headers=OWNER)
+    assert exported.status_code == 200
+    assert exported.headers["Content-Type"].startswith("application/xml")
+
+    other = await new_project(client)
+    imported = await client.post(
+        f"{other}/import",
+        content=exported.content,
+        headers={**OWNER, "Content-Type": "application/xml", "If-Match": '"0"'},
+    )
+
+    assert imported.status_code == 200, imported.text
+    state = imported.json()["timeline"]["state"]
+    assert [t["kind"] for t in state["tracks"]] == ["video", "audio"]
+    assert [(c["start"], c["sourceIn"], c["sourceOut"]) for c in state["clips"]] == [
+        (c["start"], c["sourceIn"], c["sourceOut"]) for c in saved["clips"]
+    ]
+    history = (await client.get(f"{other}/history", headers=OWNER)).json()["items"]
+    assert history[0]["label"] == "Import from Final Cut Pro 7 XML"
+
+
+async def test_a_file_of_another_format_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """An EDL posted as Final Cut X XML, and broken XML: 422 naming the format and where;
+    the timeline stays at version 0."""
+    path = await new_project(client)
+    edl = b"TITLE: cut\n001  AX V C 00:00:00:00 00:00:01:00 00:00:00:00 00:00:01:00\n"
+
+    wrong = await client.post(
+        f"{path}/import", params={"format": "fcpxml"}, content=edl, headers=OWNER
+    )
+    broken = await client.post(
+        f"{path}/import",
+        content=b"<xmeml version='5'>\n<sequence>",
+        headers={**OWNER, "Content-Type": "text/xml"},
+    )
+
+    assert wrong.status_code == 422
+    assert "Final Cut Pro X XML" in wrong.json()["error"]["message"]
+    assert "line 1" in wrong.json()["error"]["message"]
+    assert broken.status_code == 422
+    assert "Final Cut Pro 7 XML" in broken.json()["error"]["message"]
+    assert "line 2" in broken.json()["error"]["message"]
     assert (await client.get(path, headers=OWNER)).headers["ETag"] == '"0"'
 
 

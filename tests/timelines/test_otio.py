@@ -308,13 +308,16 @@ def test_timeline_from_another_editor_is_imported() -> None:
         ("c1", "t1", "Shot 1", "file:///media/shot1.mov", 0.0, 1.0, 3.0, 1.0),
         ("c2", "t1", "Shot 2", "file:///media/shot2.mov", 3.0, 0.0, 2.0, 2.0),
         ("c3", "t2", "Logo", "file:///media/logo.png", 0.5, 0.0, 1.5, 1.0),
-        ("c4", "t2", "After", "file:///media/after.mov", 4.0, 0.0, 1.0, 1.0),
-        ("c5", "t3", "Dialog", "file:///media/shot1.wav", 0.0, 1.0, 5.0, 1.0),
+        # The nested stack's clip, flattened onto the track where it plays.
+        ("c4", "t2", "Inner", "file:///media/inner.mov", 2.0, 0.0, 2.0, 1.0),
+        ("c5", "t2", "After", "file:///media/after.mov", 4.0, 0.0, 1.0, 1.0),
+        ("c6", "t3", "Dialog", "file:///media/shot1.wav", 0.0, 1.0, 5.0, 1.0),
     ]
     assert state.markers == [Marker(id="m1", time=1.5, label="Check this", color="blue")]
     assert unmapped == [
-        "transition 'SMPTE_Dissolve' on track V2",
-        "nested stack 'Sequence 3' on track V2",
+        "transition 'SMPTE_Dissolve' on track V2 (kept after clip 'Logo' for export, not shown)",
+        "nested stack 'Sequence 3' on track V2: flattened (its clips placed on the track at "
+        "the times they play)",
     ]
 
 
@@ -343,10 +346,16 @@ def test_unsupported_parts_of_a_foreign_file_are_listed() -> None:
         ("Frozen", "", 1.0, [])
     ]
     assert unmapped == [
-        "effect 'FreezeFrame' on clip 'Frozen' (unsupported)",
-        "effect 'Glow' on clip 'Frozen' (unsupported)",
-        "clip 'Frozen' with an image sequence reference",
+        "effect 'FreezeFrame' on clip 'Frozen' (kept for export, not applied)",
+        "effect 'Glow' on clip 'Frozen' (kept for export, not applied)",
+        "clip 'Frozen' with an image sequence reference (kept for export, not played)",
     ]
+    # ...and written back out as they came in.
+    back = otio.adapters.read_from_string(to_otio(state, name="x"), "otio_json")
+    (clip,) = back.find_clips()
+    assert [type(effect).__name__ for effect in clip.effects] == ["FreezeFrame", "Effect"]
+    assert isinstance(clip.media_reference, otio.schema.ImageSequenceReference)
+    assert clip.media_reference.target_url_base == "file:///frames/"
 
 
 def test_foreign_clips_merged_onto_one_track_may_overlap() -> None:

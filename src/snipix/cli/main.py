@@ -1,7 +1,8 @@
 """The `snipix` command: serve, the embedded engine, and the command groups.
 
-Each group is a module of this package (db, retention, logs, backup, users, legacy); what
-they share (settings, one-line failures, stop signals, progress bars) is `frame`. A group's
+Each group is a module of this package (db, retention, logs, backup, users, legacy,
+timeline); what they share (settings, one-line failures, stop signals, progress bars) is
+`frame`. A group's
 module is imported when its command runs, not for every command: `snipix engine` (started
 by `serve` and by every tool without MONGODB_URI) loads neither the web stack nor the
 import/export code, and a tool starts in about half the time.
@@ -39,6 +40,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "users": ("snipix.cli.users", "users_app"),
     "import-legacy": ("snipix.cli.legacy", "legacy_app"),
     "export-legacy": ("snipix.cli.legacy", "legacy_app"),
+    "timeline": ("snipix.cli.timeline", "timeline_app"),
 }
 
 

@@ -58,7 +58,7 @@ RETIRED: tuple[tuple[str, str], ...] = (
     ("project_versions", "project_version"),
     ("timeline_revisions", "project_version"),
     ("timeline_snapshots", "project_version"),
-    # Autosave idempotency keys live in `idempotency_keys`, unique by `_id`.
+    # A unique compound index, replaced by the non-unique `by_key`.
     ("timeline_revisions", "project_idempotency_key"),
     # A session's `_id` is `<userId>:<projectId>`: it carries the uniqueness; the recent
     # list's index gained `_id` for keyset pages.
@@ -105,11 +105,15 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         # costs a scan of the collection on every write (docs/performance.md).
         IndexSpec("timelines", "by_project", [("projectId", ASCENDING)]),
         IndexSpec("timeline_revisions", "by_version", _BY_VERSION),
-        IndexSpec("timeline_snapshots", "by_version", _BY_VERSION),
-        # Kept at least 24 h as the API promises (48 h), then removed by the server.
+        # The revision an autosave's Idempotency-Key made, found when the key is repeated.
+        # Not unique: one change holds a project's next version at a time, and a key is
+        # searched for before each claim (timelines/service.py, `_change`).
         IndexSpec(
-            "idempotency_keys", "expire_at", [("expiresAt", ASCENDING)], {"expireAfterSeconds": 0}
+            "timeline_revisions",
+            "by_key",
+            [("projectId", ASCENDING), ("idempotencyKey", ASCENDING)],
         ),
+        IndexSpec("timeline_snapshots", "by_version", _BY_VERSION),
         IndexSpec("transcripts", "by_project", [("projectId", ASCENDING)]),
         # Buckets of one upload ("generation") in time order: window reads and paging.
         IndexSpec(

@@ -7,7 +7,12 @@ the revisions' JSON Patches: in an operation's `path`/`from` (`/clips/3/legacy/.
 the values of operations that add or replace a whole clip, track, list or state. Undo and
 redo apply those patches to the state, so they are renamed with it.
 
-The migration reads every document of the three collections in `_id` order, in batches,
+`timeline_keys_in_revisions`: an autosave's Idempotency-Key is stored with its change (in
+the head's claim while it is written, in its revision once committed), no longer in a
+collection of its own. The revisions already carried each key, so a repeat of a key used
+before the upgrade is still found; the old collection is dropped.
+
+The rename reads every document of the three collections in `_id` order, in batches,
 and writes back only the ones that change: a second run (after an interruption) finds
 nothing left to rename and writes nothing.
 """
@@ -20,7 +25,7 @@ from typing import Any, Final
 from pymongo import ASCENDING, UpdateOne
 
 from snipix.db.client import Database, Document
-from snipix.timelines.repository import HEADS, REVISIONS, SNAPSHOTS
+from snipix.timelines.repository import HEADS, RETIRED_KEYS, REVISIONS, SNAPSHOTS
 
 OLD: Final = "legacy"
 NEW: Final = "compat"
@@ -119,3 +124,9 @@ async def rename_compat_blocks(db: Database) -> None:
     await _rename(db, HEADS, {"state": rename_in_state})
     await _rename(db, SNAPSHOTS, {"state": rename_in_state})
     await _rename(db, REVISIONS, {"patch": rename_in_patch, "inverse": rename_in_patch})
+
+
+async def drop_retired_keys(db: Database) -> None:
+    """Drop the collection autosaves' keys were kept in (module docstring); a no-op when
+    it is already gone."""
+    await db.drop_collection(RETIRED_KEYS)

@@ -1,5 +1,4 @@
-"""Every query on `timelines`, `timeline_revisions`, `timeline_snapshots` and the
-idempotency keys of autosaves.
+"""Every query on `timelines`, `timeline_revisions` and `timeline_snapshots`.
 
 The head document (`timelines`, `_id` = project id) is the commit point: a revision or
 snapshot with a version above the head's was never acknowledged (a crash between writes)
@@ -21,7 +20,9 @@ from snipix.errors import Conflict
 HEADS = "timelines"
 REVISIONS = "timeline_revisions"
 SNAPSHOTS = "timeline_snapshots"
-KEYS = "idempotency_keys"
+# Where autosaves' Idempotency-Keys were kept before each was stored with its change
+# (a claim, then a revision); dropped by the `timeline_keys_in_revisions` migration.
+RETIRED_KEYS = "idempotency_keys"
 
 _REVISION_SUMMARY = {
     "_id": 0,
@@ -54,19 +55,6 @@ _REVISION_FIELDS = {
     "inverse": 1,
     "idempotencyKey": 1,
 }
-_KEY_FIELDS = {
-    "_id": 1,
-    "userId": 1,
-    "hash": 1,
-    "status": 1,
-    "token": 1,
-    "at": 1,
-    "version": 1,
-    "baseVersion": 1,
-    "updatedAt": 1,
-    "canUndo": 1,
-    "canRedo": 1,
-}
 
 
 def versioned_id(project_id: str, version: int) -> str:
@@ -78,7 +66,6 @@ class TimelineRepository:
         self._heads = db[HEADS]
         self._revisions = db[REVISIONS]
         self._snapshots = db[SNAPSHOTS]
-        self._keys = db[KEYS]
 
     # --- head -----------------------------------------------------------------------------
 
@@ -112,17 +99,24 @@ class TimelineRepository:
         claim: Document,
         *,
         stale_before: datetime,
+        updated_at: datetime | None = None,
         session: AsyncClientSession | None = None,
     ) -> bool:
-        """Reserve the next version for one writer (the head stays at `version` until commit)."""
+        """Reserve the next version for one writer (the head stays at `version` until commit).
+
+        `updated_at`: the head's time as the writer knows it, when it starts from a head it
+        remembers rather than one it just read (then a head written by anything else since,
+        a restore too, makes the claim fail).
+        """
+        condition: Document = {
+            "_id": project_id,
+            "version": version,
+            "$or": [{"pending": None}, {"pending.at": {"$lt": stale_before}}],
+        }
+        if updated_at is not None:
+            condition["updatedAt"] = updated_at
         result = await self._heads.update_one(
-            {
-                "_id": project_id,
-                "version": version,
-                "$or": [{"pending": None}, {"pending.at": {"$lt": stale_before}}],
-            },
-            {"$set": {"pending": claim}},
-            session=session,
+            condition, {"$set": {"pending": claim}}, session=session
         )
         return result.modified_count == 1
 
@@ -183,17 +177,14 @@ class TimelineRepository:
         return await found.sort("version", DESCENDING).limit(limit).to_list()
 
     async def revision_with_key(
-        self, project_id: str, key_id: str, *, after: int, upto: int
+        self, project_id: str, key_id: str, *, upto: int
     ) -> Document | None:
-        """The committed revision made under an idempotency key, between two versions."""
+        """The committed revision made under an idempotency key (at most one: a key's
+        change is claimed only after this search found none at the claimed head)."""
         found = self._revisions.find(
-            {
-                "projectId": project_id,
-                "version": {"$gt": after, "$lte": upto},
-                "idempotencyKey": key_id,
-            },
-            {"_id": 0, "version": 1, "createdAt": 1},
-            hint="by_version",
+            {"projectId": project_id, "idempotencyKey": key_id, "version": {"$lte": upto}},
+            {"_id": 0, "version": 1, "createdAt": 1, "authorId": 1, "requestHash": 1},
+            hint="by_key",
         )
         matches = await found.limit(1).to_list()
         return matches[0] if matches else None
@@ -217,31 +208,6 @@ class TimelineRepository:
             hint="by_version",
         )
         return await found.sort("version", ASCENDING).limit(upto - after).to_list()
-
-    # --- idempotency keys -------------------------------------------------------------------
-
-    async def reserve_key(self, doc: Document) -> Document | None:
-        """Insert a pending key; the existing record if the key is already known."""
-        try:
-            await self._keys.insert_one(doc)
-        except DuplicateKeyError:
-            return await self._keys.find_one({"_id": doc["_id"]}, _KEY_FIELDS)
-        return None
-
-    async def take_over_key(self, key_id: str, stale_before: datetime, doc: Document) -> bool:
-        result = await self._keys.replace_one(
-            {"_id": key_id, "status": "pending", "at": {"$lt": stale_before}}, doc
-        )
-        return result.modified_count == 1
-
-    async def finish_key(self, key_id: str, token: str, result: Document) -> None:
-        """Mark a key done with what its first response said (replayed to retries)."""
-        await self._keys.update_one(
-            {"_id": key_id, "token": token}, {"$set": {"status": "done", **result}}
-        )
-
-    async def drop_key(self, key_id: str, token: str) -> None:
-        await self._keys.delete_one({"_id": key_id, "token": token, "status": "pending"})
 
 
 # A writer that lost its claim while it stalled, finding the revision it meant to write

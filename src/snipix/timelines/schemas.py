@@ -88,6 +88,18 @@ def _absent(value: object) -> bool:
     return value is None
 
 
+# What another editor's file said about an object that the state has no field for (its
+# metadata, effects Snipix does not apply, a marker's range...), kept as JSON text so it
+# goes back out on export: text because other tools' keys need not be valid MongoDB field
+# names and their numbers need not fit a double.
+MAX_INTERCHANGE_CHARS = 200_000
+Interchange = Annotated[str, StringConstraints(max_length=MAX_INTERCHANGE_CHARS)]
+_INTERCHANGE_DESCRIPTION = (
+    "What an imported file (e.g. OpenTimelineIO) said about this object that Snipix has no "
+    "field for, as JSON text; written back on export."
+)
+
+
 Json = Annotated[JsonValue, AfterValidator(_bounded_json)]
 JsonObject = Annotated[
     dict[Annotated[str, StringConstraints(max_length=200)], JsonValue],
@@ -169,6 +181,9 @@ class Track(WireModel):
     hidden: bool = False
     allow_overlap: bool = False
     compat: CompatTrackExtras | None = Field(None, exclude_if=_absent)
+    interchange: Interchange | None = Field(
+        None, exclude_if=_absent, description=_INTERCHANGE_DESCRIPTION
+    )
 
 
 class Effect(WireModel):
@@ -198,6 +213,9 @@ class Clip(WireModel):
         None, exclude_if=_absent
     )
     compat: CompatClipAsSent | None = Field(None, exclude_if=_absent)
+    interchange: Interchange | None = Field(
+        None, exclude_if=_absent, description=_INTERCHANGE_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _trim_points_in_order(self) -> Self:
@@ -250,6 +268,9 @@ class Marker(WireModel):
     time: Seconds
     label: Label = ""
     color: Annotated[str, StringConstraints(max_length=32)] = ""
+    interchange: Interchange | None = Field(
+        None, exclude_if=_absent, description=_INTERCHANGE_DESCRIPTION
+    )
 
 
 class TimelineState(WireModel):
@@ -260,6 +281,17 @@ class TimelineState(WireModel):
     markers: Annotated[list[Marker], Field(max_length=MAX_MARKERS)] = Field(default_factory=list)
     fps: float = Field(30.0, gt=0, le=1_000, allow_inf_nan=False)
     view: TimelineView | None = Field(None, exclude_if=_absent)
+    length_sec: Seconds | None = Field(
+        None,
+        exclude_if=_absent,
+        description=(
+            "Where the timeline ends when that is after its last clip (a trailing gap, as "
+            "other editors' timelines have); absent: at the end of the last clip."
+        ),
+    )
+    interchange: Interchange | None = Field(
+        None, exclude_if=_absent, description=_INTERCHANGE_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -299,7 +331,8 @@ class TimelineState(WireModel):
 
     @property
     def duration_sec(self) -> float:
-        return max((clip.end for clip in self.clips), default=0.0)
+        last = max((clip.end for clip in self.clips), default=0.0)
+        return max(last, self.length_sec or 0.0)
 
 
 # What a JSON Patch may address: the state's own fields. `/version`, `/userId`, `/_id` and
@@ -320,7 +353,9 @@ class Timeline(WireModel):
     project_id: str
     version: int = Field(description="0 before the first save.")
     state: TimelineState
-    duration_sec: float = Field(description="End of the last clip (derived).")
+    duration_sec: float = Field(
+        description="End of the last clip, or `lengthSec` when later (derived)."
+    )
     updated_at: Instant | None = None
     can_undo: bool = False
     can_redo: bool = False
@@ -372,4 +407,6 @@ class HistoryCursor(CursorModel):
 
 class ImportReport(WireModel):
     timeline: Timeline
-    unmapped: list[str] = Field(description="What the OTIO document had that Snipix does not.")
+    unmapped: list[str] = Field(
+        description="What the imported file had that Snipix does not: path and reason each."
+    )

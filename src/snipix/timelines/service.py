@@ -20,7 +20,9 @@ import asyncio
 import copy
 import hashlib
 import json
+import posixpath
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,10 +51,19 @@ from snipix.errors import (
 )
 from snipix.projects.schemas import Project
 from snipix.projects.service import ProjectService
+from snipix.timelines.interchange import (
+    EDL_DEFAULT_FPS,
+    Exported,
+    Format,
+    MediaFiles,
+    export_timeline,
+    import_timeline,
+)
 from snipix.timelines.patches import Operation, apply_patch, diff, mongo_update
 from snipix.timelines.repository import TimelineRepository, versioned_id
 from snipix.timelines.schemas import (
     HistoryCursor,
+    ImportReport,
     Revision,
     RevisionKind,
     Timeline,
@@ -72,7 +83,12 @@ UNDO_DEPTH = 100
 DEFAULT_CLAIM_GRACE = timedelta(seconds=10)
 # How long a save waits for another save of the same timeline to finish before a 409.
 CLAIM_WAIT_S = 3.0
-KEY_TTL = timedelta(hours=48)
+# Heads this process committed last, kept to start the next change of the same timeline
+# from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
+# few tens of KB.
+HEADS_KEPT = 512
+# Imports and exports in other formats at once per process (see `export_file`).
+INTERCHANGE_THREADS = 2
 
 EMPTY_STATE: dict[str, Any] = state_document(TimelineState())
 
@@ -124,6 +140,17 @@ class Change:
     undo_stack: list[int]
     redo_stack: list[int]
     idempotency_key: str | None = None
+    # The fingerprint of the keyed request, so a repeat with other content is told apart.
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """An autosave sent with an Idempotency-Key: the key (scoped to the project) and the
+    fingerprint of what the request asked for."""
+
+    key_id: str
+    fingerprint: str
 
 
 def _replacing(after: dict[str, Any], kind: RevisionKind, label: str | None) -> Planner:
@@ -181,12 +208,18 @@ class TimelineService:
         self._max_bytes = max_bytes
         self._snapshot_every = snapshot_every
         self._claim_grace = claim_grace
-        # Claims and keys are stamped, and judged stale, by this clock.
+        # Claims are stamped, and judged stale, by this clock.
         self._clock = clock
         self._between_writes = between_writes
         self._deferred = deferred if deferred is not None else DeferredWrites()
-        # Keys being marked done after their answer was sent (see `_finish_later`).
-        self._finishing: set[asyncio.Task[None]] = set()
+        # The head each recent change of this process committed, by project: the next
+        # change starts from it instead of reading the head again. Its claim is made only
+        # where the head is still at that version and time, so a head another writer moved
+        # on makes the claim fail and the loop read the head afresh.
+        self._committed_heads: OrderedDict[str, Document] = OrderedDict()
+        # Interchange runs in worker threads; at most this many at once, so a burst of
+        # large exports leaves the default pool to the others (media, cache).
+        self._interchange = asyncio.Semaphore(INTERCHANGE_THREADS)
 
     @property
     def max_bytes(self) -> int:
@@ -364,7 +397,7 @@ class TimelineService:
         label: str | None,
         undo_stack: list[int],
         redo_stack: list[int],
-        key: str | None = None,
+        key: Keyed | None = None,
     ) -> Change:
         """A change made by applying `operations`: validated, with its inverse and the
         minimal head update (patch autosaves, undo and redo alike)."""
@@ -381,11 +414,12 @@ class TimelineService:
             label=label,
             undo_stack=undo_stack[-UNDO_DEPTH:],
             redo_stack=redo_stack[-UNDO_DEPTH:],
-            idempotency_key=key,
+            idempotency_key=key.key_id if key is not None else None,
+            request_hash=key.fingerprint if key is not None else None,
         )
 
     def _patch_plan(
-        self, operations: list[Operation], label: str | None, *, key: str | None = None
+        self, operations: list[Operation], label: str | None, *, key: Keyed | None = None
     ) -> Planner:
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
@@ -442,6 +476,68 @@ class TimelineService:
 
         return await self._change(actor, project_id, expected, plan)
 
+    # --- interchange -------------------------------------------------------------------
+
+    async def export_file(
+        self, actor: Actor, project_id: str, fmt: Format, *, version: int | None = None
+    ) -> tuple[Exported, int]:
+        """The current (or a given) version as a `fmt` file, and the version it is.
+
+        The adapters are CPU-bound Python (XML, timeline walks): they run in a worker
+        thread so a large timeline does not stall every other request on this process.
+        """
+        project = await self.project(actor, project_id)
+        if version is None:
+            current = await self.get(actor, project_id)
+            state, at = current.state, current.version
+        else:
+            past = await self.version(actor, project_id, version)
+            state, at = past.state, past.version
+        async with self._interchange:
+            exported = await asyncio.to_thread(
+                export_timeline, state, name=project.name, fmt=fmt, media=media_files(project)
+            )
+        return exported, at
+
+    async def import_file(
+        self,
+        actor: Actor,
+        project_id: str,
+        data: bytes,
+        fmt: Format,
+        *,
+        expected: Expected,
+        fps: float | None = None,
+    ) -> ImportReport:
+        """Replace the state with a `fmt` file's, as one undoable revision.
+
+        Everything is read and validated before anything is written: a file that does not
+        parse, or maps to an invalid state, changes nothing. `fps` is the rate an EDL's
+        timecodes count in; by default the project's media rate, else 24 (the EDL
+        adapter's own default).
+        """
+        project = await self.project(actor, project_id)
+        if len(data) > self._max_bytes:
+            raise TooLarge(
+                f"The file is {len(data):,} bytes; the limit is {self._max_bytes:,} "
+                "(SNIPIX_TIMELINE_MAX_BYTES)."
+            )
+        media = project.media
+        rate = fps or (media.fps if media is not None and media.fps else None) or EDL_DEFAULT_FPS
+        async with self._interchange:
+            state, unmapped = await asyncio.to_thread(
+                import_timeline, data, fmt=fmt, media=media_files(project), fps=rate
+            )
+        timeline = await self.save(
+            actor,
+            project_id,
+            state,
+            expected=expected,
+            label=f"Import from {fmt.title}",
+            kind=RevisionKind.IMPORT,
+        )
+        return ImportReport(timeline=timeline, unmapped=unmapped)
+
     async def rollback(
         self, actor: Actor, project_id: str, version: int, *, expected: Expected, label: str | None
     ) -> Timeline:
@@ -471,30 +567,53 @@ class TimelineService:
         expected: Expected,
         plan: Planner,
         *,
-        read: tuple[Document | None] | None = None,
+        key: Keyed | None = None,
     ) -> Timeline:
         """Claim the head's next version, write the change, commit it.
 
-        `read`: the head as the caller already read it (after checking the owner), used
-        for the first claim attempt instead of reading it again; a head changed since only
-        makes that claim fail and the loop read it afresh.
+        The first claim attempt starts from the head this process committed last for the
+        project, when it remembers one; a head moved on since only makes that claim fail
+        and the loop read it afresh.
+
+        `key`: the change's Idempotency-Key. Before each claim attempt the committed
+        revisions up to the head just read are searched for it (a repeat gets the first
+        answer), and the head's claim is checked for it (a repeat of a change still being
+        written gets 409). The claim then carries the key. A change committed after that
+        head was read moved the head, so the claim fails and the loop searches again: a
+        key can never be applied twice.
         """
-        if read is None:
-            await self._projects.get(actor, project_id)
+        await self._projects.get(actor, project_id)
         # A claim an earlier change could not release (the database failed under it)
         # would block this one until it expires: release it first.
         await self._deferred.run_for(f"claim:{project_id}:")
         deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
+        remembered = self._committed_heads.get(project_id)
+        head: Document | None
         while True:
-            if read is not None:
-                (head,), read = read, None
+            if remembered is not None:
+                head, remembered, from_memory = remembered, None, True
+                if isinstance(expected, int) and expected != head["version"]:
+                    # The client saw a version this process did not write: look it up.
+                    continue
             else:
-                head = await self._timelines.head(project_id)
+                head, from_memory = await self._timelines.head(project_id), False
             version = head["version"] if head is not None else 0
-            _check_expected(expected, version)
             token = uuid.uuid4().hex
             now = to_millisecond(self._clock())
-            claim = {"version": version + 1, "token": token, "at": now, "by": actor.user_id}
+            if key is not None:
+                first = await self._keyed_first(actor, project_id, key, head, now)
+                if first is not None:
+                    return await self._replay(actor, project_id, first)
+            _check_expected(expected, version)
+            claim: Document = {
+                "version": version + 1,
+                "token": token,
+                "at": now,
+                "by": actor.user_id,
+            }
+            if key is not None:
+                claim["key"] = key.key_id
+                claim["hash"] = key.fingerprint
             try:
                 if head is None:
                     claimed = await self._timelines.create_head(
@@ -512,7 +631,11 @@ class TimelineService:
                     )
                 else:
                     claimed = await self._timelines.claim(
-                        project_id, version, claim, stale_before=now - self._claim_grace
+                        project_id,
+                        version,
+                        claim,
+                        stale_before=now - self._claim_grace,
+                        updated_at=head.get("updatedAt") if from_memory else None,
                     )
             except PyMongoError:
                 # The connection broke with the claim sent: it may have been applied, and
@@ -522,6 +645,9 @@ class TimelineService:
                 raise
             if claimed:
                 break
+            self._committed_heads.pop(project_id, None)
+            if from_memory:
+                continue
             # Another save holds the next version (or just committed it): look again.
             if asyncio.get_running_loop().time() > deadline:
                 raise Conflict("Another change to this timeline is being saved; retry in a moment.")
@@ -535,6 +661,7 @@ class TimelineService:
             written = True
             await self._write(actor, project_id, version, token, change, now)
         except BaseException:
+            self._committed_heads.pop(project_id, None)
             await self._release(project_id, token)
             raise
         finally:
@@ -542,6 +669,20 @@ class TimelineService:
                 # Committed, or maybe committed (a lost acknowledgement): either way no
                 # replica may serve or store the state below this version any more.
                 await self._cache.invalidate(CACHED_TIMELINE, project_id, version + 1)
+        self._remember(
+            project_id,
+            {
+                "_id": project_id,
+                "projectId": project_id,
+                "userId": head["userId"] if head is not None else actor.user_id,
+                "version": version + 1,
+                STATE: change.after,
+                "undoStack": change.undo_stack,
+                "redoStack": change.redo_stack,
+                "pending": None,
+                "updatedAt": now,
+            },
+        )
         log.info(
             "timeline saved",
             project_id=project_id,
@@ -560,16 +701,11 @@ class TimelineService:
             can_redo=bool(change.redo_stack),
         )
 
-    async def _drop_key(self, key_id: str, token: str) -> None:
-        """Free the key of a change that failed, so its retry is not told "in progress"."""
-
-        async def drop() -> None:
-            await self._timelines.drop_key(key_id, token)
-
-        try:
-            await drop()
-        except PyMongoError:
-            self._deferred.add(f"key:{key_id}:{token}", drop)
+    def _remember(self, project_id: str, head: Document) -> None:
+        self._committed_heads[project_id] = head
+        self._committed_heads.move_to_end(project_id)
+        while len(self._committed_heads) > HEADS_KEPT:
+            self._committed_heads.popitem(last=False)
 
     async def _release(self, project_id: str, token: str) -> None:
         """Give up our claim; if the database is gone too, as soon as it returns."""
@@ -609,6 +745,7 @@ class TimelineService:
         }
         if change.idempotency_key is not None:
             revision["idempotencyKey"] = change.idempotency_key
+            revision["requestHash"] = change.request_hash
 
         async def work(session: AsyncClientSession | None) -> None:
             await self._timelines.put_revision(revision, session=session)
@@ -660,110 +797,61 @@ class TimelineService:
         label: str | None,
         key: str,
     ) -> Timeline:
-        # The owner first: a key another user sent on this project must not tell this
-        # caller anything about it (404, as for every request on a project not theirs).
-        await self._projects.get(actor, project_id)
-        key_id = f"timeline:{project_id}:{key}"
-        fingerprint = request_hash({"ops": operations, "expected": expected, "label": label})
-        token = uuid.uuid4().hex
-        now = to_millisecond(self._clock())
-        # The whole head, once: its version is the key's base, and the change's first
-        # claim attempt starts from it (one read of a large document less per autosave).
-        head = await self._timelines.head(project_id)
-        record = {
-            "_id": key_id,
-            "projectId": project_id,
-            "userId": actor.user_id,
-            "hash": fingerprint,
-            "status": "pending",
-            "token": token,
-            "at": now,
-            # The change, if it commits, lands above this version (whatever If-Match said).
-            "baseVersion": head["version"] if head is not None else 0,
-            "expiresAt": now + KEY_TTL,
-        }
-        await self._deferred.run_for(f"key:{key_id}:")
-        existing = await self._timelines.reserve_key(record)
-        if existing is not None:
-            if existing["userId"] != actor.user_id or existing["hash"] != fingerprint:
-                raise ValidationFailed(
-                    "This Idempotency-Key was already used for a different change; "
-                    "use a new key for a new change."
-                )
-            if existing["status"] == "done":
-                return await self._replay(actor, project_id, existing)
-            committed = await self._committed(project_id, existing)
-            if committed is not None:
-                # Committed just before a crash, never marked done: finish it now.
-                finished = {
-                    "version": committed["version"],
-                    "updatedAt": committed["createdAt"],
-                    "canUndo": True,
-                    "canRedo": False,
-                }
-                await self._timelines.finish_key(key_id, existing["token"], finished)
-                return await self._replay(actor, project_id, finished)
-            if existing["at"] >= now - self._claim_grace or not await self._timelines.take_over_key(
-                key_id, now - self._claim_grace, record
-            ):
-                raise Conflict(
-                    "A request with this Idempotency-Key is still being processed; retry "
-                    "in a moment to get its result."
-                )
-        try:
-            timeline = await self._change(
-                actor,
-                project_id,
-                expected,
-                self._patch_plan(operations, label, key=key_id),
-                read=(head,),
+        """An autosave under an Idempotency-Key: the key is stored with the change itself
+        (in its claim while it is written, in its revision once committed), so a keyed
+        autosave costs the same writes as any other."""
+        keyed = Keyed(
+            key_id=f"timeline:{project_id}:{key}",
+            fingerprint=request_hash({"ops": operations, "expected": expected, "label": label}),
+        )
+        # `_change` checks the owner before the key: a key another user sent on this
+        # project must not tell them anything about it (404, as for every request on a
+        # project not theirs).
+        return await self._change(
+            actor,
+            project_id,
+            expected,
+            self._patch_plan(operations, label, key=keyed),
+            key=keyed,
+        )
+
+    async def _keyed_first(
+        self,
+        actor: Actor,
+        project_id: str,
+        key: Keyed,
+        head: Document | None,
+        now: datetime,
+    ) -> Document | None:
+        """The first answer of a repeated keyed request, if its change committed at or
+        below `head`; 409 while it is still being written, 422 for another change under
+        the same key."""
+        pending = head.get("pending") if head is not None else None
+        if (
+            isinstance(pending, dict)
+            and pending.get("key") == key.key_id
+            and pending["at"] >= now - self._claim_grace
+        ):
+            _same_request(pending.get("by"), pending.get("hash"), actor, key)
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry "
+                "in a moment to get its result."
             )
-        except BaseException:
-            await self._drop_key(key_id, token)
-            raise
-        self._finish_later(
-            key_id,
-            token,
-            {
-                "version": timeline.version,
-                "updatedAt": timeline.updated_at,
-                "canUndo": timeline.can_undo,
-                "canRedo": timeline.can_redo,
-            },
-        )
-        return timeline
-
-    def _finish_later(self, key_id: str, token: str, result: Document) -> None:
-        """Mark the key done without holding the answer for it (one durable write less
-        on every keyed autosave).
-
-        The change itself is committed; the key's record only serves retries, and a retry
-        that finds it still pending already finishes it from the committed revision
-        (`_committed`). If the write fails it is kept with the other deferred cleanups.
-        """
-
-        async def finish() -> None:
-            await self._timelines.finish_key(key_id, token, result)
-
-        async def run() -> None:
-            try:
-                await finish()
-            except PyMongoError:
-                self._deferred.add(f"key:{key_id}:{token}", finish)
-
-        task = asyncio.create_task(run(), name="timeline-key-finish")
-        self._finishing.add(task)
-        task.add_done_callback(self._finishing.discard)
-
-    async def _committed(self, project_id: str, key: Document) -> Document | None:
-        """The revision a pending key's change committed, if it did before a crash."""
-        head = await self._timelines.head_version(project_id)
-        base = int(key.get("baseVersion") or 0)
-        if head is None or head["version"] <= base:
+        if head is None or head["version"] == 0:
             return None
-        return await self._timelines.revision_with_key(
-            project_id, key["_id"], after=base, upto=head["version"]
+        first = await self._timelines.revision_with_key(
+            project_id, key.key_id, upto=head["version"]
         )
+        if first is None:
+            return None
+        _same_request(first.get("authorId"), first.get("requestHash"), actor, key)
+        # A patch's answer: it can be undone, and it cleared the redo stack.
+        return {
+            "version": first["version"],
+            "updatedAt": first["createdAt"],
+            "canUndo": True,
+            "canRedo": False,
+        }
 
     async def _replay(self, actor: Actor, project_id: str, first: Document) -> Timeline:
         """The first result of a repeated request, as it was sent the first time."""
@@ -779,6 +867,16 @@ class TimelineService:
         )
 
 
+def _same_request(author: Any, fingerprint: Any, actor: Actor, key: Keyed) -> None:
+    """422 when a key is repeated by another user or for another change. A revision from
+    before fingerprints were stored (`None`) is taken as the same change."""
+    if author != actor.user_id or fingerprint not in (None, key.fingerprint):
+        raise ValidationFailed(
+            "This Idempotency-Key was already used for a different change; "
+            "use a new key for a new change."
+        )
+
+
 def _check_expected(expected: Expected, version: int) -> None:
     """412 when the client's `If-Match` version is not the current one (`*` matches any)."""
     if isinstance(expected, int) and expected != version:
@@ -787,3 +885,22 @@ def _check_expected(expected: Expected, version: int) -> None:
             f"{version}. Reload it and apply your change again.",
             current_version=version,
         )
+
+
+def media_files(project: Project) -> MediaFiles:
+    """The project's files by name (its source, upload, trimmed render), for mapping the
+    media paths of another editor's file to them and back."""
+    media = project.media
+    if media is None:
+        return MediaFiles()
+    references = [
+        ref
+        for ref in (media.source, media.source_file, media.trimmed_source, media.trimmed_file)
+        if ref
+    ]
+    by_name: dict[str, str] = {}
+    for ref in references:
+        name = posixpath.basename(ref.replace("\\", "/").split("?")[0]).lower()
+        if name:
+            by_name.setdefault(name, ref)
+    return MediaFiles(by_name=by_name, default=media.source or media.source_file)

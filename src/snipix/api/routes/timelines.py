@@ -17,14 +17,13 @@ from snipix.api.query_guard import reject_unsafe_query
 from snipix.api.representations import IfNoneMatchHeader, json_response
 from snipix.errors import TooLarge, ValidationFailed
 from snipix.resources import SettingsDep, get_resources
-from snipix.timelines.otio import from_otio, to_otio
+from snipix.timelines.interchange import FORMATS, format_for
 from snipix.timelines.patches import check_operations
 from snipix.timelines.schemas import (
     STATE_FIELDS,
     HistoryCursor,
     ImportReport,
     Revision,
-    RevisionKind,
     RollbackTimeline,
     SaveTimeline,
     Timeline,
@@ -293,11 +292,43 @@ async def rollback_timeline(
     return _respond(response, timeline)
 
 
+FormatName = Annotated[
+    str | None,
+    Query(
+        pattern="^(otio|edl|fcp-xml|fcpxml|kdenlive)$",
+        description="`otio`, `edl` (CMX 3600), `fcp-xml` (Final Cut Pro 7 / Premiere / "
+        "Resolve XML), `fcpxml` (Final Cut Pro X), `kdenlive`.",
+    ),
+]
+# What a format could not carry, as a JSON array of strings, ASCII (a header is
+# Latin-1), bounded so proxies pass it; the count says whether it was cut short.
+UNMAPPED_HEADER = "X-Unmapped"
+UNMAPPED_COUNT_HEADER = "X-Unmapped-Count"
+MAX_UNMAPPED_HEADER = 4_000
+
+
+def _unmapped_headers(unmapped: list[str]) -> dict[str, str]:
+    shown: list[str] = []
+    for item in unmapped:
+        candidate = json.dumps([*shown, item], ensure_ascii=True)
+        if len(candidate) > MAX_UNMAPPED_HEADER:
+            break
+        shown.append(item)
+    return {
+        UNMAPPED_HEADER: json.dumps(shown, ensure_ascii=True),
+        UNMAPPED_COUNT_HEADER: str(len(unmapped)),
+    }
+
+
 @router.get(
     "/export",
     response_class=Response,
     responses={
-        200: {"content": {"application/json": {}}, "description": "An .otio document."},
+        200: {
+            "content": {"application/json": {}, "application/xml": {}, "text/plain": {}},
+            "description": "The timeline as a file of the format asked for. `X-Unmapped`: a "
+            "JSON array of what the format could not carry; `X-Unmapped-Count`: how many.",
+        },
         **_REBUILT,
     },
 )
@@ -305,26 +336,21 @@ async def export_timeline(
     project_id: ProjectId,
     actor: ActorDep,
     service: ServiceDep,
-    format: Annotated[str, Query(pattern="^otio$", description="Only `otio`.")] = "otio",
+    format: FormatName = "otio",
     version: Annotated[
         int | None, Query(ge=0, le=MAX_VERSION, description="Default: current.")
     ] = None,
 ) -> Response:
-    """The current (or a given) version as an OpenTimelineIO document."""
-    project = await service.project(actor, project_id)
-    if version is None:
-        current = await service.get(actor, project_id)
-        state, at = current.state, current.version
-    else:
-        past = await service.version(actor, project_id, version)
-        state, at = past.state, past.version
-    document = to_otio(state, name=project.name)
+    """The current (or a given) version as an OpenTimelineIO, EDL, XML or Kdenlive file."""
+    fmt = FORMATS[format or "otio"]
+    exported, at = await service.export_file(actor, project_id, fmt, version=version)
     return Response(
-        document,
-        media_type="application/json",
+        exported.document,
+        media_type=fmt.media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{project_id}-v{at}.otio"',
+            "Content-Disposition": f'attachment; filename="{project_id}-v{at}.{fmt.suffix}"',
             "ETag": f'"{at}"',
+            **_unmapped_headers(exported.unmapped),
         },
     )
 
@@ -336,24 +362,25 @@ async def import_timeline(
     actor: ActorDep,
     service: ServiceDep,
     response: Response,
+    format: FormatName = None,
+    fps: Annotated[
+        float | None,
+        Query(gt=0, le=1_000, description="The rate an EDL's timecodes count in."),
+    ] = None,
     if_match: IfMatchHeader = None,
 ) -> ImportReport:
-    """Replace the state with an `.otio` document's, as a new version; lists what was not
-    mapped."""
+    """Replace the state with an imported file's, as a new version; lists what was not
+    mapped. The format: `?format=`, else the `Content-Type` (XML told apart by its root)."""
     body = await _body(request, service.max_bytes)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationFailed("An .otio document is UTF-8 JSON.") from None
-    state, unmapped = from_otio(text)
+    fmt = format_for(format, request.headers.get("content-type"), body)
     expected = parse_if_match(if_match)
-    timeline = await service.save(
+    report = await service.import_file(
         actor,
         project_id,
-        state,
+        body,
+        fmt,
         expected="*" if expected is None else expected,
-        label="Import from OpenTimelineIO",
-        kind=RevisionKind.IMPORT,
+        fps=fps,
     )
-    set_etag(response, timeline.version)
-    return ImportReport(timeline=timeline, unmapped=unmapped)
+    set_etag(response, report.timeline.version)
+    return report
