@@ -6,6 +6,12 @@ from pathlib import Path
 # The benchmark scripts import each other as top-level modules (harness, loadgen, ...).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from suite import main
+if sys.argv[1:2] == ["transcribe"]:
+    # `python -m benchmarks transcribe`: the transcription benchmark alone.
+    from transcribe import main as transcribe
 
-main()
+    transcribe(sys.argv[2:])
+else:
+    from suite import main
+
+    main()

@@ -95,6 +95,22 @@ ensure_ffmpeg() {
     fi
 }
 
+ensure_speech() {
+    # espeak-ng speaks the filler the transcription tests insert; pocketsphinx-testdata
+    # ships the recorded (LibriVox) speech they transcribe.
+    command -v espeak-ng >/dev/null 2>&1 &&
+        [ -d /usr/share/pocketsphinx/test/data/librivox ] && return 0
+    echo "espeak-ng or pocketsphinx-testdata is missing; the transcription tests speak and recognise real audio. Installing them..." >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng pocketsphinx-testdata >/dev/null
+    elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng pocketsphinx-testdata >/dev/null
+    else
+        echo "error: install espeak-ng and pocketsphinx-testdata (Debian/Ubuntu: apt-get install -y espeak-ng pocketsphinx-testdata)" >&2
+        return 1
+    fi
+}
+
 ensure_wrk() {
     command -v wrk >/dev/null 2>&1 && return 0
     echo "wrk is missing; the benchmark suite's smoke test drives HTTP load with it. Installing it..." >&2
@@ -121,6 +137,7 @@ test)
     install
     ensure_redis
     ensure_ffmpeg
+    ensure_speech
     ensure_wrk
     shift
     # One worker more than cores (each session fixture, the engine and redis-server

@@ -25,6 +25,7 @@ from snipix.db.migrations import LOCK_ID
 from snipix.legacy.report import COLLECTIONS as REPORTED
 from snipix.legacy.repository import WRITE_ORDER
 from snipix.projects.repository import PROJECTS
+from snipix.transcription.repository import JOBS
 
 
 def test_every_collection_of_the_index_catalogue_is_registered() -> None:
@@ -65,7 +66,8 @@ def test_a_users_backup_selects_by_the_registered_keys() -> None:
 
     assert {name: query for name, query in queries.items() if query is not None} == {
         "projects": {"userId": "u1"},
-        **{name: {"projectId": {"$in": ["p1", "p2"]}} for name, _index in PURGED},
+        # Jobs are purged with their project but are no one's backup (operational state).
+        **{name: {"projectId": {"$in": ["p1", "p2"]}} for name, _index in PURGED if name != JOBS},
         "audit_log": {"$or": [{"userId": "u1"}, {"ownerId": "u1"}]},
         "migrations": {},
     }
@@ -73,8 +75,9 @@ def test_a_users_backup_selects_by_the_registered_keys() -> None:
     assert BY_NAME[PROJECTS].user_scope is UserScope.BY_USER
 
 
-def test_leases_cache_invalidations_and_email_links_are_never_backed_up() -> None:
-    assert sorted(NOT_BACKED_UP) == sorted([LEASES, CACHE_INVALIDATIONS, EMAIL_TOKENS])
+def test_leases_cache_invalidations_email_links_and_jobs_are_never_backed_up() -> None:
+    assert sorted(NOT_BACKED_UP) == sorted([LEASES, CACHE_INVALIDATIONS, EMAIL_TOKENS, JOBS])
+    assert BY_NAME[JOBS].owned_by_project  # but purged with their project
 
 
 def test_the_legacy_import_writes_and_counts_registered_collections() -> None:

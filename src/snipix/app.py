@@ -34,6 +34,7 @@ from snipix.api.routes.projects import admin_router
 from snipix.api.routes.projects import router as projects_router
 from snipix.api.routes.sessions import router as sessions_router
 from snipix.api.routes.timelines import router as timeline_router
+from snipix.api.routes.transcription import router as transcription_router
 from snipix.api.routes.transcripts import router as transcript_router
 from snipix.api.routes.transcripts import search_router as transcript_search_router
 from snipix.api.security_headers import SecurityHeadersMiddleware
@@ -65,6 +66,7 @@ from snipix.security.limiter import Limiter
 from snipix.security.metrics import RateLimitMetrics
 from snipix.services import Services, build_services
 from snipix.settings import Settings
+from snipix.transcription.service import transcription_runner
 
 log = structlog.get_logger(__name__)
 
@@ -244,6 +246,10 @@ def _lifespan(
                         name="retention",
                     )
                 )
+            transcriber = transcription_runner(services.transcription)
+            if transcriber is not None:
+                # Transcription jobs, queued here or by any replica, in worker processes.
+                jobs.append(asyncio.create_task(transcriber.run(stop), name="transcription"))
             startup_s = time.perf_counter() - started
             metrics.startup_finished(startup_s)
             log.info(
@@ -312,6 +318,7 @@ def create_app(
         admin_router,
         timeline_router,
         sessions_router,
+        transcription_router,
         transcript_router,
         transcript_search_router,
         accounts_router,

@@ -33,6 +33,7 @@ from snipix.projects.validator import install_project_validator
 from snipix.sessions.repository import SESSIONS
 from snipix.timelines.migrations import drop_retired_keys, rename_compat_blocks
 from snipix.timelines.repository import HEADS, REVISIONS, SNAPSHOTS
+from snipix.transcription.repository import JOBS
 from snipix.transcripts.repository import BUCKETS, HEADERS
 
 # Oldest first. Ids sort in application order ("0001_...").
@@ -151,6 +152,15 @@ COLLECTIONS: Final[tuple[StoredCollection, ...]] = (
     _owned(REVISIONS, "timelines", "by_version"),
     _owned(HEADS, "timelines", "by_project"),
     _owned(VERSIONS, "projects", "by_version"),
+    # Operational state: a job is work in flight or its outcome, not the user's work (the
+    # transcript it wrote is); purged with its project, never in a backup.
+    StoredCollection(
+        JOBS,
+        "transcription",
+        project_key=PROJECT_ID,
+        project_index="by_project",
+        backed_up=False,
+    ),
     # An entry is the acting user's and the owner's of the entity it is about.
     StoredCollection(AUDIT, "audit", UserScope.BY_USER, user_keys=("userId", "ownerId")),
     StoredCollection(USERS, "accounts", user_keys=("_id",)),

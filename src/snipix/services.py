@@ -36,6 +36,9 @@ from snipix.sessions.service import SessionService
 from snipix.settings import Settings
 from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.service import TimelineService
+from snipix.transcription.engines import build_transcriber
+from snipix.transcription.repository import JobRepository
+from snipix.transcription.service import TranscriptionService
 from snipix.transcripts.repository import TranscriptRepository
 from snipix.transcripts.service import TranscriptService
 
@@ -50,6 +53,8 @@ class Services:
     transcripts: TranscriptService
     sessions: SessionService
     media: MediaService
+    # Speech recognition jobs and filler removal, over the four services above.
+    transcription: TranscriptionService
     accounts: AccountService
     # Verification and password-reset mails, sent through `outbox`.
     account_email: EmailFlows
@@ -91,27 +96,41 @@ def build_services(
     )
     # SMTP_URL, else files in the local profile: the transport decides, the outbox retries.
     outbox = Outbox.from_settings(settings, transport_from_settings(settings), MailMetrics(metrics))
+    timelines = TimelineService(
+        TimelineRepository(db),
+        projects,
+        unit,
+        cache,
+        max_bytes=settings.timeline_max_bytes,
+        snapshot_every=settings.timeline_snapshot_every,
+        deferred=deferred,
+    )
+    transcripts = TranscriptService(
+        TranscriptRepository(db),
+        projects,
+        bucket_words=settings.transcript_bucket_words,
+        bucket_bytes=settings.transcript_bucket_bytes,
+        max_segments=settings.transcript_max_segments,
+        max_words=settings.transcript_max_words,
+    )
+    media = MediaService(projects, MediaRuntime.from_settings(settings))
     return Services(
         projects=projects,
-        timelines=TimelineService(
-            TimelineRepository(db),
-            projects,
-            unit,
-            cache,
-            max_bytes=settings.timeline_max_bytes,
-            snapshot_every=settings.timeline_snapshot_every,
-            deferred=deferred,
-        ),
-        transcripts=TranscriptService(
-            TranscriptRepository(db),
-            projects,
-            bucket_words=settings.transcript_bucket_words,
-            bucket_bytes=settings.transcript_bucket_bytes,
-            max_segments=settings.transcript_max_segments,
-            max_words=settings.transcript_max_words,
-        ),
+        timelines=timelines,
+        transcripts=transcripts,
         sessions=SessionService(SessionRepository(db), projects),
-        media=MediaService(projects, MediaRuntime.from_settings(settings)),
+        media=media,
+        transcription=TranscriptionService(
+            JobRepository(db),
+            projects=projects,
+            transcripts=transcripts,
+            timelines=timelines,
+            media=media,
+            transcriber=build_transcriber(
+                settings.transcriber, whisper_model=settings.whisper_model
+            ),
+            settings=settings,
+        ),
         accounts=accounts,
         account_email=EmailFlows.from_settings(
             settings,

@@ -301,6 +301,35 @@ class Settings(BaseSettings):
     mail_window_s: int = Field(
         3_600, ge=1, le=86_400, validation_alias=_env("SNIPIX_MAIL_WINDOW_S")
     )
+    # Speech recognition (docs/operations.md, "Transcription"): the engine, how many jobs
+    # one replica runs at once (each in its own worker process; 0: this replica runs none,
+    # another replica or `snipix` process does), the length of the audio chunks a worker
+    # decodes at a time (progress and memory per chunk), how long the web app's synchronous
+    # `/media/transcribe` waits for its job, and the job lease a dead worker loses.
+    transcriber: Literal["pocketsphinx", "faster-whisper"] = Field(
+        "pocketsphinx", validation_alias=_env("SNIPIX_TRANSCRIBER")
+    )
+    # faster-whisper (the `whisper` extra) reads a converted model from this directory; it
+    # never downloads one.
+    whisper_model: Path | None = Field(None, validation_alias=_env("SNIPIX_WHISPER_MODEL"))
+    transcribe_workers: int = Field(
+        1, ge=0, le=64, validation_alias=_env("SNIPIX_TRANSCRIBE_WORKERS")
+    )
+    transcribe_chunk_s: float = Field(
+        30, ge=1, le=600, validation_alias=_env("SNIPIX_TRANSCRIBE_CHUNK_S")
+    )
+    transcribe_wait_s: float = Field(
+        120, ge=0, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_WAIT_S")
+    )
+    transcribe_lease_s: float = Field(
+        30, ge=1, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_LEASE_S")
+    )
+    transcribe_poll_s: float = Field(
+        5, gt=0, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_POLL_S")
+    )
+    transcribe_max_attempts: int = Field(
+        3, ge=1, le=20, validation_alias=_env("SNIPIX_TRANSCRIBE_MAX_ATTEMPTS")
+    )
 
     # Compatibility routes: browser origins allowed to call the API (CORS), comma
     # separated. Unset: the original web app's dev server (LOCAL_CORS_ORIGINS) in the local
@@ -482,6 +511,19 @@ class Settings(BaseSettings):
         problem = _private_key_problem(self.jwt_private_key.get_secret_value(), self.jwt_public_key)
         if problem is not None:
             raise ValueError(f"JWT_PRIVATE_KEY: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_transcriber(self) -> Settings:
+        """faster-whisper needs a local model directory: refused at start-up, not at the
+        first job."""
+        if self.transcriber == "faster-whisper" and (
+            self.whisper_model is None or not self.whisper_model.is_dir()
+        ):
+            raise ValueError(
+                "SNIPIX_TRANSCRIBER=faster-whisper needs SNIPIX_WHISPER_MODEL naming a local "
+                "model directory (a CTranslate2 conversion of a Whisper model)"
+            )
         return self
 
     @model_validator(mode="after")

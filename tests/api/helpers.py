@@ -17,6 +17,7 @@ from pymongo.monitoring import (
 )
 
 from snipix.cache.journal import POLL_COMMENT
+from snipix.transcription.repository import CLAIM_COMMENT
 
 Json = dict[str, Any]
 Store = Database[dict[str, Any]]
@@ -124,8 +125,9 @@ class Commands(CommandListener):
         self.seen: list[str] = []
 
     def started(self, event: CommandStartedEvent) -> None:
-        if event.command.get("comment") == POLL_COMMENT:
-            return  # the cache's background journal poll: no request sent it
+        if event.command.get("comment") in {POLL_COMMENT, CLAIM_COMMENT}:
+            # the cache's journal poll, the transcription runner's claim: no request sent them
+            return
         if event.database_name == self.database and event.command_name in self.CRUD:
             with self._lock:
                 self.seen.append(f"{event.command_name} {event.command.get(event.command_name)}")

@@ -32,6 +32,8 @@ from tests.compat.webapp import (
     check_user,
     convert_to_backend,
     date_now_ms,
+    is_number,
+    js_value,
     make_video,
     random36,
     shown_auth_error,
@@ -593,6 +595,43 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
         assert isinstance(old["error"], str), old
         assert old["error"]
         failure(other.auth("POST", "/refresh", {"refresh_token": chain[-1]}), 400)
+
+        # --- TranscriptPage: transcribeAudio (FormData project_id), then the two removals ----
+        transcribed = data(web.form("/media/transcribe", [("project_id", project_id)]))
+        # transcriptSlice: `state.words = action.payload.data.transcript || []`.
+        assert set(transcribed) == {"transcript", "duration"}, transcribed
+        assert abs(transcribed["duration"] - video_seconds) < 0.05, transcribed
+        for word in transcribed["transcript"]:  # TranscriptWord
+            assert isinstance(word["text"], str), word
+            assert is_number(word["start"]), word
+            assert is_number(word["end"]), word
+            assert is_number(word["confidence"]), word
+            assert isinstance(word["isFiller"], bool), word
+            assert 0 <= word["start"] <= word["end"] <= video_seconds + 0.05, word
+        removed = data(
+            web.api(
+                "POST", "/media/remove-fillers", {"project_id": project_id, "auto_detect": True}
+            )
+        )
+        # RemoveFillersResponse.
+        assert isinstance(removed["processedVideoPath"], str), removed
+        for cut in removed["removedSegments"]:
+            assert is_number(cut["start"]), cut
+            assert is_number(cut["end"]), cut
+            assert isinstance(cut["text"], str), cut
+        if transcribed["transcript"]:
+            first = transcribed["transcript"][0]
+            # TranscriptPage's word ids: `${word.start}-${word.end}` (JavaScript numbers).
+            selected = [f"{js_value(first['start'])}-{js_value(first['end'])}"]
+            chosen = data(
+                web.api(
+                    "POST",
+                    "/media/remove-fillers",
+                    {"project_id": project_id, "selectedWords": selected},
+                )
+            )
+            assert chosen["processedVideoPath"] == f"/media/{project_id}/video/trimmed"
+            assert [c["text"] for c in chosen["removedSegments"]] == [first["text"]], chosen
 
         # --- Navigation logout -> AuthContext.logout -> authService.logout ------------------
         signed_out = web.auth("POST", "/logout")  # no body: the Bearer names the session

@@ -227,10 +227,17 @@ class WebApp:
     def upload(self, parts: list[tuple[str, str | tuple[str, str, bytes]]]) -> httpx.Response:
         """`apiService.post('/media/upload', formData, {headers: {'Content-Type':
         'multipart/form-data'}})`."""
+        return self.form("/media/upload", parts)
+
+    def form(
+        self, path: str, parts: list[tuple[str, str | tuple[str, str, bytes]]]
+    ) -> httpx.Response:
+        """`apiService.post(path, formData, {headers: {'Content-Type': 'multipart/form-data'}})`
+        (the upload, transcriptSlice's transcribeAudio)."""
         content, content_type = browser_multipart(parts)
         headers = self._headers(body=True, content_type=content_type)
-        self.preflight("POST", "/media/upload", headers)
-        response = self.http.post("/media/upload", content=content, headers=headers)
+        self.preflight("POST", path, headers)
+        response = self.http.post(path, content=content, headers=headers)
         assert response.headers.get("access-control-allow-origin") == WEB_ORIGIN, response.headers
         return response
 

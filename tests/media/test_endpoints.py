@@ -583,12 +583,23 @@ async def test_without_ffmpeg_uploads_work_and_trimming_is_501(
         assert "ffmpeg" in body["error"]
 
 
-@pytest.mark.parametrize("path", ["/media/transcribe", "/media/remove-fillers"])
-async def test_speech_features_are_501_with_a_reason(client: httpx.AsyncClient, path: str) -> None:
-    """Transcription and filler removal are outside this backend, and say so."""
-    response = await client.post(path, json={"project_id": "x"}, headers=who())
-    body = assert_envelope_error(response, 501, "not_implemented")
-    assert "speech-recognition" in body["error"]
+async def test_speech_routes_refuse_bad_input_in_the_envelope(client: httpx.AsyncClient) -> None:
+    """The web app's transcription calls: a clear error for what they cannot work on."""
+    no_form = await client.post("/media/transcribe", json={"project_id": "x"}, headers=who())
+    assert "project_id" in assert_envelope_error(no_form, 422, "validation_error")["error"]
+    project_id = await create_project(client)
+    nothing = await client.post(
+        "/media/remove-fillers", json={"project_id": project_id}, headers=who()
+    )
+    assert "selectedWords" in assert_envelope_error(nothing, 422, "validation_error")["error"]
+    no_transcript = await client.post(
+        "/media/remove-fillers", json={"project_id": project_id, "auto_detect": True}, headers=who()
+    )
+    assert_envelope_error(no_transcript, 404, "not_found")
+    no_video = await client.post(
+        "/media/transcribe", data={"project_id": project_id}, headers=who()
+    )
+    assert "upload" in assert_envelope_error(no_video, 409, "conflict")["error"]
 
 
 # --- purge -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 _LAZY: dict[str, tuple[str, str]] = {
     "db": ("snipix.cli.db", "db_app"),
     "retention": ("snipix.cli.retention", "retention_app"),
+    "transcribe": ("snipix.cli.transcription", "transcribe_app"),
     "logs": ("snipix.cli.logs", "logs_app"),
     "backup": ("snipix.cli.backup", "backup_app"),
     "restore": ("snipix.cli.backup", "backup_app"),

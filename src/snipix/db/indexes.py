@@ -131,6 +131,17 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         # The owner's buckets: a search across all of a user's transcripts is scored over
         # these only on the embedded engine (MongoDB answers `$text` from the text index).
         IndexSpec("transcript_segments", "by_user", [("userId", ASCENDING)]),
+        # Transcription jobs: one active job per project (`activeKey` is the project's id
+        # while queued or running, the job's own id after); the runners' claim reads the
+        # oldest waiting job, or a running one whose lease expired; the purge deletes a
+        # project's jobs.
+        # Sparse: every job has the key; a document without it is not a job's.
+        IndexSpec(
+            "jobs", "active_key", [("activeKey", ASCENDING)], {"unique": True, "sparse": True}
+        ),
+        IndexSpec("jobs", "state_created", [("state", ASCENDING), ("createdAt", ASCENDING)]),
+        IndexSpec("jobs", "state_lease", [("state", ASCENDING), ("leaseExpiresAt", ASCENDING)]),
+        IndexSpec("jobs", "by_project", [("projectId", ASCENDING)]),
         # editing_sessions: unique per (user, project) by `_id` (`<userId>:<projectId>`);
         # the recent list is keyset-paged on (lastOpenedAt, _id).
         IndexSpec(

@@ -356,6 +356,35 @@ class MediaService:
             return probe.duration_sec
         return sum(s.duration for s in segments)
 
+    # --- for other domains ---------------------------------------------------------------
+
+    @property
+    def ffmpeg(self) -> str | None:
+        """The ffmpeg executable this app found (None: not installed)."""
+        return self._tools.ffmpeg
+
+    @property
+    def job_timeout_s(self) -> float:
+        return self._tools.timeout_s
+
+    async def source(self, actor: Actor, project_id: str) -> tuple[Path, ProbeResult | None]:
+        """The project's uploaded video on disk and what ffprobe says of it (None without
+        ffprobe). Conflict when the project has no video: there is nothing to work on yet."""
+        project = await self._projects.get(actor, project_id)
+        media = project.media
+        source = self._storage.resolve(project_id, media.source_file if media else None)
+        stat = await asyncio.to_thread(_stat_file, source) if source is not None else None
+        if source is None or stat is None:
+            raise Conflict(
+                f"Project {project_id} has no uploaded video yet; upload one first "
+                "(POST /media/upload)."
+            )
+        try:
+            probe = await self._tools.probe(source)
+        except MediaToolFailed:
+            raise UnsupportedMediaType("The uploaded video could not be read.") from None
+        return source, probe
+
     # --- reads ---------------------------------------------------------------------------
 
     async def video(self, actor: Actor, project_id: str, *, trimmed: bool) -> StoredMedia:

@@ -540,6 +540,32 @@ class TranscriptService:
         return _merge_spans(spans)
 
 
+def cut_operations(spans: list[tuple[float, float]], *, source: str) -> list[Document]:
+    """The timeline JSON Patch that cuts `spans` of the source: one `cut` segment each.
+
+    Public: the transcript's cuts and the filler removal make the same edit, so one
+    function decides its shape."""
+    return [
+        {
+            "op": "add",
+            "path": "/segments/-",
+            "value": {
+                "id": f"cut-{uuid.uuid4().hex[:10]}",
+                "start": start,
+                "end": end,
+                "kind": "cut",
+                "source": source,
+            },
+        }
+        for start, end in spans
+    ]
+
+
+def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Public name of the span merge the cuts use (filler removal merges the same way)."""
+    return _merge_spans(spans)
+
+
 def _hits(project_id: str, bucket: Document, terms: set[str]) -> list[SearchHit]:
     """The segments of a bucket that contain one of `terms`, with the matching words."""
     hits: list[SearchHit] = []

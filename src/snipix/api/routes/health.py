@@ -89,6 +89,18 @@ async def _migrations(resources: Resources) -> dict[str, Any]:
     return status.as_dict()
 
 
+def _transcriber(resources: Resources) -> dict[str, Any]:
+    """Which engine transcription jobs use, and how many this replica runs at once."""
+    settings = resources.settings
+    engine = resources.services.transcription.transcriber
+    return {
+        "status": "ok" if settings.transcribe_workers > 0 else "disabled",
+        "engine": engine.name,
+        "language": engine.language,
+        "workers": settings.transcribe_workers,
+    }
+
+
 @router.get(
     "/ready",
     response_model=Ready,
@@ -105,6 +117,7 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
         "cache": cache,
         "pool": {"status": "ok", **resources.pool.snapshot()},
         "migrations": migrations,
+        "transcriber": _transcriber(resources),
     }
     failing = [n for n, c in components.items() if c.get("status") in {"down", "pending"}]
     reasons = _reasons(database, cache, migrations)

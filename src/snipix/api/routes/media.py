@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snipix.api.answers import errors
 from snipix.api.envelope import success
@@ -16,12 +18,18 @@ from snipix.api.identity import DEV_USER_HEADER, ActorDep, current_user
 from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.auth.actor import Actor
-from snipix.errors import NotImplementedHere
+from snipix.errors import ValidationFailed
 from snipix.media.links import MEDIA_COOKIE
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.service import MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN
 from snipix.resources import get_resources, get_settings
+from snipix.transcription.schemas import (
+    RemoveFillersAnswer,
+    RemoveFillersRequest,
+    TranscribeAnswer,
+)
+from snipix.transcription.service import TranscriptionService
 
 
 async def get_media_service(request: Request) -> MediaService:
@@ -101,6 +109,8 @@ _UPLOAD_BODY: Final = {
         },
     }
 }
+
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 
 router = APIRouter(
     prefix="/media",
@@ -205,31 +215,96 @@ async def media_links(
     return success(links.model_dump(mode="json"))
 
 
+async def get_transcription_service(request: Request) -> TranscriptionService:
+    return get_resources(request).services.transcription
+
+
+TranscriptionDep = Annotated[TranscriptionService, Depends(get_transcription_service)]
+_TRANSCRIBE_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["project_id"],
+                    "properties": {"project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN}},
+                }
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["project_id"],
+                    "properties": {"project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN}},
+                }
+            },
+        },
+    }
+}
+
+
 @router.post(
     "/transcribe",
-    status_code=501,
-    response_model=None,
-    responses=errors(401, 501, compat=True),
+    response_model=Envelope[TranscribeAnswer],
+    openapi_extra=_TRANSCRIBE_BODY,
+    responses=errors(
+        401,
+        404,
+        compat=True,
+        say={
+            409: "No video yet, or the job failed or was cancelled (the error names it).",
+            422: "No project_id, or the video has no audio track.",
+            501: "ffmpeg is not installed on this server.",
+            503: "Not done within SNIPIX_TRANSCRIBE_WAIT_S: the job goes on; the error "
+            "names it and where to poll (also in `Location`).",
+        },
+    ),
 )
-async def transcribe(_actor: ActorDep) -> None:
-    """Speech recognition is outside this backend: 501."""
-    raise NotImplementedHere(
-        "Transcription needs a speech-recognition service, which this backend does not "
-        "include. Produce the transcript elsewhere and save it with PUT "
-        "/transcriptions/{project_id} (or PUT /api/v1/projects/{id}/transcript)."
-    )
+async def transcribe(
+    request: Request, actor: ActorDep, service: TranscriptionDep
+) -> dict[str, Any]:
+    """Transcribe the project's video (form field `project_id`) and answer its words: a
+    transcription job, waited for up to SNIPIX_TRANSCRIBE_WAIT_S."""
+    project_id = await _form_project_id(request)
+    answer = await service.transcribe_now(actor, project_id)
+    return success(answer.model_dump(mode="json"), "Transcription completed successfully")
+
+
+async def _form_project_id(request: Request) -> str:
+    try:
+        form = await request.form(max_files=0, max_fields=10, max_part_size=4_096)
+    except StarletteHTTPException:
+        form = None  # not a readable form: the same answer as a missing field
+    value = form.get("project_id") if form is not None else None
+    if not isinstance(value, str) or not _PROJECT_ID.fullmatch(value):
+        raise ValidationFailed(
+            "Send the form field `project_id` with the project's id.",
+            details=[{"loc": ["body", "project_id"], "msg": "missing or invalid", "type": "id"}],
+        )
+    return value
 
 
 @router.post(
     "/remove-fillers",
-    status_code=501,
-    response_model=None,
-    responses=errors(401, 501, compat=True),
+    response_model=Envelope[RemoveFillersAnswer],
+    responses=errors(
+        401,
+        compat=True,
+        say={
+            404: "No such project, or it has no transcript yet.",
+            409: "No video, or the timeline or video changed meanwhile.",
+            422: "Neither selectedWords nor auto_detect, or a word not in the transcript "
+            "(nothing is cut).",
+            501: "ffmpeg is not installed on this server.",
+        },
+    ),
 )
-async def remove_fillers(_actor: ActorDep) -> None:
-    """Filler-word removal needs speech recognition, outside this backend: 501."""
-    raise NotImplementedHere(
-        "Removing filler words needs a speech-recognition service, which this backend does "
-        "not include. Cut them on the timeline instead (the transcript's cuts, POST "
-        "/api/v1/projects/{id}/transcript/cuts, then POST /media/trim-video)."
+async def remove_fillers(
+    body: RemoveFillersRequest, actor: ActorDep, service: TranscriptionDep
+) -> dict[str, Any]:
+    """Cut the selected words (the web app's `<start>-<end>` ids) or, with `auto_detect`,
+    every filler from the timeline as one undoable revision, and render the edited video."""
+    answer = await service.remove_fillers(
+        actor, body.project_id, selected=body.selected_words, auto_detect=body.auto_detect
     )
+    return success(answer.model_dump(mode="json"), "Filler words removed")

@@ -3,7 +3,6 @@ across a user's transcripts (`/api/v1/transcripts/search`): HTTP only."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -29,7 +28,7 @@ from snipix.transcripts.schemas import (
     TranscriptHeader,
     TranscriptUpload,
 )
-from snipix.transcripts.service import TranscriptService
+from snipix.transcripts.service import TranscriptService, cut_operations
 from snipix.wire.pages import DEFAULT_LIMIT, decode_cursor
 from snipix.wire.versions import expected_version, parse_if_match
 
@@ -209,20 +208,7 @@ async def cut_from_transcript(
     `If-Match` refers to the timeline's version; without it the cuts apply to the current one.
     """
     spans = await service.ranges_for(actor, project_id, body.ranges, body.word_ids)
-    operations = [
-        {
-            "op": "add",
-            "path": "/segments/-",
-            "value": {
-                "id": f"cut-{uuid.uuid4().hex[:10]}",
-                "start": start,
-                "end": end,
-                "kind": "cut",
-                "source": "transcript",
-            },
-        }
-        for start, end in spans
-    ]
+    operations = cut_operations(spans, source="transcript")
     expected = parse_if_match(if_match)
     timeline = await timelines.patch(
         actor,

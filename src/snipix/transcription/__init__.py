@@ -1,0 +1,1 @@
+"""Speech recognition: transcription jobs, the engines they run, and filler removal."""
