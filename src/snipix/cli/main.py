@@ -156,6 +156,14 @@ def engine(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 27017,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Threads running the engine's queries (default 2; docs/engine.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded MongoDB-compatible engine in the foreground, like mongod."""
     # Imported here: only this command runs the engine in process (its imports are slow).
@@ -169,6 +177,7 @@ def engine(
                 host=host,
                 port=port,
                 parent_pid=parent_pid,
+                threads=threads,
             )
         )
 

@@ -95,6 +95,12 @@ FSYNC_FAILURE_EXIT = 74
 # Names a file that receives every SQL statement the engine runs (see StatementTrace).
 SQL_TRACE_ENV = "SNIPIX_ENGINE_SQL_TRACE"
 
+# Threads running the engine's queries (mongoeco's `executor_workers`; its default is the
+# core count + 4, at least 4). Every query holds the GIL for its Python work and writes
+# take one lock, so more threads add no throughput, only contention: a read queued among
+# eight writers' updates waited twice as long with 6 threads as with 1 to 3 (docs/engine.md).
+ENGINE_THREADS = 2
+
 
 class StatementTrace:
     """Every SQL statement the engine executes, appended to a file as JSON lines.
@@ -666,6 +672,7 @@ async def serve_engine(
     port: int = 27017,
     parent_pid: int | None = None,
     stop: asyncio.Event | None = None,
+    threads: int | None = None,
 ) -> None:
     """Serve `data_dir` (an absolute path) until SIGTERM/SIGINT (or `stop`), then close.
 
@@ -682,7 +689,9 @@ async def serve_engine(
     server: DurableProxyServer | None = None
     watcher: asyncio.Task[None] | None = None
     try:
-        engine = DurableSQLiteEngine(str(data_dir / DATA_FILE))
+        engine = DurableSQLiteEngine(
+            str(data_dir / DATA_FILE), executor_workers=threads or ENGINE_THREADS
+        )
         trace_path = os.environ.get(SQL_TRACE_ENV)
         if trace_path:
             engine.statement_trace = StatementTrace(Path(trace_path))

@@ -64,6 +64,7 @@ def start_engine_process(
     timeout_s: float = 30.0,
     stop_with_parent: bool = True,
     env: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> EngineProcess:
     """Start `snipix engine` as a child process and wait until it accepts connections.
 
@@ -86,6 +87,8 @@ def start_engine_process(
     ]
     if stop_with_parent:
         command += ["--parent-pid", str(os.getpid())]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
