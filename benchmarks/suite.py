@@ -958,7 +958,7 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
             plain_p50 <= 3 * write_p50,
         ),
         (
-            "autosave PATCH with Idempotency-Key (5 writes) / write floor p50",
+            "autosave PATCH with Idempotency-Key (3 writes and the key search) / write floor p50",
             f"{patch_p50 / (write_p50 or 1):.1f}x",
             None,
         ),
