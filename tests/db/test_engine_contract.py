@@ -272,3 +272,28 @@ def test_unique_index_validation_and_first_document_signatures() -> None:
 )
 def test_overridden_methods_exist_upstream(name: str) -> None:
     assert name in vars(SQLiteEngine), f"SQLiteEngine.{name} is gone; engine.py overrides it"
+
+
+# --- The read lane ------------------------------------------------------------------
+
+
+def test_reads_are_submitted_to_the_pool_as_the_lane_expects() -> None:
+    """`DurableSQLiteEngine._run_blocking` recognises a read by the name of the function
+    mongoeco submits; each must still exist and still be submitted through
+    `_run_blocking`, or reads silently go back to queueing behind writes."""
+    from mongoeco.engines._sqlite_reader import SQLiteScanReader
+
+    from snipix.db.engine import READ_CALLS
+
+    engine_source = inspect.getsource(SQLiteEngine)
+    for name in READ_CALLS - {"fetch"}:
+        assert name in vars(SQLiteEngine), f"SQLiteEngine.{name} is gone"
+        assert f"self._run_blocking(\n            self.{name}," in engine_source, name
+    assert "fetch" in vars(SQLiteScanReader)
+    assert "self._run_blocking(\n                            reader.fetch," in engine_source
+    positional = inspect.Parameter.POSITIONAL_ONLY
+    assert parameters(SQLiteEngine._run_blocking)[:2] == [
+        ("self", positional, NONE),
+        ("func", positional, NONE),
+    ]
+    assert "_shutdown_executor" in vars(SQLiteEngine)

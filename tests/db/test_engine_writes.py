@@ -392,3 +392,31 @@ def test_a_write_nobody_watches_serialises_its_document_once(tmp_path: Path) -> 
         }
     assert len(inserted) == 1
     assert len(updated) == 1
+
+
+def test_reads_are_answered_while_every_query_thread_is_busy(tmp_path: Path) -> None:
+    """Every thread of the engine's query pool is busy (a burst of writes holds them): a
+    read by `_id`, a count and a sorted find are still answered, on the read lane, instead
+    of queueing behind the work the pool has yet to finish."""
+    engine = DurableSQLiteEngine(str(tmp_path / "lane.sqlite"), executor_workers=2)
+    release = threading.Event()
+    both_busy = threading.Barrier(3)
+
+    def occupy() -> None:
+        both_busy.wait(30)
+        release.wait(30)
+
+    with served(engine) as uri, sync_client(uri, socketTimeoutMS=5000) as client:
+        docs = client["db"]["docs"]
+        docs.insert_many([{"_id": n, "n": n} for n in range(10)])
+        pool = engine._ensure_executor()  # mongoeco's pool, two threads
+        held = [pool.submit(occupy) for _ in range(2)]
+        try:
+            both_busy.wait(30)
+            assert docs.find_one({"_id": 3}) == {"_id": 3, "n": 3}
+            assert docs.count_documents({"n": {"$gte": 5}}) == 5
+            assert [doc["_id"] for doc in docs.find().sort("_id", 1).limit(3)] == [0, 1, 2]
+        finally:
+            release.set()
+            for job in held:
+                job.result(30)

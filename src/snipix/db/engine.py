@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import ipaddress
 import json
 import os
@@ -51,6 +52,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -307,6 +309,14 @@ class _WatcherAwareHub(ChangeStreamHub):
         super().register_watcher()
 
 
+# The work mongoeco hands its pool for a read (`SQLiteEngine` methods and
+# `SQLiteScanReader.fetch`); `DurableSQLiteEngine._run_blocking` runs them on a lane of
+# their own. A contract test checks each still exists and is still submitted that way.
+READ_CALLS = frozenset(
+    {"_plan_find_semantics_sync", "fetch", "_get_document_sync", "_count_matching_documents_sync"}
+)
+
+
 class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
     """SQLiteEngine whose acknowledged writes survive power loss, at group-commit cost.
 
@@ -336,6 +346,34 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
 
     # Set before the engine connects to record every SQL statement (see StatementTrace).
     statement_trace: StatementTrace | None = None
+
+    # The thread reads run on (`_run_blocking`), made on first use.
+    _read_lane: ThreadPoolExecutor | None = None
+
+    async def _run_blocking(self, func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Reads on a thread of their own; everything else on mongoeco's pool.
+
+        mongoeco runs every query through one pool, first come first served (its
+        admission bounds what is queued to the pool's size), so a read arriving among
+        writers waits behind every write queued before it. On a lane of their own reads
+        wait only for the engine's lock, held by one statement at a time. The same
+        submission as stock: the work in a copy of the caller's context (the request a
+        commit belongs to), shielded from the caller's cancellation.
+        """
+        if getattr(func, "__name__", None) not in READ_CALLS:
+            return await super()._run_blocking(func, *args, **kwargs)  # type: ignore[no-untyped-call]
+        if self._read_lane is None:
+            self._read_lane = ThreadPoolExecutor(1, thread_name_prefix="snipix-engine-reads")
+        context = contextvars.copy_context()
+        job = self._read_lane.submit(context.run, functools.partial(func, *args, **kwargs))
+        return await asyncio.shield(asyncio.wrap_future(job))
+
+    def _shutdown_executor(self) -> None:
+        """Stop the read lane with mongoeco's pool (at disconnect), after its last read."""
+        super()._shutdown_executor()
+        lane, self._read_lane = self._read_lane, None
+        if lane is not None:
+            lane.shutdown(wait=True, cancel_futures=True)
 
     def _create_sqlite_connection(self) -> sqlite3.Connection:
         # mongoeco's own body (4.11), with a connection class that reports commits. The
