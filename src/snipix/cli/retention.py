@@ -10,16 +10,12 @@ import typer
 
 from snipix.cache.service import Cache
 from snipix.cli.frame import command, fail, load_settings
+from snipix.cli.services import command_services
 from snipix.db.client import connected
-from snipix.db.deferred import DeferredWrites
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.launcher import database_endpoint
 from snipix.db.leases import Lease
-from snipix.db.transactions import UnitOfWork
-from snipix.observability.metrics import Metrics
 from snipix.projects.retention import LEASE_NAME, RetentionJob, RetentionReport
-from snipix.security.limiter import Limiter
-from snipix.services import build_services
 from snipix.settings import Settings
 
 retention_app = typer.Typer(help="Purge projects soft-deleted longer than the retention window.")
@@ -57,17 +53,9 @@ async def sweep(settings: Settings, *, dry_run: bool) -> RetentionReport | None:
         # The sweep's queries name catalogue indexes; a database the service never started
         # against has none yet (creating existing ones is free).
         await ensure_catalogue(db, settings)
-        services = build_services(
-            settings,
-            db,
-            await UnitOfWork.for_server(client),
-            # Purges only soft-deleted projects, which no cache serves; the in-service
-            # sweep (app.py) invalidates through the app's cache all the same.
-            cache=Cache.disabled(),
-            deferred=DeferredWrites(),
-            limiter=Limiter.in_process(),
-            metrics=Metrics("cli"),
-        )
+        # Purges only soft-deleted projects, which no cache serves; the in-service sweep
+        # (app.py) invalidates through the app's cache all the same.
+        services = await command_services(settings, client, cache=Cache.disabled(), name="cli")
         job = RetentionJob(
             services.projects,  # media: files go with the project
             Lease(db, LEASE_NAME, ttl=timedelta(minutes=10)),

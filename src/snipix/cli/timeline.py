@@ -18,15 +18,12 @@ import typer
 
 from snipix.auth.actor import Actor
 from snipix.cli.frame import command, fail, invalidation_cache, load_settings
+from snipix.cli.services import command_services
 from snipix.db.client import connected
-from snipix.db.deferred import DeferredWrites
 from snipix.db.launcher import database_endpoint
-from snipix.db.transactions import UnitOfWork
 from snipix.errors import SnipixError
-from snipix.observability.metrics import Metrics
 from snipix.projects.repository import ProjectRepository
-from snipix.security.limiter import Limiter
-from snipix.services import Services, build_services
+from snipix.services import Services
 from snipix.settings import Settings
 from snipix.timelines.interchange import FORMATS, Exported, Format
 from snipix.timelines.schemas import ImportReport
@@ -139,13 +136,5 @@ async def _owner_services(
         doc = await ProjectRepository(db).get(project_id, None)
         if doc is None:
             fail(f"no live project {project_id}")
-        services = build_services(
-            settings,
-            db,
-            await UnitOfWork.for_server(client),
-            cache=cache,
-            deferred=DeferredWrites(),
-            limiter=Limiter.in_process(),
-            metrics=Metrics("cli"),
-        )
+        services = await command_services(settings, client, cache=cache, name="cli")
         yield services, Actor(user_id=str(doc["userId"]))

@@ -14,14 +14,10 @@ import typer
 
 from snipix.cache.service import Cache
 from snipix.cli.frame import command, load_settings
+from snipix.cli.services import command_services
 from snipix.db.client import connected
-from snipix.db.deferred import DeferredWrites
 from snipix.db.indexes import ensure_catalogue
 from snipix.db.launcher import database_endpoint
-from snipix.db.transactions import UnitOfWork
-from snipix.observability.metrics import Metrics
-from snipix.security.limiter import Limiter
-from snipix.services import build_services
 from snipix.settings import Settings
 from snipix.transcription.service import JobRunner
 
@@ -44,16 +40,10 @@ async def run_worker(settings: Settings) -> None:
     async with connected(settings) as client:
         db = client[settings.database_name]
         await ensure_catalogue(db, settings)
-        services = build_services(
-            settings,
-            db,
-            await UnitOfWork.for_server(client),
-            # A job reads the project and writes only the transcript, which no cache
-            # holds: there is nothing for this process to invalidate.
-            cache=Cache.disabled(),
-            deferred=DeferredWrites(),
-            limiter=Limiter.in_process(),
-            metrics=Metrics("transcribe-worker"),
+        # A job reads the project and writes only the transcript, which no cache holds:
+        # there is nothing for this process to invalidate.
+        services = await command_services(
+            settings, client, cache=Cache.disabled(), name="transcribe-worker"
         )
         runner = JobRunner(services.transcription, max(1, settings.transcribe_workers))
         typer.echo(f"transcription worker {runner.owner} ready", err=True)
