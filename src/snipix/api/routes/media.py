@@ -92,23 +92,26 @@ _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     # Starlette's own answer, plain text (players read the status and the header).
     416: {"description": "The range is outside the file (`Content-Range: bytes */size`)."},
 }
-_UPLOAD_BODY: Final = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "project_id"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN},
-                    },
-                }
-            }
-        },
+_PROJECT_ID_FIELD: Final = {"type": "string", "pattern": PROJECT_ID_PATTERN}
+
+
+def _form_body(
+    properties: dict[str, Any], *, media_types: tuple[str, ...] = ("multipart/form-data",)
+) -> dict[str, Any]:
+    """`openapi_extra` documenting a form body whose fields are all required (the routes
+    read the form themselves, so FastAPI cannot describe it)."""
+    schema = {"type": "object", "required": list(properties), "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {media_type: {"schema": schema} for media_type in media_types},
+        }
     }
-}
+
+
+_UPLOAD_BODY: Final = _form_body(
+    {"file": {"type": "string", "format": "binary"}, "project_id": _PROJECT_ID_FIELD}
+)
 
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 
@@ -220,27 +223,10 @@ async def get_transcription_service(request: Request) -> TranscriptionService:
 
 
 TranscriptionDep = Annotated[TranscriptionService, Depends(get_transcription_service)]
-_TRANSCRIBE_BODY: Final = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["project_id"],
-                    "properties": {"project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN}},
-                }
-            },
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["project_id"],
-                    "properties": {"project_id": {"type": "string", "pattern": PROJECT_ID_PATTERN}},
-                }
-            },
-        },
-    }
-}
+_TRANSCRIBE_BODY: Final = _form_body(
+    {"project_id": _PROJECT_ID_FIELD},
+    media_types=("multipart/form-data", "application/x-www-form-urlencoded"),
+)
 
 
 @router.post(
