@@ -865,6 +865,16 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
                 headers={USER_HEADER: talk_user},
             ),
         )
+        wrk_row(
+            suite,
+            "transcript window (60 s), 1 connection",
+            run_wrk(
+                f"{uncached.base}/api/v1/projects/{talk_id}/transcript/segments?from=120&to=180",
+                seconds=s,
+                connections=1,
+                headers={USER_HEADER: talk_user},
+            ),
+        )
 
         writes_small = await sequential_writes(cached.base, user, project_id, scale.sequential)
         latency_row(
@@ -1001,6 +1011,11 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
             f" vs {suite.row('list page (50), uncached, 1 connection').p95_ms:.1f} ms idle",
             (suite.row("list page (50), uncached, 1 connection, 8 writers").p95_ms or 0)
             <= 3 * (suite.row("list page (50), uncached, 1 connection").p95_ms or 0),
+        ),
+        (
+            "transcript window p95 < 20 ms (uncached, 1 connection)",
+            f"{suite.row('transcript window (60 s), 1 connection').p95_ms:.1f} ms",
+            (suite.row("transcript window (60 s), 1 connection").p95_ms or 0) < 20,
         ),
         (
             "start-up < 2 s after the database answers",

@@ -37,6 +37,7 @@ SCENARIOS = (
     "timeline load (50 clips), uncached",
     "timeline load (50 clips), cached",
     "transcript window (60 s)",
+    "transcript window (60 s), 1 connection",
     "autosave PATCH, 10 ops (50 clips)",
     "autosave PATCH, 10 ops, no Idempotency-Key (50 clips)",
     "full PUT, same change (50 clips)",
