@@ -261,12 +261,10 @@ def test_the_http_engine_needs_an_http_url() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="SNIPIX_TRANSCRIBE_URL"):
-        Settings(transcriber="openai")  # type: ignore[call-arg]
+        Settings(transcriber="openai")
     with pytest.raises(ValidationError, match="not in the URL"):
-        Settings(  # type: ignore[call-arg]
-            transcriber="openai", transcribe_url=f"https://user:{KEY}@api.example/v1"
-        )
-    ok = Settings(  # type: ignore[call-arg]
+        Settings(transcriber="openai", transcribe_url=f"https://user:{KEY}@api.example/v1")
+    ok = Settings(
         transcriber="openai", transcribe_url="https://api.example/v1", transcribe_api_key=KEY
     )
     assert KEY in ok.secret_values()
