@@ -313,7 +313,7 @@ async def test_a_running_job_cancelled_stops_at_its_next_chunk_writing_nothing(
 
         async def recognising() -> bool:
             job = await job_of(client, location)
-            return job["state"] == "running" and job["progress"] > 0.1
+            return bool(job["state"] == "running" and job["progress"] > 0.1)
 
         await until(recognising, what="the job to recognise its first chunk", deadline_s=60)
         cancelled = await client.delete(location, headers=who())
