@@ -37,6 +37,7 @@ from snipix.settings import Settings
 from snipix.timelines.repository import TimelineRepository
 from snipix.timelines.service import TimelineService
 from snipix.transcription.engines import build_transcriber
+from snipix.transcription.remote import HttpTranscriber
 from snipix.transcription.repository import JobRepository
 from snipix.transcription.service import TranscriptionService
 from snipix.transcripts.repository import TranscriptRepository
@@ -126,8 +127,10 @@ def build_services(
             transcripts=transcripts,
             timelines=timelines,
             media=media,
-            transcriber=build_transcriber(
-                settings.transcriber, whisper_model=settings.whisper_model
+            transcriber=(
+                HttpTranscriber.from_settings(settings)
+                if settings.transcriber == "openai"
+                else build_transcriber(settings.transcriber, whisper_model=settings.whisper_model)
             ),
             settings=settings,
         ),

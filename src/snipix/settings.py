@@ -306,12 +306,25 @@ class Settings(BaseSettings):
     # another replica or `snipix` process does), the length of the audio chunks a worker
     # decodes at a time (progress and memory per chunk), how long the web app's synchronous
     # `/media/transcribe` waits for its job, and the job lease a dead worker loses.
-    transcriber: Literal["pocketsphinx", "faster-whisper"] = Field(
+    transcriber: Literal["pocketsphinx", "faster-whisper", "openai"] = Field(
         "pocketsphinx", validation_alias=_env("SNIPIX_TRANSCRIBER")
     )
     # faster-whisper (the `whisper` extra) reads a converted model from this directory; it
     # never downloads one.
     whisper_model: Path | None = Field(None, validation_alias=_env("SNIPIX_WHISPER_MODEL"))
+    # `openai`: an OpenAI-compatible transcription service, `{url}/audio/transcriptions`
+    # (e.g. https://api.openai.com/v1), its bearer key (optional for a self-hosted service
+    # without one), the model it is asked for, and how long one chunk's request may take.
+    transcribe_url: str | None = Field(None, validation_alias=_env("SNIPIX_TRANSCRIBE_URL"))
+    transcribe_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("SNIPIX_TRANSCRIBE_API_KEY")
+    )
+    transcribe_model: str = Field(
+        "whisper-1", min_length=1, validation_alias=_env("SNIPIX_TRANSCRIBE_MODEL")
+    )
+    transcribe_timeout_s: float = Field(
+        120, gt=0, le=3_600, validation_alias=_env("SNIPIX_TRANSCRIBE_TIMEOUT_S")
+    )
     transcribe_workers: int = Field(
         1, ge=0, le=64, validation_alias=_env("SNIPIX_TRANSCRIBE_WORKERS")
     )
@@ -524,6 +537,18 @@ class Settings(BaseSettings):
                 "SNIPIX_TRANSCRIBER=faster-whisper needs SNIPIX_WHISPER_MODEL naming a local "
                 "model directory (a CTranslate2 conversion of a Whisper model)"
             )
+        if self.transcriber == "openai":
+            parts = urlsplit(self.transcribe_url or "")
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(
+                    "SNIPIX_TRANSCRIBER=openai needs SNIPIX_TRANSCRIBE_URL, the service's "
+                    "http(s) base URL (e.g. https://api.openai.com/v1)"
+                )
+            if parts.username or parts.password:
+                raise ValueError(
+                    "SNIPIX_TRANSCRIBE_URL: put the key in SNIPIX_TRANSCRIBE_API_KEY, not in "
+                    "the URL"
+                )
         return self
 
     @model_validator(mode="after")
@@ -624,6 +649,8 @@ class Settings(BaseSettings):
             secrets.append(self.jwt_secret.get_secret_value())
         if self.jwt_private_key is not None:
             secrets.append(self.jwt_private_key.get_secret_value())
+        if self.transcribe_api_key is not None:
+            secrets.append(self.transcribe_api_key.get_secret_value())
         return [s for s in secrets if s]
 
     def describe(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ import pytest
 from pymongo import MongoClient
 
 from snipix.app import create_app
+from snipix.observability.logging import configure_logging
 from snipix.settings import Settings
 from tests.media.conftest import probe
 from tests.media.test_endpoints import assert_envelope_error, create_project, upload, who
@@ -296,3 +297,43 @@ async def test_a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_onc
             # Written once: the first worker wrote nothing before it died.
             assert header.json()["version"] == 1
             assert job["result"]["transcriptVersion"] == 1
+
+
+async def test_a_running_job_cancelled_stops_at_its_next_chunk_writing_nothing(
+    settings: Settings, speech: Speech, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(settings)
+    # 1 s chunks: the job is cancelled while it is recognising, several chunks before its end.
+    app = create_app(with_jobs(settings, transcribe_chunk_s=1, transcribe_poll_s=0.2))
+    async with running_app(app) as client:
+        project_id = await uploaded(client, speech.video.read_bytes())
+        started = await client.post(f"/api/v1/projects/{project_id}/transcript/jobs", headers=who())
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+
+        async def recognising() -> bool:
+            job = await job_of(client, location)
+            return bool(job["state"] == "running" and job["progress"] > 0.1)
+
+        await until(recognising, what="the job to recognise its first chunk", deadline_s=60)
+        cancelled = await client.delete(location, headers=who())
+        assert cancelled.status_code == 200, cancelled.text
+        at_cancel = cancelled.json()["progress"]
+        assert at_cancel < 0.95, "the job had recognised everything before the cancel"
+
+        logged: list[str] = []
+
+        def stopped() -> bool:
+            logged.append(capsys.readouterr().err)
+            return "the job is no longer this worker's" in "".join(logged)
+
+        await until(stopped, what="the worker to stop at its next chunk", deadline_s=60)
+        job = await job_of(client, location)
+        assert job["state"] == "cancelled", job
+        assert job["progress"] == at_cancel  # nothing recorded after the cancel
+        assert job["result"] is None
+        transcript = await client.get(f"/api/v1/projects/{project_id}/transcript", headers=who())
+        assert transcript.status_code == 404, transcript.text
+    with database_client(settings) as mongo:
+        stored = mongo[settings.database_name]["transcript_segments"]
+        assert stored.count_documents({"projectId": project_id}) == 0

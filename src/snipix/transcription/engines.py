@@ -10,13 +10,18 @@ pocketsphinx is the default: its wheel ships the US English acoustic model, dict
 language model, so it works offline with nothing to download, and it reports each word's
 start and end frame and posterior probability. faster-whisper (`SNIPIX_TRANSCRIBER=
 faster-whisper`, a local model in SNIPIX_WHISPER_MODEL) is the better-quality choice.
+An OpenAI-compatible service (`SNIPIX_TRANSCRIBER=openai`, `remote.py`) recognises
+elsewhere: its chunks are HTTP requests awaited on the event loop, no worker process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import re
 import wave
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -42,9 +47,14 @@ class RecognisedWord:
     confidence: float
 
 
+# The runner's process pool, created on first use: an engine that needs none never
+# starts worker processes.
+PoolFactory = Callable[[], Executor]
+
+
 class Transcriber(Protocol):
     """An engine: its name (shown by /health/ready and `snipix config`), its model's
-    language, and the work a worker process does for one chunk."""
+    language, what else /health/ready shows of it, and the recognition of one chunk."""
 
     @property
     def name(self) -> str: ...
@@ -52,22 +62,46 @@ class Transcriber(Protocol):
     @property
     def language(self) -> str: ...
 
-    def chunk_task(self, wav: Path, start: float, end: float) -> tuple[Any, ...]:
-        """The picklable arguments of `recognise_chunk` for [start, end) of `wav`."""
+    def describe(self) -> dict[str, str]:
+        """What /health/ready shows besides the name: never a secret."""
+        ...
+
+    async def recognise(
+        self, wav: Path, start: float, end: float, *, language: str, pool: PoolFactory
+    ) -> list[RecognisedWord]:
+        """The words of [start, end) of `wav`, timed from the start of the media."""
         ...
 
 
-class PocketsphinxTranscriber:
+class LocalTranscriber:
+    """An engine that decodes in the runner's worker processes (CPU-bound)."""
+
+    name = ""
+
+    def describe(self) -> dict[str, str]:
+        return {}
+
+    def chunk_task(self, wav: Path, start: float, end: float) -> tuple[Any, ...]:
+        """The picklable arguments of `recognise_chunk` for [start, end) of `wav`."""
+        return (self.name, str(wav), start, end)
+
+    async def recognise(
+        self, wav: Path, start: float, end: float, *, language: str, pool: PoolFactory
+    ) -> list[RecognisedWord]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            pool(), recognise_chunk, *self.chunk_task(wav, start, end)
+        )
+
+
+class PocketsphinxTranscriber(LocalTranscriber):
     """CMU pocketsphinx with the English model its wheel ships."""
 
     name = "pocketsphinx"
     language = "en-US"
 
-    def chunk_task(self, wav: Path, start: float, end: float) -> tuple[Any, ...]:
-        return (self.name, str(wav), start, end)
 
-
-class WhisperTranscriber:
+class WhisperTranscriber(LocalTranscriber):
     """faster-whisper (CTranslate2) with a model from a local directory, on the CPU with
     8-bit weights; words with their times and probabilities. Installed with the `whisper`
     extra (`pip install 'snipix[whisper]'`); imported only in the worker processes."""
@@ -85,12 +119,16 @@ class WhisperTranscriber:
             )
         self.model = model
 
+    def describe(self) -> dict[str, str]:
+        return {"model": self.model.name}
+
     def chunk_task(self, wav: Path, start: float, end: float) -> tuple[Any, ...]:
         return (f"{self.name}:{self.model}", str(wav), start, end)
 
 
 def build_transcriber(name: str, *, whisper_model: Path | None = None) -> Transcriber:
-    """The engine `SNIPIX_TRANSCRIBER` names (validated by the settings)."""
+    """The local engine `SNIPIX_TRANSCRIBER` names (validated by the settings); the
+    HTTP engine is built from its settings by `remote.HttpTranscriber`."""
     if name == "pocketsphinx":
         return PocketsphinxTranscriber()
     if name == "faster-whisper" and whisper_model is not None:

@@ -46,8 +46,9 @@ from snipix.projects.service import ProjectService
 from snipix.settings import Settings
 from snipix.timelines.service import TimelineService
 from snipix.transcription.audio import chunk_bounds, extract_audio
-from snipix.transcription.engines import RecognisedWord, Transcriber, recognise_chunk
+from snipix.transcription.engines import RecognisedWord, Transcriber
 from snipix.transcription.fillers import filler_flags
+from snipix.transcription.remote import TranscriptionRefused
 from snipix.transcription.repository import (
     ACTIVE_STATES,
     DONE,
@@ -525,15 +526,16 @@ class JobRunner:
                 chunk_bounds, wav, duration, service.settings.transcribe_chunk_s
             )
             words: list[RecognisedWord] = []
-            loop = asyncio.get_running_loop()
+            language = job.get("language") or service.transcriber.language
             for index, (start, end) in enumerate(bounds):
-                task = service.transcriber.chunk_task(wav, start, end)
-                words += await loop.run_in_executor(self._executor(), recognise_chunk, *task)
+                words += await service.transcriber.recognise(
+                    wav, start, end, language=language, pool=self._executor
+                )
                 done = _EXTRACTED + (_RECOGNISED - _EXTRACTED) * (index + 1) / len(bounds)
                 await self._progress(job_id, done, lost)
             upload = transcript_upload(
                 words,
-                language=job.get("language") or service.transcriber.language,
+                language=language,
                 duration=duration,
                 model=service.transcriber.name,
                 processing_time_sec=time.perf_counter() - started,
@@ -560,8 +562,9 @@ class JobRunner:
                 error="The project was deleted (or is no longer this user's) before its "
                 "transcript was saved; nothing was written.",
             )
-        except (Conflict, ValidationFailed, NotImplementedHere) as error:
-            # The project lost its video or sound meanwhile: no attempt will do better.
+        except (Conflict, ValidationFailed, NotImplementedHere, TranscriptionRefused) as error:
+            # The project lost its video or sound meanwhile, or the transcription service
+            # refused the request (its key, the audio): no attempt will do better.
             await jobs.finish(
                 job_id, self.owner, service.clock(), state=FAILED, error=error.message
             )

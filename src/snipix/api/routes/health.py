@@ -98,6 +98,7 @@ def _transcriber(resources: Resources) -> dict[str, Any]:
         "engine": engine.name,
         "language": engine.language,
         "workers": settings.transcribe_workers,
+        **engine.describe(),
     }
 
 
