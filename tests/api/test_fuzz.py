@@ -77,19 +77,27 @@ pytestmark = [
     ),
 ]
 
-# The schema is the app's own document; building the app connects nothing. Built at
-# import: schemathesis's fixture-based (lazy) loader fails on pytest 9.2 (it sets the
-# item's `_nodeid`, which pytest no longer has), so each worker's collection builds
-# every operation's test, ~4 s (docs/decisions.md).
-schema = schemathesis.openapi.from_dict(
-    create_app(Settings(_env_file=None)).openapi(),
-    config=schemathesis.Config.from_dict(
-        {
-            "generation": {"deterministic": SEED is None},
-            **({"seed": int(SEED)} if SEED else {}),
-        }
-    ),
-)
+# The schema is the app's own document, loaded by a fixture when the test runs: every
+# operation's test (its coverage cases included, ~5 s) is built by the one worker that runs
+# it, as a subtest named after the operation, not at each worker's collection.
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture
+def api_schema(request: pytest.FixtureRequest) -> schemathesis.BaseSchema:
+    """The app's own OpenAPI document (building the app connects nothing)."""
+    # schemathesis (4.32) renames the item per operation through its `_nodeid`, an
+    # attribute pytest 9.2 no longer has; given one, the subtests carry the names.
+    request.node._nodeid = request.node.nodeid
+    return schemathesis.openapi.from_dict(
+        create_app(Settings(_env_file=None)).openapi(),
+        config=schemathesis.Config.from_dict(
+            {
+                "generation": {"deterministic": SEED is None},
+                **({"seed": int(SEED)} if SEED else {}),
+            }
+        ),
+    )
 
 
 class OneLifespan:
