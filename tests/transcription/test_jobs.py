@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from snipix.observability.logging import configure_logging
 from snipix.settings import Settings
 from tests.media.conftest import probe
 from tests.media.test_endpoints import assert_envelope_error, create_project, upload, who
-from tests.support import running_app, until
+from tests.support import pid_alive, running_app, until
 from tests.transcription.conftest import Speech, word_error_rate
 
 Json = dict[str, Any]
@@ -236,6 +237,12 @@ async def test_a_job_for_a_project_deleted_meanwhile_fails_writing_nothing(
             assert transcripts.count_documents({"projectId": project_id}) == 0
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run."""
+    listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in listed]
+
+
 async def test_a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_once(
     settings: Settings, speech: Speech
 ) -> None:
@@ -270,8 +277,17 @@ async def test_a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_onc
                 return job is not None and job["state"] == "running" and job["progress"] > 0.1
 
             await until(recognising, what="the worker to be recognising", deadline_s=60)
+            # Its recogniser process (and the pool's resource tracker).
+            pool = children(worker.pid)
+            assert pool, "the worker runs its recogniser in a process of its own"
             worker.send_signal(signal.SIGKILL)
             await worker.wait()
+            # Killed outright, the worker could not stop its pool: the pool ends itself.
+            await until(
+                lambda: not any(pid_alive(pid) for pid in pool),
+                what="the killed worker's recogniser processes to exit",
+                deadline_s=15,
+            )
         finally:
             if worker.returncode is None:
                 worker.kill()

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
+import threading
+import time
 import wave
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -225,3 +228,24 @@ def recognise_chunk(engine: str, wav: str, start: float, end: float) -> list[Rec
             )
         )
     return words
+
+
+# How often a recogniser process checks that the process that started it is alive.
+PARENT_CHECK_S: Final = 1.0
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """The recogniser pool's initializer: end this process when its parent is gone.
+
+    A worker killed outright (SIGKILL, the OOM killer) cannot stop its pool, whose
+    processes would live on, orphaned, each holding a recogniser's memory. A daemon thread
+    here notices the parent's death (the process is re-parented) within
+    `PARENT_CHECK_S`, or once the chunk being decoded lets it run, and exits at once.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)  # a poll interval, not synchronisation
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -46,7 +46,7 @@ from snipix.projects.service import ProjectService
 from snipix.settings import Settings
 from snipix.timelines.service import TimelineService
 from snipix.transcription.audio import chunk_bounds, extract_audio
-from snipix.transcription.engines import RecognisedWord, Transcriber
+from snipix.transcription.engines import RecognisedWord, Transcriber, exit_with_parent
 from snipix.transcription.fillers import filler_flags
 from snipix.transcription.remote import TranscriptionRefused
 from snipix.transcription.repository import (
@@ -420,7 +420,10 @@ class JobRunner:
             # Spawned, not forked: this process has threads (the driver's, asyncio's) and a
             # fork would copy their locks in whatever state they are.
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
