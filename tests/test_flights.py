@@ -48,9 +48,10 @@ async def test_single_flight_when_the_first_caller_goes_away_a_waiter_runs_it() 
     leader = asyncio.create_task(flights.run("k", work("first")))
     await until(lambda: len(started) == 1, what="the run to start", interval_s=0)
     waiter = asyncio.create_task(flights.run("k", work("second")))
-    await asyncio.sleep(0)  # one turn of the loop: the waiter now waits on the run
+    await until(lambda: flights.waiting("k") == 1, what="the waiter to join", interval_s=0)
     assert not waiter.done()
     leader.cancel()
     assert await waiter == "second"
     assert leader.cancelled()
     assert started == ["first", "second"]
+    assert flights.waiting("k") == 0

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 class SingleFlight[T]:
     def __init__(self) -> None:
         self._running: dict[str, asyncio.Future[T]] = {}
+        # Callers waiting on another caller's run, by key.
+        self._waiting: dict[str, int] = {}
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
         """`work()`'s result, from the run already under way for `key` if there is one.
@@ -23,11 +25,16 @@ class SingleFlight[T]:
         whoever waited starts again, so a render is never orphaned from every request.
         """
         while (running := self._running.get(key)) is not None:
+            self._waiting[key] = self._waiting.get(key, 0) + 1
             try:
                 return await asyncio.shield(running)
             except asyncio.CancelledError:
                 if not running.cancelled():
                     raise
+            finally:
+                self._waiting[key] -= 1
+                if not self._waiting[key]:
+                    del self._waiting[key]
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._running[key] = future
         try:
@@ -47,3 +54,7 @@ class SingleFlight[T]:
 
     def __len__(self) -> int:
         return len(self._running)
+
+    def waiting(self, key: str) -> int:
+        """How many callers wait on the run under way for `key`."""
+        return self._waiting.get(key, 0)
