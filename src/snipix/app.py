@@ -28,6 +28,7 @@ from snipix.api.requests import RequestContextMiddleware
 from snipix.api.routes.accounts import admin_router as accounts_admin_router
 from snipix.api.routes.accounts import compat_router as accounts_compat_router
 from snipix.api.routes.accounts import router as accounts_router
+from snipix.api.routes.events import router as events_router
 from snipix.api.routes.health import router as health_router
 from snipix.api.routes.media import router as media_router
 from snipix.api.routes.projects import admin_router
@@ -56,6 +57,7 @@ from snipix.db.monitoring.metrics import DatabaseMetrics
 from snipix.db.monitoring.pool import PoolStats
 from snipix.db.monitoring.topology import TopologyMonitor
 from snipix.db.transactions import UnitOfWork
+from snipix.events.bus import STOP_STREAMS, EventBus, EventMetrics, RedisEventBus
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
 from snipix.observability.metrics import router as metrics_router
@@ -85,6 +87,19 @@ def _redis_client(settings: Settings) -> Redis | None:
         retry=Retry(NoBackoff(), 0),
     )
     return client
+
+
+def _event_bus(settings: Settings, redis: Redis | None, metrics: Metrics) -> EventBus:
+    """Live events across replicas through Redis pub/sub; in process without Redis (one
+    replica). Chosen like the cache: by REDIS_URL."""
+    if redis is None:
+        return EventBus(EventMetrics(metrics))
+    return RedisEventBus(
+        redis,
+        prefix=settings.cache_prefix,
+        timeout_s=settings.redis_timeout_ms / 1000,
+        metrics=EventMetrics(metrics),
+    )
 
 
 # Added to a journal entry's life beyond the cache TTL: clock skew between replicas.
@@ -143,6 +158,7 @@ CORS_REQUEST_HEADERS = [
     "Content-Type",
     "If-Match",
     "Idempotency-Key",
+    "Last-Event-ID",
     "Prefer",
     "X-Change-Label",
     "X-Request-ID",
@@ -158,7 +174,7 @@ LIMIT_RESPONSES = errors(
 )
 
 
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, object]]]
 
 
 def _lifespan(
@@ -168,7 +184,7 @@ def _lifespan(
     metrics: Metrics,
 ) -> Lifespan:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         started = time.perf_counter()
         # Before connecting: an unusable JWT key fails start-up without touching the database.
         tokens = TokenVerifier.from_settings(settings)
@@ -187,7 +203,9 @@ def _lifespan(
         stop = asyncio.Event()
         jobs: list[asyncio.Task[None]] = []
         services: Services | None = None
+        events = _event_bus(settings, redis, metrics)
         try:
+            await events.start()
             runner = MigrationRunner(db, migrations)
             # Migrations first: one may create a collection with options (the projects
             # validator) that creating its indexes first would have made impossible.
@@ -204,6 +222,7 @@ def _lifespan(
                 deferred=deferred,
                 limiter=limiter,
                 metrics=metrics,
+                events=events,
             )
             resources = Resources(
                 settings=settings,
@@ -260,8 +279,13 @@ def _lifespan(
                 transactions=unit.transactional,
                 startup_ms=round(startup_s * 1000, 1),
             )
-            yield {"resources": resources}
+            # STOP_STREAMS: `snipix serve` ends the event streams when it starts shutting
+            # down, before it drains the open requests (cli/connections.py).
+            yield {"resources": resources, STOP_STREAMS: events.stop_streams}
         finally:
+            # Event streams end first: under uvicorn they did when shutdown began; under
+            # any other server they would hold the drain open until its grace ran out.
+            await events.close()
             # uvicorn has already drained in-flight requests (SNIPIX_SHUTDOWN_GRACE_S) here.
             stop.set()
             if jobs:
@@ -323,6 +347,7 @@ def create_app(
         transcript_search_router,
         accounts_router,
         accounts_admin_router,
+        events_router,
     ):
         app.include_router(router, dependencies=[RATE_LIMITED], responses=LIMIT_RESPONSES)
     # The original web app's paths document their 413/429 in its envelope themselves

@@ -24,6 +24,8 @@ from snipix.catalogue import PURGED
 from snipix.db.client import Database
 from snipix.db.deferred import DeferredWrites
 from snipix.db.transactions import UnitOfWork
+from snipix.events.bus import EventBus
+from snipix.events.stream import StreamBounds
 from snipix.mail.outbox import MailMetrics, Outbox
 from snipix.mail.transport import transport_from_settings
 from snipix.media.service import MediaRuntime, MediaService
@@ -64,6 +66,11 @@ class Services:
     # Whether a token or media link is still accepted (its session generation), checked on
     # every authenticated request: the same cache the account service invalidates.
     session_gate: SessionGate
+    # Live project events: every service above publishes its committed changes here; the
+    # event streams subscribe (Redis pub/sub across replicas, in process without Redis).
+    events: EventBus
+    # How many event streams this process holds open, in all and per user.
+    streams: StreamBounds
 
 
 def build_services(
@@ -75,12 +82,17 @@ def build_services(
     deferred: DeferredWrites,
     limiter: Limiter,
     metrics: Metrics,
+    events: EventBus | None = None,
 ) -> Services:
     """Every service on `db`. `cache`: the app's, or `Cache.disabled()` for tools that change
     nothing a running service caches. `metrics`: the app's holder, in which the services
-    declare their own series (sign-ins); the limiter brings the rate limits'."""
+    declare their own series (sign-ins); the limiter brings the rate limits'. `events`: the
+    app's bus (the lifespan picks Redis or in process); tools get one nobody listens to."""
+    events = events if events is not None else EventBus.unobserved()
     # A purge (admin or retention) also removes the project's media files.
-    projects = project_service(db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)])
+    projects = project_service(
+        db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)], events=events
+    )
     gate = SessionGate(UserRepository(db), cache)
     hasher = PasswordHasher()
     accounts = account_service(
@@ -105,6 +117,7 @@ def build_services(
         max_bytes=settings.timeline_max_bytes,
         snapshot_every=settings.timeline_snapshot_every,
         deferred=deferred,
+        events=events,
     )
     transcripts = TranscriptService(
         TranscriptRepository(db),
@@ -113,13 +126,14 @@ def build_services(
         bucket_bytes=settings.transcript_bucket_bytes,
         max_segments=settings.transcript_max_segments,
         max_words=settings.transcript_max_words,
+        events=events,
     )
     media = MediaService(projects, MediaRuntime.from_settings(settings))
     return Services(
         projects=projects,
         timelines=timelines,
         transcripts=transcripts,
-        sessions=SessionService(SessionRepository(db), projects),
+        sessions=SessionService(SessionRepository(db), projects, events=events),
         media=media,
         transcription=TranscriptionService(
             JobRepository(db),
@@ -146,4 +160,10 @@ def build_services(
         ),
         outbox=outbox,
         session_gate=gate,
+        events=events,
+        streams=StreamBounds(
+            max_per_user=settings.events_max_per_user,
+            max_streams=settings.events_max_streams,
+            metrics=events.metrics,
+        ),
     )

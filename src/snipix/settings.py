@@ -344,6 +344,27 @@ class Settings(BaseSettings):
         3, ge=1, le=20, validation_alias=_env("SNIPIX_TRANSCRIBE_MAX_ATTEMPTS")
     )
 
+    # Live project events (`GET /api/v1/projects/{id}/events`, docs/operations.md "Live
+    # events"): a heartbeat comment keeps proxies from closing an idle stream and is when
+    # a stream re-checks its user's access; streams are bounded per user and per replica
+    # (each holds a connection and a queue); a reconnect replays at most so many missed
+    # revisions, past that the client is told to reload.
+    events_heartbeat_s: float = Field(
+        15, ge=0.01, le=300, validation_alias=_env("SNIPIX_EVENTS_HEARTBEAT_S")
+    )
+    events_max_per_user: int = Field(
+        10, ge=1, le=1_000, validation_alias=_env("SNIPIX_EVENTS_MAX_PER_USER")
+    )
+    events_max_streams: int = Field(
+        1_000, ge=1, le=100_000, validation_alias=_env("SNIPIX_EVENTS_MAX_STREAMS")
+    )
+    events_replay_max: int = Field(
+        1_000, ge=1, le=100_000, validation_alias=_env("SNIPIX_EVENTS_REPLAY_MAX")
+    )
+    events_link_ttl_s: int = Field(
+        300, ge=10, le=86_400, validation_alias=_env("SNIPIX_EVENTS_LINK_TTL_S")
+    )
+
     # Compatibility routes: browser origins allowed to call the API (CORS), comma
     # separated. Unset: the original web app's dev server (LOCAL_CORS_ORIGINS) in the local
     # profile, none in production. Exact origins only; `*` is refused.

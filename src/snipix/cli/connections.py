@@ -24,6 +24,12 @@ adds what a server facing the internet needs, per connection:
 
 Idle keep-alive connections close after `SNIPIX_HTTP_KEEPALIVE_S` (uvicorn's own timer).
 
+On shutdown uvicorn asks each connection to finish its response and then waits for them
+(`SNIPIX_SHUTDOWN_GRACE_S`); a live event stream never finishes by itself. So the first
+connection told to shut down also ends every event stream of its worker (the bus's
+`stop_streams`, found in the lifespan state): each finishes its response cleanly, the
+client reconnects to another replica, and the worker exits without waiting out the grace.
+
 This module relies on uvicorn's `HttpToolsProtocol` internals (its parser callbacks,
 `transport`, `flow`, `connections`, `cycle`); uvicorn is pinned to the tested minor and
 `tests/cli/test_connections_contract.py` fails when those change.
@@ -39,6 +45,7 @@ from typing import Any, ClassVar, Final, Self
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from snipix.events.bus import STOP_STREAMS
 from snipix.settings import Settings
 
 # File descriptors kept free of connections: the engine's and Redis' clients, log files,
@@ -193,6 +200,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+
+    def shutdown(self) -> None:
+        stop_streams = self.app_state.get(STOP_STREAMS)
+        if callable(stop_streams):
+            stop_streams()
+        super().shutdown()
 
     def on_message_complete(self) -> None:
         self._stop_body_timer()

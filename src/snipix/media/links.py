@@ -38,6 +38,9 @@ _VERSION: Final = b"snipix-media-link-v2"
 # The media cookie (`MEDIA_COOKIE`): the same token shape, for every project of its user.
 _COOKIE_VERSION: Final = b"snipix-media-cookie-v1"
 MEDIA_COOKIE: Final = "snipix_media"
+# An event stream link (`GET /api/v1/projects/{id}/events/link`): the same token shape for
+# one project's live events, short-lived; a media link cannot open events, nor the reverse.
+_EVENTS_VERSION: Final = b"snipix-events-link-v1"
 _MAX_TOKEN: Final = 1_024
 
 
@@ -112,6 +115,33 @@ class LinkSigner:
         gen = "" if generation is None else str(generation)
         mac = self._mac(project_id, user_id, gen, expires)
         return f"{expires}.{gen}.{_b64(user_id.encode())}.{_b64(mac)}", expires
+
+    def sign_events(
+        self,
+        user_id: str,
+        project_id: str,
+        *,
+        generation: int | None,
+        ttl_s: int,
+        now: float | None = None,
+    ) -> tuple[str, int]:
+        """A token opening this project's event stream for this user (a browser's
+        EventSource sends no Authorization header), and its expiry (unix seconds)."""
+        expires = int(now if now is not None else time.time()) + ttl_s
+        gen = "" if generation is None else str(generation)
+        mac = self._mac(project_id, user_id, gen, expires, _EVENTS_VERSION)
+        return f"{expires}.{gen}.{_b64(user_id.encode())}.{_b64(mac)}", expires
+
+    def verify_events(
+        self, token: str, project_id: str, *, now: float | None = None
+    ) -> tuple[str, int | None]:
+        """The user of a valid, unexpired event stream token for this project and its
+        session generation; 401 otherwise."""
+        invalid = Unauthorized(
+            "This event stream link is invalid or has expired; ask for a new one "
+            "(GET /api/v1/projects/{project_id}/events/link) or send your access token."
+        )
+        return self._verify(token, project_id, _EVENTS_VERSION, invalid, now)
 
     def sign_cookie(
         self, user_id: str, *, generation: int | None, ttl_s: int, now: float | None = None

@@ -38,6 +38,7 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
+from snipix.events.bus import Event, EventBus
 from snipix.projects.repository import ProjectRepository
 from snipix.projects.schemas import (
     METADATA_FIELDS,
@@ -119,8 +120,11 @@ class ProjectService:
         *,
         owned: Sequence[tuple[str, str]],
         on_purge: Sequence[PurgeHook] = (),
+        events: EventBus | None = None,
     ) -> None:
         self._projects = projects
+        # Each committed change is published to the project's live event streams.
+        self._events = events if events is not None else EventBus.unobserved()
         # What a purge deletes besides the project: each collection a project owns, with
         # the index of its `projectId` delete (the registry's, `catalogue.PURGED`). Passed
         # in: the registry names every domain's collections, so importing it here would
@@ -531,6 +535,13 @@ class ProjectService:
             if touched is not None:
                 await self._invalidate(touched)
         log.info(action.replace(".", " "), project_id=project_id, version=updated["version"])
+        await self._events.publish(
+            project_id,
+            Event(
+                "project",
+                {"action": action, "version": updated["version"], "actor": actor.user_id},
+            ),
+        )
         return Project.from_document(updated)
 
     async def _invalidate(self, doc: Document) -> None:
@@ -624,6 +635,7 @@ def project_service(
     cache: Cache,
     owned: Sequence[tuple[str, str]],
     on_purge: Sequence[PurgeHook] = (),
+    events: EventBus | None = None,
 ) -> ProjectService:
     """The service with its repositories on `db` (requests, the CLI and jobs alike).
 
@@ -633,5 +645,11 @@ def project_service(
     (`catalogue.PURGED`). `on_purge`: what else a purge removes (media files).
     """
     return ProjectService(
-        ProjectRepository(db), AuditRepository(db), unit, cache, owned=owned, on_purge=on_purge
+        ProjectRepository(db),
+        AuditRepository(db),
+        unit,
+        cache,
+        owned=owned,
+        on_purge=on_purge,
+        events=events,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from snipix.auth.actor import Actor
 from snipix.clock import utc_now_ms
 from snipix.db.client import Document
+from snipix.events.bus import Event, EventBus
 from snipix.projects.service import ProjectService
 from snipix.sessions.repository import SessionRepository
 from snipix.sessions.schemas import (
@@ -26,14 +27,46 @@ from snipix.wire.pages import Page, encode_cursor
 MAX_RECENT_BATCHES = 3
 
 
+def presence_event(
+    user_id: str,
+    *,
+    open_: bool,
+    playhead_sec: float | None = None,
+    selected_clip_ids: list[str] | None = None,
+    panel: str | None = None,
+) -> Event:
+    """A member's presence: whether they have the project open (an event stream), and
+    where their playhead and selection are (their last session save)."""
+    return Event(
+        "presence",
+        {
+            "userId": user_id,
+            "open": open_,
+            "playheadSec": playhead_sec,
+            "selectedClipIds": selected_clip_ids,
+            "panel": panel,
+            "at": utc_now_ms().isoformat(),
+        },
+    )
+
+
 def _position(doc: Document) -> RecentCursor:
     return RecentCursor(o=doc["lastOpenedAt"], p=doc["projectId"])
 
 
 class SessionService:
-    def __init__(self, sessions: SessionRepository, projects: ProjectService) -> None:
+    def __init__(
+        self,
+        sessions: SessionRepository,
+        projects: ProjectService,
+        *,
+        events: EventBus | None = None,
+    ) -> None:
         self._sessions = sessions
         self._projects = projects
+        # Each save is the user's presence in the project (playhead, selection), published
+        # to the project's live event streams: the other members see where they are.
+        self._events = events if events is not None else EventBus.unobserved()
 
     async def get(self, actor: Actor, project_id: str) -> EditingSession:
         """The caller's session; the defaults (never opened) if there is none yet.
@@ -65,6 +98,16 @@ class SessionService:
                 "lastOpenedAt": now,
                 "updatedAt": now,
             },
+        )
+        await self._events.publish(
+            project_id,
+            presence_event(
+                actor.user_id,
+                open_=True,
+                playhead_sec=data.playhead_sec,
+                selected_clip_ids=data.selected_clip_ids,
+                panel=data.panel,
+            ),
         )
         return EditingSession.from_document(doc)
 

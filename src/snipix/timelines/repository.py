@@ -209,6 +209,26 @@ class TimelineRepository:
         )
         return await found.sort("version", ASCENDING).limit(upto - after).to_list()
 
+    async def revisions_after(self, project_id: str, after: int, upto: int) -> list[Document]:
+        """Revisions after..upto, oldest first, as a live event stream replays them (the
+        same index as `patches_between`)."""
+        if upto <= after:
+            return []
+        found = self._revisions.find(
+            {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
+            {
+                "_id": 0,
+                "version": 1,
+                "patch": 1,
+                "authorId": 1,
+                "kind": 1,
+                "label": 1,
+                "createdAt": 1,
+            },
+            hint="by_version",
+        )
+        return await found.sort("version", ASCENDING).limit(upto - after).to_list()
+
 
 # A writer that lost its claim while it stalled, finding the revision it meant to write
 # already there (written by the writer that took the claim over).

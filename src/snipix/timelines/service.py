@@ -49,6 +49,8 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
+from snipix.events.bus import Event, EventBus
+from snipix.events.stream import revision_event
 from snipix.projects.schemas import Project
 from snipix.projects.service import ProjectService
 from snipix.timelines.interchange import (
@@ -200,8 +202,11 @@ class TimelineService:
         between_writes: BetweenWrites | None = None,
         deferred: DeferredWrites | None = None,
         clock: Clock = utc_now,
+        events: EventBus | None = None,
     ) -> None:
         self._timelines = timelines
+        # Each committed revision is published to the project's live event streams.
+        self._events = events if events is not None else EventBus.unobserved()
         self._projects = projects
         self._unit = unit
         self._cache = cache
@@ -304,6 +309,31 @@ class TimelineService:
         for revision in revisions:
             state = apply_patch(state, revision["patch"], in_place=True).document
         return state
+
+    async def revisions_after(
+        self, project_id: str, after: int, limit: int
+    ) -> tuple[int, list[Event]]:
+        """The head version and the revisions after `after` as live events, for an event
+        stream whose access was checked; none when more than `limit` were missed (the
+        client reloads instead). Reads only up to the head: never an uncommitted one."""
+        head = await self._timelines.head_version(project_id)
+        current = head["version"] if head is not None else 0
+        if current <= after or current - after > limit:
+            return current, []
+        docs = await self._timelines.revisions_after(project_id, after, current)
+        if [doc["version"] for doc in docs] != list(range(after + 1, current + 1)):
+            raise Conflict(f"The history of project {project_id} is missing revisions.")
+        return current, [
+            revision_event(
+                doc["version"],
+                actor=doc["authorId"],
+                kind=doc["kind"],
+                label=doc.get("label"),
+                patch=doc["patch"],
+                at=doc.get("createdAt"),
+            )
+            for doc in docs
+        ]
 
     async def history(
         self, actor: Actor, project_id: str, *, limit: int, cursor: HistoryCursor | None
@@ -689,6 +719,17 @@ class TimelineService:
             version=version + 1,
             kind=change.kind.value,
             ops=len(change.forward),
+        )
+        await self._events.publish(
+            project_id,
+            revision_event(
+                version + 1,
+                actor=actor.user_id,
+                kind=change.kind.value,
+                label=change.label,
+                patch=change.forward,
+                at=now,
+            ),
         )
         state = TimelineState.model_validate(change.after)
         return Timeline(

@@ -28,6 +28,7 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
+from snipix.events.bus import Event, EventBus
 from snipix.projects.service import ProjectService
 from snipix.transcripts.repository import TranscriptRepository
 from snipix.transcripts.schemas import (
@@ -94,8 +95,11 @@ class TranscriptService:
         bucket_bytes: int,
         max_segments: int | None = None,
         max_words: int | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self._transcripts = transcripts
+        # Each change is published to the project's live event streams.
+        self._events = events if events is not None else EventBus.unobserved()
         self._projects = projects
         self._bucket_words = bucket_words
         self._bucket_bytes = bucket_bytes
@@ -228,6 +232,7 @@ class TranscriptService:
             buckets=len(buckets),
             replaced_buckets=removed,
         )
+        await self._changed(actor, project_id, "uploaded", header)
         return transcript_header(header)
 
     # --- reads ----------------------------------------------------------------------------
@@ -420,6 +425,7 @@ class TranscriptService:
                 project_id, {"wordCount": header["wordCount"] + delta}
             )
             header["wordCount"] += delta
+        await self._changed(actor, project_id, "edited", header, segment_id=segment_id)
         return transcript_header(header)
 
     async def split(
@@ -454,6 +460,7 @@ class TranscriptService:
         await self._save_bucket(bucket)
         await self._transcripts.set_counts(project_id, {"segmentCount": header["segmentCount"] + 1})
         header["segmentCount"] += 1
+        await self._changed(actor, project_id, "split", header, segment_id=segment_id)
         return transcript_header(header)
 
     async def merge(
@@ -493,7 +500,31 @@ class TranscriptService:
             await self._save_bucket(other_bucket)
         await self._transcripts.set_counts(project_id, {"segmentCount": header["segmentCount"] - 1})
         header["segmentCount"] -= 1
+        await self._changed(actor, project_id, "merged", header, segment_id=segment_id)
         return transcript_header(header)
+
+    async def _changed(
+        self,
+        actor: Actor,
+        project_id: str,
+        action: str,
+        header: Document | None,
+        *,
+        segment_id: str | None = None,
+    ) -> None:
+        """Tell the project's live streams (after the change is written)."""
+        await self._events.publish(
+            project_id,
+            Event(
+                "transcript",
+                {
+                    "action": action,
+                    "version": header.get("version") if header is not None else None,
+                    "segmentId": segment_id,
+                    "actor": actor.user_id,
+                },
+            ),
+        )
 
     async def _save_bucket(self, bucket: Document) -> None:
         if not bucket["segments"]:
@@ -510,6 +541,7 @@ class TranscriptService:
         # Header first: from then on no reader sees the transcript; the buckets follow.
         await self._transcripts.delete_header(project_id)
         await self._transcripts.delete_generations(project_id, keep=None)
+        await self._changed(actor, project_id, "deleted", None)
 
     # --- cuts -----------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Live project events: the bus that fans them out across replicas, and the SSE stream."""
