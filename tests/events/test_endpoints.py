@@ -105,9 +105,7 @@ async def test_last_event_id_replays_exactly_the_missed_revisions_then_live_ones
     project_id = await new_project(http)
     for version in range(3):
         await autosave(http, project_id, version)
-    async with open_stream(
-        http, events_url(project_id), {**OWNER, "Last-Event-ID": "1"}
-    ) as stream:
+    async with open_stream(http, events_url(project_id), {**OWNER, "Last-Event-ID": "1"}) as stream:
         assert await revisions_until(stream, 3) == [2, 3]
         await autosave(http, project_id, 3)
         assert await revisions_until(stream, 4) == [4]
@@ -122,9 +120,7 @@ async def test_a_client_ahead_of_the_history_is_told_to_reload(service: Served) 
     http = service.http
     project_id = await new_project(http)
     await autosave(http, project_id, 0)
-    async with open_stream(
-        http, events_url(project_id), {**OWNER, "Last-Event-ID": "7"}
-    ) as stream:
+    async with open_stream(http, events_url(project_id), {**OWNER, "Last-Event-ID": "7"}) as stream:
         reload = await stream.next_event("reload", "revision")
         assert (reload.event, reload.data) == ("reload", {"version": 1})
         await autosave(http, project_id, 1)
@@ -198,9 +194,7 @@ async def test_a_stream_ends_when_its_user_loses_access(service: Served) -> None
         assert deleted.status_code == 204, deleted.text
         # The change is told, then the re-check finds no access and the stream ends.
         messages = await stream.ended()
-        assert [m.data["action"] for m in messages if m.event == "project"] == [
-            "project.deleted"
-        ]
+        assert [m.data["action"] for m in messages if m.event == "project"] == ["project.deleted"]
     assert (await http.get(events_url(project_id), headers=OWNER)).status_code == 404
 
 

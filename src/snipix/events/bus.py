@@ -49,8 +49,7 @@ STOP_STREAMS: Final = "stop_event_streams"
 SUBSCRIPTION_QUEUE: Final = 256
 # Events waiting for the sender task; past it new ones are dropped (and counted).
 OUTBOX_SIZE: Final = 10_000
-# The subscriber connection is pinged this often; silent for DEAD_AFTER_S, it is replaced.
-PING_EVERY_S: Final = 1.0
+# The subscriber connection silent this long (it is pinged every third of it): replaced.
 DEAD_AFTER_S: Final = 3.0
 # Waits between attempts to reach Redis again, doubling up to the cap.
 RECONNECT_BASE_S: Final = 0.1
@@ -226,9 +225,18 @@ class RedisEventBus(EventBus):
     backend = "redis"
 
     def __init__(
-        self, redis: Redis, *, prefix: str, timeout_s: float, metrics: EventMetrics
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        timeout_s: float,
+        metrics: EventMetrics,
+        dead_after_s: float = DEAD_AFTER_S,
     ) -> None:
         super().__init__(metrics)
+        # Silence on the subscriber connection for this long (pinged every third of it)
+        # means Redis hangs: the connection is replaced and the streams resync after.
+        self._dead_after_s = dead_after_s
         self._redis = redis
         self._prefix = f"{prefix}:events:"
         self._control = f"{self._prefix}_"
@@ -326,8 +334,9 @@ class RedisEventBus(EventBus):
         self._confirmed.clear()
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
+            # Closing a connection to a hung server must not hang too.
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await asyncio.wait_for(pubsub.aclose(), self._timeout_s)
 
     async def _receive(self) -> None:
         """Hold the subscriber connection: (re)subscribe every channel with a stream, hand
@@ -372,15 +381,16 @@ class RedisEventBus(EventBus):
         assert pubsub is not None
         last_heard = time.monotonic()
         last_ping = last_heard
+        ping_every_s = self._dead_after_s / 3
         while True:
-            message = await pubsub.get_message(timeout=PING_EVERY_S / 2)
+            message = await pubsub.get_message(timeout=ping_every_s / 2)
             now = time.monotonic()
             if message is not None:
                 last_heard = now
                 self._handle(message)
-            elif now - last_heard > DEAD_AFTER_S:
+            elif now - last_heard > self._dead_after_s:
                 raise TimeoutError("the subscriber connection fell silent")
-            if now - last_ping >= PING_EVERY_S:
+            if now - last_ping >= ping_every_s:
                 last_ping = now
                 await asyncio.wait_for(pubsub.ping(), self._timeout_s)
 

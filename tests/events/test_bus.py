@@ -1,0 +1,106 @@
+"""The event bus on a real redis-server: across replicas (two buses), and with Redis hung
+(SIGSTOP: silence, not errors), where publishing must neither fail nor wait."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from redis.asyncio import Redis
+
+from snipix.events.bus import RESYNC, Event, EventMetrics, RedisEventBus
+from snipix.observability.metrics import Metrics
+from tests.support import RedisServer, until
+
+TIMEOUT_S = 0.25
+
+
+def failed(bus: RedisEventBus) -> float:
+    return float(bus.metrics.events.labels(outcome="failed")._value.get())
+
+
+@asynccontextmanager
+async def bus_on(
+    url: str, prefix: str, *, dead_after_s: float = 3.0
+) -> AsyncIterator[RedisEventBus]:
+    redis: Redis = Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+    bus = RedisEventBus(
+        redis,
+        prefix=prefix,
+        timeout_s=TIMEOUT_S,
+        metrics=EventMetrics(Metrics("test")),
+        dead_after_s=dead_after_s,
+    )
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+        await redis.aclose()
+
+
+async def test_an_event_reaches_the_other_replica_once_and_this_one_at_once(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"test_{uuid.uuid4().hex[:12]}"
+    async with (
+        bus_on(redis_server.url, prefix) as one,
+        bus_on(redis_server.url, prefix) as two,
+        one.subscribe("p1") as here,
+        two.subscribe("p1") as there,
+    ):
+        event = Event("revision", {"version": 1}, id=1)
+        await one.publish("p1", event)
+        assert await here.next(30) == event
+        assert await there.next(30) == event
+        # Redis echoes the event to its sender too: it is not delivered twice.
+        await one.publish("p1", Event("presence", {"userId": "u"}))
+        assert (await here.next(30) or event).kind == "presence"
+        assert (await there.next(30) or event).kind == "presence"
+        assert here.queue.empty()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to hang."""
+    server = RedisServer.find().start()
+    yield server
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+@pytest.mark.process
+async def test_a_hung_redis_never_fails_or_delays_a_publish_and_streams_resync_after(
+    own_redis: RedisServer,
+) -> None:
+    assert own_redis.process is not None
+    async with (
+        bus_on(own_redis.url, "test", dead_after_s=0.3) as bus,
+        bus.subscribe("p1") as stream,
+    ):
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for version in range(1, 51):
+            await bus.publish("p1", Event("revision", {"version": version}, id=version))
+        took = loop.time() - began
+        # This replica's streams still get every event, in order, at once.
+        got = [await stream.next(30) for _ in range(50)]
+        assert [e.id for e in got if e is not None] == list(range(1, 51))
+        assert took < TIMEOUT_S, f"50 publishes took {took:.3f} s with Redis hung"
+        await until(lambda: failed(bus) > 0, what="the failed publish to be counted")
+        await until(lambda: not bus.connected, what="the bus to notice the silence")
+
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+        # Back: the stream is told it may have missed other replicas' events.
+        resync = await stream.next(30)
+        while resync is not None and resync.kind != RESYNC:
+            resync = await stream.next(30)
+        assert resync is not None
+        assert resync.kind == RESYNC
