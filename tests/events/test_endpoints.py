@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from snipix.app import create_app
+from snipix.db.client import Database
+from snipix.resources import Resources
 from snipix.settings import Settings
 from tests.events.sse import EventStream, Served, open_stream, served
 
@@ -22,7 +24,10 @@ PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
 
 @pytest.fixture
 async def service(settings: Settings) -> AsyncIterator[Served]:
-    async with served(create_app(settings)) as running:
+    """The app; heartbeats (and their access re-checks) far apart, so a stream that ends in
+    a test ended for what the test did."""
+    slow_beat = settings.model_copy(update={"events_heartbeat_s": 300})
+    async with served(create_app(slow_beat)) as running:
         yield running
 
 
@@ -196,6 +201,30 @@ async def test_a_stream_ends_when_its_user_loses_access(service: Served) -> None
         messages = await stream.ended()
         assert [m.data["action"] for m in messages if m.event == "project"] == ["project.deleted"]
     assert (await http.get(events_url(project_id), headers=OWNER)).status_code == 404
+
+
+async def test_a_membership_change_makes_every_stream_recheck_access(
+    settings: Settings, db: Database
+) -> None:
+    """Access can end without a project change (a member removed): the membership event
+    is what makes the stream look again. Uncached, so the check reads the database."""
+    uncached = settings.model_copy(update={"events_heartbeat_s": 300, "cache_enabled": False})
+    async with served(create_app(uncached)) as service:
+        http = service.http
+        project_id = await new_project(http)
+        resources: Resources = service.server.lifespan.state["resources"]
+        async with open_stream(http, events_url(project_id), OWNER) as stream:
+            await resources.services.events.on_membership_change(project_id, "someone")
+            told = await stream.next_event("membership")
+            assert told.data == {"userId": "someone"}
+            # Still a member: the stream goes on and gets the next change.
+            await autosave(http, project_id, 0)
+            assert (await stream.next_event("revision")).id == 1
+            # The owner loses access with no project event (as a removed member would).
+            await db["projects"].update_one({"_id": project_id}, {"$set": {"userId": "other"}})
+            await resources.services.events.on_membership_change(project_id, "owner")
+            messages = await stream.ended()
+            assert [m.event for m in messages if m.event != "presence"] == ["membership"]
 
 
 async def test_shutdown_ends_open_streams_and_the_server_exits_without_the_grace(
