@@ -131,6 +131,8 @@ class EventBus:
     def __init__(self, metrics: EventMetrics) -> None:
         self.metrics = metrics
         self._subscriptions: dict[str, set[Subscription]] = {}
+        # Per project with streams: done once its channel is subscribed (Redis confirmed).
+        self._listening: dict[str, asyncio.Future[None]] = {}
         self._closed = False
 
     @classmethod
@@ -166,7 +168,18 @@ class EventBus:
         self._subscriptions.setdefault(project_id, set()).add(subscription)
         try:
             if first:
-                await self._listen(project_id)
+                listening = asyncio.get_running_loop().create_future()
+                self._listening[project_id] = listening
+                try:
+                    await self._listen(project_id)
+                finally:
+                    listening.set_result(None)
+            else:
+                # A second stream of the project returns no sooner than the first: both
+                # read the history only once Redis confirmed the channel.
+                pending = self._listening.get(project_id)
+                if pending is not None:
+                    await asyncio.shield(pending)
             yield subscription
         finally:
             remaining = self._subscriptions.get(project_id)
@@ -174,6 +187,7 @@ class EventBus:
                 remaining.discard(subscription)
                 if not remaining:
                     del self._subscriptions[project_id]
+                    self._listening.pop(project_id, None)
                     await self._unlisten(project_id)
 
     async def close(self) -> None:
