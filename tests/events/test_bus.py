@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 from redis.asyncio import Redis
 
-from snipix.events.bus import RESYNC, Event, EventMetrics, RedisEventBus
+from snipix.events.bus import RESYNC, Event, EventMetrics, RedisEventBus, Subscription
 from snipix.observability.metrics import Metrics
 from tests.support import RedisServer, until
 
@@ -107,3 +107,39 @@ async def test_a_hung_redis_never_fails_or_delays_a_publish_and_streams_resync_a
             resync = await stream.next(30)
         assert resync is not None
         assert resync.kind == RESYNC
+
+
+async def presences(subscription: Subscription, count: int) -> list[tuple[str, bool]]:
+    """The next `count` presence messages: (user, open)."""
+    seen: list[tuple[str, bool]] = []
+    while len(seen) < count:
+        event = await subscription.next(30)
+        assert event is not None
+        if event.kind == "presence":
+            seen.append((event.data["userId"], event.data["open"]))
+    return seen
+
+
+async def test_who_has_a_project_open_is_known_across_replicas(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"test_{uuid.uuid4().hex[:12]}"
+    async with (
+        bus_on(redis_server.url, prefix) as one,
+        bus_on(redis_server.url, prefix) as two,
+        one.subscribe("p1") as alice_tab,
+        one.subscribe("p1") as alice_other_tab,
+        two.subscribe("p1") as bob_tab,
+    ):
+        await one.joined("p1", "alice")
+        await one.joined("p1", "alice")
+        assert await presences(bob_tab, 2) == [("alice", True), ("alice", True)]
+        await two.joined("p1", "bob")
+        # Bob's new stream hears his own opening, then replica one's roll call: Alice.
+        assert await presences(bob_tab, 2) == [("bob", True), ("alice", True)]
+        assert await presences(alice_tab, 3) == [("alice", True), ("alice", True), ("bob", True)]
+        # Alice closes one of two tabs: still there. Then the other: gone.
+        await one.left("p1", "alice")
+        await one.left("p1", "alice")
+        assert await presences(bob_tab, 1) == [("alice", False)]
+        assert ("bob", True) in await presences(alice_other_tab, 3)

@@ -24,8 +24,10 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
@@ -67,6 +69,31 @@ class Event:
     kind: str
     data: dict[str, Any]
     id: int | None = None
+
+
+def presence_event(
+    user_id: str,
+    *,
+    open_: bool,
+    playhead_sec: float | None = None,
+    selected_clip_ids: list[str] | None = None,
+    panel: str | None = None,
+    roll_call: bool = False,
+) -> Event:
+    """A member's presence: whether they have the project open (an event stream), or
+    where their playhead and selection are (a session save). `rollCall`: an answer to
+    another stream's opening (who else is there), never answered itself."""
+    data: dict[str, Any] = {
+        "userId": user_id,
+        "open": open_,
+        "playheadSec": playhead_sec,
+        "selectedClipIds": selected_clip_ids,
+        "panel": panel,
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+    if roll_call:
+        data["rollCall"] = True
+    return Event("presence", data)
 
 
 class EventMetrics:
@@ -131,6 +158,8 @@ class EventBus:
     def __init__(self, metrics: EventMetrics) -> None:
         self.metrics = metrics
         self._subscriptions: dict[str, set[Subscription]] = {}
+        # Who has each project open on this replica (streams per user).
+        self._present: dict[str, Counter[str]] = {}
         # Per project with streams: done once its channel is subscribed (Redis confirmed).
         self._listening: dict[str, asyncio.Future[None]] = {}
         self._closed = False
@@ -189,6 +218,41 @@ class EventBus:
                     del self._subscriptions[project_id]
                     self._listening.pop(project_id, None)
                     await self._unlisten(project_id)
+
+    async def joined(self, project_id: str, user_id: str) -> None:
+        """A stream of `user_id` opened on the project: everyone is told, and the new
+        stream learns who else has it open (this replica's users at once; the other
+        replicas answer the announcement with theirs, a roll call)."""
+        present = self._present.setdefault(project_id, Counter())
+        others = [user for user in present if user != user_id]
+        present[user_id] += 1
+        await self.publish(project_id, presence_event(user_id, open_=True))
+        for user in others:
+            self._deliver(project_id, presence_event(user, open_=True, roll_call=True))
+
+    async def left(self, project_id: str, user_id: str) -> None:
+        """A stream of `user_id` ended: when it was their last one here, everyone is told
+        (another tab of theirs on another replica answers the next roll call)."""
+        present = self._present.get(project_id)
+        if present is None or present[user_id] <= 0:
+            return
+        present[user_id] -= 1
+        if present[user_id] > 0:
+            return
+        del present[user_id]
+        if not present:
+            del self._present[project_id]
+        await self.publish(project_id, presence_event(user_id, open_=False))
+
+    def _answer_roll_call(self, project_id: str, event: Event) -> list[Event]:
+        """Another replica's stream opened: this replica's present users, to send back."""
+        if event.kind != "presence" or not event.data.get("open") or event.data.get("rollCall"):
+            return []
+        joined = event.data.get("userId")
+        present = self._present.get(project_id, Counter())
+        return [
+            presence_event(user, open_=True, roll_call=True) for user in present if user != joined
+        ]
 
     async def close(self) -> None:
         """End every stream (shutdown) and stop what runs in the background."""
@@ -281,6 +345,9 @@ class RedisEventBus(EventBus):
 
     async def publish(self, project_id: str, event: Event) -> None:
         self._deliver(project_id, event)
+        self._enqueue(project_id, event)
+
+    def _enqueue(self, project_id: str, event: Event) -> None:
         try:
             self._outbox.put_nowait(
                 (self._prefix + project_id, _encode(self._origin, project_id, event))
@@ -430,3 +497,6 @@ class RedisEventBus(EventBus):
             log.warning("event message unreadable", channel=name)
             return
         self._deliver(project_id, event)
+        for answer in self._answer_roll_call(project_id, event):
+            # To the other replicas only: this one's streams know their own users.
+            self._enqueue(project_id, answer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from snipix.auth.actor import Actor
 from snipix.clock import utc_now_ms
 from snipix.db.client import Document
-from snipix.events.bus import Event, EventBus
+from snipix.events.bus import EventBus, presence_event
 from snipix.projects.service import ProjectService
 from snipix.sessions.repository import SessionRepository
 from snipix.sessions.schemas import (
@@ -25,29 +25,6 @@ from snipix.wire.pages import Page, encode_cursor
 # Batches of sessions one recent page may read while skipping sessions of deleted
 # projects; past that the page is returned short, with a cursor to go on from.
 MAX_RECENT_BATCHES = 3
-
-
-def presence_event(
-    user_id: str,
-    *,
-    open_: bool,
-    playhead_sec: float | None = None,
-    selected_clip_ids: list[str] | None = None,
-    panel: str | None = None,
-) -> Event:
-    """A member's presence: whether they have the project open (an event stream), and
-    where their playhead and selection are (their last session save)."""
-    return Event(
-        "presence",
-        {
-            "userId": user_id,
-            "open": open_,
-            "playheadSec": playhead_sec,
-            "selectedClipIds": selected_clip_ids,
-            "panel": panel,
-            "at": utc_now_ms().isoformat(),
-        },
-    )
 
 
 def _position(doc: Document) -> RecentCursor:

@@ -27,7 +27,6 @@ from snipix.errors import NotFound, Unauthorized, ValidationFailed
 from snipix.events.bus import Event
 from snipix.events.stream import sse, start_from
 from snipix.resources import Resources, get_resources
-from snipix.sessions.service import presence_event
 from snipix.wire.models import Instant, WireModel
 
 log = structlog.get_logger(__name__)
@@ -157,10 +156,10 @@ async def project_events(
     except BaseException:
         await stack.aclose()
         raise
-    await services.events.publish(project_id, presence_event(actor.user_id, open_=True))
+    await services.events.joined(project_id, actor.user_id)
 
     async def ended() -> None:
-        await services.events.publish(project_id, presence_event(actor.user_id, open_=False))
+        await services.events.left(project_id, actor.user_id)
         await stack.aclose()
 
     log.info("event stream opened", project_id=project_id, after=after)
