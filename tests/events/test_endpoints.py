@@ -102,6 +102,19 @@ async def test_every_kind_of_change_reaches_an_open_stream(service: Served) -> N
         assert changed.data == {"action": "project.updated", "version": 2, "actor": "owner"}
         assert changed.id is None  # only revisions carry an id: Last-Event-ID is a version
 
+        transcript = {
+            "language": "en",
+            "segments": [
+                {"start": 0.0, "end": 1.0, "words": [{"text": "hi", "start": 0.0, "end": 1.0}]}
+            ],
+        }
+        uploaded = await http.put(
+            f"/api/v1/projects/{project_id}/transcript", json=transcript, headers=OWNER
+        )
+        assert uploaded.status_code in (200, 201), uploaded.text
+        told = await stream.next_event("transcript")
+        assert (told.data["action"], told.data["actor"]) == ("uploaded", "owner")
+
 
 async def test_last_event_id_replays_exactly_the_missed_revisions_then_live_ones(
     service: Served,
