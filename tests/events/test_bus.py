@@ -13,7 +13,14 @@ from contextlib import asynccontextmanager
 import pytest
 from redis.asyncio import Redis
 
-from snipix.events.bus import RESYNC, Event, EventMetrics, RedisEventBus, Subscription
+from snipix.events.bus import (
+    RESYNC,
+    Event,
+    EventMetrics,
+    RedisEventBus,
+    Subscription,
+    presence_event,
+)
 from snipix.observability.metrics import Metrics
 from tests.support import RedisServer, until
 
@@ -138,6 +145,9 @@ async def test_who_has_a_project_open_is_known_across_replicas(
         # Bob's new stream hears his own opening, then replica one's roll call: Alice.
         assert await presences(bob_tab, 2) == [("bob", True), ("alice", True)]
         assert await presences(alice_tab, 3) == [("alice", True), ("alice", True), ("bob", True)]
+        # A session save is presence too, and is not answered with a roll call.
+        await two.publish("p1", presence_event("bob", open_=True, playhead_sec=3.0))
+        assert await presences(bob_tab, 1) == [("bob", True)]
         # Alice closes one of two tabs: still there. Then the other: gone.
         await one.left("p1", "alice")
         await one.left("p1", "alice")

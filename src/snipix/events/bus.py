@@ -78,11 +78,13 @@ def presence_event(
     playhead_sec: float | None = None,
     selected_clip_ids: list[str] | None = None,
     panel: str | None = None,
+    joined: bool = False,
     roll_call: bool = False,
 ) -> Event:
     """A member's presence: whether they have the project open (an event stream), or
-    where their playhead and selection are (a session save). `rollCall`: an answer to
-    another stream's opening (who else is there), never answered itself."""
+    where their playhead and selection are (a session save). `joined`: a stream of theirs
+    just opened (every replica answers with who else is there); `rollCall`: such an
+    answer."""
     data: dict[str, Any] = {
         "userId": user_id,
         "open": open_,
@@ -91,6 +93,8 @@ def presence_event(
         "panel": panel,
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
+    if joined:
+        data["joined"] = True
     if roll_call:
         data["rollCall"] = True
     return Event("presence", data)
@@ -226,7 +230,7 @@ class EventBus:
         present = self._present.setdefault(project_id, Counter())
         others = [user for user in present if user != user_id]
         present[user_id] += 1
-        await self.publish(project_id, presence_event(user_id, open_=True))
+        await self.publish(project_id, presence_event(user_id, open_=True, joined=True))
         for user in others:
             self._deliver(project_id, presence_event(user, open_=True, roll_call=True))
 
@@ -245,8 +249,9 @@ class EventBus:
         await self.publish(project_id, presence_event(user_id, open_=False))
 
     def _answer_roll_call(self, project_id: str, event: Event) -> list[Event]:
-        """Another replica's stream opened: this replica's present users, to send back."""
-        if event.kind != "presence" or not event.data.get("open") or event.data.get("rollCall"):
+        """Another replica's stream opened: this replica's present users, to send back
+        (only for an opening: a session save is presence too, and frequent)."""
+        if event.kind != "presence" or not event.data.get("joined"):
             return []
         joined = event.data.get("userId")
         present = self._present.get(project_id, Counter())
