@@ -148,6 +148,8 @@ async def test_who_has_a_project_open_is_known_across_replicas(
         # A session save is presence too, and is not answered with a roll call.
         await two.publish("p1", presence_event("bob", open_=True, playhead_sec=3.0))
         assert await presences(bob_tab, 1) == [("bob", True)]
+        # Replica one has it (an answer it sent would now precede anything it sends next).
+        assert await presences(alice_tab, 1) == [("bob", True)]
         # Alice closes one of two tabs: still there. Then the other: gone.
         await one.left("p1", "alice")
         await one.left("p1", "alice")
