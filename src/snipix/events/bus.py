@@ -266,7 +266,10 @@ class EventBus:
     def stop_streams(self) -> None:
         """The server is stopping (`snipix serve` calls this before it drains connections,
         the lifespan at the latest): every stream gets CLOSED and finishes its response,
-        so the drain does not wait for them, and no new stream starts."""
+        so the drain does not wait for them, and no new stream starts. Called once per
+        connection by the server: only the first call does anything."""
+        if self._closed:
+            return
         self._closed = True
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
