@@ -100,7 +100,6 @@ def build_services(
     timelines = TimelineService(
         TimelineRepository(db),
         projects,
-        unit,
         cache,
         max_bytes=settings.timeline_max_bytes,
         snapshot_every=settings.timeline_snapshot_every,

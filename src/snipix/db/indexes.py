@@ -106,8 +106,8 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         IndexSpec("timelines", "by_project", [("projectId", ASCENDING)]),
         IndexSpec("timeline_revisions", "by_version", _BY_VERSION),
         # The revision an autosave's Idempotency-Key made, found when the key is repeated.
-        # Not unique: one change holds a project's next version at a time, and a key is
-        # searched for before each claim (timelines/service.py, `_change`).
+        # Not unique: one change commits a project's next version, and a key is searched
+        # for before each commit attempt (timelines/service.py, `_change`).
         IndexSpec(
             "timeline_revisions",
             "by_key",
