@@ -17,6 +17,9 @@ from tests.accounts.helpers import WEB, accounts_settings, bearer, registration
 from tests.support import running_app
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 48
+THUMBNAIL = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
+# What chromium sends for an <img>.
+IMG_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 
 
 @pytest.fixture
@@ -102,3 +105,30 @@ async def test_the_cookie_opens_its_users_media_only_and_only_until_the_sessions
     client.cookies.clear()
     refused = await client.get(url, headers=carrying(alice_cookie))
     assert refused.status_code == 401, "the cookie ends with the sessions"
+
+
+async def test_the_project_lists_img_loads_its_thumbnail_with_the_cookie_alone(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    alice_token, alice_cookie = await signed_up(client, "alice@example.com")
+    _, bob_cookie = await signed_up(client, "bob@example.com")
+    project_id = await project_with_video(client, settings, alice_token)
+    name = f"{uuid.uuid4().hex}.jpg"
+    (settings.media_root / project_id / name).write_bytes(THUMBNAIL)
+    patched = await client.patch(
+        f"/api/v1/projects/{project_id}",
+        json={"media": {"thumbnailFile": f"{project_id}/{name}"}},
+        headers={**bearer(alice_token), "If-Match": '"2"'},
+    )
+    assert patched.status_code == 200, patched.text
+    url = f"/media/{project_id}/thumbnail"  # ProjectListPage's <img src>
+    client.cookies.clear()
+
+    assert (await client.get(url, headers={"Accept": IMG_ACCEPT})).status_code == 401
+    shown = await client.get(url, headers={"Accept": IMG_ACCEPT, **carrying(alice_cookie)})
+    assert shown.status_code == 200, shown.text
+    assert shown.headers["content-type"] == "image/jpeg"
+    assert shown.content == THUMBNAIL
+    other = await client.get(url, headers={"Accept": IMG_ACCEPT, **carrying(bob_cookie)})
+    assert other.status_code == 404, "another user's thumbnail does not exist for them"
+    assert other.content != THUMBNAIL
