@@ -98,21 +98,7 @@ async def test_the_cookie_opens_its_users_media_only_and_only_until_the_sessions
     forged = alice_cookie.rsplit(".", 1)[0] + ".AAAA"
     assert (await client.get(url, headers=carrying(forged))).status_code == 401
 
-    ended = await client.post(f"{WEB}/logout-all", headers=bearer(alice_token))
-    assert ended.status_code == 200, ended.text
-    assert MEDIA_COOKIE in ended.headers["set-cookie"]
-    assert "max-age=0" in ended.headers["set-cookie"].lower()
-    client.cookies.clear()
-    refused = await client.get(url, headers=carrying(alice_cookie))
-    assert refused.status_code == 401, "the cookie ends with the sessions"
-
-
-async def test_the_project_lists_img_loads_its_thumbnail_with_the_cookie_alone(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
-    alice_token, alice_cookie = await signed_up(client, "alice@example.com")
-    _, bob_cookie = await signed_up(client, "bob@example.com")
-    project_id = await project_with_video(client, settings, alice_token)
+    # The project list's <img src="/media/{id}/thumbnail">: the image, to its owner only.
     name = f"{uuid.uuid4().hex}.jpg"
     (settings.media_root / project_id / name).write_bytes(THUMBNAIL)
     patched = await client.patch(
@@ -121,14 +107,20 @@ async def test_the_project_lists_img_loads_its_thumbnail_with_the_cookie_alone(
         headers={**bearer(alice_token), "If-Match": '"2"'},
     )
     assert patched.status_code == 200, patched.text
-    url = f"/media/{project_id}/thumbnail"  # ProjectListPage's <img src>
     client.cookies.clear()
-
-    assert (await client.get(url, headers={"Accept": IMG_ACCEPT})).status_code == 401
-    shown = await client.get(url, headers={"Accept": IMG_ACCEPT, **carrying(alice_cookie)})
+    thumbnail = f"/media/{project_id}/thumbnail"
+    assert (await client.get(thumbnail, headers={"Accept": IMG_ACCEPT})).status_code == 401
+    shown = await client.get(thumbnail, headers={"Accept": IMG_ACCEPT, **carrying(alice_cookie)})
     assert shown.status_code == 200, shown.text
     assert shown.headers["content-type"] == "image/jpeg"
     assert shown.content == THUMBNAIL
-    other = await client.get(url, headers={"Accept": IMG_ACCEPT, **carrying(bob_cookie)})
+    other = await client.get(thumbnail, headers={"Accept": IMG_ACCEPT, **carrying(bob_cookie)})
     assert other.status_code == 404, "another user's thumbnail does not exist for them"
-    assert other.content != THUMBNAIL
+
+    ended = await client.post(f"{WEB}/logout-all", headers=bearer(alice_token))
+    assert ended.status_code == 200, ended.text
+    assert MEDIA_COOKIE in ended.headers["set-cookie"]
+    assert "max-age=0" in ended.headers["set-cookie"].lower()
+    client.cookies.clear()
+    refused = await client.get(url, headers=carrying(alice_cookie))
+    assert refused.status_code == 401, "the cookie ends with the sessions"
