@@ -194,31 +194,38 @@ class WebAppMiddleware:
         if not page and self._routed(scope):
             await self.app(scope, receive, send)
             return
-        file = await anyio.to_thread.run_sync(find_file, self.root, path)
-        if file is None and page:
-            file = self.index
-        if file is None:
+        found = await anyio.to_thread.run_sync(self._locate, path, page)
+        if found is None:
             await self.app(scope, receive, send)
             return
-        await self._serve(file, path, scope, receive, send, headers)
-
-    def _routed(self, scope: Scope) -> bool:
-        """Does an API route have this path (whatever its method)?"""
-        return any(route.matches(scope)[0] is not Match.NONE for route in self.routes)
-
-    async def _serve(
-        self, file: Path, path: str, scope: Scope, receive: Receive, send: Send, headers: Headers
-    ) -> None:
+        file, stat = found
         media_type = content_type(file)
-        cache = IMMUTABLE if path.startswith("/static/") and file != self.index else REVALIDATE
+        index = file == self.index
+        cache = IMMUTABLE if path.startswith("/static/") and not index else REVALIDATE
         extra = {"Cache-Control": cache}
         if file.suffix.lower() == ".html":
             extra["Content-Security-Policy"] = APP_CSP
-        scope["route"] = PAGE if file == self.index else FILE
-        stat = await anyio.to_thread.run_sync(os.stat, file)
+        scope["route"] = PAGE if index else FILE
         response: Response = FileResponse(
             file, media_type=media_type, headers=extra, stat_result=stat
         )
         if self._conditions.is_not_modified(response.headers, headers):
             response = NotModifiedResponse(response.headers)
         await response(scope, receive, send)
+
+    def _routed(self, scope: Scope) -> bool:
+        """Does an API route have this path (whatever its method)?"""
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.routes)
+
+    def _locate(self, path: str, page: bool) -> tuple[Path, os.stat_result] | None:
+        """The file to answer with and its stat (in a worker thread: file system calls);
+        None: the API answers (no such file, or the build went away under us)."""
+        file = find_file(self.root, path)
+        if file is None and page:
+            file = self.index
+        if file is None:
+            return None
+        try:
+            return file, os.stat(file)
+        except OSError:
+            return None
