@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from snipix.db.client import Database, Document
 
@@ -25,6 +25,8 @@ SNAPSHOTS = "timeline_snapshots"
 # Where autosaves' Idempotency-Keys were kept before each was stored with its change
 # (a claim, then a revision); dropped by the `timeline_keys_in_revisions` migration.
 RETIRED_KEYS = "idempotency_keys"
+
+DUPLICATE_KEY = 11000
 
 _REVISION_SUMMARY = {
     "_id": 0,
@@ -124,15 +126,14 @@ class TimelineRepository:
     # --- revisions and snapshots ------------------------------------------------------------
 
     async def store(self, revisions: list[Document], snapshots: list[Document]) -> None:
-        """Copy committed revisions (and snapshots) from the head into their collections.
+        """Copy committed revisions (and snapshots) from the head into their collections,
+        each list in one batch.
 
         Idempotent: a copy already there is left alone, so any writer may store what a
         head carries without knowing whether another one already did.
         """
-        for revision in revisions:
-            await _put(self._revisions, revision)
-        for snapshot in snapshots:
-            await _put(self._snapshots, snapshot)
+        await _put(self._revisions, revisions)
+        await _put(self._snapshots, snapshots)
 
     async def stored_versions(self, project_id: str, versions: list[int]) -> set[int]:
         """Which of `versions` are in the revision collection (read by `_id`)."""
@@ -196,8 +197,9 @@ class TimelineRepository:
         return await found.sort("version", ASCENDING).limit(upto - after).to_list()
 
 
-async def _put(collection: Any, document: Document) -> None:
-    """Insert `document`, or replace a different document under the same `_id`.
+async def _put(collection: Any, documents: list[Document]) -> None:
+    """Insert `documents` (one unordered batch), replacing a different document found under
+    the same `_id`.
 
     A revision or snapshot is only ever written from the head that committed it, so the
     copy already there is either this one (a second writer storing what a head carried:
@@ -206,9 +208,16 @@ async def _put(collection: Any, document: Document) -> None:
     insert and a replace by `_id` read one key; the embedded engine makes an inserting
     upsert scan the collection (docs/decisions.md, "Performance").
     """
+    if not documents:
+        return
     try:
-        await collection.insert_one(document)
-    except DuplicateKeyError:
-        await collection.replace_one(
-            {"_id": document["_id"], "createdAt": {"$ne": document["createdAt"]}}, document
-        )
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        failures = error.details.get("writeErrors", [])
+        if any(entry.get("code") != DUPLICATE_KEY for entry in failures):
+            raise
+        for entry in failures:
+            document = documents[entry["index"]]
+            await collection.replace_one(
+                {"_id": document["_id"], "createdAt": {"$ne": document["createdAt"]}}, document
+            )

@@ -3,12 +3,12 @@
 A change to version v+1 is one update of the head document, conditioned on its version
 still being v (a change committed first makes it fail: a stale `If-Match` then answers
 412): `$set` on the changed paths, version v+1, the undo/redo stacks, and the revision
-(forward patch and its computed inverse) in the head's `recent` list. That update is the
-commit. The revision (and, every K versions, a snapshot) is then copied into its own
-collection, and the head keeps it in `recent` until a later change knows it is there: a
-crash after the commit loses nothing, and readers of history look in both places. One
-durable write per change on the critical path, where a claim, the revision and the commit
-were three.
+(forward patch and its computed inverse) appended to the head's `recent` list. That
+update is the commit. Revisions are copied from `recent` into their own collection in
+batches (every `STORE_EVERY` small changes, at once for large ones and with a due
+snapshot), and a head keeps each until a later change knows it is there: readers of
+history look in both places, and a crash after a commit loses nothing. One durable write
+per change, plus one batch per several changes.
 
 Undo applies the inverse of the revision on top of the undo stack as a new revision (and
 moves it to the redo stack); redo re-applies its forward patch; any other change clears
@@ -80,8 +80,15 @@ UNDO_DEPTH = 100
 # How long a save without a version check (`If-Match: *`) keeps retrying while other saves
 # of the same timeline commit first, before a 409.
 COMMIT_WAIT_S = 3.0
-# Revisions a head may carry before they are stored: past this, the change stores them
-# before its commit (the database kept failing after earlier commits).
+# Small revisions (autosaves, undo, redo) stay in the head's `recent` until this many are
+# there, then go to their collection in one batch: a change costs one write, plus one
+# batch per this many. Larger ones (whole-state saves, imports, rollbacks) are stored
+# right after their commit, so the head (read by every change) stays small.
+STORE_EVERY = 8
+CARRIED_KINDS = frozenset({RevisionKind.PATCH, RevisionKind.UNDO, RevisionKind.REDO})
+CARRIED_BYTES_MAX = 16 * 1024
+# Revisions a head read from the database may carry before a change stores them before
+# its commit (the database kept failing right after earlier commits).
 RECENT_MAX = 32
 # Heads this process committed last, kept to start the next change of the same timeline
 # from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
@@ -655,7 +662,13 @@ class TimelineService:
                     "createdAt": now,
                 }
             )
-        stored = await self._store(project_id, version + 1, recent, snapshots)
+        keep = (
+            not snapshots
+            and len(recent) < STORE_EVERY
+            and change.kind in CARRIED_KINDS
+            and len(orjson.dumps([change.forward, change.inverse])) <= CARRIED_BYTES_MAX
+        )
+        stored = not keep and await self._store(project_id, version + 1, recent, snapshots)
         self._remember(
             project_id,
             {
