@@ -61,6 +61,11 @@ def _descending(text: str) -> tuple[int, ...]:
     return tuple(-ord(char) for char in text)
 
 
+def rank(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Search hits best first, ties broken by id (newest first), so pages are stable."""
+    return sorted(hits, key=lambda hit: (-hit[1], _descending(hit[0])))
+
+
 class ProjectRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -137,15 +142,59 @@ class ProjectRepository:
         }
         found = self._projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
         ranked = await found.sort([("score", {"$meta": "textScore"})]).limit(limit).to_list()
-        hits = [(str(doc["_id"]), float(doc["score"])) for doc in ranked]
-        return sorted(hits, key=lambda hit: (-hit[1], _descending(hit[0])))
+        return rank([(str(doc["_id"]), float(doc["score"])) for doc in ranked])
 
-    async def get_many(self, owner_id: str, project_ids: list[str]) -> list[Document]:
-        """The owner's active projects among `project_ids`, in the order given."""
-        found = self._projects.find(
-            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
-            PROJECT_FIELDS,
-        )
+    async def list_among(
+        self,
+        project_ids: list[str],
+        *,
+        sort: SortField,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+        after: ListCursor | None,
+    ) -> list[Document]:
+        """The active projects among `project_ids` (those shared with a user), in the list's
+        order: selected by the `_id` index, at most `len(project_ids)` examined."""
+        key = sort.value
+        query: dict[str, Any] = {
+            "_id": {"$in": project_ids},
+            "isDeleted": False,
+            **_filters(status, tag),
+        }
+        if after is not None:
+            query["$or"] = [{key: {"$lt": after.t}}, {key: after.t, "_id": {"$lt": after.id}}]
+        found = self._projects.find(query, PROJECT_FIELDS, hint="_id_")
+        return await found.sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()
+
+    async def search_among(
+        self,
+        project_ids: list[str],
+        text: str,
+        *,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+    ) -> list[tuple[str, float]]:
+        """(id, relevance) of the matching active projects among `project_ids`, best first
+        (the same two-step search as `search`, for the projects shared with a user)."""
+        query: dict[str, Any] = {
+            "$text": {"$search": text},
+            "_id": {"$in": project_ids},
+            "isDeleted": False,
+            **_filters(status, tag),
+        }
+        found = self._projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
+        ranked = await found.sort([("score", {"$meta": "textScore"})]).limit(limit).to_list()
+        return rank([(str(doc["_id"]), float(doc["score"])) for doc in ranked])
+
+    async def get_many(self, owner_id: str | None, project_ids: list[str]) -> list[Document]:
+        """The active projects among `project_ids` (the owner's only, unless `owner_id` is
+        None: ids the caller was found to reach), in the order given."""
+        query: dict[str, Any] = {"_id": {"$in": project_ids}, "isDeleted": False}
+        if owner_id is not None:
+            query["userId"] = owner_id
+        found = self._projects.find(query, PROJECT_FIELDS)
         by_id = {doc["_id"]: doc async for doc in found.limit(len(project_ids))}
         return [by_id[project_id] for project_id in project_ids if project_id in by_id]
 
