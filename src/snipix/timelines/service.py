@@ -520,7 +520,7 @@ class TimelineService:
         timecodes count in; by default the project's media rate, else 24 (the EDL
         adapter's own default).
         """
-        project = await self.project(actor, project_id)
+        project = await self._projects.get(actor, project_id, need=Role.EDITOR)
         if len(data) > self._max_bytes:
             raise TooLarge(
                 f"The file is {len(data):,} bytes; the limit is {self._max_bytes:,} "
