@@ -122,7 +122,13 @@ def add_accounts(store: Store) -> None:
     now = datetime.now(UTC)
     store["users"].insert_many(
         [
-            {"_id": user, "email": email, "name": user.title(), "status": "active", "createdAt": now}
+            {
+                "_id": user,
+                "email": email,
+                "name": user.title(),
+                "status": "active",
+                "createdAt": now,
+            }
             for user, email in EMAILS.items()
         ]
     )
@@ -346,9 +352,7 @@ async def replica(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def test_a_removal_holds_at_once_on_another_replica(
-    settings: Settings, store: Store
-) -> None:
+async def test_a_removal_holds_at_once_on_another_replica(settings: Settings, store: Store) -> None:
     """Two replicas on one database and one Redis: the viewer's reads are cached on one,
     the owner removes them on the other, and the next read on the first is a 404."""
     async with replica(settings) as first, replica(settings) as second:
