@@ -22,7 +22,19 @@ from pydantic import SecretStr
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
+from snipix.accounts.repository import UserRepository
 from snipix.app import create_app
+from snipix.audit.repository import AuditRepository
+from snipix.auth.actor import Actor
+from snipix.cache.service import Cache
+from snipix.catalogue import PURGED
+from snipix.db.client import connected
+from snipix.db.transactions import UnitOfWork
+from snipix.errors import NotFound
+from snipix.projects.members import ForbiddenRole, MemberRepository
+from snipix.projects.schemas import MemberInvite, MemberRole, MemberUpdate, ProjectCreate
+from snipix.projects.service import project_service
+from snipix.projects.sharing import SharingService
 from snipix.settings import Settings
 from tests.api.helpers import PATCH_TYPE, STATE, TRANSCRIPT, error_code
 from tests.mail_server import SmtpCatcher
@@ -377,3 +389,36 @@ async def test_a_removal_holds_at_once_on_another_replica(settings: Settings, st
         # The owner still reads it from the cache on that replica.
         owner = await first.get(paths[0], headers={"X-User-Id": ALICE})
         assert owner.status_code == 200
+
+
+async def test_every_membership_change_calls_the_hook(settings: Settings, store: Store) -> None:
+    """Live event streams re-check access through `on_membership_change`: called once per
+    committed add, role change and removal, never for a refused one."""
+    add_accounts(store)
+    calls: list[tuple[str, str]] = []
+
+    async def hook(project_id: str, user_id: str) -> None:
+        calls.append((project_id, user_id))
+
+    async with connected(settings) as client:
+        db = client[settings.database_name]
+        projects = project_service(db, UnitOfWork(client), owned=PURGED, cache=Cache.disabled())
+        sharing = SharingService(
+            projects,
+            MemberRepository(db),
+            UserRepository(db),
+            AuditRepository(db),
+            outbox=None,
+            web_app_url="http://app.test",
+            on_membership_change=hook,
+        )
+        alice, bob = Actor(user_id=ALICE), Actor(user_id=BOB)
+        project, _ = await projects.create(alice, ProjectCreate(name="Hooked"))
+        await sharing.add(alice, project.id, MemberInvite(user_id=BOB, role=MemberRole.VIEWER))
+        with pytest.raises(ForbiddenRole):
+            await sharing.add(bob, project.id, MemberInvite(user_id=CAROL, role=MemberRole.VIEWER))
+        await sharing.change(alice, project.id, BOB, MemberUpdate(role=MemberRole.EDITOR))
+        await sharing.remove(alice, project.id, BOB)
+        with pytest.raises(NotFound):
+            await sharing.remove(alice, project.id, BOB)
+    assert calls == [(project.id, BOB)] * 3
