@@ -49,6 +49,8 @@ EMAILS = {BOB: "bob@example.com", CAROL: "carol@example.com", DAVE: "dave@exampl
 MISSING = "nosuchproject000000000000"
 # Values for the other path parameters of project routes.
 PATH_VALUES = {"version": "1", "user_id": CAROL, "segment_id": "s1", "job_id": "0" * 32}
+# What an upload's content sniffing takes for MP4 (an `ftyp` box); never probed here.
+MP4_HEADER = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(64)
 IMPORT_BODY = json.dumps({"OTIO_SCHEMA": "Timeline.1", "name": "x", "tracks": {}}).encode()
 # A body each write route accepts, so the request reaches the access check (a body the
 # route refuses would answer 422 before it, for members and strangers alike).
@@ -224,6 +226,50 @@ async def test_roles_hold_on_every_project_route(
     after = {name: list(store[name].find()) for name in before}
     assert after == before
     assert [m["userId"] for m in store["project_members"].find().sort("userId")] == [BOB, CAROL]
+
+
+async def body_routes(http: httpx.AsyncClient, project_id: str, user: str) -> list[httpx.Response]:
+    """The write routes that name the project in their body (the web app's), as `user`."""
+    headers = {"X-User-Id": user}
+    current = await http.get(f"/timeline/{project_id}", headers={"X-User-Id": ALICE})
+    state = current.json()["data"]["timeline_state"] if current.status_code == 200 else {}
+    return [
+        await http.post(
+            "/timeline", json={"project_id": project_id, "timeline_state": state}, headers=headers
+        ),
+        await http.post(
+            "/media/upload",
+            files={"file": ("clip.mp4", MP4_HEADER, "video/mp4")},
+            data={"project_id": project_id},
+            headers=headers,
+        ),
+        await http.post(
+            "/media/trim-video",
+            json={"project_id": project_id, "segments": [{"startTime": 0, "duration": 1}]},
+            headers=headers,
+        ),
+        await http.post("/media/transcribe", data={"project_id": project_id}, headers=headers),
+        await http.post(
+            "/media/remove-fillers",
+            json={"project_id": project_id, "auto_detect": True},
+            headers=headers,
+        ),
+    ]
+
+
+async def test_routes_naming_the_project_in_their_body_check_the_role_too(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    project_id = await shared_project(client, store)
+    for stranger, nothing in zip(
+        await body_routes(client, project_id, DAVE),
+        await body_routes(client, MISSING, DAVE),
+        strict=True,
+    ):
+        assert stranger.status_code == nothing.status_code == 404, stranger.text
+    for viewer in await body_routes(client, project_id, CAROL):
+        assert viewer.status_code == 403, viewer.text
+        assert error_code(viewer) == "forbidden_role"
 
 
 async def test_an_editor_autosaves_and_the_audit_names_them(

@@ -290,6 +290,8 @@ class TranscriptionService:
         undoable revision, then render the edited video."""
         if not selected and not auto_detect:
             raise ValidationFailed("Send selectedWords, or auto_detect: true.")
+        # It cuts the timeline: an editor's to ask, refused before any work.
+        await self.projects.get(actor, project_id, need=Role.EDITOR)
         header = await self.transcripts.header(actor, project_id)
         words = await self._words(actor, project_id)
         chosen: list[Document] = []
