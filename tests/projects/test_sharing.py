@@ -287,6 +287,8 @@ async def test_an_editor_autosaves_and_the_audit_names_them(
     assert saved.json()["state"]["clips"][0]["start"] == 4
     session = await client.put(f"{base}/session", json={"playheadSec": 3}, headers=who(BOB))
     assert session.status_code == 200, session.text
+    recent = await client.get("/api/v1/sessions/recent", headers=who(BOB))
+    assert [(r["projectId"], r["name"]) for r in recent.json()["items"]] == [(project_id, "Shared")]
     renamed = await client.patch(base, json={"name": "By Bob"}, headers=who(BOB))
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["userId"] == ALICE  # still Alice's project

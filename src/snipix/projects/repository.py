@@ -42,7 +42,7 @@ PROJECT_FIELDS = {
     "purgingAt": 1,
     "createdWith": 1,
 }
-_NAME_FIELDS = {"_id": 1, "name": 1}
+_NAME_FIELDS = {"_id": 1, "name": 1, "userId": 1}
 _VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
 _SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}
 
@@ -198,16 +198,14 @@ class ProjectRepository:
         by_id = {doc["_id"]: doc async for doc in found.limit(len(project_ids))}
         return [by_id[project_id] for project_id in project_ids if project_id in by_id]
 
-    async def live_names(self, owner_id: str, project_ids: list[str]) -> dict[str, str]:
-        """Names of the owner's live (not soft-deleted) projects among `project_ids`: the
-        recent-sessions list shows them, and only projects' own code reads `projects`."""
+    async def live_names(self, project_ids: list[str]) -> list[Document]:
+        """`_id`, `name` and owner (`userId`) of the live (not soft-deleted) projects among
+        `project_ids`: the recent-sessions list shows them (the service keeps those the
+        caller may open), and only projects' own code reads `projects`."""
         if not project_ids:
-            return {}
-        found = self._projects.find(
-            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
-            _NAME_FIELDS,
-        )
-        return {doc["_id"]: doc["name"] async for doc in found.limit(len(project_ids))}
+            return []
+        found = self._projects.find({"_id": {"$in": project_ids}, "isDeleted": False}, _NAME_FIELDS)
+        return await found.limit(len(project_ids)).to_list()
 
     async def update(
         self,

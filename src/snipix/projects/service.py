@@ -349,7 +349,7 @@ class ProjectService:
     async def live_names(self, actor: Actor, project_ids: list[str]) -> dict[str, str]:
         """Names of the live (not deleted) projects among these ids the caller owns or is a
         member of, by id."""
-        docs = await self._projects.get_many(None, project_ids)
+        docs = await self._projects.live_names(project_ids)
         return {doc["_id"]: doc["name"] for doc in await self._readable(actor, docs)}
 
     async def _readable(self, actor: Actor, docs: list[Document]) -> list[Document]:
