@@ -30,6 +30,7 @@ from snipix.api.routes.accounts import compat_router as accounts_compat_router
 from snipix.api.routes.accounts import router as accounts_router
 from snipix.api.routes.health import router as health_router
 from snipix.api.routes.media import router as media_router
+from snipix.api.routes.members import router as members_router
 from snipix.api.routes.projects import admin_router
 from snipix.api.routes.projects import router as projects_router
 from snipix.api.routes.sessions import router as sessions_router
@@ -316,6 +317,7 @@ def create_app(
     # is known only after routing and authentication (api/rate_limit.py).
     for router in (
         projects_router,
+        members_router,
         admin_router,
         timeline_router,
         sessions_router,

@@ -47,6 +47,7 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
+from snipix.projects.members import Role
 from snipix.projects.schemas import Project
 from snipix.projects.service import ProjectService
 from snipix.timelines.interchange import (
@@ -242,13 +243,14 @@ class TimelineService:
 
     async def get_serialized(self, actor: Actor, project_id: str) -> Loaded:
         """The current state's version and JSON as the API answers it (sent as is)."""
-        await self._projects.get_serialized(actor, project_id)
+        # Cached under the project's owner, whoever reads it (owner or member).
+        owner_id = (await self._projects.access(actor, project_id)).owner_id
 
         async def load() -> Loaded:
             timeline = self._timeline(project_id, await self._timelines.current(project_id))
             return Loaded(timeline.version, timeline.model_dump_json().encode())
 
-        found = await self._cache.entity(CACHED_TIMELINE, project_id, actor.user_id, load)
+        found = await self._cache.entity(CACHED_TIMELINE, project_id, owner_id, load)
         if found is None:
             # Cached for another owner: the project was checked above, so only a project
             # that changed hands (never, today) gets here.
@@ -525,7 +527,7 @@ class TimelineService:
         timecodes count in; by default the project's media rate, else 24 (the EDL
         adapter's own default).
         """
-        project = await self.project(actor, project_id)
+        project = await self._projects.get(actor, project_id, need=Role.EDITOR)
         if len(data) > self._max_bytes:
             raise TooLarge(
                 f"The file is {len(data):,} bytes; the limit is {self._max_bytes:,} "
@@ -550,8 +552,8 @@ class TimelineService:
     async def rollback(
         self, actor: Actor, project_id: str, version: int, *, expected: Expected, label: str | None
     ) -> Timeline:
-        """A new version equal to `version`; history is never rewritten."""
-        await self._projects.get(actor, project_id)
+        """A new version equal to `version` (the owner only); history is never rewritten."""
+        await self._projects.get(actor, project_id, need=Role.OWNER)
         head = await self._timelines.head_version(project_id)
         current = head["version"] if head is not None else 0
         if version > current:
@@ -598,7 +600,7 @@ class TimelineService:
         head, so a change committed after that head was read moved the head: the commit
         fails and the loop searches again. A key can never be applied twice.
         """
-        await self._projects.get(actor, project_id)
+        await self._projects.get(actor, project_id, need=Role.EDITOR)
         # Revisions an earlier commit could not store (the database failed right after it):
         # stored first, so the head this change writes need not carry them.
         await self._deferred.run_for(f"store:{project_id}:")
