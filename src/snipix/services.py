@@ -19,6 +19,7 @@ from snipix.accounts.revocation import SessionGate
 from snipix.accounts.service import AccountService, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer
+from snipix.audit.repository import AuditRepository
 from snipix.cache.service import Cache
 from snipix.catalogue import PURGED
 from snipix.db.client import Database
@@ -31,7 +32,9 @@ from snipix.mail.transport import transport_from_settings
 from snipix.media.service import MediaRuntime, MediaService
 from snipix.media.storage import purge_hook
 from snipix.observability.metrics import Metrics
+from snipix.projects.members import MemberRepository
 from snipix.projects.service import ProjectService, project_service
+from snipix.projects.sharing import MembershipHook, SharingService
 from snipix.security.limiter import Limiter
 from snipix.sessions.repository import SessionRepository
 from snipix.sessions.service import SessionService
@@ -52,6 +55,8 @@ class Services:
     request state, so one set serves every request."""
 
     projects: ProjectService
+    # Who else may open a project, and as what.
+    sharing: SharingService
     timelines: TimelineService
     transcripts: TranscriptService
     sessions: SessionService
@@ -83,12 +88,18 @@ def build_services(
     limiter: Limiter,
     metrics: Metrics,
     events: EventBus | None = None,
+    on_membership_change: MembershipHook | None = None,
 ) -> Services:
     """Every service on `db`. `cache`: the app's, or `Cache.disabled()` for tools that change
     nothing a running service caches. `metrics`: the app's holder, in which the services
     declare their own series (sign-ins); the limiter brings the rate limits'. `events`: the
-    app's bus (the lifespan picks Redis or in process); tools get one nobody listens to."""
+    app's bus (the lifespan picks Redis or in process); tools get one nobody listens to.
+    `on_membership_change(project_id, user_id)`: called after each member is added,
+    re-roled or removed; by default the bus's, so every replica's live event streams of
+    the project re-check their user's access."""
     events = events if events is not None else EventBus.unobserved()
+    if on_membership_change is None:
+        on_membership_change = events.on_membership_change
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(
         db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)], events=events
@@ -112,7 +123,6 @@ def build_services(
     timelines = TimelineService(
         TimelineRepository(db),
         projects,
-        unit,
         cache,
         max_bytes=settings.timeline_max_bytes,
         snapshot_every=settings.timeline_snapshot_every,
@@ -131,6 +141,15 @@ def build_services(
     media = MediaService(projects, MediaRuntime.from_settings(settings))
     return Services(
         projects=projects,
+        sharing=SharingService(
+            projects,
+            MemberRepository(db),
+            UserRepository(db),
+            AuditRepository(db),
+            outbox=outbox,
+            web_app_url=settings.web_app_url,
+            on_membership_change=on_membership_change,
+        ),
         timelines=timelines,
         transcripts=transcripts,
         sessions=SessionService(SessionRepository(db), projects, events=events),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -238,6 +239,35 @@ async def test_a_membership_change_makes_every_stream_recheck_access(
             await resources.services.events.on_membership_change(project_id, "owner")
             messages = await stream.ended()
             assert [m.event for m in messages if m.event != "presence"] == ["membership"]
+
+
+async def test_a_viewer_streams_until_removed_from_the_project(
+    service: Served, db: Database
+) -> None:
+    http = service.http
+    project_id = await new_project(http)
+    await db["users"].insert_one(
+        {
+            "_id": "viewer",
+            "email": "viewer@example.com",
+            "name": "Viewer",
+            "status": "active",
+            "createdAt": datetime.now(UTC),
+        }
+    )
+    members = f"/api/v1/projects/{project_id}/members"
+    added = await http.post(members, json={"userId": "viewer", "role": "viewer"}, headers=OWNER)
+    assert added.status_code == 201, added.text
+    viewer = {"X-User-Id": "viewer"}
+    async with open_stream(http, events_url(project_id), viewer) as stream:
+        await autosave(http, project_id, 0)
+        assert (await stream.next_event("revision")).id == 1
+        removed = await http.delete(f"{members}/viewer", headers=OWNER)
+        assert removed.status_code == 204, removed.text
+        # The sharing code's hook reaches the stream: it re-checks and ends.
+        messages = await stream.ended()
+        assert [m.data for m in messages if m.event == "membership"] == [{"userId": "viewer"}]
+    assert (await http.get(events_url(project_id), headers=viewer)).status_code == 404
 
 
 async def test_shutdown_ends_open_streams_and_the_server_exits_without_the_grace(
