@@ -600,7 +600,7 @@ class TimelineService:
         head, so a change committed after that head was read moved the head: the commit
         fails and the loop searches again. A key can never be applied twice.
         """
-        await self._projects.get(actor, project_id, need=Role.EDITOR)
+        owner_id = (await self._projects.get(actor, project_id, need=Role.EDITOR)).user_id
         # Revisions an earlier commit could not store (the database failed right after it):
         # stored first, so the head this change writes need not carry them.
         await self._deferred.run_for(f"store:{project_id}:")
@@ -634,7 +634,7 @@ class TimelineService:
                 await self._before_commit()
             try:
                 committed = await self._commit(
-                    actor, project_id, head, change, recent, now, from_memory=from_memory
+                    owner_id, project_id, head, change, recent, now, from_memory=from_memory
                 )
             except BaseException:
                 # Committed or not (a lost acknowledgement): no replica may serve or store
@@ -676,7 +676,7 @@ class TimelineService:
             {
                 "_id": project_id,
                 "projectId": project_id,
-                "userId": head["userId"] if head is not None else actor.user_id,
+                "userId": head["userId"] if head is not None else owner_id,
                 "version": version + 1,
                 STATE: change.after,
                 "undoStack": change.undo_stack,
@@ -705,7 +705,7 @@ class TimelineService:
 
     async def _commit(
         self,
-        actor: Actor,
+        owner_id: str,
         project_id: str,
         head: Document | None,
         change: Change,
@@ -721,7 +721,7 @@ class TimelineService:
                 {
                     "_id": project_id,
                     "projectId": project_id,
-                    "userId": actor.user_id,
+                    "userId": owner_id,
                     "version": 1,
                     STATE: change.after,
                     "undoStack": change.undo_stack,
