@@ -566,9 +566,13 @@ class TimelineService:
         return await self._change(actor, project_id, expected, plan)
 
     async def _revision(self, project_id: str, version: int) -> Document:
-        """One revision: from its collection, else from the head that carries it while it
-        is not stored yet."""
-        revision = await self._timelines.revision(project_id, version)
+        """One revision: from the head this process committed last, whose `recent` holds
+        the ones not stored yet (undo's target is usually the latest change), else from
+        its collection, else from the head in the database."""
+        remembered = self._committed_heads.get(project_id)
+        revision = next((r for r in _recent(remembered) if r["version"] == version), None)
+        if revision is None:
+            revision = await self._timelines.revision(project_id, version)
         if revision is None:
             head = await self._timelines.head_version(project_id)
             revision = next((r for r in _recent(head) if r["version"] == version), None)
