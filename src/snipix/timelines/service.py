@@ -598,9 +598,13 @@ class TimelineService:
         return await self._change(actor, project_id, expected, plan)
 
     async def _revision(self, project_id: str, version: int) -> Document:
-        """One revision: from its collection, else from the head that carries it while it
-        is not stored yet."""
-        revision = await self._timelines.revision(project_id, version)
+        """One revision: from the head this process committed last, whose `recent` holds
+        the ones not stored yet (undo's target is usually the latest change), else from
+        its collection, else from the head in the database."""
+        remembered = self._committed_heads.get(project_id)
+        revision = next((r for r in _recent(remembered) if r["version"] == version), None)
+        if revision is None:
+            revision = await self._timelines.revision(project_id, version)
         if revision is None:
             head = await self._timelines.head_version(project_id)
             revision = next((r for r in _recent(head) if r["version"] == version), None)
@@ -632,7 +636,7 @@ class TimelineService:
         head, so a change committed after that head was read moved the head: the commit
         fails and the loop searches again. A key can never be applied twice.
         """
-        await self._projects.get(actor, project_id, need=Role.EDITOR)
+        owner_id = (await self._projects.get(actor, project_id, need=Role.EDITOR)).user_id
         # Revisions an earlier commit could not store (the database failed right after it):
         # stored first, so the head this change writes need not carry them.
         await self._deferred.run_for(f"store:{project_id}:")
@@ -666,7 +670,7 @@ class TimelineService:
                 await self._before_commit()
             try:
                 committed = await self._commit(
-                    actor, project_id, head, change, recent, now, from_memory=from_memory
+                    owner_id, project_id, head, change, recent, now, from_memory=from_memory
                 )
             except BaseException:
                 # Committed or not (a lost acknowledgement): no replica may serve or store
@@ -708,7 +712,7 @@ class TimelineService:
             {
                 "_id": project_id,
                 "projectId": project_id,
-                "userId": head["userId"] if head is not None else actor.user_id,
+                "userId": head["userId"] if head is not None else owner_id,
                 "version": version + 1,
                 STATE: change.after,
                 "undoStack": change.undo_stack,
@@ -748,7 +752,7 @@ class TimelineService:
 
     async def _commit(
         self,
-        actor: Actor,
+        owner_id: str,
         project_id: str,
         head: Document | None,
         change: Change,
@@ -764,7 +768,7 @@ class TimelineService:
                 {
                     "_id": project_id,
                     "projectId": project_id,
-                    "userId": actor.user_id,
+                    "userId": owner_id,
                     "version": 1,
                     STATE: change.after,
                     "undoStack": change.undo_stack,
