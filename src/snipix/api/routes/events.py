@@ -8,14 +8,16 @@ links but good for this project's events only.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
+from starlette.types import Receive, Scope, Send
 
 from snipix.api.answers import errors
 from snipix.api.errors import request_id_of
@@ -81,6 +83,22 @@ async def events_viewer(
 
 
 ViewerDep = Annotated[tuple[Actor, int | None], Depends(events_viewer)]
+
+
+class EventStreamResponse(StreamingResponse):
+    """A stream whose place (its bound, subscription and presence) is given back however
+    the response ends, even when the client left before the body was first read (the
+    generator's own `finally` would then never run)."""
+
+    def __init__(self, on_exit: Callable[[], Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_exit = on_exit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_exit()
 
 
 def _last_event_id(header: str | None, query: str | None) -> int | None:
@@ -158,12 +176,19 @@ async def project_events(
         raise
     await services.events.joined(project_id, actor.user_id)
 
+    done = False
+
     async def ended() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
         await services.events.left(project_id, actor.user_id)
         await stack.aclose()
 
     log.info("event stream opened", project_id=project_id, after=after)
-    return StreamingResponse(
+    return EventStreamResponse(
+        ended,
         sse(
             subscription,
             start,
