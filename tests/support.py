@@ -27,6 +27,7 @@ from snipix.clock import utc_now_ms
 from snipix.db.engine_record import EngineRecord, is_served
 
 # Environment variables a developer may have set that must not leak into a test's process.
+PASSWORD_HASH_COST = "SNIPIX_PASSWORD_HASH_COST"
 SETTING_PREFIXES = (
     "SNIPIX_",
     "MONGODB_",
@@ -43,6 +44,9 @@ def clean_env(**overrides: str) -> dict[str, str]:
     """The current environment minus every Snipix setting, plus `overrides`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
     env["LOG_FORMAT"] = "json"
+    if overrides.get("SNIPIX_ENV") != "production":
+        # argon2id at its lowest cost, as the `settings` fixture (production refuses it).
+        env[PASSWORD_HASH_COST] = "minimal"
     env.update(overrides)
     return env
 

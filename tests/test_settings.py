@@ -158,6 +158,23 @@ def test_production_needs_smtp_only_when_verification_is_required(
     assert {"Mail-Secret%21", "Mail-Secret!"} <= set(settings.secret_values())
 
 
+def test_production_refuses_the_test_suites_password_hash_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`minimal` argon2id would make stolen hashes cheap to crack: never in production."""
+    production = {
+        "SNIPIX_ENV": "production",
+        "MONGODB_URI": "mongodb://db/editor",
+        "JWT_SECRET": STRONG_SECRET,
+    }
+    assert load(monkeypatch, **production).password_hash_cost == "standard"
+    lines = problems(monkeypatch, **production, SNIPIX_PASSWORD_HASH_COST="minimal")
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid setting SNIPIX_PASSWORD_HASH_COST: only `standard`")
+    local = load(monkeypatch, SNIPIX_ENV="local", SNIPIX_PASSWORD_HASH_COST="minimal")
+    assert local.password_hash_cost == "minimal"
+
+
 def test_blank_uri_means_embedded_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     """`MONGODB_URI=` copied from .env.example selects the embedded engine, not an error."""
     assert load(monkeypatch, MONGODB_URI="  ", REDIS_URL="").mongodb_uri is None

@@ -105,7 +105,7 @@ def build_services(
         db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)], events=events
     )
     gate = SessionGate(UserRepository(db), cache)
-    hasher = PasswordHasher()
+    hasher = PasswordHasher.at_cost(settings.password_hash_cost)
     accounts = account_service(
         db,
         settings,

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo.errors import ConfigurationError, InvalidURI
 
 Profile = Literal["local", "production"]
+PasswordHashCost = Literal["standard", "minimal"]
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -146,6 +147,13 @@ class Settings(BaseSettings):
     )
     refresh_token_ttl_s: int = Field(
         86_400, ge=300, le=400 * 86_400, validation_alias=_env("SNIPIX_REFRESH_TOKEN_TTL_S")
+    )
+    # argon2id cost of new password hashes. `minimal` (one pass over 8 MiB, one lane:
+    # about a millisecond) exists for test suites, which sign up hundreds of accounts;
+    # production refuses it. A hash made at one cost is upgraded at the next sign-in
+    # under the other.
+    password_hash_cost: PasswordHashCost = Field(
+        "standard", validation_alias=_env("SNIPIX_PASSWORD_HASH_COST")
     )
     refresh_token_remember_ttl_s: int = Field(
         30 * 86_400,
@@ -602,6 +610,11 @@ class Settings(BaseSettings):
             )
         if self.env != "production":
             return self
+        if self.password_hash_cost != "standard":  # noqa: S105 (a cost, not a password)
+            raise ValueError(
+                "SNIPIX_PASSWORD_HASH_COST: only `standard` is allowed when "
+                "SNIPIX_ENV=production (`minimal` is for test suites)"
+            )
         if self.require_email_verification and self.smtp_url is None:
             raise ValueError(
                 "SMTP_URL: is required when SNIPIX_ENV=production and "

@@ -30,6 +30,7 @@ def accounts_settings(
         "log_format": "json",
         "jwt_secret": SECRET,
         "login_failures_per_account": ACCOUNT_LIMIT,
+        "password_hash_cost": "minimal",  # as the suite's `settings` fixture
         **overrides,
     }
     return Settings(_env_file=None, **values)

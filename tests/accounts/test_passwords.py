@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from snipix.accounts.passwords import PasswordHasher, password_problems
-from tests.accounts.helpers import PASSWORD, Store, login, register
+from snipix.settings import Settings
+from tests.accounts.helpers import PASSWORD, Store, accounts_settings, login, register
 
 
 @pytest.mark.parametrize(
@@ -29,6 +32,12 @@ def test_password_rules_name_what_is_missing(password: str, problems: list[str])
 async def test_unreadable_stored_hash_is_a_failed_check() -> None:
     """A damaged or foreign hash never matches (and never crashes a sign-in)."""
     assert await PasswordHasher().verify(PASSWORD, "not-a-hash") == (False, None)
+
+
+@pytest.fixture
+def settings(mongodb_uri: str, database_name: str, tmp_path: Path) -> Settings:
+    """The service's own argon2id cost (the suite runs at `minimal`)."""
+    return accounts_settings(mongodb_uri, database_name, tmp_path, password_hash_cost="standard")
 
 
 async def test_weaker_hash_is_upgraded_on_the_next_sign_in(

@@ -12,6 +12,7 @@ from typing import Final
 
 from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
+from pwdlib.hashers.argon2 import Argon2Hasher
 
 MIN_LENGTH: Final = 8
 # Bounded so a megabyte "password" cannot buy a megabyte of hashing work; passphrases fit.
@@ -44,6 +45,15 @@ class PasswordHasher:
     def __init__(self, hasher: PasswordHash | None = None) -> None:
         self._hasher = hasher if hasher is not None else PasswordHash.recommended()
         self._dummy: str | None = None
+
+    @classmethod
+    def at_cost(cls, cost: str) -> PasswordHasher:
+        """`standard`: pwdlib's recommended argon2id (64 MiB, 3 passes, 4 lanes).
+        `minimal`: argon2id over 8 MiB, one pass, one lane, for test suites only (the
+        settings refuse it in production): the same code path, a fraction of the CPU."""
+        if cost == "minimal":
+            return cls(PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8_192, parallelism=1),)))
+        return cls()
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)

@@ -115,7 +115,7 @@ async def _accounts(settings: Settings, cache: Cache) -> AsyncIterator[AccountSe
             users,
             RefreshTokenRepository(db),
             issuer="",
-            hasher=PasswordHasher(),
+            hasher=PasswordHasher.at_cost(settings.password_hash_cost),
             throttle=LoginThrottle.from_settings(settings),
             lifetimes=Lifetimes.from_settings(settings),
             metrics=LoginMetrics(metrics),
