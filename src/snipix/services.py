@@ -105,6 +105,7 @@ def build_services(
         max_bytes=settings.timeline_max_bytes,
         snapshot_every=settings.timeline_snapshot_every,
         deferred=deferred,
+        merge_window=settings.timeline_merge_window,
     )
     transcripts = TranscriptService(
         TranscriptRepository(db),
