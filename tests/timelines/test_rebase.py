@@ -245,9 +245,7 @@ def test_what_both_touched_is_a_conflict_naming_both_paths(
 ) -> None:
     """Same field, removed target, replaced parent, changed test: refused, naming them."""
     result = refused(BASE, [theirs], mine)
-    assert [(c.path, c.version, c.revision_path) for c in result.clashes] == [
-        (path, 2, their_path)
-    ]
+    assert [(c.path, c.version, c.revision_path) for c in result.clashes] == [(path, 2, their_path)]
 
 
 def test_every_clashing_path_is_named_with_its_revision() -> None:
