@@ -416,7 +416,7 @@ def editor(draw: st.DrawFn, clip_ids: list[str], side: str) -> list[tuple[Any, .
     return intents
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_an_accepted_merge_equals_both_edits_in_server_order(data: st.DataObject) -> None:
     """Random concurrent edits of one state: a merge, when accepted, gives exactly the

@@ -246,11 +246,16 @@ def _resolve(state: Any, parts: list[str]) -> tuple[bool, Any]:
     for part in parts:
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and _is_index(part) and int(part) < len(node):
             node = node[int(part)]
         else:
             return False, None
     return True, node
+
+
+def _is_index(token: str) -> bool:
+    """An array index as JSON Pointer writes one (ASCII digits: `"²".isdigit()` is true)."""
+    return token.isascii() and token.isdigit()
 
 
 # --- the transform ----------------------------------------------------------------------------
@@ -304,7 +309,7 @@ def _shifted_path(
 ) -> list[str] | None:
     array, position = by.path[:-1], int(by.path[-1])
     depth = len(array)
-    if len(path) <= depth or path[:depth] != array or not path[depth].isdigit():
+    if len(path) <= depth or path[:depth] != array or not _is_index(path[depth]):
         return path
     index = int(path[depth])
     # The new element's own position, rather than an existing element or inside one.
