@@ -170,7 +170,10 @@ _PATCH_SCHEMA: dict[str, Any] = {
     response_model=Timeline,
     responses={
         **_WRITE,
-        204: {"description": "Applied; `Prefer: return=minimal` (the new `ETag` only)."},
+        204: {
+            "description": "Applied; `Prefer: return=minimal` (the new `ETag` only, and "
+            "`X-Merged-Over` when a stale patch was merged)."
+        },
     },
     openapi_extra={
         "requestBody": {
