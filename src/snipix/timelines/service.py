@@ -702,8 +702,14 @@ class TimelineService:
         while True:
             if remembered is not None:
                 head, remembered, from_memory = remembered, None, True
-                if isinstance(expected, int) and expected != head["version"]:
+                if (
+                    isinstance(expected, int)
+                    and expected != head["version"]
+                    and not _merges(expected, head["version"], merge_window)
+                ):
                     # The client saw a version this process did not write: look it up.
+                    # (One this head is a few versions past is merged; the claim checks
+                    # that the head is still this one.)
                     continue
             else:
                 head, from_memory = await self._timelines.head(project_id), False
@@ -991,14 +997,19 @@ def _same_request(author: Any, fingerprint: Any, actor: Actor, key: Keyed) -> No
         )
 
 
+def _merges(expected: int, version: int, merge_window: int) -> bool:
+    """Whether a change made on `expected` is merged at a head at `version`."""
+    return 0 < version - expected <= merge_window
+
+
 def _check_expected(expected: Expected, version: int, *, merge_window: int = 0) -> None:
     """412 when the client's `If-Match` version is not the current one (`*` matches any),
     unless it is at most `merge_window` versions behind (the change is then merged)."""
     if not isinstance(expected, int) or expected == version:
         return
-    behind = version - expected
-    if 0 < behind <= merge_window:
+    if _merges(expected, version, merge_window):
         return
+    behind = version - expected
     beyond = (
         f" It is {behind} versions behind, more than a change is merged over ({merge_window})."
         if merge_window > 0 and behind > 0
