@@ -119,7 +119,7 @@ def test_a_patch_that_does_not_apply_is_refused_whole() -> None:
 @pytest.mark.parametrize("op", ["remove", "add", "replace"])
 def test_an_index_of_other_digits_is_a_bad_patch_not_a_crash(op: str) -> None:
     """`²` passes `str.isdigit` but is no array index: 422 like any missing element."""
-    with pytest.raises(ValidationFailed, match="no array element|does not exist"):
+    with pytest.raises(ValidationFailed, match=r"no array element|does not exist"):
         apply_patch(BASE, [{"op": op, "path": "/clips/\u00b2", "value": {}}])
 
 
