@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snipix.timelines.patches import Operation, apply_patch
+from snipix.timelines.patches import Operation, apply_patch, diff
 from snipix.timelines.rebase import Concurrent, Rebased, Refused, rebase
 
 BASE: dict[str, Any] = {
@@ -292,6 +292,24 @@ def test_revisions_with_defaults_filled_in_by_the_service_still_replay() -> None
     )
     assert isinstance(result, Rebased)
     assert result.operations == [{"op": "replace", "path": "/clips/3/start", "value": 1.0}]
+
+
+def test_a_full_save_in_between_is_replayed_from_its_diff() -> None:
+    """A whole-state save in between (stored as a diff, moves included): my edit of a
+    field it did not change lands on the same clip after its reordering."""
+    after = copy.deepcopy(BASE)
+    after["clips"] = [after["clips"][3], *after["clips"][:3]]
+    after["fps"] = 25.0
+    forward, inverse = diff(BASE, after)
+    result = rebase(
+        after,
+        [Concurrent(2, forward, inverse)],
+        [{"op": "replace", "path": "/clips/1/start", "value": 6.0}],
+    )
+    assert isinstance(result, Rebased), result
+    state = apply_patch(after, result.operations).document
+    assert ids(state) == ["d", "a", "b", "c"]
+    assert clip(state, "b")["start"] == 6.0
 
 
 # --- property: a merge, when accepted, is the two edits applied in server order -----------

@@ -118,10 +118,15 @@ def rebase(
     for revision in reversed(concurrent):
         try:
             state = _applied(state, revision.inverse)
+            # A move or copy (full saves' diffs have them) is where a replay could differ
+            # from the original application; then it is checked to undo exactly.
+            before = copy.deepcopy(state) if _moves(revision.forward) else None
             found, state = _primitives(state, revision.forward, skip_reads=True)
             state = _applied(state, revision.inverse)
         except (SnipixError, *_UNRESOLVED):
             return Refused(f"revision {revision.version} cannot be replayed")
+        if before is not None and state != before:
+            return Refused(f"revision {revision.version} cannot be replayed exactly")
         theirs = found + theirs
         versions = [revision.version] * len(found) + versions
     try:
@@ -145,6 +150,10 @@ def rebase(
         unique = list(dict.fromkeys(clashes))
         return Refused("it changes what a later revision changed", unique[:MAX_CLASHES])
     return Rebased(_reassembled(operations, incoming))
+
+
+def _moves(operations: list[Operation]) -> bool:
+    return any(operation.get("op") in {"move", "copy"} for operation in operations)
 
 
 def _applied(state: Any, operations: list[Operation]) -> Any:
