@@ -30,6 +30,7 @@ from snipix.api.routes.accounts import compat_router as accounts_compat_router
 from snipix.api.routes.accounts import router as accounts_router
 from snipix.api.routes.health import router as health_router
 from snipix.api.routes.media import router as media_router
+from snipix.api.routes.members import router as members_router
 from snipix.api.routes.projects import admin_router
 from snipix.api.routes.projects import router as projects_router
 from snipix.api.routes.sessions import router as sessions_router
@@ -38,6 +39,7 @@ from snipix.api.routes.transcription import router as transcription_router
 from snipix.api.routes.transcripts import router as transcript_router
 from snipix.api.routes.transcripts import search_router as transcript_search_router
 from snipix.api.security_headers import SecurityHeadersMiddleware
+from snipix.api.web_app import WebAppMiddleware
 from snipix.auth.token_verifier import TokenVerifier
 from snipix.cache.journal import DatabaseJournal
 from snipix.cache.local import LocalLayer
@@ -315,6 +317,7 @@ def create_app(
     # is known only after routing and authentication (api/rate_limit.py).
     for router in (
         projects_router,
+        members_router,
         admin_router,
         timeline_router,
         sessions_router,
@@ -332,7 +335,7 @@ def create_app(
         app.include_router(router, dependencies=[RATE_LIMITED])
 
     # Middleware, innermost first (each add_middleware wraps everything added before it):
-    #   SecurityHeaders > CORS > RequestContext > BodyLimit > HotReads > (routing, handlers)
+    #   SecurityHeaders > CORS > RequestContext > WebApp > BodyLimit > HotReads > (routing)
     # - HotReads: cached project/timeline GETs answered before routing; anything
     #   it does not answer goes on unchanged (api/hot_reads.py).
     if settings.cache_enabled and settings.hot_reads:
@@ -345,6 +348,11 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, allowances=allowances(settings)
     )
+    # - WebApp: the web app's pages and assets from SNIPIX_WEB_APP_DIR, decided before
+    #   routing by method, path, Accept and identity headers (api/web_app.py); inside
+    #   RequestContext, so its answers are logged and counted like the API's.
+    if settings.web_app_dir is not None:
+        app.add_middleware(WebAppMiddleware, root=settings.web_app_dir, routes=app.router.routes)
     # - RequestContext: request id, access line, HTTP metrics, and the 500 for anything
     #   unhandled, around everything the app does.
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

@@ -28,6 +28,8 @@ from snipix.cache.journal import COLLECTION as CACHE_INVALIDATIONS
 from snipix.db.leases import COLLECTION as LEASES
 from snipix.db.migrations import COLLECTION as MIGRATIONS_COLLECTION
 from snipix.db.migrations import LOCK_ID, Migration
+from snipix.projects.members import BY_PROJECT_INDEX as MEMBERS_BY_PROJECT
+from snipix.projects.members import MEMBERS
 from snipix.projects.repository import PROJECTS, VERSIONS
 from snipix.projects.validator import install_project_validator
 from snipix.sessions.repository import SESSIONS
@@ -152,6 +154,8 @@ COLLECTIONS: Final[tuple[StoredCollection, ...]] = (
     _owned(REVISIONS, "timelines", "by_version"),
     _owned(HEADS, "timelines", "by_project"),
     _owned(VERSIONS, "projects", "by_version"),
+    # Who the project is shared with: a user's backup holds the shares of their projects.
+    _owned(MEMBERS, "projects", MEMBERS_BY_PROJECT),
     # Operational state: a job is work in flight or its outcome, not the user's work (the
     # transcript it wrote is); purged with its project, never in a backup.
     StoredCollection(

@@ -19,6 +19,7 @@ from snipix.accounts.revocation import SessionGate
 from snipix.accounts.service import AccountService, account_service
 from snipix.accounts.throttle import LoginThrottle
 from snipix.accounts.token_issuer import TokenIssuer
+from snipix.audit.repository import AuditRepository
 from snipix.cache.service import Cache
 from snipix.catalogue import PURGED
 from snipix.db.client import Database
@@ -29,7 +30,9 @@ from snipix.mail.transport import transport_from_settings
 from snipix.media.service import MediaRuntime, MediaService
 from snipix.media.storage import purge_hook
 from snipix.observability.metrics import Metrics
+from snipix.projects.members import MemberRepository
 from snipix.projects.service import ProjectService, project_service
+from snipix.projects.sharing import MembershipHook, SharingService, no_hook
 from snipix.security.limiter import Limiter
 from snipix.sessions.repository import SessionRepository
 from snipix.sessions.service import SessionService
@@ -50,6 +53,8 @@ class Services:
     request state, so one set serves every request."""
 
     projects: ProjectService
+    # Who else may open a project, and as what.
+    sharing: SharingService
     timelines: TimelineService
     transcripts: TranscriptService
     sessions: SessionService
@@ -75,10 +80,13 @@ def build_services(
     deferred: DeferredWrites,
     limiter: Limiter,
     metrics: Metrics,
+    on_membership_change: MembershipHook = no_hook,
 ) -> Services:
     """Every service on `db`. `cache`: the app's, or `Cache.disabled()` for tools that change
     nothing a running service caches. `metrics`: the app's holder, in which the services
-    declare their own series (sign-ins); the limiter brings the rate limits'."""
+    declare their own series (sign-ins); the limiter brings the rate limits'.
+    `on_membership_change(project_id, user_id)`: called after each member is added,
+    re-roled or removed (live event streams re-check access with it)."""
     # A purge (admin or retention) also removes the project's media files.
     projects = project_service(db, unit, cache=cache, owned=PURGED, on_purge=[purge_hook(settings)])
     gate = SessionGate(UserRepository(db), cache)
@@ -100,7 +108,6 @@ def build_services(
     timelines = TimelineService(
         TimelineRepository(db),
         projects,
-        unit,
         cache,
         max_bytes=settings.timeline_max_bytes,
         snapshot_every=settings.timeline_snapshot_every,
@@ -118,6 +125,15 @@ def build_services(
     media = MediaService(projects, MediaRuntime.from_settings(settings))
     return Services(
         projects=projects,
+        sharing=SharingService(
+            projects,
+            MemberRepository(db),
+            UserRepository(db),
+            AuditRepository(db),
+            outbox=outbox,
+            web_app_url=settings.web_app_url,
+            on_membership_change=on_membership_change,
+        ),
         timelines=timelines,
         transcripts=transcripts,
         sessions=SessionService(SessionRepository(db), projects),

@@ -278,6 +278,10 @@ class Settings(BaseSettings):
     web_app_url: str = Field(
         "http://localhost:3000", min_length=1, validation_alias=_env("SNIPIX_WEB_APP_URL")
     )
+    # The original web app's production build (its `build/` directory), served from this
+    # origin when set (api/web_app.py): its pages, assets and API calls then share one
+    # origin, so its `<img>` thumbnails get the media cookie. Unset: no page is served.
+    web_app_dir: Path | None = Field(None, validation_alias=_env("SNIPIX_WEB_APP_DIR"))
     require_email_verification: bool = Field(
         False, validation_alias=_env("SNIPIX_REQUIRE_EMAIL_VERIFICATION")
     )
@@ -486,6 +490,22 @@ class Settings(BaseSettings):
                 "must be the web app's address, like https://app.example.com (no query)"
             )
         return value.strip().rstrip("/")
+
+    @field_validator("web_app_dir", mode="before")
+    @classmethod
+    def _blank_web_app_dir_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("web_app_dir")
+    @classmethod
+    def _check_web_app_dir(cls, value: Path | None) -> Path | None:
+        # Checked at start-up: a wrong path would otherwise serve every page as a 404.
+        if value is not None and not (value / "index.html").is_file():
+            raise ValueError(
+                "must be the web app's build directory (the one holding index.html, made by "
+                "`npm run build`)"
+            )
+        return value
 
     @field_validator("jwt_public_key")
     @classmethod

@@ -18,6 +18,7 @@ import httpx
 import jwt
 import pytest
 
+from snipix.media.links import MEDIA_COOKIE
 from tests.compat.envelopes import data, failure
 from tests.compat.webapp import (
     JWT_SECRET,
@@ -326,12 +327,15 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
 
         # --- a later visit: LoginPage -> AuthContext.login -> authService.login -----------
         web = WebApp(http)  # a fresh browser: no localStorage, so no Bearer on the login
+        login = web.auth(
+            "POST", "/login", {"email": EMAIL, "password": PASSWORD, "remember_me": False}
+        )
+        # The browser keeps the media cookie of this answer when the app's page shares its
+        # origin (the backend serving the build, or the dev server's proxy).
+        media_cookie = login.cookies.get(MEDIA_COOKIE)
+        assert media_cookie, login.headers
         signed_in = check_tokens(
-            data(
-                web.auth(
-                    "POST", "/login", {"email": EMAIL, "password": PASSWORD, "remember_me": False}
-                )
-            ),
+            data(login),
             email=EMAIL,
             name=NAME,
             where="login data",
@@ -386,6 +390,13 @@ def test_the_web_app_signs_up_edits_a_video_and_signs_out(
         assert abs(project["duration"] - video_seconds) < 0.05, project
         assert project["video_path"] == f"/media/{project_id}/video"
         assert project["thumbnail"], "ProjectListPage shows a thumbnail only when it is set"
+        # ProjectListPage: <img src={`/media/${project._id}/thumbnail`}>, relative to the
+        # page, so no Bearer: only the cookie from the sign-in authorises it.
+        thumbnail = web.image(f"/media/{project_id}/thumbnail", media_cookie)
+        assert thumbnail.status_code == 200, thumbnail.text
+        assert thumbnail.headers["content-type"] == "image/jpeg"
+        assert thumbnail.content.startswith(b"\xff\xd8\xff"), "a JPEG the <img> can decode"
+        assert web.image(f"/media/{project_id}/thumbnail", None).status_code == 401
         assert project["createdAt"] == created["createdAt"]
         assert check_date(project["updatedAt"], "updatedAt") > check_date(
             created["updatedAt"], "updatedAt"

@@ -26,11 +26,13 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from snipix.media.links import MEDIA_COOKIE
 from tests.support import serving
 
 JWT_SECRET: Final = "webapp-replay-secret-" + "k" * 32
 WEB_ORIGIN: Final = "http://localhost:3000"  # the web app's dev server (CORS origin)
 AXIOS_ACCEPT: Final = "application/json, text/plain, */*"
+IMG_ACCEPT: Final = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 Json = dict[str, Any]
 
 _NO_BODY: Final = object()
@@ -240,6 +242,17 @@ class WebApp:
         response = self.http.post(path, content=content, headers=headers)
         assert response.headers.get("access-control-allow-origin") == WEB_ORIGIN, response.headers
         return response
+
+    def image(self, path: str, media_cookie: str | None) -> httpx.Response:
+        """An `<img src={path}>` of the page's own origin: chromium's image Accept and the
+        media cookie when the browser holds one; no token, no Origin (same-origin GET)."""
+        headers = {"Accept": IMG_ACCEPT}
+        if media_cookie is not None:
+            headers["Cookie"] = f"{MEDIA_COOKIE}={media_cookie}"
+        else:
+            # An explicit empty header: httpx would otherwise send its jar's cookies.
+            headers["Cookie"] = ""
+        return self.http.get(path, headers=headers)
 
     def fetch(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         """`fetch(url, {headers: {Authorization: `Bearer ${accessToken}`}})` (TimelinePage's

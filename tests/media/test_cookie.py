@@ -17,6 +17,9 @@ from tests.accounts.helpers import WEB, accounts_settings, bearer, registration
 from tests.support import running_app
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 48
+THUMBNAIL = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
+# What chromium sends for an <img>.
+IMG_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 
 
 @pytest.fixture
@@ -94,6 +97,25 @@ async def test_the_cookie_opens_its_users_media_only_and_only_until_the_sessions
     assert (await client.get(url, headers=carrying(bob_cookie))).status_code == 404
     forged = alice_cookie.rsplit(".", 1)[0] + ".AAAA"
     assert (await client.get(url, headers=carrying(forged))).status_code == 401
+
+    # The project list's <img src="/media/{id}/thumbnail">: the image, to its owner only.
+    name = f"{uuid.uuid4().hex}.jpg"
+    (settings.media_root / project_id / name).write_bytes(THUMBNAIL)
+    patched = await client.patch(
+        f"/api/v1/projects/{project_id}",
+        json={"media": {"thumbnailFile": f"{project_id}/{name}"}},
+        headers={**bearer(alice_token), "If-Match": '"2"'},
+    )
+    assert patched.status_code == 200, patched.text
+    client.cookies.clear()
+    thumbnail = f"/media/{project_id}/thumbnail"
+    assert (await client.get(thumbnail, headers={"Accept": IMG_ACCEPT})).status_code == 401
+    shown = await client.get(thumbnail, headers={"Accept": IMG_ACCEPT, **carrying(alice_cookie)})
+    assert shown.status_code == 200, shown.text
+    assert shown.headers["content-type"] == "image/jpeg"
+    assert shown.content == THUMBNAIL
+    other = await client.get(thumbnail, headers={"Accept": IMG_ACCEPT, **carrying(bob_cookie)})
+    assert other.status_code == 404, "another user's thumbnail does not exist for them"
 
     ended = await client.post(f"{WEB}/logout-all", headers=bearer(alice_token))
     assert ended.status_code == 200, ended.text

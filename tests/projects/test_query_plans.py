@@ -60,6 +60,9 @@ def database_name(empty_database_name: str) -> str:
 
 
 USERS = 100
+# The user user007's project is shared with (a seeded user: their own projects are listed
+# beside it).
+MEMBER = "user008"
 PROJECTS = 10_000
 STATUSES = ("draft", "editing", "rendering", "ready", "archived")
 WORDS = ("wedding", "holiday", "interview", "podcast", "trailer", "tutorial", "vlog", "launch")
@@ -192,6 +195,10 @@ async def loaded(
         now = datetime.now(UTC) - timedelta(days=60)
         documents = [project_document(i, now) for i in range(PROJECTS)]
         mongo[settings.database_name]["projects"].insert_many(documents)
+        # An account a project can be shared with.
+        mongo[settings.database_name]["users"].insert_one(
+            {"_id": MEMBER, "email": f"{MEMBER}@example.com", "name": "Member", "status": "active"}
+        )
         yield http
 
 
@@ -249,6 +256,7 @@ async def use_every_route(http: httpx.AsyncClient) -> None:
     await ok(await http.post(f"{path}/rollback", json={"version": 1}, headers=user))
     audit = await ok(await http.get(f"{path}/audit", params={"limit": "2"}, headers=user))
     await ok(await http.get(f"{path}/audit", params={"cursor": audit["nextCursor"]}, headers=user))
+    await use_sharing(http, path, user, ok)
     await use_the_timeline(http, path, user, ok)
     await use_the_session(http, path, user, ok)
     await use_the_transcript(http, path, user, ok)
@@ -275,6 +283,46 @@ async def use_every_route(http: httpx.AsyncClient) -> None:
     ):
         await ok(await http.get("/api/v1/admin/audit", params=params, headers=admin))
     await ok(await http.delete(f"/api/v1/admin/projects/{project['id']}", headers=admin))
+
+
+async def use_sharing(
+    http: httpx.AsyncClient,
+    project_path: str,
+    user: dict[str, str],
+    ok: Callable[[httpx.Response], Awaitable[dict[str, Any]]],
+) -> None:
+    """Every member route, and the member's reads: the project through the access check,
+    the list (own and shared merged, each role filter, pages) and search."""
+    members = f"{project_path}/members"
+    member = headers(MEMBER)
+    await ok(await http.post(members, json={"userId": MEMBER, "role": "editor"}, headers=user))
+    await ok(await http.get(members, headers=member))
+    await ok(await http.get(project_path, headers=member))
+    await ok(await http.patch(f"{members}/{MEMBER}", json={"role": "viewer"}, headers=user))
+    await ok(await http.get(f"{project_path}/timeline", headers=member))
+    for params in (
+        {"limit": "5"},
+        {"role": "shared"},
+        {"role": "viewer", "sort": "createdAt"},
+        {"role": "owner", "status": "ready"},
+        {"q": "plan"},
+        {"q": "wedding", "role": "shared"},
+    ):
+        page = await ok(await http.get("/api/v1/projects", params=params, headers=member))
+        if page["nextCursor"]:
+            await ok(
+                await http.get(
+                    "/api/v1/projects",
+                    params={**params, "cursor": page["nextCursor"]},
+                    headers=member,
+                )
+            )
+    await ok(await http.delete(f"{members}/{MEMBER}", headers=user))
+    await ok(
+        await http.post(
+            members, json={"email": f"{MEMBER}@example.com", "role": "viewer"}, headers=user
+        )
+    )
 
 
 async def use_the_timeline(

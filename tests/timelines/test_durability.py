@@ -1,8 +1,8 @@
 """The timeline never loses or doubles acknowledged work across restarts and crashes.
 
 Real processes and real signals: `snipix serve` stopped with SIGTERM and started again; a
-dedicated engine process SIGKILLed between a change's revision write and its head commit
-(through the service's `between_writes` seam) or just after the head commit, then started
+dedicated engine process SIGKILLed after a change is planned and before its head commit
+(through the service's `before_commit` seam) or just after the head commit, then started
 again on the same port and data directory while the app keeps running.
 """
 
@@ -15,7 +15,6 @@ import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +52,13 @@ from tests.support import (
     running_app,
     wait_until,
 )
+from tests.timelines.recorded import recorded
 
 pytestmark = pytest.mark.process
 
 OWNER = {"X-User-Id": "editor-1"}
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
 # A claim left by a killed request is taken over after this long.
-GRACE = timedelta(seconds=1)
 DATABASE = "durability"
 SyncDb = SyncDatabase[dict[str, Any]]
 
@@ -260,7 +259,7 @@ class KillSwitch:
     engine: Engine
     armed: bool = False
     fired: int = 0
-    # The timeline service's clock: the test moves it past the claim grace after a crash.
+    # The timeline service's clock.
     clock: Clock = field(default_factory=Clock)
 
     def fire(self) -> None:
@@ -269,8 +268,8 @@ class KillSwitch:
             self.fired += 1
             self.engine.kill()
 
-    async def between_writes(self) -> None:
-        """The service's seam: after the revision (and snapshot) writes, before the commit."""
+    async def before_commit(self) -> None:
+        """The service's seam: the change planned, its head commit not sent."""
         self.fire()
 
 
@@ -333,16 +332,14 @@ def crash_app(
     app = create_app(settings, command_listeners=listeners)
 
     def crashing_timeline_service(resources: ResourcesDep) -> TimelineService:
-        # Built exactly as `get_timeline_service` builds it, plus the seam and a short grace.
+        # Built exactly as `get_timeline_service` builds it, plus the seam.
         return TimelineService(
             TimelineRepository(resources.db),
             project_service(resources.db, resources.unit, owned=PURGED, cache=resources.cache),
-            resources.unit,
             resources.cache,
             max_bytes=resources.settings.timeline_max_bytes,
             snapshot_every=resources.settings.timeline_snapshot_every,
-            claim_grace=GRACE,
-            between_writes=switch.between_writes,
+            before_commit=switch.before_commit,
             deferred=resources.deferred,
             clock=switch.clock,
         )
@@ -376,12 +373,10 @@ async def wait_ready(http: httpx.AsyncClient, timeout_s: float = 30) -> None:
 
 
 async def restart_after_crash(switch: KillSwitch, http: httpx.AsyncClient) -> None:
-    """The engine back on the same port and data dir, the app using it, the grace over."""
+    """The engine back on the same port and data dir, the app using it."""
     assert not switch.engine.alive
     switch.engine.start()
     await wait_ready(http)
-    # The claim the crash left behind is now older than the grace, by the service's clock.
-    switch.clock.advance(GRACE + timedelta(milliseconds=1))
 
 
 def assert_not_acknowledged(response: httpx.Response) -> None:
@@ -425,10 +420,12 @@ async def test_a_change_killed_before_its_head_commit_is_not_saved_and_is_overwr
         await restart_after_crash(switch, http)
         with engine.inspect() as db:
             leftover = db["timeline_revisions"].find_one({"projectId": project_id, "version": 3})
-            assert leftover is not None, "the revision was written before the kill"
-            assert leftover["patch"] == ADD_C9
+            assert leftover is None, "nothing of the change was written"
             snapshot = db["timeline_snapshots"].find_one({"projectId": project_id, "version": 3})
-            assert (snapshot is not None) == (snapshot_every == 3)
+            assert snapshot is None
+            stored_head = db["timelines"].find_one({"_id": project_id})
+            assert stored_head is not None
+            assert stored_head["version"] == 2
 
         after = await http.get(path, headers=OWNER)
         assert after.status_code == 200
@@ -449,15 +446,15 @@ async def test_a_change_killed_before_its_head_commit_is_not_saved_and_is_overwr
         assert head["state"]["markers"][0]["label"] == "Opening"
         assert [c["id"] for c in head["state"]["clips"]] == ["c1", "c2", "c3"], "no c9"
         with engine.inspect() as db:
-            revisions = list(db["timeline_revisions"].find({"projectId": project_id, "version": 3}))
+            revisions = [r for r in recorded(db, project_id) if r["version"] == 3]
             assert len(revisions) == 1
-            assert revisions[0]["patch"] == RENAME_MARKER, "the leftover was overwritten"
+            assert revisions[0]["patch"] == RENAME_MARKER, "the kept edit is version 3"
             if snapshot_every == 3:
                 snapshot = db["timeline_snapshots"].find_one(
                     {"projectId": project_id, "version": 3}
                 )
                 assert snapshot is not None
-                assert snapshot["state"] == head["state"], "the leftover snapshot was replaced"
+                assert snapshot["state"] == head["state"], "version 3's snapshot is the kept edit"
         history = (await http.get(f"{path}/history", headers=OWNER)).json()
         assert [item["version"] for item in history["items"]] == [3, 2, 1]
         rebuilt = await http.get(f"{path}/versions/3", headers=OWNER)
@@ -510,7 +507,7 @@ async def test_an_autosave_killed_before_its_head_commit_applies_once_on_retry(
         history = (await http.get(f"{path}/history", headers=OWNER)).json()
         assert [item["version"] for item in history["items"]] == [2, 1]
         with engine.inspect() as db:
-            assert db["timeline_revisions"].count_documents({"projectId": project_id}) == 2
+            assert [r["version"] for r in recorded(db, project_id)] == [1, 2]
         assert (await http.get(path, headers=OWNER)).headers["ETag"] == '"2"'
         # The exact first response, not a re-rendering of it.
         assert replayed.json() == retried.json()
@@ -523,9 +520,9 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
     reaches it. The editor was told "saved"; a retry with the same key, even from a new
     process that remembers nothing, is reported as that change (the key is stored with
     the revision), not applied again and not a conflict."""
-    between_writes = KillSwitch(engine)  # never armed: the head commit goes through
+    before_commit = KillSwitch(engine)  # never armed: the head commit goes through
     after_commit = KillSwitch(engine)
-    app = crash_app(engine, between_writes, tmp_path, listeners=[KillAfterCommit(after_commit)])
+    app = crash_app(engine, before_commit, tmp_path, listeners=[KillAfterCommit(after_commit)])
     key = {"Idempotency-Key": "autosave-crash-2"}
     async with running_app(app) as http:
         path, project_id = await new_timeline(http)
@@ -537,11 +534,11 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
         assert saved.status_code == 200, saved.text
         assert saved.headers["ETag"] == '"2"'
         assert after_commit.fired == 1, "killed right after the head commit"
-        assert between_writes.fired == 0
+        assert before_commit.fired == 0
 
     # A new process, which remembers nothing of the first.
     engine.start()
-    async with running_app(crash_app(engine, between_writes, tmp_path)) as http:
+    async with running_app(crash_app(engine, before_commit, tmp_path)) as http:
         await wait_ready(http)
         head = await http.get(path, headers=OWNER)
         assert head.headers["ETag"] == '"2"', "the head commit happened before the kill"
@@ -554,5 +551,15 @@ async def test_an_autosave_committed_just_before_a_crash_is_replayed_on_retry(
         # The same key for another change is refused, and changes nothing.
         other = await send_patch(http, path, RENAME_MARKER, 2, **key)
         assert other.status_code == 422, other.text
+        history = (await http.get(f"{path}/history", headers=OWNER)).json()
+        assert [item["version"] for item in history["items"]] == [2, 1]
+        rebuilt = await http.get(f"{path}/versions/2", headers=OWNER)
+        assert rebuilt.json()["state"] == head.json()["state"]
+        with engine.inspect() as db:
+            assert [r["version"] for r in recorded(db, project_id)] == [1, 2]
+        # A process that did not write it carries the head's revision on, and undoes it.
+        assert (await send_patch(http, path, RENAME_MARKER, 2)).status_code == 200
+        undone = await http.post(f"{path}/undo", headers={**OWNER, **if_match(3)})
+        assert undone.json()["state"] == head.json()["state"]
     with engine.inspect() as db:
-        assert db["timeline_revisions"].count_documents({"projectId": project_id}) == 2
+        assert [r["version"] for r in recorded(db, project_id)] == [1, 2, 3, 4]

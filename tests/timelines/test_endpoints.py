@@ -16,7 +16,9 @@ from pymongo import MongoClient
 
 from snipix.app import create_app
 from snipix.settings import Settings
+from snipix.timelines.service import STORE_EVERY
 from tests.support import running_app
+from tests.timelines.recorded import recorded
 
 OWNER = {"X-User-Id": "editor-1"}
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
@@ -158,7 +160,7 @@ async def test_an_invalid_result_is_refused_and_stores_nothing(
     assert response.json()["error"]["code"] == "validation_error"
     loaded = await client.get(path, headers=OWNER)
     assert loaded.headers["ETag"] == '"1"'
-    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 1
+    assert len(recorded(mongo[settings.database_name])) == 1
 
 
 async def test_a_repeated_idempotency_key_applies_once(
@@ -174,7 +176,7 @@ async def test_a_repeated_idempotency_key_applies_once(
     assert first.status_code == again.status_code == 200
     assert again.json()["state"] == first.json()["state"]
     assert again.headers["ETag"] == first.headers["ETag"] == '"2"'
-    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 2
+    assert len(recorded(mongo[settings.database_name])) == 2
     other = [{"op": "replace", "path": "/clips/1/start", "value": 11.0}]
     reused = await patch(client, path, other, 1, **{"Idempotency-Key": "autosave-42"})
     assert reused.status_code == 422
@@ -185,17 +187,17 @@ async def test_a_key_sent_many_times_at_once_applies_once(
 ) -> None:
     """Eight copies of one keyed autosave at once (a client retrying over a flaky
     network), with `If-Match: *` so no version check stops a second application: one
-    revision; each copy gets that change's answer, or 409 while it is being written."""
+    revision; each copy gets that change's answer (a copy whose commit lost to another
+    finds the key on the head that won)."""
     path = await new_project(client)
     await save(client, path, STATE, 0)
     add = [{"op": "add", "path": "/clips/-", "value": clip("c9", 30.0)}]
     key = {"Idempotency-Key": "autosave-burst", "If-Match": "*"}
     answers = await asyncio.gather(*(patch(client, path, add, 1, **key) for _ in range(8)))
-    assert {answer.status_code for answer in answers} <= {200, 409}, [a.text for a in answers]
-    saved = [answer for answer in answers if answer.status_code == 200]
-    assert saved
-    assert {answer.headers["ETag"] for answer in saved} == {'"2"'}
-    assert mongo[settings.database_name]["timeline_revisions"].count_documents({}) == 2
+    assert {answer.status_code for answer in answers} == {200}, [a.text for a in answers]
+    assert {answer.headers["ETag"] for answer in answers} == {'"2"'}
+    assert len({json.dumps(answer.json(), sort_keys=True) for answer in answers}) == 1
+    assert len(recorded(mongo[settings.database_name])) == 2
     again = await patch(client, path, add, 1, **key)
     assert again.status_code == 200, again.text
     assert again.headers["ETag"] == '"2"'
@@ -250,18 +252,15 @@ async def test_a_key_on_someone_elses_project_is_not_found(
     key = {"Idempotency-Key": "autosave-7"}
     assert (await patch(client, path, move, 1, **key)).status_code == 200
     store = mongo[settings.database_name]
-    revisions, heads = store["timeline_revisions"], store["timelines"]
-    before = (revisions.count_documents({}), heads.find_one({}))
+    heads = store["timelines"]
+    before = (len(recorded(store)), heads.find_one({}))
     stranger = await client.patch(
         path,
         content=json.dumps([{"op": "replace", "path": "/clips/1/start", "value": 1.0}]),
         headers={"X-User-Id": "stranger", **PATCH_TYPE, "If-Match": '"2"', **key},
     )
     assert stranger.status_code == 404, stranger.text
-    assert (
-        store["timeline_revisions"].count_documents({}),
-        store["timelines"].find_one({}),
-    ) == before
+    assert (len(recorded(store)), store["timelines"].find_one({})) == before
 
 
 async def test_an_empty_patch_answers_the_current_state_and_records_nothing(
@@ -271,13 +270,13 @@ async def test_an_empty_patch_answers_the_current_state_and_records_nothing(
     still undoes the last real change), and a stale If-Match is still 412."""
     path = await new_project(client)
     await save(client, path, STATE, 0)
-    revisions = mongo[settings.database_name]["timeline_revisions"]
-    assert revisions.count_documents({}) == 1
+    database = mongo[settings.database_name]
+    assert len(recorded(database)) == 1
     empty = await patch(client, path, [], 1)
     assert empty.status_code == 200, empty.text
     assert empty.headers["ETag"] == '"1"'
     assert empty.json() == (await client.get(path, headers=OWNER)).json()
-    assert revisions.count_documents({}) == 1
+    assert len(recorded(database)) == 1
     assert (await patch(client, path, [], 0)).status_code == 412
     history = await client.get(f"{path}/history", headers=OWNER)
     assert [item["version"] for item in history.json()["items"]] == [1]
@@ -552,7 +551,9 @@ async def test_purging_a_project_removes_its_timeline_history(
         project.replace("/api/v1/projects", "/api/v1/admin/projects"), headers=admin
     )
     assert purged.status_code == 200, purged.text
-    assert purged.json()["deleted"]["timeline_revisions"] == 2
+    # The save's revision was stored; the autosave's was still carried by the head.
+    assert purged.json()["deleted"]["timeline_revisions"] == 1
+    assert purged.json()["deleted"]["timelines"] == 1
     database = mongo[settings.database_name]
     for collection in ("timelines", "timeline_revisions", "timeline_snapshots"):
         assert database[collection].count_documents({}) == 0
@@ -570,3 +571,35 @@ async def test_an_autosave_can_skip_the_state_in_its_answer(client: httpx.AsyncC
     assert response.headers["Preference-Applied"] == "return=minimal"
     loaded = await client.get(path, headers=OWNER)
     assert loaded.json()["state"]["clips"][1]["start"] == 8.0
+
+
+async def test_autosaves_are_stored_in_batches_and_history_never_misses_one(
+    client: httpx.AsyncClient, mongo: MongoClient[dict[str, Any]], settings: Settings
+) -> None:
+    """A whole-state save's revision is stored at once; autosaves' stay in the head until
+    `STORE_EVERY` of them go to the revision collection in one batch. History, versions and
+    undo see every one of them at every step."""
+    database = mongo[settings.database_name]
+    path = await new_project(client)
+    await save(client, path, STATE, 0)
+    assert database["timeline_revisions"].count_documents({}) == 1
+    for version in range(1, STORE_EVERY + 1):
+        start = 5.0 + version
+        moved = await patch(
+            client, path, [{"op": "replace", "path": "/clips/1/start", "value": start}], version
+        )
+        assert moved.status_code == 200, moved.text
+        history = (await client.get(f"{path}/history", headers=OWNER)).json()
+        assert [item["version"] for item in history["items"]] == list(range(version + 1, 0, -1))
+        rebuilt = await client.get(f"{path}/versions/{version + 1}", headers=OWNER)
+        assert rebuilt.json()["state"]["clips"][1]["start"] == start
+        stored = database["timeline_revisions"].count_documents({})
+        assert stored == (1 if version < STORE_EVERY else STORE_EVERY + 1)
+    undone = await client.post(
+        f"{path}/undo", headers={**OWNER, "If-Match": f'"{STORE_EVERY + 1}"'}
+    )
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["state"]["clips"][1]["start"] == 5.0 + STORE_EVERY - 1
+    head = database["timelines"].find_one({})
+    assert head is not None
+    assert [revision["version"] for revision in head["recent"]] == [STORE_EVERY + 2]

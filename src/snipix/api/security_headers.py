@@ -9,7 +9,8 @@ and CORS preflight answers carry them too).
   answers: opened as a document, they may load and run nothing. Other types (the video and
   thumbnail files, the HTML of `/docs`, which loads Swagger UI's scripts) get only
   `frame-ancestors 'none'`: a policy of `default-src 'none'` on a video can stop a browser
-  from playing it when the URL is opened directly.
+  from playing it when the URL is opened directly. The web app's pages, when this
+  service serves its build, bring their own policy (`api/web_app.py`), kept as set.
 - `Referrer-Policy: no-referrer`: URLs (media links carry a `?token=`) never leak to
   other sites through the Referer header.
 - `Cache-Control: no-store` unless the route set its own: answers carry user data (and

@@ -106,8 +106,8 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         IndexSpec("timelines", "by_project", [("projectId", ASCENDING)]),
         IndexSpec("timeline_revisions", "by_version", _BY_VERSION),
         # The revision an autosave's Idempotency-Key made, found when the key is repeated.
-        # Not unique: one change holds a project's next version at a time, and a key is
-        # searched for before each claim (timelines/service.py, `_change`).
+        # Not unique: one change commits a project's next version, and a key is searched
+        # for before each commit attempt (timelines/service.py, `_change`).
         IndexSpec(
             "timeline_revisions",
             "by_key",
@@ -151,6 +151,18 @@ def catalogue(*, audit_retention_days: int = 365) -> tuple[IndexSpec, ...]:
         ),
         # Purging a project removes its sessions of every user.
         IndexSpec("editing_sessions", "project", [("projectId", ASCENDING)]),
+        # project_members: `_id` is `<projectId>:<userId>` (one row per member, unique
+        # everywhere; a unique compound index costs the embedded engine a scan per insert);
+        # a project's members and the purge's delete; the projects shared with a user (of
+        # one role) for the list.
+        IndexSpec(
+            "project_members", "project_user", [("projectId", ASCENDING), ("userId", ASCENDING)]
+        ),
+        IndexSpec(
+            "project_members",
+            "user_role",
+            [("userId", ASCENDING), ("role", ASCENDING), ("projectId", ASCENDING)],
+        ),
         # `_id` completes each key so a page boundary (at, _id) is one index position: the
         # newest-first sort is read from the index, never sorted in memory.
         IndexSpec("audit_log", "entity_at_id", [("entityId", ASCENDING), *_NEWEST]),

@@ -46,7 +46,7 @@ from snipix.timelines.schemas import TimelineState
 from snipix.transcripts.service import stored_segment, transcript_header
 
 BATCH: Final = 200
-_HEAD_FIELDS: Final = {"_id": 1, "version": 1, "state": 1, "updatedAt": 1}
+_HEAD_FIELDS: Final = {"_id": 1, "version": 1, "state": 1, "updatedAt": 1, "recent": 1}
 _REVISION_FIELDS: Final = {"_id": 1, "label": 1, "createdAt": 1}
 # compat's project answer carries these for the web app; the export shape does not.
 _NOT_EXPORTED: Final = ("version", "createdAt", "updatedAt")
@@ -167,7 +167,11 @@ async def _timelines(repository: LegacyRepository, ids: list[str], out: _Array) 
         REVISIONS, [versioned_id(head["_id"], head["version"]) for head in saved], _REVISION_FIELDS
     )
     for head in saved:
-        revision = revisions.get(versioned_id(head["_id"], head["version"])) or {}
+        # The head's revision, stored or still carried by the head (`recent`).
+        carried = [r for r in head.get("recent") or [] if r.get("version") == head["version"]]
+        revision = revisions.get(versioned_id(head["_id"], head["version"])) or (
+            carried[0] if carried else {}
+        )
         description, change_summary = label_notes(revision.get("label"))
         out.add(
             {

@@ -716,7 +716,7 @@ class Importer:
                 "state": part.state,
                 "undoStack": [1],
                 "redoStack": [],
-                "pending": None,
+                "recent": [],
                 "updatedAt": at,
             },
         )

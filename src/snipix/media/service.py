@@ -51,6 +51,7 @@ from snipix.media.probe import (
 from snipix.media.schemas import MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.storage import MediaStorage, new_name
 from snipix.media.upload import receive_upload
+from snipix.projects.members import Role
 from snipix.projects.schemas import PROJECT_ID_PATTERN, Media, Project, ProjectUpdate
 from snipix.projects.service import ProjectService
 from snipix.settings import Settings
@@ -157,7 +158,7 @@ class MediaService:
                     "`project_id` is not a project id.",
                     details=[{"loc": ["body", "project_id"], "msg": "invalid", "type": "id"}],
                 )
-            await self._projects.get(actor, project_id)
+            await self._projects.get(actor, project_id, need=Role.EDITOR)
             probe = await self._probe_upload(received.path)
             duration = probe.duration_sec if probe is not None else None
             name = new_name(received.format.extension)
@@ -234,7 +235,7 @@ class MediaService:
         if self._tools.ffmpeg is None:
             raise NotImplementedHere(NO_FFMPEG)
         project_id = request.project_id
-        project = await self._projects.get(actor, project_id)
+        project = await self._projects.get(actor, project_id, need=Role.EDITOR)
         media = project.media
         source_file = media.source_file if media else None
         source = self._storage.resolve(project_id, source_file)

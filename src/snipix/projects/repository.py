@@ -42,7 +42,7 @@ PROJECT_FIELDS = {
     "purgingAt": 1,
     "createdWith": 1,
 }
-_NAME_FIELDS = {"_id": 1, "name": 1}
+_NAME_FIELDS = {"_id": 1, "name": 1, "userId": 1}
 _VERSION_FIELDS = {"_id": 0, "version": 1, "snapshot": 1, "createdAt": 1}
 _SORT_INDEX = {SortField.UPDATED_AT: "active_by_updated", SortField.CREATED_AT: "active_by_created"}
 
@@ -59,6 +59,11 @@ def _filters(status: str | None, tag: str | None) -> dict[str, Any]:
 def _descending(text: str) -> tuple[int, ...]:
     """A sort key that orders strings in reverse (newest ObjectId-like id first)."""
     return tuple(-ord(char) for char in text)
+
+
+def rank(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Search hits best first, ties broken by id (newest first), so pages are stable."""
+    return sorted(hits, key=lambda hit: (-hit[1], _descending(hit[0])))
 
 
 class ProjectRepository:
@@ -137,28 +142,70 @@ class ProjectRepository:
         }
         found = self._projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
         ranked = await found.sort([("score", {"$meta": "textScore"})]).limit(limit).to_list()
-        hits = [(str(doc["_id"]), float(doc["score"])) for doc in ranked]
-        return sorted(hits, key=lambda hit: (-hit[1], _descending(hit[0])))
+        return rank([(str(doc["_id"]), float(doc["score"])) for doc in ranked])
 
-    async def get_many(self, owner_id: str, project_ids: list[str]) -> list[Document]:
-        """The owner's active projects among `project_ids`, in the order given."""
-        found = self._projects.find(
-            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
-            PROJECT_FIELDS,
-        )
+    async def list_among(
+        self,
+        project_ids: list[str],
+        *,
+        sort: SortField,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+        after: ListCursor | None,
+    ) -> list[Document]:
+        """The active projects among `project_ids` (those shared with a user), in the list's
+        order: selected by the `_id` index, at most `len(project_ids)` examined."""
+        key = sort.value
+        query: dict[str, Any] = {
+            "_id": {"$in": project_ids},
+            "isDeleted": False,
+            **_filters(status, tag),
+        }
+        if after is not None:
+            query["$or"] = [{key: {"$lt": after.t}}, {key: after.t, "_id": {"$lt": after.id}}]
+        found = self._projects.find(query, PROJECT_FIELDS, hint="_id_")
+        return await found.sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()
+
+    async def search_among(
+        self,
+        project_ids: list[str],
+        text: str,
+        *,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+    ) -> list[tuple[str, float]]:
+        """(id, relevance) of the matching active projects among `project_ids`, best first
+        (the same two-step search as `search`, for the projects shared with a user)."""
+        query: dict[str, Any] = {
+            "$text": {"$search": text},
+            "_id": {"$in": project_ids},
+            "isDeleted": False,
+            **_filters(status, tag),
+        }
+        found = self._projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
+        ranked = await found.sort([("score", {"$meta": "textScore"})]).limit(limit).to_list()
+        return rank([(str(doc["_id"]), float(doc["score"])) for doc in ranked])
+
+    async def get_many(self, owner_id: str | None, project_ids: list[str]) -> list[Document]:
+        """The active projects among `project_ids` (the owner's only, unless `owner_id` is
+        None: ids the caller was found to reach), in the order given."""
+        query: dict[str, Any] = {"_id": {"$in": project_ids}, "isDeleted": False}
+        if owner_id is not None:
+            query["userId"] = owner_id
+        found = self._projects.find(query, PROJECT_FIELDS)
         by_id = {doc["_id"]: doc async for doc in found.limit(len(project_ids))}
         return [by_id[project_id] for project_id in project_ids if project_id in by_id]
 
-    async def live_names(self, owner_id: str, project_ids: list[str]) -> dict[str, str]:
-        """Names of the owner's live (not soft-deleted) projects among `project_ids`: the
-        recent-sessions list shows them, and only projects' own code reads `projects`."""
+    async def live_names(self, project_ids: list[str]) -> list[Document]:
+        """`_id`, `name` and owner (`userId`) of the live (not soft-deleted) projects among
+        `project_ids`: the recent-sessions list shows them (the service keeps those the
+        caller may open), and only projects' own code reads `projects`."""
         if not project_ids:
-            return {}
-        found = self._projects.find(
-            {"_id": {"$in": project_ids}, "userId": owner_id, "isDeleted": False},
-            _NAME_FIELDS,
-        )
-        return {doc["_id"]: doc["name"] async for doc in found.limit(len(project_ids))}
+            return []
+        found = self._projects.find({"_id": {"$in": project_ids}, "isDeleted": False}, _NAME_FIELDS)
+        return await found.limit(len(project_ids)).to_list()
 
     async def update(
         self,

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from snipix.accounts.schemas import Email
+from snipix.projects.members import Role
 from snipix.wire.models import Instant, WireModel, from_storage
 from snipix.wire.pages import CursorModel
 from snipix.wire.versions import MAX_VERSION
@@ -218,3 +220,79 @@ class VersionCursor(CursorModel):
 class PurgeReport(WireModel):
     project_id: str
     deleted: dict[str, int] = Field(description="Documents removed, by collection.")
+
+
+# --- sharing ---------------------------------------------------------------------------
+
+# A user id as the identity layer accepts it (a token's `sub`, the dev header).
+UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,200}$")]
+
+
+class MemberRole(StrEnum):
+    """What a member other than the owner may be given (the owner is the project's)."""
+
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+class RoleFilter(StrEnum):
+    """`?role=` of the project list: the caller's own, one shared role, or every share."""
+
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+    SHARED = "shared"
+
+
+class ProjectEntry(Project):
+    """A project in the caller's list or search, with the caller's role in it."""
+
+    role: Role
+
+    @classmethod
+    def listed(cls, doc: dict[str, Any], role: Role) -> ProjectEntry:
+        with from_storage():
+            return cls(**Project._from_document(doc).model_dump(), role=role)
+
+
+class Member(WireModel):
+    """One person a project is shared with; the owner is listed first, from the project."""
+
+    user_id: str
+    role: Role
+    added_at: Instant | None = None
+    added_by: str | None = None
+    updated_at: Instant | None = None
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Member:
+        with from_storage():
+            return cls(
+                user_id=doc["userId"],
+                role=Role(doc["role"]),
+                added_at=doc.get("addedAt"),
+                added_by=doc.get("addedBy"),
+                updated_at=doc.get("updatedAt"),
+            )
+
+
+class MemberInvite(WireModel):
+    """Share the project with an existing account, named by its id or its email."""
+
+    user_id: UserId | None = None
+    email: Email | None = None
+    role: MemberRole
+
+    @model_validator(mode="after")
+    def _one_account(self) -> Self:
+        if (self.user_id is None) == (self.email is None):
+            raise ValueError("send exactly one of userId and email")
+        return self
+
+
+class MemberUpdate(WireModel):
+    role: MemberRole
+
+
+class MemberList(WireModel):
+    items: list[Member]

@@ -38,15 +38,24 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
-from snipix.projects.repository import ProjectRepository
+from snipix.projects.members import (
+    Access,
+    MemberRepository,
+    Role,
+    allows,
+    forbidden,
+)
+from snipix.projects.repository import ProjectRepository, rank
 from snipix.projects.schemas import (
     METADATA_FIELDS,
     ListCursor,
     Project,
     ProjectCreate,
+    ProjectEntry,
     ProjectUpdate,
     ProjectVersion,
     PurgeReport,
+    RoleFilter,
     SearchCursor,
     SortField,
     VersionCursor,
@@ -73,6 +82,11 @@ def _not_found(project_id: str) -> NotFound:
     return NotFound(f"Project {project_id} was not found.")
 
 
+def _require(project_id: str, role: Role, need: Role) -> None:
+    if not allows(role, need):
+        raise forbidden(project_id, role, need)
+
+
 def _snapshot(doc: Document) -> Document:
     state = {name: doc.get(name) for name in METADATA_FIELDS}
     state["isDeleted"] = doc.get("isDeleted", False)
@@ -92,6 +106,23 @@ class ListQuery:
     text: str | None = None
     limit: int = 50
     cursor: ListCursor | SearchCursor | None = None
+    # None: the caller's own projects and those shared with them.
+    role: RoleFilter | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.role in (None, RoleFilter.OWNER)
+
+    @property
+    def shared(self) -> bool:
+        return self.role != RoleFilter.OWNER
+
+    @property
+    def shared_role(self) -> Role | None:
+        """The one shared role asked for, if any."""
+        return (
+            Role(self.role.value) if self.role in (RoleFilter.EDITOR, RoleFilter.VIEWER) else None
+        )
 
     def __post_init__(self) -> None:
         # Found by the fuzzer: `?q=-`, `?q=%20` or `?q="` reached `$text` with no
@@ -113,6 +144,7 @@ class ProjectService:
     def __init__(
         self,
         projects: ProjectRepository,
+        members: MemberRepository,
         audit: AuditRepository,
         unit: UnitOfWork,
         cache: Cache,
@@ -121,6 +153,7 @@ class ProjectService:
         on_purge: Sequence[PurgeHook] = (),
     ) -> None:
         self._projects = projects
+        self._members = members
         # What a purge deletes besides the project: each collection a project owns, with
         # the index of its `projectId` delete (the registry's, `catalogue.PURGED`). Passed
         # in: the registry names every domain's collections, so importing it here would
@@ -133,29 +166,83 @@ class ProjectService:
 
     # --- reads ---------------------------------------------------------------------------
 
-    async def get(self, actor: Actor, project_id: str) -> Project:
-        """The caller's live project (404 otherwise), through the cache."""
-        found = await self.get_serialized(actor, project_id)
+    async def get(self, actor: Actor, project_id: str, *, need: Role = Role.VIEWER) -> Project:
+        """The live project, if the caller's role in it is at least `need`: 404 for anyone
+        not a member (never a 403 that confirms it exists), 403 for a member whose role is
+        too low. Through the cache."""
+        _, found = await self.open(actor, project_id, need=need)
         # orjson then validation: faster than validate_json (docs/performance.md).
         return Project.model_validate(orjson.loads(found.payload))
 
-    async def get_serialized(self, actor: Actor, project_id: str) -> Loaded:
+    async def get_serialized(
+        self, actor: Actor, project_id: str, *, need: Role = Role.VIEWER
+    ) -> Loaded:
         """The project's version and its JSON as the API answers it (for the GET route,
         which sends these bytes as they are: no model round trip on a cache hit)."""
+        _, found = await self.open(actor, project_id, need=need)
+        return found
 
+    async def access(self, actor: Actor, project_id: str, *, need: Role = Role.VIEWER) -> Access:
+        """The caller's role in a live project and its owner (see `open`)."""
+        standing, _ = await self.open(actor, project_id, need=need)
+        return standing
+
+    async def open(
+        self, actor: Actor, project_id: str, *, need: Role = Role.VIEWER
+    ) -> tuple[Access, Loaded]:
+        """THE access check of a live project: the caller's role and the project, or
+        NotFound (not a member, or no such live project), or ForbiddenRole (a member whose
+        role is below `need`). Every domain asks this before reading or changing what a
+        project owns.
+
+        The owner's check is the cached project itself (an entry is its owner's): no extra
+        read on the hot path. A member's role is read from the database on every request,
+        never cached, so a removal or a demotion holds at once on every replica; the project
+        then comes from the owner's cache entry (docs/decisions.md, "Sharing").
+        """
+        found = await self._cache.entity(
+            CACHED_PROJECT, project_id, actor.user_id, self._loader(project_id, actor.user_id)
+        )
+        if found is not None:
+            return Access(Role.OWNER, actor.user_id), found
+        member = await self._members.get(project_id, actor.user_id)
+        if member is not None:
+            owner_id = member["ownerId"]
+            found = await self._cache.entity(
+                CACHED_PROJECT, project_id, owner_id, self._loader(project_id, owner_id)
+            )
+            if found is not None:
+                standing = Access(Role(member["role"]), owner_id)
+                _require(project_id, standing.role, need)
+                return standing, found
+        raise _not_found(project_id)
+
+    def _loader(self, project_id: str, owner_id: str) -> Callable[[], Awaitable[Loaded | None]]:
         async def load() -> Loaded | None:
-            doc = await self._projects.get(project_id, actor.user_id)
+            doc = await self._projects.get(project_id, owner_id)
             if doc is None:
                 return None
             return Loaded(doc["version"], Project.from_document(doc).model_dump_json().encode())
 
-        found = await self._cache.entity(CACHED_PROJECT, project_id, actor.user_id, load)
-        if found is None:
-            raise _not_found(project_id)
-        return found
+        return load
 
-    async def list_projects(self, actor: Actor, query: ListQuery) -> Page[Project]:
-        return Page[Project].model_validate(orjson.loads(await self.list_serialized(actor, query)))
+    async def _role(self, actor: Actor, doc: Document, need: Role) -> Role:
+        """The caller's role in the project `doc` (read by id, deleted or not), checked
+        against `need`; NotFound when not a member. For paths that must see deleted
+        projects too (history, audit, delete, restore) or read inside a transaction."""
+        if doc["userId"] == actor.user_id:
+            return Role.OWNER
+        member = await self._members.get(doc["_id"], actor.user_id)
+        if member is None:
+            raise _not_found(doc["_id"])
+        role = Role(member["role"])
+        _require(doc["_id"], role, need)
+        return role
+
+    async def list_projects(self, actor: Actor, query: ListQuery) -> Page[ProjectEntry]:
+        return Page[ProjectEntry].model_validate(
+            orjson.loads(await self.list_serialized(actor, query))
+        )
 
     async def list_serialized(self, actor: Actor, query: ListQuery) -> bytes:
         """A page of the caller's projects as the API answers it, through the cache (keyed
@@ -166,60 +253,122 @@ class ProjectService:
 
         cursor = query.cursor.model_dump_json() if query.cursor is not None else ""
         key = "|".join(
-            [query.sort.value, query.status or "", query.tag or "", query.text or "", cursor]
+            [
+                query.sort.value,
+                query.status or "",
+                query.tag or "",
+                query.text or "",
+                query.role or "",
+                cursor,
+            ]
         )
         key += f"|{query.limit}"
         return await self._cache.page(CACHED_LIST, actor.user_id, key, load)
 
-    async def _list(self, actor: Actor, query: ListQuery) -> Page[Project]:
+    async def _list(self, actor: Actor, query: ListQuery) -> Page[ProjectEntry]:
+        """The caller's own projects and those shared with them, merged in one order.
+
+        Two index-backed reads, each limited to a page and one: the owner's (as before
+        sharing) and the shared projects among the ids of the caller's member rows (the
+        `_id` index). The page is the first `limit` of both in the list's order.
+        """
         if query.text is not None:
             return await self._search(actor, query)
         after = query.cursor if isinstance(query.cursor, ListCursor) else None
-        docs = await self._projects.list_active(
-            actor.user_id,
-            sort=query.sort,
-            status=query.status,
-            tag=query.tag,
-            limit=query.limit + 1,
-            after=after,
-        )
-        items = [Project.from_document(doc) for doc in docs[: query.limit]]
+        listed: list[tuple[Document, Role]] = []
+        if query.owned:
+            docs = await self._projects.list_active(
+                actor.user_id,
+                sort=query.sort,
+                status=query.status,
+                tag=query.tag,
+                limit=query.limit + 1,
+                after=after,
+            )
+            listed += [(doc, Role.OWNER) for doc in docs]
+        if query.shared:
+            roles = await self._members.shared_with(actor.user_id, query.shared_role)
+            if roles:
+                docs = await self._projects.list_among(
+                    sorted(roles),
+                    sort=query.sort,
+                    status=query.status,
+                    tag=query.tag,
+                    limit=query.limit + 1,
+                    after=after,
+                )
+                listed += [(doc, roles[doc["_id"]]) for doc in docs]
+        key = query.sort.value
+        listed.sort(key=lambda pair: (pair[0][key], pair[0]["_id"]), reverse=True)
+        items = [ProjectEntry.listed(doc, role) for doc, role in listed[: query.limit]]
         next_cursor = None
-        if len(docs) > query.limit:
-            last = docs[query.limit - 1]
-            next_cursor = encode_cursor(ListCursor(t=last[query.sort.value], id=last["_id"]))
-        return Page[Project](items=items, next_cursor=next_cursor)
+        if len(listed) > query.limit:
+            last = listed[query.limit - 1][0]
+            next_cursor = encode_cursor(ListCursor(t=last[key], id=last["_id"]))
+        return Page[ProjectEntry](items=items, next_cursor=next_cursor)
 
-    async def _search(self, actor: Actor, query: ListQuery) -> Page[Project]:
+    async def _search(self, actor: Actor, query: ListQuery) -> Page[ProjectEntry]:
         assert query.text is not None
         offset = query.cursor.o if isinstance(query.cursor, SearchCursor) else 0
-        hits = await self._projects.search(
-            actor.user_id,
-            query.text,
-            status=query.status,
-            tag=query.tag,
-            limit=MAX_SEARCH_RESULTS,
-        )
+        roles: dict[str, Role] = {}
+        hits: list[tuple[str, float]] = []
+        if query.owned:
+            hits += await self._projects.search(
+                actor.user_id,
+                query.text,
+                status=query.status,
+                tag=query.tag,
+                limit=MAX_SEARCH_RESULTS,
+            )
+            roles.update((project_id, Role.OWNER) for project_id, _ in hits)
+        if query.shared:
+            shared = await self._members.shared_with(actor.user_id, query.shared_role)
+            if shared:
+                found = await self._projects.search_among(
+                    sorted(shared),
+                    query.text,
+                    status=query.status,
+                    tag=query.tag,
+                    limit=MAX_SEARCH_RESULTS,
+                )
+                hits += found
+                roles.update((project_id, shared[project_id]) for project_id, _ in found)
+        hits = rank(hits)[:MAX_SEARCH_RESULTS]
         page = [project_id for project_id, _ in hits[offset : offset + query.limit]]
-        docs = await self._projects.get_many(actor.user_id, page) if page else []
-        items = [Project.from_document(doc) for doc in docs]
+        docs = await self._projects.get_many(None, page) if page else []
+        items = [ProjectEntry.listed(doc, roles[doc["_id"]]) for doc in docs]
         more = offset + query.limit < len(hits)
         next_cursor = encode_cursor(SearchCursor(o=offset + query.limit)) if more else None
-        return Page[Project](items=items, next_cursor=next_cursor)
+        return Page[ProjectEntry](items=items, next_cursor=next_cursor)
 
     async def live_ids(self, actor: Actor, project_ids: list[str]) -> set[str]:
-        """Which of these are the caller's live (not deleted) projects."""
-        docs = await self._projects.get_many(actor.user_id, project_ids)
-        return {doc["_id"] for doc in docs}
+        """Which of these are live (not deleted) projects the caller owns or is a member of."""
+        docs = await self._projects.get_many(None, project_ids)
+        return {doc["_id"] for doc in await self._readable(actor, docs)}
 
     async def live_names(self, actor: Actor, project_ids: list[str]) -> dict[str, str]:
-        """Names of the caller's live (not deleted) projects among these ids, by id."""
-        return await self._projects.live_names(actor.user_id, project_ids)
+        """Names of the live (not deleted) projects among these ids the caller owns or is a
+        member of, by id."""
+        docs = await self._projects.live_names(project_ids)
+        return {doc["_id"]: doc["name"] for doc in await self._readable(actor, docs)}
 
-    async def _owned(self, actor: Actor, project_id: str, *, deleted: bool | None) -> Document:
-        doc = await self._projects.get(project_id, actor.user_id, deleted=deleted)
+    async def _readable(self, actor: Actor, docs: list[Document]) -> list[Document]:
+        """Those of `docs` the caller owns or is a member of."""
+        others = [doc for doc in docs if doc["userId"] != actor.user_id]
+        shared: set[str] = set()
+        if others:
+            roles = await self._members.shared_with(actor.user_id, None)
+            shared = {doc["_id"] for doc in others if doc["_id"] in roles}
+        return [doc for doc in docs if doc["userId"] == actor.user_id or doc["_id"] in shared]
+
+    async def _owned(
+        self, actor: Actor, project_id: str, *, deleted: bool | None, need: Role = Role.VIEWER
+    ) -> Document:
+        """The project by id (live, deleted or either), if the caller's role allows `need`."""
+        doc = await self._projects.get(project_id, None, deleted=deleted)
         if doc is None:
             raise _not_found(project_id)
+        await self._role(actor, doc, need)
         return doc
 
     async def versions(
@@ -383,15 +532,14 @@ class ProjectService:
             action="project.updated",
             expected=expected,
             deleted=False,
+            need=Role.EDITOR,
             build=lambda current, now: ({**changes, "updatedAt": now}, ()),
             summary={"fields": sorted(changes)},
         )
 
     async def delete(self, actor: Actor, project_id: str, *, expected: Expected) -> None:
-        """Soft delete; deleting a deleted project changes nothing (idempotent)."""
-        doc = await self._projects.get(project_id, actor.user_id, deleted=None)
-        if doc is None:
-            raise _not_found(project_id)
+        """Soft delete (the owner only); deleting a deleted project changes nothing."""
+        doc = await self._owned(actor, project_id, deleted=None, need=Role.OWNER)
         if doc["isDeleted"]:
             return
         await self._change(
@@ -400,6 +548,7 @@ class ProjectService:
             action="project.deleted",
             expected=expected,
             deleted=False,
+            need=Role.OWNER,
             build=lambda current, now: (
                 {"isDeleted": True, "deletedAt": now, "deletedBy": actor.user_id, "updatedAt": now},
                 (),
@@ -408,10 +557,8 @@ class ProjectService:
         )
 
     async def restore(self, actor: Actor, project_id: str, *, expected: Expected) -> Project:
-        """Undo a soft delete; restoring a live project returns it unchanged."""
-        doc = await self._projects.get(project_id, actor.user_id, deleted=None)
-        if doc is None:
-            raise _not_found(project_id)
+        """Undo a soft delete (the owner only); restoring a live project returns it unchanged."""
+        doc = await self._owned(actor, project_id, deleted=None, need=Role.OWNER)
         if not doc["isDeleted"]:
             return Project.from_document(doc)
         return await self._change(
@@ -420,6 +567,7 @@ class ProjectService:
             action="project.restored",
             expected=expected,
             deleted=True,
+            need=Role.OWNER,
             build=lambda current, now: (
                 {"isDeleted": False, "deletedAt": None, "updatedAt": now},
                 ("deletedBy",),
@@ -430,7 +578,9 @@ class ProjectService:
     async def rollback(
         self, actor: Actor, project_id: str, version: int, *, expected: Expected
     ) -> Project:
-        """A new version whose metadata equals `version`'s; history is never rewritten."""
+        """A new version whose metadata equals `version`'s (the owner only); history is
+        never rewritten."""
+        await self._owned(actor, project_id, deleted=False, need=Role.OWNER)
         target = await self.version(actor, project_id, version)
         restored = target.model_dump(mode="json")
         state = {name: restored[name] for name in METADATA_FIELDS}
@@ -440,6 +590,7 @@ class ProjectService:
             action="project.rolled_back",
             expected=expected,
             deleted=False,
+            need=Role.OWNER,
             build=lambda current, now: ({**state, "updatedAt": now}, ()),
             summary={"toVersion": version},
         )
@@ -452,6 +603,7 @@ class ProjectService:
         action: str,
         expected: Expected,
         deleted: bool,
+        need: Role,
         build: Callable[[Document, datetime], tuple[dict[str, Any], tuple[str, ...]]],
         summary: dict[str, Any],
     ) -> Project:
@@ -462,11 +614,12 @@ class ProjectService:
 
         async def work(session: AsyncClientSession | None) -> Document:
             nonlocal touched
-            current = await self._projects.get(
-                project_id, actor.user_id, deleted=deleted, session=session
-            )
+            current = await self._projects.get(project_id, None, deleted=deleted, session=session)
             if current is None:
                 raise _not_found(project_id)
+            # The role is checked against the state the change applies to, in its
+            # transaction: a member removed meanwhile changes nothing.
+            await self._role(actor, current, need)
             version = current["version"]
             if current.get("purgingAt") is not None:
                 raise Conflict(f"Project {project_id} is being purged; it can no longer change.")
@@ -534,13 +687,24 @@ class ProjectService:
         return Project.from_document(updated)
 
     async def _invalidate(self, doc: Document) -> None:
-        """After a committed change: no replica serves (or stores) the state before it."""
+        """After a committed change: no replica serves (or stores) the state before it, in
+        the project or in any list that shows it (its owner's and its members')."""
         await self._cache.invalidate(CACHED_PROJECT, doc["_id"], doc["version"])
-        await self._cache.invalidate_pages(CACHED_LIST, doc["userId"])
+        await self.invalidate_lists(doc["_id"], doc["userId"])
+
+    async def invalidate_member_list(self, user_id: str) -> None:
+        """After a membership change: `user_id`'s list pages, on every replica."""
+        await self._cache.invalidate_pages(CACHED_LIST, user_id)
+
+    async def invalidate_lists(self, project_id: str, owner_id: str) -> None:
+        """Every list page that may show the project: its owner's and each member's."""
+        await self._cache.invalidate_pages(CACHED_LIST, owner_id)
+        for member in await self._members.of_project(project_id):
+            await self._cache.invalidate_pages(CACHED_LIST, member["userId"])
 
     async def _lost_race(self, actor: Actor, project_id: str, version: int) -> VersionMismatch:
         """Someone else's change landed between our read and our write."""
-        latest = await self._projects.get(project_id, actor.user_id, deleted=None)
+        latest = await self._projects.get(project_id, None, deleted=None)
         current_version = latest["version"] if latest is not None else version + 1
         return VersionMismatch(
             f"Project {project_id} changed while this change was being saved; it is now at "
@@ -633,5 +797,11 @@ def project_service(
     (`catalogue.PURGED`). `on_purge`: what else a purge removes (media files).
     """
     return ProjectService(
-        ProjectRepository(db), AuditRepository(db), unit, cache, owned=owned, on_purge=on_purge
+        ProjectRepository(db),
+        MemberRepository(db),
+        AuditRepository(db),
+        unit,
+        cache,
+        owned=owned,
+        on_purge=on_purge,
     )

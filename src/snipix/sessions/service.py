@@ -11,6 +11,7 @@ from __future__ import annotations
 from snipix.auth.actor import Actor
 from snipix.clock import utc_now_ms
 from snipix.db.client import Document
+from snipix.projects.members import Role
 from snipix.projects.service import ProjectService
 from snipix.sessions.repository import SessionRepository
 from snipix.sessions.schemas import (
@@ -52,7 +53,7 @@ class SessionService:
         A purge racing this save can leave a session of a project that no longer exists:
         it is invisible (no route finds a project for it) and holds no content.
         """
-        await self._projects.get(actor, project_id)
+        await self._projects.get(actor, project_id, need=Role.EDITOR)
         now = utc_now_ms()
         doc = await self._sessions.upsert(
             actor.user_id,

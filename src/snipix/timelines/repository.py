@@ -1,21 +1,23 @@
 """Every query on `timelines`, `timeline_revisions` and `timeline_snapshots`.
 
-The head document (`timelines`, `_id` = project id) is the commit point: a revision or
-snapshot with a version above the head's was never acknowledged (a crash between writes)
-and is invisible to every read here; the next change at that version overwrites it.
+The head document (`timelines`, `_id` = project id) is the commit point. A change moves
+it in one update that also carries the change's revision (and any earlier revision not yet
+stored) in its `recent` list; the revision is copied into `timeline_revisions` (and a due
+snapshot into `timeline_snapshots`) after the commit. Until then the head is where readers
+find it: the service reads both. A revision above the head's version can only be the
+leftover of an older release's uncommitted change; it is invisible to every read here and
+replaced when that version is stored.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from snipix.db.client import Database, Document
-from snipix.errors import Conflict
 
 HEADS = "timelines"
 REVISIONS = "timeline_revisions"
@@ -23,6 +25,8 @@ SNAPSHOTS = "timeline_snapshots"
 # Where autosaves' Idempotency-Keys were kept before each was stored with its change
 # (a claim, then a revision); dropped by the `timeline_keys_in_revisions` migration.
 RETIRED_KEYS = "idempotency_keys"
+
+DUPLICATE_KEY = 11000
 
 _REVISION_SUMMARY = {
     "_id": 0,
@@ -43,9 +47,10 @@ _HEAD_FIELDS = {
     "state": 1,
     "undoStack": 1,
     "redoStack": 1,
-    "pending": 1,
+    "recent": 1,
     "updatedAt": 1,
 }
+_CURRENT_FIELDS = {name: 1 for name in _HEAD_FIELDS if name != "recent"}
 _REVISION_FIELDS = {
     "_id": 0,
     "version": 1,
@@ -69,95 +74,76 @@ class TimelineRepository:
 
     # --- head -----------------------------------------------------------------------------
 
-    async def head(
-        self, project_id: str, *, session: AsyncClientSession | None = None
-    ) -> Document | None:
-        return await self._heads.find_one({"_id": project_id}, _HEAD_FIELDS, session=session)
+    async def head(self, project_id: str) -> Document | None:
+        """The head as a change starts from it, with the revisions it carries."""
+        return await self._heads.find_one({"_id": project_id}, _HEAD_FIELDS)
+
+    async def current(self, project_id: str) -> Document | None:
+        """The head as an editor opens it: without the revisions it carries."""
+        return await self._heads.find_one({"_id": project_id}, _CURRENT_FIELDS)
 
     async def head_version(self, project_id: str) -> Document | None:
         return await self._heads.find_one(
             {"_id": project_id},
-            {"_id": 1, "version": 1, "undoStack": 1, "redoStack": 1, "pending": 1},
+            {"_id": 1, "version": 1, "undoStack": 1, "redoStack": 1, "recent": 1},
         )
 
-    async def create_head(
-        self, doc: Document, *, session: AsyncClientSession | None = None
-    ) -> bool:
-        """Insert the first head (version 0, claimed); False if another writer was first."""
+    async def create_head(self, doc: Document) -> bool:
+        """Insert the first head (the first change, committed); False if another writer
+        was first."""
         try:
-            await self._heads.insert_one(doc, session=session)
+            await self._heads.insert_one(doc)
         except DuplicateKeyError:
-            if session is not None:
-                raise
             return False
         return True
-
-    async def claim(
-        self,
-        project_id: str,
-        version: int,
-        claim: Document,
-        *,
-        stale_before: datetime,
-        updated_at: datetime | None = None,
-        session: AsyncClientSession | None = None,
-    ) -> bool:
-        """Reserve the next version for one writer (the head stays at `version` until commit).
-
-        `updated_at`: the head's time as the writer knows it, when it starts from a head it
-        remembers rather than one it just read (then a head written by anything else since,
-        a restore too, makes the claim fail).
-        """
-        condition: Document = {
-            "_id": project_id,
-            "version": version,
-            "$or": [{"pending": None}, {"pending.at": {"$lt": stale_before}}],
-        }
-        if updated_at is not None:
-            condition["updatedAt"] = updated_at
-        result = await self._heads.update_one(
-            condition, {"$set": {"pending": claim}}, session=session
-        )
-        return result.modified_count == 1
 
     async def commit(
         self,
         project_id: str,
         version: int,
-        token: str,
         sets: dict[str, Any],
         unsets: list[str],
+        recent: list[Document],
         *,
-        session: AsyncClientSession | None = None,
+        updated_at: datetime | None = None,
     ) -> bool:
-        update: dict[str, Any] = {"$set": {**sets, "version": version + 1, "pending": None}}
-        if unsets:
-            update["$unset"] = dict.fromkeys(unsets, "")
-        result = await self._heads.update_one(
-            {"_id": project_id, "version": version, "pending.token": token},
-            update,
-            session=session,
-        )
-        return result.modified_count == 1
+        """Move the head from `version` to the next one, with the revisions not yet stored
+        (`recent`, the new one last): one single-document update, the change's commit.
 
-    async def release(self, project_id: str, token: str) -> None:
-        """Give up a claim after a failed change (best effort; it also expires)."""
-        await self._heads.update_one(
-            {"_id": project_id, "pending.token": token}, {"$set": {"pending": None}}
-        )
+        False when the head is no longer at `version` (another change was committed first)
+        or, with `updated_at` (the head's time as the writer remembers it, instead of a head
+        it just read), when anything else rewrote the head since, a restore too.
+        """
+        condition: Document = {"_id": project_id, "version": version}
+        if updated_at is not None:
+            condition["updatedAt"] = updated_at
+        update: dict[str, Any] = {"$set": {**sets, "version": version + 1, "recent": recent}}
+        # `pending`: the claim an older release of the service kept on the head.
+        update["$unset"] = dict.fromkeys([*unsets, "pending"], "")
+        result = await self._heads.update_one(condition, update)
+        return result.modified_count == 1
 
     # --- revisions and snapshots ------------------------------------------------------------
 
-    async def put_revision(
-        self, revision: Document, *, session: AsyncClientSession | None = None
-    ) -> None:
-        """Write (or overwrite an unacknowledged leftover of) one revision, under a claim."""
-        await _put(self._revisions, revision, session)
+    async def store(self, revisions: list[Document], snapshots: list[Document]) -> None:
+        """Copy committed revisions (and snapshots) from the head into their collections,
+        each list in one batch.
 
-    async def put_snapshot(
-        self, snapshot: Document, *, session: AsyncClientSession | None = None
-    ) -> None:
-        await _put(self._snapshots, snapshot, session)
+        Idempotent: a copy already there is left alone, so any writer may store what a
+        head carries without knowing whether another one already did.
+        """
+        await _put(self._revisions, revisions)
+        await _put(self._snapshots, snapshots)
+
+    async def stored_versions(self, project_id: str, versions: list[int]) -> set[int]:
+        """Which of `versions` are in the revision collection (read by `_id`)."""
+        if not versions:
+            return set()
+        found = self._revisions.find(
+            {"_id": {"$in": [versioned_id(project_id, version) for version in versions]}},
+            {"_id": 0, "version": 1},
+        )
+        return {doc["version"] for doc in await found.to_list()}
 
     async def revision(self, project_id: str, version: int) -> Document | None:
         return await self._revisions.find_one(
@@ -179,8 +165,9 @@ class TimelineRepository:
     async def revision_with_key(
         self, project_id: str, key_id: str, *, upto: int
     ) -> Document | None:
-        """The committed revision made under an idempotency key (at most one: a key's
-        change is claimed only after this search found none at the claimed head)."""
+        """The stored revision made under an idempotency key (at most one: a keyed change
+        is committed only on the head this search, and the head's own `recent`, found
+        without it)."""
         found = self._revisions.find(
             {"projectId": project_id, "idempotencyKey": key_id, "version": {"$lte": upto}},
             {"_id": 0, "version": 1, "createdAt": 1, "authorId": 1, "requestHash": 1},
@@ -222,40 +209,27 @@ class TimelineRepository:
         return await found.sort("version", ASCENDING).limit(upto - after).to_list()
 
 
-# A writer that lost its claim while it stalled, finding the revision it meant to write
-# already there (written by the writer that took the claim over).
-SUPERSEDED: Final = "Another change to this timeline was saved first; reload and retry."
+async def _put(collection: Any, documents: list[Document]) -> None:
+    """Insert `documents` (one unordered batch), replacing a different document found under
+    the same `_id`.
 
-
-async def _put(collection: Any, document: Document, session: AsyncClientSession | None) -> None:
-    """Insert `document`, or replace the leftover of a crashed writer with the same `_id`.
-
-    Only a leftover of an older claim is replaced: claims of one version are taken over
-    only once stale, so each later claim's time (`createdAt`, the claim's `at`) is later,
-    and a writer that stalled past its claim's grace can never overwrite the revision of
-    the writer that took over (and perhaps committed): it gets a Conflict instead.
-
-    Outside a transaction: an insert, and a replace only when the `_id` is taken (rare: a
-    leftover above the head). The embedded engine makes an inserting upsert scan the
-    collection (growing with the number of revisions; docs/decisions.md, "Performance");
-    an insert and a replace by `_id` read one key. In a transaction the upsert stays: a
-    duplicate key error there would abort the whole transaction.
+    A revision or snapshot is only ever written from the head that committed it, so the
+    copy already there is either this one (a second writer storing what a head carried:
+    left alone) or the leftover of a change that was never committed (written before its
+    commit by an older release of the service, which a crash interrupted): replaced. An
+    insert and a replace by `_id` read one key; the embedded engine makes an inserting
+    upsert scan the collection (docs/decisions.md, "Performance").
     """
-    if session is not None:
-        await collection.replace_one(
-            {"_id": document["_id"]}, document, upsert=True, session=session
-        )
+    if not documents:
         return
     try:
-        await collection.insert_one(document)
-    except DuplicateKeyError:
-        older = {
-            "_id": document["_id"],
-            "$or": [
-                {"createdAt": {"$lt": document["createdAt"]}},
-                {"createdAt": {"$exists": False}},
-            ],
-        }
-        replaced = await collection.replace_one(older, document)
-        if replaced.matched_count == 0:
-            raise Conflict(SUPERSEDED) from None
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        failures = error.details.get("writeErrors", [])
+        if any(entry.get("code") != DUPLICATE_KEY for entry in failures):
+            raise
+        for entry in failures:
+            document = documents[entry["index"]]
+            await collection.replace_one(
+                {"_id": document["_id"], "createdAt": {"$ne": document["createdAt"]}}, document
+            )

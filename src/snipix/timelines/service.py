@@ -1,12 +1,14 @@
 """The timeline rules: versions, patch autosave, idempotency, history, undo/redo.
 
-A change to version v+1 is written in three steps: claim v+1 on the head document (one
-writer at a time; a stale `If-Match` loses here, 412), write the revision (forward patch
-and its computed inverse) and, every K versions, a snapshot, then commit the head (`$set`
-on the changed paths, version v+1, undo/redo stacks). The head is the commit point:
-history reads never look above it, so a crash between the steps leaves an unacknowledged
-revision that nothing sees and the next change overwrites. On replica sets the three
-steps also share a transaction.
+A change to version v+1 is one update of the head document, conditioned on its version
+still being v (a change committed first makes it fail: a stale `If-Match` then answers
+412): `$set` on the changed paths, version v+1, the undo/redo stacks, and the revision
+(forward patch and its computed inverse) appended to the head's `recent` list. That
+update is the commit. Revisions are copied from `recent` into their own collection in
+batches (every `STORE_EVERY` small changes, at once for large ones and with a due
+snapshot), and a head keeps each until a later change knows it is there: readers of
+history look in both places, and a crash after a commit loses nothing. One durable write
+per change, plus one batch per several changes.
 
 Undo applies the inverse of the revision on top of the undo stack as a new revision (and
 moves it to the redo stack); redo re-applies its forward patch; any other change clears
@@ -21,17 +23,15 @@ import copy
 import hashlib
 import json
 import posixpath
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 import structlog
 from pydantic import ValidationError
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
 from snipix.auth.actor import Actor
@@ -39,16 +39,15 @@ from snipix.cache.service import Cache, Loaded
 from snipix.clock import Clock, to_millisecond, utc_now
 from snipix.db.client import Document
 from snipix.db.deferred import DeferredWrites
-from snipix.db.transactions import UnitOfWork
 from snipix.errors import (
     Conflict,
-    DatabaseUnavailable,
     NotFound,
     PreconditionRequired,
     TooLarge,
     ValidationFailed,
     VersionMismatch,
 )
+from snipix.projects.members import Role
 from snipix.projects.schemas import Project
 from snipix.projects.service import ProjectService
 from snipix.timelines.interchange import (
@@ -80,10 +79,19 @@ log = structlog.get_logger(__name__)
 
 STATE = "state"
 UNDO_DEPTH = 100
-# A claim or an idempotency key older than this belongs to a writer that died.
-DEFAULT_CLAIM_GRACE = timedelta(seconds=10)
-# How long a save waits for another save of the same timeline to finish before a 409.
-CLAIM_WAIT_S = 3.0
+# How long a save without a version check (`If-Match: *`) keeps retrying while other saves
+# of the same timeline commit first, before a 409.
+COMMIT_WAIT_S = 3.0
+# Small revisions (autosaves, undo, redo) stay in the head's `recent` until this many are
+# there, then go to their collection in one batch: a change costs one write, plus one
+# batch per this many. Larger ones (whole-state saves, imports, rollbacks) are stored
+# right after their commit, so the head (read by every change) stays small.
+STORE_EVERY = 8
+CARRIED_KINDS = frozenset({RevisionKind.PATCH, RevisionKind.UNDO, RevisionKind.REDO})
+CARRIED_BYTES_MAX = 16 * 1024
+# Revisions a head read from the database may carry before a change stores them before
+# its commit (the database kept failing right after earlier commits).
+RECENT_MAX = 32
 # Heads this process committed last, kept to start the next change of the same timeline
 # from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
 # few tens of KB.
@@ -200,8 +208,8 @@ def _replacing(after: dict[str, Any], kind: RevisionKind, label: str | None) -> 
 # writes (the tracks' and clips' `compat` block was `legacy`).
 CACHED_TIMELINE = "timeline2"
 Planner = Callable[[dict[str, Any], list[int], list[int], int], Coroutine[Any, Any, Change]]
-# Test seam for crash tests: awaited between the revision write and the head commit.
-BetweenWrites = Callable[[], Coroutine[Any, Any, None]]
+# Test seam for crash tests: awaited after a change is planned, before its head commit.
+BeforeCommit = Callable[[], Coroutine[Any, Any, None]]
 
 
 class TimelineService:
@@ -209,35 +217,32 @@ class TimelineService:
         self,
         timelines: TimelineRepository,
         projects: ProjectService,
-        unit: UnitOfWork,
         cache: Cache,
         *,
         max_bytes: int,
         snapshot_every: int,
-        claim_grace: timedelta = DEFAULT_CLAIM_GRACE,
-        between_writes: BetweenWrites | None = None,
+        before_commit: BeforeCommit | None = None,
         deferred: DeferredWrites | None = None,
         clock: Clock = utc_now,
         merge_window: int = DEFAULT_MERGE_WINDOW,
     ) -> None:
         self._timelines = timelines
         self._projects = projects
-        self._unit = unit
         self._cache = cache
         self._max_bytes = max_bytes
         self._snapshot_every = snapshot_every
         # A patch whose If-Match is at most this many versions behind is merged over the
         # revisions in between when it touches nothing they touched (timelines/rebase.py).
         self._merge_window = merge_window
-        self._claim_grace = claim_grace
-        # Claims are stamped, and judged stale, by this clock.
+        # Revisions and heads are stamped by this clock.
         self._clock = clock
-        self._between_writes = between_writes
+        self._before_commit = before_commit
         self._deferred = deferred if deferred is not None else DeferredWrites()
-        # The head each recent change of this process committed, by project: the next
-        # change starts from it instead of reading the head again. Its claim is made only
-        # where the head is still at that version and time, so a head another writer moved
-        # on makes the claim fail and the loop read the head afresh.
+        # The head each recent change of this process committed, by project, with `recent`
+        # holding only the revisions not yet stored: the next change starts from it instead
+        # of reading the head again. Its commit is conditioned on the head still being at
+        # that version and time, so a head another writer moved on makes the commit fail
+        # and the loop read the head afresh.
         self._committed_heads: OrderedDict[str, Document] = OrderedDict()
         # Interchange runs in worker threads; at most this many at once, so a burst of
         # large exports leaves the default pool to the others (media, cache).
@@ -260,13 +265,14 @@ class TimelineService:
 
     async def get_serialized(self, actor: Actor, project_id: str) -> Loaded:
         """The current state's version and JSON as the API answers it (sent as is)."""
-        await self._projects.get_serialized(actor, project_id)
+        # Cached under the project's owner, whoever reads it (owner or member).
+        owner_id = (await self._projects.access(actor, project_id)).owner_id
 
         async def load() -> Loaded:
-            timeline = self._timeline(project_id, await self._timelines.head(project_id))
+            timeline = self._timeline(project_id, await self._timelines.current(project_id))
             return Loaded(timeline.version, timeline.model_dump_json().encode())
 
-        found = await self._cache.entity(CACHED_TIMELINE, project_id, actor.user_id, load)
+        found = await self._cache.entity(CACHED_TIMELINE, project_id, owner_id, load)
         if found is None:
             # Cached for another owner: the project was checked above, so only a project
             # that changed hands (never, today) gets here.
@@ -300,22 +306,27 @@ class TimelineService:
                 f"The timeline of project {project_id} has no version {version} "
                 f"(its current version is {current})."
             )
-        stored = await self._state_at(project_id, version)
+        stored = await self._state_at(project_id, version, _recent(head))
         with from_storage():
             state = TimelineState.model_validate(stored)
         return TimelineVersion(
             project_id=project_id, version=version, state=state, duration_sec=state.duration_sec
         )
 
-    async def _state_at(self, project_id: str, version: int) -> dict[str, Any]:
-        """Rebuild version N: the nearest snapshot at or below it plus at most K patches."""
+    async def _state_at(
+        self, project_id: str, version: int, recent: list[Document]
+    ) -> dict[str, Any]:
+        """Rebuild version N: the nearest snapshot at or below it plus the patches after it
+        (at most K when every snapshot was stored), from the revision collection and the
+        head's not yet stored `recent` ones."""
         if version == 0:
             return dict(EMPTY_STATE)
         snapshot = await self._timelines.nearest_snapshot(project_id, version)
         base_version, state = (0, copy.deepcopy(EMPTY_STATE))
         if snapshot is not None:
             base_version, state = snapshot["version"], snapshot["state"]
-        revisions = await self._timelines.patches_between(project_id, base_version, version)
+        stored = await self._timelines.patches_between(project_id, base_version, version)
+        revisions = _with_recent(stored, recent, after=base_version, upto=version)
         expected = list(range(base_version + 1, version + 1))
         if [revision["version"] for revision in revisions] != expected:
             raise Conflict(
@@ -335,12 +346,12 @@ class TimelineService:
         if head is None:
             return Page[Revision](items=[], next_cursor=None)
         undo, redo = head.get("undoStack") or [], head.get("redoStack") or []
-        docs = await self._timelines.history(
-            project_id,
-            head_version=head["version"],
-            before=cursor.v if cursor is not None else None,
-            limit=limit + 1,
+        before = cursor.v if cursor is not None else None
+        stored = await self._timelines.history(
+            project_id, head_version=head["version"], before=before, limit=limit + 1
         )
+        upper = head["version"] if before is None else min(before - 1, head["version"])
+        docs = _with_recent(stored, _recent(head), after=0, upto=upper, newest_first=True)
         items = [
             Revision(
                 version=doc["version"],
@@ -512,8 +523,17 @@ class TimelineService:
         version: int,
     ) -> list[Operation]:
         """`operations`, made on version `expected`, rebased onto `current` (version
-        `version`), or 412 naming what collided."""
-        revisions = await self._timelines.revisions_between(project_id, expected, version)
+        `version`), or 412 naming what collided.
+
+        The revisions in between are in their collection or still in the head's `recent`:
+        the head this process committed at `version` knows which, else the head is read
+        before the collection (a revision a head no longer carries was stored first).
+        """
+        remembered = self._committed_heads.get(project_id)
+        if remembered is None or remembered["version"] != version:
+            remembered = await self._timelines.head_version(project_id)
+        stored = await self._timelines.revisions_between(project_id, expected, version)
+        revisions = _with_recent(stored, _recent(remembered), after=expected, upto=version)
         found = [revision["version"] for revision in revisions]
         result = (
             rebase(
@@ -625,7 +645,7 @@ class TimelineService:
         timecodes count in; by default the project's media rate, else 24 (the EDL
         adapter's own default).
         """
-        project = await self.project(actor, project_id)
+        project = await self._projects.get(actor, project_id, need=Role.EDITOR)
         if len(data) > self._max_bytes:
             raise TooLarge(
                 f"The file is {len(data):,} bytes; the limit is {self._max_bytes:,} "
@@ -650,19 +670,30 @@ class TimelineService:
     async def rollback(
         self, actor: Actor, project_id: str, version: int, *, expected: Expected, label: str | None
     ) -> Timeline:
-        """A new version equal to `version`; history is never rewritten."""
-        await self._projects.get(actor, project_id)
+        """A new version equal to `version` (the owner only); history is never rewritten."""
+        await self._projects.get(actor, project_id, need=Role.OWNER)
         head = await self._timelines.head_version(project_id)
         current = head["version"] if head is not None else 0
         if version > current:
             raise NotFound(f"The timeline of project {project_id} has no version {version}.")
-        target = validated_state(await self._state_at(project_id, version), self._max_bytes)
+        target = validated_state(
+            await self._state_at(project_id, version, _recent(head)), self._max_bytes
+        )
 
         plan = _replacing(target, RevisionKind.ROLLBACK, label or f"Rollback to version {version}")
         return await self._change(actor, project_id, expected, plan)
 
     async def _revision(self, project_id: str, version: int) -> Document:
-        revision = await self._timelines.revision(project_id, version)
+        """One revision: from the head this process committed last, whose `recent` holds
+        the ones not stored yet (undo's target is usually the latest change), else from
+        its collection, else from the head in the database."""
+        remembered = self._committed_heads.get(project_id)
+        revision = next((r for r in _recent(remembered) if r["version"] == version), None)
+        if revision is None:
+            revision = await self._timelines.revision(project_id, version)
+        if revision is None:
+            head = await self._timelines.head_version(project_id)
+            revision = next((r for r in _recent(head) if r["version"] == version), None)
         if revision is None:
             raise Conflict(f"Revision {version} of project {project_id} is missing.")
         return revision
@@ -679,24 +710,25 @@ class TimelineService:
         key: Keyed | None = None,
         merge_window: int = 0,
     ) -> Timeline:
-        """Claim the head's next version, write the change, commit it.
+        """Plan the change on the head, commit it in one conditional update, store its
+        revision.
 
-        The first claim attempt starts from the head this process committed last for the
-        project, when it remembers one; a head moved on since only makes that claim fail
+        The first attempt starts from the head this process committed last for the
+        project, when it remembers one; a head moved on since only makes that commit fail
         and the loop read it afresh.
 
-        `key`: the change's Idempotency-Key. Before each claim attempt the committed
-        revisions up to the head just read are searched for it (a repeat gets the first
-        answer), and the head's claim is checked for it (a repeat of a change still being
-        written gets 409). The claim then carries the key. A change committed after that
-        head was read moved the head, so the claim fails and the loop searches again: a
-        key can never be applied twice.
+        `key`: the change's Idempotency-Key. Before each attempt the revisions up to the
+        head just read (the head's own `recent` ones first) are searched for it: a repeat
+        gets the first answer. The revision carries the key, and is committed with the
+        head, so a change committed after that head was read moved the head: the commit
+        fails and the loop searches again. A key can never be applied twice.
         """
-        await self._projects.get(actor, project_id)
-        # A claim an earlier change could not release (the database failed under it)
-        # would block this one until it expires: release it first.
-        await self._deferred.run_for(f"claim:{project_id}:")
-        deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
+        owner_id = (await self._projects.get(actor, project_id, need=Role.EDITOR)).user_id
+        # Revisions an earlier commit could not store (the database failed right after it):
+        # stored first, so the head this change writes need not carry them.
+        await self._deferred.run_for(f"store:{project_id}:")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + COMMIT_WAIT_S
         remembered = self._committed_heads.get(project_id)
         head: Document | None
         while True:
@@ -708,95 +740,78 @@ class TimelineService:
                     and not _merges(expected, head["version"], merge_window)
                 ):
                     # The client saw a version this process did not write: look it up.
-                    # (One this head is a few versions past is merged; the claim checks
+                    # (One this head is a few versions past is merged; the commit checks
                     # that the head is still this one.)
                     continue
             else:
                 head, from_memory = await self._timelines.head(project_id), False
             version = head["version"] if head is not None else 0
-            token = uuid.uuid4().hex
             now = to_millisecond(self._clock())
             if key is not None:
-                first = await self._keyed_first(actor, project_id, key, head, now)
+                first = await self._keyed_first(actor, project_id, key, head)
                 if first is not None:
                     return await self._replay(actor, project_id, first)
             # A stale version within `merge_window` passes: the plan merges it.
             _check_expected(expected, version, merge_window=merge_window)
-            claim: Document = {
-                "version": version + 1,
-                "token": token,
-                "at": now,
-                "by": actor.user_id,
-            }
-            if key is not None:
-                claim["key"] = key.key_id
-                claim["hash"] = key.fingerprint
-            try:
-                if head is None:
-                    claimed = await self._timelines.create_head(
-                        {
-                            "_id": project_id,
-                            "projectId": project_id,
-                            "userId": actor.user_id,
-                            "version": 0,
-                            STATE: dict(EMPTY_STATE),
-                            "undoStack": [],
-                            "redoStack": [],
-                            "pending": claim,
-                            "updatedAt": now,
-                        }
-                    )
-                else:
-                    claimed = await self._timelines.claim(
-                        project_id,
-                        version,
-                        claim,
-                        stale_before=now - self._claim_grace,
-                        updated_at=head.get("updatedAt") if from_memory else None,
-                    )
-            except PyMongoError:
-                # The connection broke with the claim sent: it may have been applied, and
-                # would then block the next change for the claim's grace (a 409 seen in the
-                # fault test). Releasing it is guarded by our token, so harmless if not.
-                self._defer_release(project_id, token)
-                raise
-            if claimed:
-                break
-            self._committed_heads.pop(project_id, None)
-            if from_memory:
-                continue
-            # Another save holds the next version (or just committed it): look again.
-            if asyncio.get_running_loop().time() > deadline:
-                raise Conflict("Another change to this timeline is being saved; retry in a moment.")
-            await asyncio.sleep(0.02)
-        written = False
-        try:
+            carried = await self._unstored(project_id, head, known=from_memory)
             current = head[STATE] if head is not None else dict(EMPTY_STATE)
             undo = list(head.get("undoStack") or []) if head is not None else []
             redo = list(head.get("redoStack") or []) if head is not None else []
             change = await plan(current, undo, redo, version)
-            written = True
-            await self._write(actor, project_id, version, token, change, now)
-        except BaseException:
-            self._committed_heads.pop(project_id, None)
-            await self._release(project_id, token)
-            raise
-        finally:
-            if written:
-                # Committed, or maybe committed (a lost acknowledgement): either way no
-                # replica may serve or store the state below this version any more.
+            revision = _revision_document(actor, project_id, version + 1, change, now)
+            recent = [*carried, revision]
+            if self._before_commit is not None:
+                await self._before_commit()
+            try:
+                committed = await self._commit(
+                    owner_id, project_id, head, change, recent, now, from_memory=from_memory
+                )
+            except BaseException:
+                # Committed or not (a lost acknowledgement): no replica may serve or store
+                # the state below this version any more.
+                self._committed_heads.pop(project_id, None)
                 await self._cache.invalidate(CACHED_TIMELINE, project_id, version + 1)
+                raise
+            if committed:
+                break
+            self._committed_heads.pop(project_id, None)
+            if from_memory:
+                continue
+            # Another change was committed first: look again (a version check now fails).
+            if loop.time() > deadline:
+                raise Conflict(
+                    "Other changes to this timeline keep being saved; retry in a moment."
+                )
+        await self._cache.invalidate(CACHED_TIMELINE, project_id, version + 1)
+        snapshots: list[Document] = []
+        if (version + 1) % self._snapshot_every == 0:
+            snapshots.append(
+                {
+                    "_id": versioned_id(project_id, version + 1),
+                    "projectId": project_id,
+                    "version": version + 1,
+                    "state": change.after,
+                    "createdAt": now,
+                }
+            )
+        keep = (
+            not snapshots
+            and len(recent) < STORE_EVERY
+            and change.kind in CARRIED_KINDS
+            and len(orjson.dumps([change.forward, change.inverse])) <= CARRIED_BYTES_MAX
+        )
+        stored = not keep and await self._store(project_id, version + 1, recent, snapshots)
         self._remember(
             project_id,
             {
                 "_id": project_id,
                 "projectId": project_id,
-                "userId": head["userId"] if head is not None else actor.user_id,
+                "userId": head["userId"] if head is not None else owner_id,
                 "version": version + 1,
                 STATE: change.after,
                 "undoStack": change.undo_stack,
                 "redoStack": change.redo_stack,
-                "pending": None,
+                "recent": [] if stored else recent,
                 "updatedAt": now,
             },
         )
@@ -818,89 +833,91 @@ class TimelineService:
             can_redo=bool(change.redo_stack),
         )
 
+    async def _commit(
+        self,
+        owner_id: str,
+        project_id: str,
+        head: Document | None,
+        change: Change,
+        recent: list[Document],
+        now: datetime,
+        *,
+        from_memory: bool,
+    ) -> bool:
+        """The head update that is the change (or the first head); False if another change
+        was committed first."""
+        if head is None:
+            return await self._timelines.create_head(
+                {
+                    "_id": project_id,
+                    "projectId": project_id,
+                    "userId": owner_id,
+                    "version": 1,
+                    STATE: change.after,
+                    "undoStack": change.undo_stack,
+                    "redoStack": change.redo_stack,
+                    "recent": recent,
+                    "updatedAt": now,
+                }
+            )
+        return await self._timelines.commit(
+            project_id,
+            head["version"],
+            {
+                **change.sets,
+                "updatedAt": now,
+                "undoStack": change.undo_stack,
+                "redoStack": change.redo_stack,
+            },
+            change.unsets,
+            recent,
+            updated_at=head.get("updatedAt") if from_memory else None,
+        )
+
+    async def _unstored(
+        self, project_id: str, head: Document | None, *, known: bool
+    ) -> list[Document]:
+        """The head's revisions that are not stored yet, to carry into the next head.
+
+        A head this process committed knows (`known`): its `recent` holds only those. A head
+        read from the database may carry revisions another writer has stored since: one
+        read by `_id` tells. Past `RECENT_MAX` they are stored now instead of carried.
+        """
+        recent = _recent(head)
+        if not recent:
+            return []
+        if not known:
+            stored = await self._timelines.stored_versions(
+                project_id, [revision["version"] for revision in recent]
+            )
+            recent = [revision for revision in recent if revision["version"] not in stored]
+        if len(recent) >= RECENT_MAX:
+            await self._timelines.store(recent, [])
+            return []
+        return recent
+
+    async def _store(
+        self, project_id: str, version: int, recent: list[Document], snapshots: list[Document]
+    ) -> bool:
+        """Copy the committed revisions into their collection; False if the database failed
+        (the head still carries them: the change is saved, and the copy is retried)."""
+        try:
+            await self._timelines.store(recent, snapshots)
+        except PyMongoError:
+            log.warning("timeline revision not stored yet", project_id=project_id, version=version)
+
+            async def store() -> None:
+                await self._timelines.store(recent, snapshots)
+
+            self._deferred.add(f"store:{project_id}:{version}", store)
+            return False
+        return True
+
     def _remember(self, project_id: str, head: Document) -> None:
         self._committed_heads[project_id] = head
         self._committed_heads.move_to_end(project_id)
         while len(self._committed_heads) > HEADS_KEPT:
             self._committed_heads.popitem(last=False)
-
-    async def _release(self, project_id: str, token: str) -> None:
-        """Give up our claim; if the database is gone too, as soon as it returns."""
-        try:
-            await self._timelines.release(project_id, token)
-        except PyMongoError:
-            self._defer_release(project_id, token)
-
-    def _defer_release(self, project_id: str, token: str) -> None:
-        async def release() -> None:
-            await self._timelines.release(project_id, token)
-
-        self._deferred.add(f"claim:{project_id}:{token}", release)
-
-    async def _write(
-        self,
-        actor: Actor,
-        project_id: str,
-        version: int,
-        token: str,
-        change: Change,
-        now: datetime,
-    ) -> None:
-        new_version = version + 1
-        revision = {
-            "_id": versioned_id(project_id, new_version),
-            "projectId": project_id,
-            "version": new_version,
-            "kind": change.kind.value,
-            "label": change.label,
-            "authorId": actor.user_id,
-            "requestId": actor.request_id,
-            "createdAt": now,
-            "patch": change.forward,
-            "inverse": change.inverse,
-            "opCount": len(change.forward),
-        }
-        if change.idempotency_key is not None:
-            revision["idempotencyKey"] = change.idempotency_key
-            revision["requestHash"] = change.request_hash
-
-        async def work(session: AsyncClientSession | None) -> None:
-            await self._timelines.put_revision(revision, session=session)
-            if new_version % self._snapshot_every == 0:
-                await self._timelines.put_snapshot(
-                    {
-                        "_id": versioned_id(project_id, new_version),
-                        "projectId": project_id,
-                        "version": new_version,
-                        "state": change.after,
-                        "createdAt": now,
-                    },
-                    session=session,
-                )
-            if self._between_writes is not None:
-                await self._between_writes()
-            committed = await self._timelines.commit(
-                project_id,
-                version,
-                token,
-                {
-                    **change.sets,
-                    "updatedAt": now,
-                    "undoStack": change.undo_stack,
-                    "redoStack": change.redo_stack,
-                },
-                change.unsets,
-                session=session,
-            )
-            if not committed:
-                # Our claim expired and another writer took the version: nothing of ours
-                # is visible (the head never moved for us); the client may retry.
-                raise DatabaseUnavailable(
-                    "The timeline save took too long and was not applied; retry it.",
-                    retry_after_s=1,
-                )
-
-        await self._unit.run(work)
 
     # --- idempotent autosave --------------------------------------------------------------
 
@@ -915,8 +932,8 @@ class TimelineService:
         key: str,
     ) -> Timeline:
         """An autosave under an Idempotency-Key: the key is stored with the change itself
-        (in its claim while it is written, in its revision once committed), so a keyed
-        autosave costs the same writes as any other."""
+        (in its revision, committed with the head), so a keyed autosave costs the same
+        writes as any other."""
         keyed = Keyed(
             key_id=f"timeline:{project_id}:{key}",
             fingerprint=request_hash({"ops": operations, "expected": expected, "label": label}),
@@ -936,32 +953,15 @@ class TimelineService:
         )
 
     async def _keyed_first(
-        self,
-        actor: Actor,
-        project_id: str,
-        key: Keyed,
-        head: Document | None,
-        now: datetime,
+        self, actor: Actor, project_id: str, key: Keyed, head: Document | None
     ) -> Document | None:
-        """The first answer of a repeated keyed request, if its change committed at or
-        below `head`; 409 while it is still being written, 422 for another change under
-        the same key."""
-        pending = head.get("pending") if head is not None else None
-        if (
-            isinstance(pending, dict)
-            and pending.get("key") == key.key_id
-            and pending["at"] >= now - self._claim_grace
-        ):
-            _same_request(pending.get("by"), pending.get("hash"), actor, key)
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed; retry "
-                "in a moment to get its result."
-            )
+        """The first answer of a repeated keyed request, if its change is committed at or
+        below `head`; 422 for another change under the same key."""
         if head is None or head["version"] == 0:
             return None
-        first = await self._timelines.revision_with_key(
-            project_id, key.key_id, upto=head["version"]
-        )
+        first = next(
+            (r for r in _recent(head) if r.get("idempotencyKey") == key.key_id), None
+        ) or await self._timelines.revision_with_key(project_id, key.key_id, upto=head["version"])
         if first is None:
             return None
         _same_request(first.get("authorId"), first.get("requestHash"), actor, key)
@@ -985,6 +985,52 @@ class TimelineService:
             can_undo=bool(first.get("canUndo")),
             can_redo=bool(first.get("canRedo")),
         )
+
+
+def _recent(head: Document | None) -> list[Document]:
+    """The revisions a head carries that may not be stored yet (oldest first)."""
+    if head is None:
+        return []
+    recent = head.get("recent")
+    return list(recent) if isinstance(recent, list) else []
+
+
+def _with_recent(
+    stored: list[Document],
+    recent: list[Document],
+    *,
+    after: int,
+    upto: int,
+    newest_first: bool = False,
+) -> list[Document]:
+    """Stored revisions plus the head's `recent` ones in (after, upto], one per version."""
+    by_version = {doc["version"]: doc for doc in stored}
+    for revision in recent:
+        if after < revision["version"] <= upto:
+            by_version.setdefault(revision["version"], revision)
+    return [by_version[v] for v in sorted(by_version, reverse=newest_first)]
+
+
+def _revision_document(
+    actor: Actor, project_id: str, version: int, change: Change, now: datetime
+) -> Document:
+    revision: Document = {
+        "_id": versioned_id(project_id, version),
+        "projectId": project_id,
+        "version": version,
+        "kind": change.kind.value,
+        "label": change.label,
+        "authorId": actor.user_id,
+        "requestId": actor.request_id,
+        "createdAt": now,
+        "patch": change.forward,
+        "inverse": change.inverse,
+        "opCount": len(change.forward),
+    }
+    if change.idempotency_key is not None:
+        revision["idempotencyKey"] = change.idempotency_key
+        revision["requestHash"] = change.request_hash
+    return revision
 
 
 def _same_request(author: Any, fingerprint: Any, actor: Actor, key: Keyed) -> None:

@@ -42,6 +42,7 @@ from snipix.errors import (
 )
 from snipix.media.schemas import TrimRequest, TrimSegment
 from snipix.media.service import MediaService, video_url
+from snipix.projects.members import Role
 from snipix.projects.service import ProjectService
 from snipix.settings import Settings
 from snipix.timelines.service import TimelineService
@@ -151,6 +152,8 @@ class TranscriptionService:
             raise NotImplementedHere(
                 "Transcription needs ffmpeg, which is not installed on this server."
             )
+        # The job writes the transcript: an editor's to start.
+        await self.projects.get(actor, project_id, need=Role.EDITOR)
         await self.source_with_audio(actor, project_id)
         now = self.clock()
         job_id = uuid.uuid4().hex
@@ -199,6 +202,7 @@ class TranscriptionService:
     async def cancel(self, actor: Actor, project_id: str, job_id: str) -> Job:
         """Cancel a queued or running job (its worker stops at its next chunk and writes
         nothing); 409 for a job that has ended."""
+        await self.projects.get(actor, project_id, need=Role.EDITOR)
         current = await self.get(actor, project_id, job_id)
         doc = await self.jobs.cancel(
             job_id, user_id=actor.user_id, project_id=project_id, now=self.clock()
@@ -286,6 +290,8 @@ class TranscriptionService:
         undoable revision, then render the edited video."""
         if not selected and not auto_detect:
             raise ValidationFailed("Send selectedWords, or auto_detect: true.")
+        # It cuts the timeline: an editor's to ask, refused before any work.
+        await self.projects.get(actor, project_id, need=Role.EDITOR)
         header = await self.transcripts.header(actor, project_id)
         words = await self._words(actor, project_id)
         chosen: list[Document] = []

@@ -28,6 +28,7 @@ from snipix.errors import (
     ValidationFailed,
     VersionMismatch,
 )
+from snipix.projects.members import Role
 from snipix.projects.service import ProjectService
 from snipix.transcripts.repository import TranscriptRepository
 from snipix.transcripts.schemas import (
@@ -165,7 +166,7 @@ class TranscriptService:
     ) -> TranscriptHeader:
         """Replace the whole transcript: new buckets in batches, then the header flips."""
         self._check_size(upload)
-        project = await self._projects.get(actor, project_id)
+        project = await self._projects.get(actor, project_id, need=Role.EDITOR)
         duration = project.media.duration_sec if project.media is not None else None
         last_end = max((segment.end for segment in upload.segments), default=0.0)
         if duration is not None and last_end > duration + 1e-6:
@@ -182,7 +183,9 @@ class TranscriptService:
             raise ValidationFailed(
                 "Segment ids collide with generated ids (s000000...); send all ids or none."
             )
-        buckets = list(self.buckets(project_id, actor.user_id, generation, segments))
+        # Stored under the project's owner (whoever uploads it): searches across one's
+        # transcripts select by it.
+        buckets = list(self.buckets(project_id, project.user_id, generation, segments))
         for start in range(0, len(buckets), INSERT_BATCH):
             await self._transcripts.insert_buckets(buckets[start : start + INSERT_BATCH])
         existing = await self._transcripts.header(project_id)
@@ -197,7 +200,7 @@ class TranscriptService:
         header = {
             "_id": project_id,
             "projectId": project_id,
-            "userId": actor.user_id,
+            "userId": project.user_id,
             "language": upload.language,
             "speakers": [speaker.model_dump(mode="json") for speaker in upload.speakers],
             "wordCount": sum(len(segment["words"]) for segment in segments),
@@ -232,8 +235,10 @@ class TranscriptService:
 
     # --- reads ----------------------------------------------------------------------------
 
-    async def _current(self, actor: Actor, project_id: str) -> Document:
-        await self._projects.get(actor, project_id)
+    async def _current(
+        self, actor: Actor, project_id: str, *, need: Role = Role.VIEWER
+    ) -> Document:
+        await self._projects.get(actor, project_id, need=need)
         header = await self._transcripts.header(project_id)
         if header is None:
             raise NotFound(f"Project {project_id} has no transcript.")
@@ -343,7 +348,7 @@ class TranscriptService:
                 "Send If-Match with the transcript's ETag (or baseVersion) so this edit "
                 "cannot overwrite someone else's."
             )
-        header = await self._current(actor, project_id)
+        header = await self._current(actor, project_id, need=Role.EDITOR)
         version = header["version"] if not isinstance(expected, int) else expected
         if version != header["version"]:
             raise VersionMismatch(
@@ -506,7 +511,7 @@ class TranscriptService:
         await self._transcripts.replace_bucket(bucket)
 
     async def delete(self, actor: Actor, project_id: str) -> None:
-        await self._projects.get(actor, project_id)
+        await self._projects.get(actor, project_id, need=Role.EDITOR)
         # Header first: from then on no reader sees the transcript; the buckets follow.
         await self._transcripts.delete_header(project_id)
         await self._transcripts.delete_generations(project_id, keep=None)

@@ -31,6 +31,7 @@ from snipix.projects.schemas import (
     ListCursor,
     Project,
     ProjectCreate,
+    RoleFilter,
     SortField,
 )
 from snipix.projects.service import ListQuery
@@ -58,7 +59,11 @@ async def list_projects(actor: ActorDep, service: ProjectServiceDep) -> dict[str
     cursor: ListCursor | None = None
     while len(projects) < MAX_LISTED:
         page = await service.list_projects(
-            actor, ListQuery(sort=SortField.UPDATED_AT, limit=MAX_LIMIT, cursor=cursor)
+            # The web app knows no sharing: its list is the caller's own projects.
+            actor,
+            ListQuery(
+                sort=SortField.UPDATED_AT, limit=MAX_LIMIT, cursor=cursor, role=RoleFilter.OWNER
+            ),
         )
         projects += [project_document(project) for project in page.items]
         if page.next_cursor is None:

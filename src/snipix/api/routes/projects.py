@@ -21,10 +21,12 @@ from snipix.projects.schemas import (
     ListCursor,
     Project,
     ProjectCreate,
+    ProjectEntry,
     ProjectStatus,
     ProjectUpdate,
     ProjectVersion,
     PurgeReport,
+    RoleFilter,
     Rollback,
     SearchCursor,
     SortField,
@@ -47,8 +49,11 @@ async def get_project_service(request: Request) -> ProjectService:
 ServiceDep = Annotated[ProjectService, Depends(get_project_service)]
 
 _ERRORS = errors(401, 404)
+_ROLE_TOO_LOW = {403: "forbidden_role: a member whose role does not allow this."}
 # 409: a change racing the project's purge.
-_WRITE_ERRORS = errors(401, 404, 412, 428, say={409: "The project is being purged."})
+_WRITE_ERRORS = errors(
+    401, 404, 412, 428, say={409: "The project is being purged.", **_ROLE_TOO_LOW}
+)
 _ADMIN_ERRORS = errors(401, 403, 404)
 
 router = APIRouter(
@@ -83,7 +88,7 @@ async def create_project(
     return project
 
 
-@router.get("", response_model=Page[Project])
+@router.get("", response_model=Page[ProjectEntry])
 async def list_projects(
     actor: ActorDep,
     service: ServiceDep,
@@ -93,10 +98,15 @@ async def list_projects(
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="Text search.")
     ] = None,
+    role: Annotated[
+        RoleFilter | None,
+        Query(description="Only projects the caller owns, or shared as editor, viewer, any."),
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Response:
-    """The caller's projects, newest first; with `q`, ranked by relevance instead."""
+    """The caller's projects and those shared with them (each with the caller's `role`),
+    newest first; with `q`, ranked by relevance instead."""
     decoded: ListCursor | SearchCursor | None = None
     if cursor is not None and q is not None:
         decoded = decode_cursor(cursor, SearchCursor)
@@ -109,6 +119,7 @@ async def list_projects(
         text=q,
         limit=limit,
         cursor=decoded,
+        role=role,
     )
     return json_response(
         await service.list_serialized(actor, query), version=None, if_none_match=None
