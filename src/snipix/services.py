@@ -128,6 +128,7 @@ def build_services(
         snapshot_every=settings.timeline_snapshot_every,
         deferred=deferred,
         events=events,
+        merge_window=settings.timeline_merge_window,
     )
     transcripts = TranscriptService(
         TranscriptRepository(db),

@@ -219,6 +219,12 @@ class Settings(BaseSettings):
     timeline_snapshot_every: int = Field(
         50, ge=1, le=10_000, validation_alias=_env("SNIPIX_TIMELINE_SNAPSHOT_EVERY")
     )
+    # A timeline autosave at most this many versions behind the head is merged over the
+    # revisions in between when it touches nothing they touched (0: never merge, every
+    # stale autosave is 412). Each merge reads these revisions, so the bound is also a cost.
+    timeline_merge_window: int = Field(
+        50, ge=0, le=1_000, validation_alias=_env("SNIPIX_TIMELINE_MERGE_WINDOW")
+    )
     transcript_bucket_words: int = Field(
         500, ge=10, le=10_000, validation_alias=_env("SNIPIX_TRANSCRIPT_BUCKET_WORDS")
     )

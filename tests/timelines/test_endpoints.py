@@ -118,7 +118,8 @@ async def test_patch_autosave_applies_and_bumps_the_version(client: httpx.AsyncC
 
 
 async def test_a_stale_patch_is_refused_and_changes_nothing(client: httpx.AsyncClient) -> None:
-    """A patch based on an old version gets 412 with the current version; nothing changes."""
+    """A patch based on an old version that changes what was changed since gets 412 with
+    the current version; nothing changes."""
     path = await new_project(client)
     await save(client, path, STATE, 0)
     await patch(client, path, [{"op": "replace", "path": "/clips/0/start", "value": 0.5}], 1)
@@ -127,7 +128,7 @@ async def test_a_stale_patch_is_refused_and_changes_nothing(client: httpx.AsyncC
     stale = await patch(client, path, [{"op": "remove", "path": "/clips/0"}], 1)
 
     assert stale.status_code == 412
-    assert stale.json()["error"]["details"] == {"currentVersion": 2}
+    assert stale.json()["error"]["details"]["currentVersion"] == 2
     assert (await client.get(path, headers=OWNER)).json() == before
 
 
@@ -224,7 +225,7 @@ async def test_a_replica_saving_after_another_starts_from_the_head_they_wrote(
     assert saved.status_code == 200, saved.text
     assert saved.headers["ETag"] == '"4"'
     assert [c["id"] for c in saved.json()["state"]["clips"]] == ["c1", "c2", "c3", "c9"]
-    stale = await patch(client, path, move, 3)
+    stale = await patch(client, path, marker, 3)  # the label version 4 changed
     assert stale.status_code == 412, stale.text
 
     # Rewritten outside the service at the same version (a restore of another copy).

@@ -116,6 +116,13 @@ def test_a_patch_that_does_not_apply_is_refused_whole() -> None:
         apply_patch(BASE, [{"op": "test", "path": "/fps", "value": 24}])
 
 
+@pytest.mark.parametrize("op", ["remove", "add", "replace"])
+def test_an_index_of_other_digits_is_a_bad_patch_not_a_crash(op: str) -> None:
+    """`²` passes `str.isdigit` but is no array index: 422 like any missing element."""
+    with pytest.raises(ValidationFailed, match=r"no array element|does not exist"):
+        apply_patch(BASE, [{"op": op, "path": "/clips/\u00b2", "value": {}}])
+
+
 def test_mongo_update_touches_only_the_changed_places() -> None:
     """Replacing two fields sets two paths; inserting into an array sets that array."""
     applied = apply_patch(

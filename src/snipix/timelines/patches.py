@@ -81,7 +81,7 @@ def _resolve(document: Any, parts: list[str]) -> tuple[bool, Any]:
                 return False, None
             node = node[part]
         elif isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
                 return False, None
             node = node[int(part)]
         else:
@@ -201,7 +201,11 @@ def _inverse_of(document: Any, op: str, parts: list[str]) -> tuple[list[Operatio
 
 
 def _index(key: str, size: int, parts: list[str]) -> int:
-    if not key.isdigit() or (len(key) > 1 and key.startswith("0")) or int(key) >= size:
+    if (
+        not (key.isascii() and key.isdigit())
+        or (len(key) > 1 and key.startswith("0"))
+        or int(key) >= size
+    ):
         raise PatchFailed(f"path {_pointer(parts)}: no array element {key}")
     return int(key)
 

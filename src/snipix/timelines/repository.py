@@ -185,6 +185,18 @@ class TimelineRepository:
         snapshots = await found.sort("version", DESCENDING).limit(1).to_list()
         return snapshots[0] if snapshots else None
 
+    async def revisions_between(self, project_id: str, after: int, upto: int) -> list[Document]:
+        """Forward patches and inverses of versions after..upto, oldest first: what a stale
+        patch is merged over (at most the merge window of them)."""
+        if upto <= after:
+            return []
+        found = self._revisions.find(
+            {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
+            {"_id": 0, "version": 1, "patch": 1, "inverse": 1},
+            hint="by_version",
+        )
+        return await found.sort("version", ASCENDING).limit(upto - after).to_list()
+
     async def patches_between(self, project_id: str, after: int, upto: int) -> list[Document]:
         """Forward patches of versions after..upto, oldest first (at most K of them)."""
         if upto <= after:

@@ -15,7 +15,14 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    JsonValue,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 from snipix.wire.models import Instant, WireModel
 from snipix.wire.pages import CursorModel
@@ -359,6 +366,18 @@ class Timeline(WireModel):
     updated_at: Instant | None = None
     can_undo: bool = False
     can_redo: bool = False
+    # The versions a stale autosave was merged over (first, last), for the edge's
+    # `X-Merged-Over`; not part of the body.
+    _merged_over: tuple[int, int] | None = PrivateAttr(None)
+
+    @property
+    def merged_over(self) -> tuple[int, int] | None:
+        return self._merged_over
+
+    def merged(self, first: int, last: int) -> Timeline:
+        """This answer, marked as merged over versions first..last."""
+        self._merged_over = (first, last)
+        return self
 
 
 class SaveTimeline(WireModel):

@@ -61,6 +61,7 @@ from snipix.timelines.interchange import (
     import_timeline,
 )
 from snipix.timelines.patches import Operation, apply_patch, diff, mongo_update
+from snipix.timelines.rebase import Concurrent, Rebased, rebase
 from snipix.timelines.repository import TimelineRepository, versioned_id
 from snipix.timelines.schemas import (
     HistoryCursor,
@@ -97,6 +98,8 @@ RECENT_MAX = 32
 # from (docs/decisions.md, "Timelines"): about 100 active editors per replica, each head a
 # few tens of KB.
 HEADS_KEPT = 512
+# How many revisions a stale autosave may be merged over (SNIPIX_TIMELINE_MERGE_WINDOW).
+DEFAULT_MERGE_WINDOW = 50
 # Imports and exports in other formats at once per process (see `export_file`).
 INTERCHANGE_THREADS = 2
 
@@ -154,6 +157,21 @@ class Change:
     request_hash: str | None = None
 
 
+class MergeConflict(VersionMismatch):
+    """A stale autosave that could not be merged: 412 as any stale `If-Match`, naming
+    what collided so the editor can show it."""
+
+    def __init__(
+        self, message: str, *, current_version: int, base_version: int, clashes: list[Any]
+    ) -> None:
+        super().__init__(message, current_version=current_version)
+        self.details = {
+            "currentVersion": current_version,
+            "baseVersion": base_version,
+            "conflicts": clashes,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Keyed:
     """An autosave sent with an Idempotency-Key: the key (scoped to the project) and the
@@ -209,6 +227,7 @@ class TimelineService:
         deferred: DeferredWrites | None = None,
         clock: Clock = utc_now,
         events: EventBus | None = None,
+        merge_window: int = DEFAULT_MERGE_WINDOW,
     ) -> None:
         self._timelines = timelines
         # Each committed revision is published to the project's live event streams.
@@ -217,6 +236,9 @@ class TimelineService:
         self._cache = cache
         self._max_bytes = max_bytes
         self._snapshot_every = snapshot_every
+        # A patch whose If-Match is at most this many versions behind is merged over the
+        # revisions in between when it touches nothing they touched (timelines/rebase.py).
+        self._merge_window = merge_window
         # Revisions and heads are stamped by this clock.
         self._clock = clock
         self._before_commit = before_commit
@@ -411,7 +433,12 @@ class TimelineService:
         label: str | None,
         idempotency_key: str | None = None,
     ) -> Timeline:
-        """Autosave: a JSON Patch applied to the current state; the result is validated."""
+        """Autosave: a JSON Patch applied to the current state; the result is validated.
+
+        A stale `If-Match` within the merge window is merged over the revisions saved
+        since, when the patch touches nothing they touched; the answer then says which
+        versions it was merged over (`Timeline.merged_over`), also when replayed.
+        """
         if expected is None:
             raise PreconditionRequired(
                 "Send If-Match with the timeline's ETag (or baseVersion) so this change "
@@ -424,12 +451,22 @@ class TimelineService:
             _check_expected(expected, current.version)
             return current
         if idempotency_key is None:
-            return await self._change(
-                actor, project_id, expected, self._patch_plan(operations, label)
+            timeline = await self._change(
+                actor,
+                project_id,
+                expected,
+                self._patch_plan(operations, label, project_id=project_id, expected=expected),
+                merge_window=self._merge_window,
             )
-        return await self._idempotent(
-            actor, project_id, operations, expected=expected, label=label, key=idempotency_key
-        )
+        else:
+            timeline = await self._idempotent(
+                actor, project_id, operations, expected=expected, label=label, key=idempotency_key
+            )
+        # Committed at version N over a head at N - 1: anything between the client's
+        # version and N - 1 was merged over (also true of a replayed first answer).
+        if isinstance(expected, int) and timeline.version - 1 > expected:
+            return timeline.merged(expected + 1, timeline.version - 1)
+        return timeline
 
     def _patched(
         self,
@@ -462,22 +499,103 @@ class TimelineService:
         )
 
     def _patch_plan(
-        self, operations: list[Operation], label: str | None, *, key: Keyed | None = None
+        self,
+        operations: list[Operation],
+        label: str | None,
+        *,
+        project_id: str,
+        expected: Expected,
+        key: Keyed | None = None,
     ) -> Planner:
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
         ) -> Change:
-            return self._patched(
-                current,
-                operations,
-                kind=RevisionKind.PATCH,
-                label=label,
-                undo_stack=[*undo, version + 1],
-                redo_stack=[],
-                key=key,
-            )
+            if not (isinstance(expected, int) and expected < version):
+                return self._patched(
+                    current,
+                    operations,
+                    kind=RevisionKind.PATCH,
+                    label=label,
+                    undo_stack=[*undo, version + 1],
+                    redo_stack=[],
+                    key=key,
+                )
+            # Stale, and `_change` let it through: merge it over the revisions since.
+            rebased = await self._rebased(project_id, current, operations, expected, version)
+            try:
+                return self._patched(
+                    current,
+                    rebased,
+                    kind=RevisionKind.PATCH,
+                    label=label,
+                    undo_stack=[*undo, version + 1],
+                    redo_stack=[],
+                    key=key,
+                )
+            except (ValidationFailed, Conflict) as error:
+                # Valid on its own version, not on the merged one (two clips now overlap,
+                # a test no longer holds): a conflict, not a bad patch.
+                raise MergeConflict(
+                    f"The timeline changed since version {expected}; merged with the changes "
+                    f"saved since (versions {expected + 1}-{version}) it is not valid: "
+                    f"{error.message} Reload it and apply your change again.",
+                    current_version=version,
+                    base_version=expected,
+                    clashes=[],
+                ) from None
 
         return plan
+
+    async def _rebased(
+        self,
+        project_id: str,
+        current: dict[str, Any],
+        operations: list[Operation],
+        expected: int,
+        version: int,
+    ) -> list[Operation]:
+        """`operations`, made on version `expected`, rebased onto `current` (version
+        `version`), or 412 naming what collided.
+
+        The revisions in between are in their collection or still in the head's `recent`:
+        the head this process committed at `version` knows which, else the head is read
+        before the collection (a revision a head no longer carries was stored first).
+        """
+        remembered = self._committed_heads.get(project_id)
+        if remembered is None or remembered["version"] != version:
+            remembered = await self._timelines.head_version(project_id)
+        stored = await self._timelines.revisions_between(project_id, expected, version)
+        revisions = _with_recent(stored, _recent(remembered), after=expected, upto=version)
+        found = [revision["version"] for revision in revisions]
+        result = (
+            rebase(
+                current,
+                [
+                    Concurrent(revision["version"], revision["patch"], revision["inverse"])
+                    for revision in revisions
+                ],
+                operations,
+            )
+            if found == list(range(expected + 1, version + 1))
+            else None
+        )
+        if isinstance(result, Rebased):
+            log.info(
+                "timeline patch merged",
+                project_id=project_id,
+                base_version=expected,
+                version=version,
+            )
+            return result.operations
+        reason = result.reason if result is not None else "the revisions in between are missing"
+        raise MergeConflict(
+            f"The timeline changed since version {expected}; it is now at version {version}. "
+            f"Your change cannot be merged with versions {expected + 1}-{version}: {reason}. "
+            "Reload it and apply your change again.",
+            current_version=version,
+            base_version=expected,
+            clashes=[clash.as_json() for clash in result.clashes] if result is not None else [],
+        )
 
     async def undo(self, actor: Actor, project_id: str, *, expected: Expected) -> Timeline:
         """Apply the inverse of the revision on top of the undo stack, as a new revision."""
@@ -622,6 +740,7 @@ class TimelineService:
         plan: Planner,
         *,
         key: Keyed | None = None,
+        merge_window: int = 0,
     ) -> Timeline:
         """Plan the change on the head, commit it in one conditional update, store its
         revision.
@@ -647,8 +766,14 @@ class TimelineService:
         while True:
             if remembered is not None:
                 head, remembered, from_memory = remembered, None, True
-                if isinstance(expected, int) and expected != head["version"]:
+                if (
+                    isinstance(expected, int)
+                    and expected != head["version"]
+                    and not _merges(expected, head["version"], merge_window)
+                ):
                     # The client saw a version this process did not write: look it up.
+                    # (One this head is a few versions past is merged; the commit checks
+                    # that the head is still this one.)
                     continue
             else:
                 head, from_memory = await self._timelines.head(project_id), False
@@ -658,7 +783,8 @@ class TimelineService:
                 first = await self._keyed_first(actor, project_id, key, head)
                 if first is not None:
                     return await self._replay(actor, project_id, first)
-            _check_expected(expected, version)
+            # A stale version within `merge_window` passes: the plan merges it.
+            _check_expected(expected, version, merge_window=merge_window)
             carried = await self._unstored(project_id, head, known=from_memory)
             current = head[STATE] if head is not None else dict(EMPTY_STATE)
             undo = list(head.get("undoStack") or []) if head is not None else []
@@ -862,8 +988,11 @@ class TimelineService:
             actor,
             project_id,
             expected,
-            self._patch_plan(operations, label, key=keyed),
+            self._patch_plan(
+                operations, label, project_id=project_id, expected=expected, key=keyed
+            ),
             key=keyed,
+            merge_window=self._merge_window,
         )
 
     async def _keyed_first(
@@ -957,14 +1086,29 @@ def _same_request(author: Any, fingerprint: Any, actor: Actor, key: Keyed) -> No
         )
 
 
-def _check_expected(expected: Expected, version: int) -> None:
-    """412 when the client's `If-Match` version is not the current one (`*` matches any)."""
-    if isinstance(expected, int) and expected != version:
-        raise VersionMismatch(
-            f"The timeline changed since version {expected}; it is now at version "
-            f"{version}. Reload it and apply your change again.",
-            current_version=version,
-        )
+def _merges(expected: int, version: int, merge_window: int) -> bool:
+    """Whether a change made on `expected` is merged at a head at `version`."""
+    return 0 < version - expected <= merge_window
+
+
+def _check_expected(expected: Expected, version: int, *, merge_window: int = 0) -> None:
+    """412 when the client's `If-Match` version is not the current one (`*` matches any),
+    unless it is at most `merge_window` versions behind (the change is then merged)."""
+    if not isinstance(expected, int) or expected == version:
+        return
+    if _merges(expected, version, merge_window):
+        return
+    behind = version - expected
+    beyond = (
+        f" It is {behind} versions behind, more than a change is merged over ({merge_window})."
+        if merge_window > 0 and behind > 0
+        else ""
+    )
+    raise VersionMismatch(
+        f"The timeline changed since version {expected}; it is now at version "
+        f"{version}.{beyond} Reload it and apply your change again.",
+        current_version=version,
+    )
 
 
 def media_files(project: Project) -> MediaFiles:

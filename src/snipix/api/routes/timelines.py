@@ -170,7 +170,10 @@ _PATCH_SCHEMA: dict[str, Any] = {
     response_model=Timeline,
     responses={
         **_WRITE,
-        204: {"description": "Applied; `Prefer: return=minimal` (the new `ETag` only)."},
+        204: {
+            "description": "Applied; `Prefer: return=minimal` (the new `ETag` only, and "
+            "`X-Merged-Over` when a stale patch was merged)."
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -198,6 +201,11 @@ async def patch_timeline(
 ) -> Timeline | Response:
     """Autosave: an RFC 6902 JSON Patch against the `If-Match` version.
 
+    A stale `If-Match` (at most SNIPIX_TIMELINE_MERGE_WINDOW versions behind) is merged
+    over the revisions saved since when the patch touches nothing they touched:
+    `X-Merged-Over: first-last` says so. A real conflict is 412, `details.conflicts`
+    naming the paths and the revisions.
+
     With `Prefer: return=minimal` the answer is 204 with the new `ETag` only, so an
     autosave costs a few KB both ways even on a large timeline.
     """
@@ -214,12 +222,26 @@ async def patch_timeline(
         label=label,
         idempotency_key=idempotency_key,
     )
+    merged = _merged_over(timeline)
     if _wants_minimal(prefer):
         return Response(
             status_code=204,
-            headers={"ETag": f'"{timeline.version}"', "Preference-Applied": "return=minimal"},
+            headers={
+                "ETag": f'"{timeline.version}"',
+                "Preference-Applied": "return=minimal",
+                **merged,
+            },
         )
+    response.headers.update(merged)
     return _respond(response, timeline)
+
+
+def _merged_over(timeline: Timeline) -> dict[str, str]:
+    """`X-Merged-Over: first-last` when a stale patch was merged over those versions."""
+    if timeline.merged_over is None:
+        return {}
+    first, last = timeline.merged_over
+    return {"X-Merged-Over": f"{first}-{last}"}
 
 
 @router.get("/history", response_model=Page[Revision])
