@@ -401,6 +401,10 @@ CHECKS = [
 def test_api(case: schemathesis.Case[Any]) -> None:
     """No generated request gets a 5xx, an undocumented status, or a body unlike its schema."""
     assert RUN.app is not None
+    if case.operation.label == f"GET {EVENTS_PATH}":
+        # Excluded from the schema above, yet schemathesis 4.32 still runs the operation's
+        # coverage cases; an endless stream would hold the ASGI client for its timeout.
+        return
     _aim(case)
     response = case.call(headers=_identity(case.operation.path), app=RUN.app)
     RUN.statuses[case.operation.label][response.status_code] += 1

@@ -331,8 +331,9 @@ async def use_the_timeline(
     user: dict[str, str],
     ok: Callable[[httpx.Response], Awaitable[dict[str, Any]]],
 ) -> None:
-    """Every timeline route: save, autosave (with a key, then its replay), history,
-    rebuilding a past version from a snapshot, undo, redo, rollback, export."""
+    """Every timeline route: save, autosave (with a key, then its replay), a stale autosave
+    merged, history, rebuilding a past version from a snapshot, undo, redo, rollback,
+    export."""
     path = f"{project_path}/timeline"
     track = {"id": "v1", "kind": "video"}
     clip = {"id": "c1", "trackId": "v1", "start": 0, "sourceIn": 0, "sourceOut": 2}
@@ -370,6 +371,14 @@ async def use_the_timeline(
             },
         )
     )
+    # A stale autosave (made on version 2, disjoint from 3 and 4): merged over them.
+    merged = await http.patch(
+        path,
+        content=json.dumps([{"op": "replace", "path": "/clips/0/sourceOut", "value": 3}]),
+        headers={**user, "If-Match": '"2"', "Content-Type": "application/json-patch+json"},
+    )
+    await ok(merged)
+    assert merged.headers["X-Merged-Over"] == "3-4"
     history = await ok(await http.get(f"{path}/history", params={"limit": "2"}, headers=user))
     await ok(
         await http.get(f"{path}/history", params={"cursor": history["nextCursor"]}, headers=user)

@@ -188,42 +188,27 @@ class TimelineRepository:
     async def revisions_between(self, project_id: str, after: int, upto: int) -> list[Document]:
         """Forward patches and inverses of versions after..upto, oldest first: what a stale
         patch is merged over (at most the merge window of them)."""
-        if upto <= after:
-            return []
-        found = self._revisions.find(
-            {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
-            {"_id": 0, "version": 1, "patch": 1, "inverse": 1},
-            hint="by_version",
-        )
-        return await found.sort("version", ASCENDING).limit(upto - after).to_list()
+        return await self._range(project_id, after, upto, ("patch", "inverse"))
 
     async def patches_between(self, project_id: str, after: int, upto: int) -> list[Document]:
         """Forward patches of versions after..upto, oldest first (at most K of them)."""
-        if upto <= after:
-            return []
-        found = self._revisions.find(
-            {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
-            {"_id": 0, "version": 1, "patch": 1},
-            hint="by_version",
-        )
-        return await found.sort("version", ASCENDING).limit(upto - after).to_list()
+        return await self._range(project_id, after, upto, ("patch",))
 
     async def revisions_after(self, project_id: str, after: int, upto: int) -> list[Document]:
-        """Revisions after..upto, oldest first, as a live event stream replays them (the
-        same index as `patches_between`)."""
+        """Revisions after..upto, oldest first, as a live event stream replays them."""
+        fields = ("patch", "authorId", "kind", "label", "createdAt")
+        return await self._range(project_id, after, upto, fields)
+
+    async def _range(
+        self, project_id: str, after: int, upto: int, fields: tuple[str, ...]
+    ) -> list[Document]:
+        """The stored revisions of versions after..upto, oldest first, with `fields`: one
+        query shape (project equality, version range, `by_version`) for every reader."""
         if upto <= after:
             return []
         found = self._revisions.find(
             {"projectId": project_id, "version": {"$gt": after, "$lte": upto}},
-            {
-                "_id": 0,
-                "version": 1,
-                "patch": 1,
-                "authorId": 1,
-                "kind": 1,
-                "label": 1,
-                "createdAt": 1,
-            },
+            {"_id": 0, "version": 1, **dict.fromkeys(fields, 1)},
             hint="by_version",
         )
         return await found.sort("version", ASCENDING).limit(upto - after).to_list()
