@@ -172,3 +172,21 @@ async def admin_actor(request: Request) -> Actor:
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
 AdminDep = Annotated[Actor, Depends(admin_actor)]
+
+
+def sends_identity(request: Request) -> bool:
+    """Whether the request carries a credential of its own (Bearer, or the dev header where
+    dev auth is on): it then wins over any signed link or cookie it also carries."""
+    return "authorization" in request.headers or (
+        get_resources(request).settings.dev_auth_enabled and DEV_USER_HEADER in request.headers
+    )
+
+
+async def signed_actor(request: Request, user_id: str, generation: int | None) -> Actor:
+    """The actor a verified signed link (or media cookie) names. The link ends with the
+    sessions of the credential it was asked for with, so their generation is checked."""
+    if generation is not None:
+        await get_resources(request).services.session_gate.check(user_id, generation)
+    request.state.user_id = user_id
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    return Actor(user_id=user_id, request_id=request_id_of(request))

@@ -510,22 +510,15 @@ class TimelineService:
         async def plan(
             current: dict[str, Any], undo: list[int], redo: list[int], version: int
         ) -> Change:
-            if not (isinstance(expected, int) and expected < version):
-                return self._patched(
-                    current,
-                    operations,
-                    kind=RevisionKind.PATCH,
-                    label=label,
-                    undo_stack=[*undo, version + 1],
-                    redo_stack=[],
-                    key=key,
-                )
             # Stale, and `_change` let it through: merge it over the revisions since.
-            rebased = await self._rebased(project_id, current, operations, expected, version)
+            base = expected if isinstance(expected, int) and expected < version else None
+            applied = operations
+            if base is not None:
+                applied = await self._rebased(project_id, current, operations, base, version)
             try:
                 return self._patched(
                     current,
-                    rebased,
+                    applied,
                     kind=RevisionKind.PATCH,
                     label=label,
                     undo_stack=[*undo, version + 1],
@@ -533,14 +526,16 @@ class TimelineService:
                     key=key,
                 )
             except (ValidationFailed, Conflict) as error:
+                if base is None:
+                    raise
                 # Valid on its own version, not on the merged one (two clips now overlap,
                 # a test no longer holds): a conflict, not a bad patch.
                 raise MergeConflict(
-                    f"The timeline changed since version {expected}; merged with the changes "
-                    f"saved since (versions {expected + 1}-{version}) it is not valid: "
+                    f"The timeline changed since version {base}; merged with the changes "
+                    f"saved since (versions {base + 1}-{version}) it is not valid: "
                     f"{error.message} Reload it and apply your change again.",
                     current_version=version,
-                    base_version=expected,
+                    base_version=base,
                     clashes=[],
                 ) from None
 

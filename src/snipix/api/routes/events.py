@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from snipix.api.answers import errors
 from snipix.api.errors import request_id_of
-from snipix.api.identity import DEV_USER_HEADER, ActorDep, current_user
+from snipix.api.identity import ActorDep, current_user, sends_identity, signed_actor
 from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.auth.actor import Actor
@@ -66,20 +66,12 @@ async def events_viewer(
 ) -> tuple[Actor, int | None]:
     """Who opens the stream, and the session generation their credential carries (the
     stream re-checks it, so signing out everywhere ends it too)."""
-    resources = get_resources(request)
-    has_identity = "authorization" in request.headers or (
-        resources.settings.dev_auth_enabled and DEV_USER_HEADER in request.headers
-    )
-    if has_identity or token is None:
+    if sends_identity(request) or token is None:
         user = await current_user(request)
         return Actor(user_id=user.user_id, request_id=request_id_of(request)), user.generation
-    signer = await resources.services.media.signer()
+    signer = await get_resources(request).services.media.signer()
     user_id, generation = signer.verify_events(token, project_id)
-    if generation is not None:
-        await resources.services.session_gate.check(user_id, generation)
-    request.state.user_id = user_id
-    structlog.contextvars.bind_contextvars(user_id=user_id)
-    return Actor(user_id=user_id, request_id=request_id_of(request)), generation
+    return await signed_actor(request, user_id, generation), generation
 
 
 ViewerDep = Annotated[tuple[Actor, int | None], Depends(events_viewer)]

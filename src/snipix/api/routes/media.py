@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Final
 
-import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from snipix.api.answers import errors
 from snipix.api.envelope import success
 from snipix.api.errors import request_id_of
-from snipix.api.identity import DEV_USER_HEADER, ActorDep, current_user
+from snipix.api.identity import ActorDep, current_user, sends_identity, signed_actor
 from snipix.api.parameters import ProjectId
 from snipix.api.query_guard import reject_unsafe_query
 from snipix.auth.actor import Actor
@@ -23,7 +22,7 @@ from snipix.media.links import MEDIA_COOKIE
 from snipix.media.schemas import Envelope, MediaLinks, TrimRequest, TrimResult, UploadResult
 from snipix.media.service import MediaService, StoredMedia
 from snipix.projects.schemas import PROJECT_ID_PATTERN
-from snipix.resources import get_resources, get_settings
+from snipix.resources import get_resources
 from snipix.transcription.schemas import (
     RemoveFillersAnswer,
     RemoveFillersRequest,
@@ -53,12 +52,8 @@ async def media_viewer(
 ) -> Actor:
     """Who reads a media file: the usual identity, the user a signed link was made for, or
     the web app's media cookie."""
-    settings = get_settings(request)
-    has_identity = "authorization" in request.headers or (
-        settings.dev_auth_enabled and DEV_USER_HEADER in request.headers
-    )
     cookie = request.cookies.get(MEDIA_COOKIE)
-    if has_identity or (token is None and cookie is None):
+    if sends_identity(request) or (token is None and cookie is None):
         user = await current_user(request)
         return Actor(user_id=user.user_id, request_id=request_id_of(request))
     signer = await (await get_media_service(request)).signer()
@@ -68,12 +63,7 @@ async def media_viewer(
         assert cookie is not None
         # The web app's `<img>` and `<video>` (api/media_cookie.py).
         user_id, generation = signer.verify_cookie(cookie)
-    if generation is not None:
-        # The link ends with the sessions of the credential it was asked for with.
-        await get_resources(request).services.session_gate.check(user_id, generation)
-    request.state.user_id = user_id
-    structlog.contextvars.bind_contextvars(user_id=user_id)
-    return Actor(user_id=user_id, request_id=request_id_of(request))
+    return await signed_actor(request, user_id, generation)
 
 
 ViewerDep = Annotated[Actor, Depends(media_viewer)]
