@@ -22,7 +22,7 @@ from snipix.events.bus import (
     presence_event,
 )
 from snipix.observability.metrics import Metrics
-from tests.support import RedisServer, until
+from tests.support import RedisServer, free_port, until
 
 TIMEOUT_S = 0.25
 
@@ -155,3 +155,20 @@ async def test_who_has_a_project_open_is_known_across_replicas(
         await one.left("p1", "alice")
         assert await presences(bob_tab, 1) == [("alice", False)]
         assert ("bob", True) in await presences(alice_other_tab, 3)
+
+
+async def test_a_redis_that_refuses_does_not_hold_up_start_up() -> None:
+    """With Redis down (nothing listening), a replica starts at once: the bus waits for its
+    first connection attempt to end, not for its timeout (that is for a hung Redis)."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    redis: Redis = Redis.from_url(url, socket_timeout=30, socket_connect_timeout=30)
+    bus = RedisEventBus(
+        redis, prefix="refused:", timeout_s=30, metrics=EventMetrics(Metrics("test"))
+    )
+    try:
+        async with asyncio.timeout(10):
+            await bus.start()
+        assert not bus.connected
+    finally:
+        await bus.close()
+        await redis.aclose()

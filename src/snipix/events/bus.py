@@ -334,6 +334,8 @@ class RedisEventBus(EventBus):
         self._confirmed: set[str] = set()
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._connected = asyncio.Event()
+        # Set once the first connection attempt has ended, however it ended.
+        self._first_attempt = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sending_failed = False
 
@@ -347,9 +349,10 @@ class RedisEventBus(EventBus):
             asyncio.create_task(self._send(), name="events-send"),
         ]
         # The first streams should not start unsubscribed; a Redis that does not answer
-        # delays start-up by one timeout at most (the receiver keeps trying).
+        # delays start-up by one timeout at most, one that refuses not at all (the receiver
+        # keeps trying).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), self._timeout_s)
+            await asyncio.wait_for(self._first_attempt.wait(), self._timeout_s)
 
     async def publish(self, project_id: str, event: Event) -> None:
         self._deliver(project_id, event)
@@ -449,6 +452,7 @@ class RedisEventBus(EventBus):
                 if not reconnecting:
                     log.warning("event subscriber lost Redis", error=type(error).__name__)
                 reconnecting = True
+            self._first_attempt.set()
             await self._drop_connection()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_CAP_S)
@@ -464,6 +468,7 @@ class RedisEventBus(EventBus):
             await asyncio.wait_for(pubsub.subscribe(*missing), self._timeout_s)
             sent |= missing
         self._connected.set()
+        self._first_attempt.set()
 
     async def _read(self) -> None:
         pubsub = self._pubsub
