@@ -33,13 +33,13 @@ def failed(bus: RedisEventBus) -> float:
 
 @asynccontextmanager
 async def bus_on(
-    url: str, prefix: str, *, dead_after_s: float = 3.0
+    url: str, prefix: str, *, dead_after_s: float = 3.0, timeout_s: float = TIMEOUT_S
 ) -> AsyncIterator[RedisEventBus]:
-    redis: Redis = Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+    redis: Redis = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     bus = RedisEventBus(
         redis,
         prefix=prefix,
-        timeout_s=TIMEOUT_S,
+        timeout_s=timeout_s,
         metrics=EventMetrics(Metrics("test")),
         dead_after_s=dead_after_s,
     )
@@ -161,14 +161,5 @@ async def test_a_redis_that_refuses_does_not_hold_up_start_up() -> None:
     """With Redis down (nothing listening), a replica starts at once: the bus waits for its
     first connection attempt to end, not for its timeout (that is for a hung Redis)."""
     url = f"redis://127.0.0.1:{free_port()}/0"
-    redis: Redis = Redis.from_url(url, socket_timeout=30, socket_connect_timeout=30)
-    bus = RedisEventBus(
-        redis, prefix="refused:", timeout_s=30, metrics=EventMetrics(Metrics("test"))
-    )
-    try:
-        async with asyncio.timeout(10):
-            await bus.start()
+    async with asyncio.timeout(10), bus_on(url, "refused:", timeout_s=30) as bus:
         assert not bus.connected
-    finally:
-        await bus.close()
-        await redis.aclose()

@@ -110,12 +110,9 @@ class ProjectRepository:
         limit: int,
         after: ListCursor | None,
     ) -> list[Document]:
-        key = sort.value
-        query: dict[str, Any] = {"userId": owner_id, "isDeleted": False, **_filters(status, tag)}
-        if after is not None:
-            query["$or"] = [{key: {"$lt": after.t}}, {key: after.t, "_id": {"$lt": after.id}}]
-        found = self._projects.find(query, PROJECT_FIELDS, hint=_SORT_INDEX[sort])
-        return await found.sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()
+        return await self._page(
+            {"userId": owner_id}, _SORT_INDEX[sort], sort, status, tag, limit, after
+        )
 
     async def search(
         self,
@@ -133,16 +130,7 @@ class ProjectRepository:
         `$meta`, and ignores the score in a sort with a tie-breaker. Ids and scores work
         the same everywhere; ties are broken here, by id, so pages are stable.
         """
-        # `$text` always uses the text index (MongoDB refuses a hint with it).
-        query: dict[str, Any] = {
-            "$text": {"$search": text},
-            "userId": owner_id,
-            "isDeleted": False,
-            **_filters(status, tag),
-        }
-        found = self._projects.find(query, {"_id": 1, "score": {"$meta": "textScore"}})
-        ranked = await found.sort([("score", {"$meta": "textScore"})]).limit(limit).to_list()
-        return rank([(str(doc["_id"]), float(doc["score"])) for doc in ranked])
+        return await self._ranked({"userId": owner_id}, text, status, tag, limit)
 
     async def list_among(
         self,
@@ -156,16 +144,9 @@ class ProjectRepository:
     ) -> list[Document]:
         """The active projects among `project_ids` (those shared with a user), in the list's
         order: selected by the `_id` index, at most `len(project_ids)` examined."""
-        key = sort.value
-        query: dict[str, Any] = {
-            "_id": {"$in": project_ids},
-            "isDeleted": False,
-            **_filters(status, tag),
-        }
-        if after is not None:
-            query["$or"] = [{key: {"$lt": after.t}}, {key: after.t, "_id": {"$lt": after.id}}]
-        found = self._projects.find(query, PROJECT_FIELDS, hint="_id_")
-        return await found.sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()
+        return await self._page(
+            {"_id": {"$in": project_ids}}, "_id_", sort, status, tag, limit, after
+        )
 
     async def search_among(
         self,
@@ -178,9 +159,40 @@ class ProjectRepository:
     ) -> list[tuple[str, float]]:
         """(id, relevance) of the matching active projects among `project_ids`, best first
         (the same two-step search as `search`, for the projects shared with a user)."""
+        return await self._ranked({"_id": {"$in": project_ids}}, text, status, tag, limit)
+
+    async def _page(
+        self,
+        scope: dict[str, Any],
+        hint: str,
+        sort: SortField,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+        after: ListCursor | None,
+    ) -> list[Document]:
+        """One list page of the active projects in `scope` (an owner, or ids shared with a
+        user), newest `sort` first, after the cursor."""
+        key = sort.value
+        query: dict[str, Any] = {**scope, "isDeleted": False, **_filters(status, tag)}
+        if after is not None:
+            query["$or"] = [{key: {"$lt": after.t}}, {key: after.t, "_id": {"$lt": after.id}}]
+        found = self._projects.find(query, PROJECT_FIELDS, hint=hint)
+        return await found.sort([(key, DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()
+
+    async def _ranked(
+        self,
+        scope: dict[str, Any],
+        text: str,
+        status: str | None,
+        tag: str | None,
+        limit: int,
+    ) -> list[tuple[str, float]]:
+        """(id, relevance) of the active projects in `scope` matching `text`, best first."""
+        # `$text` always uses the text index (MongoDB refuses a hint with it).
         query: dict[str, Any] = {
             "$text": {"$search": text},
-            "_id": {"$in": project_ids},
+            **scope,
             "isDeleted": False,
             **_filters(status, tag),
         }
