@@ -229,6 +229,44 @@ async def test_a_read_that_started_before_a_write_cannot_cache_the_old_state(
     assert fresh.reads == 1
 
 
+async def test_a_written_through_state_is_read_on_every_replica_without_a_load(
+    redis_server: RedisServer,
+) -> None:
+    """A write that replaces the entry with its own state: the other replica reads that
+    state from the cache, with no database read."""
+    clients = [redis_client(redis_server.url), redis_client(redis_server.url)]
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    one, two = (make_cache(RedisStore(c), prefix=prefix) for c in clients)
+    assert await entity(two, "timeline", "p1", OWNER, Loader(1, b"v1")) == b"v1"
+    await one.replace("timeline", "p1", OWNER, Loaded(2, b"v2"))
+    load = Loader(2, b"from the database")
+    assert await entity(two, "timeline", "p1", OWNER, load) == b"v2"
+    assert load.reads == 0
+    for client in clients:
+        await client.aclose()
+
+
+async def test_a_read_that_started_before_a_write_through_cannot_replace_it(
+    store: CacheStore,
+) -> None:
+    """The cache-aside race against a write-through: the old read's fill is refused, and
+    an older write's late replace too."""
+    cache = make_cache(store)
+    slow = Loader(1, b"old")
+    slow.gate = asyncio.Event()
+    reader = asyncio.create_task(entity(cache, "timeline", "p1", OWNER, slow))
+    await until(
+        lambda: slow.reads == 1, what="the old read to reach the database", interval_s=0.001
+    )
+    await cache.replace("timeline", "p1", OWNER, Loaded(3, b"v3"))
+    slow.gate.set()
+    assert await reader == b"old"  # that request saw the database before the write
+    await cache.replace("timeline", "p1", OWNER, Loaded(2, b"v2"))  # a slower replica
+    load = Loader(3, b"from the database")
+    assert await entity(cache, "timeline", "p1", OWNER, load) == b"v3"
+    assert load.reads == 0
+
+
 async def test_list_pages_change_generation_on_every_write(store: CacheStore) -> None:
     """A list page is cached until the owner changes a project, then read again."""
     cache = make_cache(store)

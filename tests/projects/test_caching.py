@@ -112,7 +112,8 @@ async def test_a_cached_project_is_never_served_to_another_user(client: httpx.As
 async def test_timeline_reads_are_cached_and_a_save_is_read_back(
     client: httpx.AsyncClient,
 ) -> None:
-    """The current timeline is cached; an autosave is visible in the next read."""
+    """The current timeline is cached; an autosave is visible in the next read, which the
+    cache answers (the save wrote its state through) exactly as the save did."""
     project = await create(client, "Edit")
     url = f"{PROJECTS}/{project['id']}/timeline"
     state = {"tracks": [{"id": "v1", "kind": "video"}], "clips": []}
@@ -130,11 +131,17 @@ async def test_timeline_reads_are_cached_and_a_save_is_read_back(
     )
     assert patched.status_code == 200, patched.text
     read = await client.get(url, headers=ALICE)
+    assert read.headers["X-Cache"] == REPEAT
     assert read.json()["version"] == 2
     assert read.json()["state"]["markers"][0]["id"] == "m1"
+    assert read.json() == patched.json()
+    assert read.headers["ETag"] == patched.headers["ETag"]
     undone = await client.post(f"{url}/undo", headers={**ALICE, "If-Match": '"2"'})
     assert undone.status_code == 200, undone.text
-    assert (await client.get(url, headers=ALICE)).json()["state"]["markers"] == []
+    after_undo = await client.get(url, headers=ALICE)
+    assert after_undo.headers["X-Cache"] == REPEAT
+    assert after_undo.json() == undone.json()
+    assert after_undo.json()["state"]["markers"] == []
 
 
 # --- Idempotency-Key on create -------------------------------------------------------------

@@ -598,6 +598,32 @@ class Cache:
             self._hold(key, version)
             await self._journal_record(key, version)
 
+    async def replace(self, kind: str, entity_id: str, owner: str, written: Loaded) -> None:
+        """After a committed write: its own state becomes the entry (write-through).
+
+        The same fence as `invalidate` (a fill at the written version refuses nothing newer
+        and nothing older can replace it), so it is exactly as safe; the next read is a hit
+        instead of a database read. While Redis is out it degrades to `invalidate`'s hold
+        and journal.
+        """
+        key = self.key(kind, entity_id)
+        if self._store is None:
+            return
+        if self._local is not None:
+            self._local.evict(key)
+        ttl_s = self._ttl_s_jittered()
+        entry = Entry(written.version, self._now_ms() + int(ttl_s * 1000), owner, written.payload)
+        try:
+            await self._call(
+                "cache.replace",
+                lambda store: store.fill(
+                    key, entry.encode(), written.version, self._hard_ttl_ms(ttl_s)
+                ),
+            )
+        except _StoreDown:
+            self._hold(key, written.version)
+            await self._journal_record(key, written.version)
+
     async def forget(self, kind: str, entity_id: str) -> None:
         """The entity is gone for good (purged): nothing may be cached for it again."""
         await self.invalidate(kind, entity_id, PURGED)

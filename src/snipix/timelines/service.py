@@ -809,7 +809,25 @@ class TimelineService:
                 raise Conflict(
                     "Other changes to this timeline keep being saved; retry in a moment."
                 )
-        await self._cache.invalidate(CACHED_TIMELINE, project_id, version + 1)
+        committed_head: Document = {
+            "_id": project_id,
+            "projectId": project_id,
+            "userId": head["userId"] if head is not None else owner_id,
+            "version": version + 1,
+            STATE: change.after,
+            "undoStack": change.undo_stack,
+            "redoStack": change.redo_stack,
+            "updatedAt": now,
+        }
+        # The committed state is what every reader asks for next (the editor reopening,
+        # a collaborator following the events): written through, not just invalidated.
+        timeline = self._timeline(project_id, committed_head)
+        await self._cache.replace(
+            CACHED_TIMELINE,
+            project_id,
+            owner_id,
+            Loaded(timeline.version, timeline.model_dump_json().encode()),
+        )
         snapshots: list[Document] = []
         if (version + 1) % self._snapshot_every == 0:
             snapshots.append(
@@ -828,20 +846,7 @@ class TimelineService:
             and len(orjson.dumps([change.forward, change.inverse])) <= CARRIED_BYTES_MAX
         )
         stored = not keep and await self._store(project_id, version + 1, recent, snapshots)
-        self._remember(
-            project_id,
-            {
-                "_id": project_id,
-                "projectId": project_id,
-                "userId": head["userId"] if head is not None else owner_id,
-                "version": version + 1,
-                STATE: change.after,
-                "undoStack": change.undo_stack,
-                "redoStack": change.redo_stack,
-                "recent": [] if stored else recent,
-                "updatedAt": now,
-            },
-        )
+        self._remember(project_id, {**committed_head, "recent": [] if stored else recent})
         log.info(
             "timeline saved",
             project_id=project_id,
@@ -860,16 +865,7 @@ class TimelineService:
                 at=now,
             ),
         )
-        state = TimelineState.model_validate(change.after)
-        return Timeline(
-            project_id=project_id,
-            version=version + 1,
-            state=state,
-            duration_sec=state.duration_sec,
-            updated_at=now,
-            can_undo=bool(change.undo_stack),
-            can_redo=bool(change.redo_stack),
-        )
+        return timeline
 
     async def _commit(
         self,
