@@ -94,7 +94,8 @@ def check(
         )
         assert bucket["wordCount"] == held_words
         assert bucket["text"] == " ".join(s["text"] for s in held)
-        if len(held) > 1:  # only a single oversized segment may exceed a bound
+        # Only a single oversized segment, or segments starting together, exceed a bound.
+        if len(held) > 1 and held[-1]["start"] > held[0]["start"]:
             assert held_words <= words, (seq, held_words)
             assert held_bytes <= size, (seq, held_bytes)
         else:
@@ -104,7 +105,7 @@ def check(
         assert all(bucket["start"] <= s["start"] and s["end"] <= bucket["end"] for s in held)
         assert len(bson.encode(bucket)) < MONGODB_MAX_BYTES
     for before, after in pairwise(buckets):
-        assert before["start"] <= after["start"]
+        assert before["start"] < after["start"]  # reads find a bucket by its start
         # Full: the next segment did not fit (no needlessly small buckets).
         following = after["segments"][0]
         assert (
@@ -171,6 +172,22 @@ def test_an_oversized_segment_gets_a_bucket_of_its_own() -> None:
     alone = [b["segments"] for b in buckets if len(b["segments"]) == 1]
     assert [big_bytes] in alone
     assert [many_words] in alone
+
+
+def test_segments_that_start_together_share_a_bucket() -> None:
+    """Overlapping speakers: lines starting at a bucket's first instant are never cut off
+    from it, even past the word bound, so no two buckets start together (reads find
+    buckets by their start)."""
+    given = segments(40, seed=13, max_words=8)
+    for segment in given[:6]:
+        segment["start"] = 0.0
+    assert sum(len(segment["words"]) for segment in given[:6]) > 10
+
+    buckets = list(service(10, 65_536).buckets(PROJECT, USER, GENERATION, given))
+
+    assert [s for b in buckets for s in b["segments"]] == given
+    assert buckets[0]["segments"][:6] == given[:6]
+    assert all(before["start"] < after["start"] for before, after in pairwise(buckets))
 
 
 def test_no_segments_make_no_buckets() -> None:

@@ -8,6 +8,7 @@ the header, so they see the old transcript or the new one, never a mix.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -106,8 +107,56 @@ class TranscriptRepository:
     async def window(
         self, project_id: str, generation: str, start: float, end: float
     ) -> list[Document]:
-        """The buckets overlapping [start, end): the one that contains `start` (found by
-        its start key) and those starting before `end` — never a scan from time zero."""
+        """The buckets overlapping [start, end), in time order: walked back from `end` to
+        the one holding `start` (the last starting at or before it) — never a scan from
+        time zero.
+
+        A window within one bucket (the usual 60-second read) is one indexed query that
+        reads that bucket alone. Each further query asks for as many buckets as the span
+        still to cover needs at the length of the buckets read so far.
+        """
+        found: list[Document] = []
+        bound: dict[str, float] = {"$lt": end}
+        wanted = 1
+        while True:
+            # From the second query on the bound is inclusive (buckets may share a start);
+            # the ones already read at it are asked for again and skipped.
+            again = sum(1 for bucket in found if bucket["start"] == bound.get("$lte"))
+            query = {"projectId": project_id, "generation": generation, "start": bound}
+            batch = await (
+                self._buckets.find(query, _BUCKET_FIELDS, hint="project_generation_start")
+                .sort("start", DESCENDING)
+                .limit(wanted + again)
+                .to_list()
+            )
+            seen = {bucket["_id"] for bucket in found}
+            fresh = [bucket for bucket in batch if bucket["_id"] not in seen]
+            found.extend(fresh)
+            if len(fresh) < wanted or found[-1]["start"] <= start:
+                break
+            if len(found) >= MAX_WINDOW_BUCKETS:
+                # Wider than the bound: its first buckets, as a walk forward finds them.
+                return await self._window_forward(project_id, generation, start, end)
+            before = found[-1]["start"]
+            bound = {"$lte": before}
+            covered = end - before
+            per_bucket = covered / len(found) if covered > 0 else 0.0
+            missing = before - start
+            wanted = min(
+                MAX_WINDOW_BUCKETS - len(found),
+                max(1, math.ceil(missing / per_bucket)) if per_bucket > 0 else 1,
+            )
+        # A batch may reach past the bucket holding `start`: those before it are not read
+        # (as a walk forward from that bucket would not).
+        holding = next((i for i, bucket in enumerate(found) if bucket["start"] <= start), None)
+        if holding is not None:
+            del found[holding + 1 :]
+        found.sort(key=_in_time_order)
+        return [bucket for bucket in found if bucket["end"] >= start]
+
+    async def _window_forward(
+        self, project_id: str, generation: str, start: float, end: float
+    ) -> list[Document]:
         lower = await self.start_of_bucket_at(project_id, generation, start)
         found = self._buckets.find(
             {
@@ -119,6 +168,7 @@ class TranscriptRepository:
             hint="project_generation_start",
         )
         buckets = await found.sort("start", ASCENDING).limit(MAX_WINDOW_BUCKETS).to_list()
+        buckets.sort(key=_in_time_order)
         return [bucket for bucket in buckets if bucket["end"] >= start]
 
     async def page(
@@ -183,6 +233,11 @@ class TranscriptRepository:
             .to_list()
         )
         return float(first[0]["start"]) if first else 0.0
+
+
+def _in_time_order(bucket: Document) -> tuple[float, int]:
+    """Buckets that start together (overlapping speech) in the order they were cut."""
+    return (bucket["start"], bucket["seq"])
 
 
 # A 60-second window normally spans one or two buckets; a bound keeps a wide one cheap.

@@ -129,15 +129,25 @@ class TranscriptService:
     def buckets(
         self, project_id: str, user_id: str, generation: str, segments: list[Document]
     ) -> Iterator[Document]:
-        """Group consecutive segments into bounded buckets."""
+        """Group consecutive segments into bounded buckets.
+
+        Each bucket starts strictly after the one before it: reads find a bucket by its
+        start (window, page and merge walk the start index), so a cut never falls before a
+        segment that starts no later than the bucket's first one (speakers overlapping);
+        such a segment stays in the bucket, past its bound if it must.
+        """
         seq = 0
         current: list[Document] = []
         words = size = 0
         for segment in segments:
             segment_words, segment_size = len(segment["words"]), _size(segment)
-            if current and (
-                words + segment_words > self._bucket_words
-                or size + segment_size > self._bucket_bytes
+            if (
+                current
+                and segment["start"] > current[0]["start"]
+                and (
+                    words + segment_words > self._bucket_words
+                    or size + segment_size > self._bucket_bytes
+                )
             ):
                 yield self._bucket(project_id, user_id, generation, seq, current)
                 seq += 1
