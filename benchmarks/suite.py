@@ -472,10 +472,8 @@ def latency_row(suite: Suite, name: str, samples: list[float], note: str = "", *
     )
 
 
-async def driver_floors(
-    uri: str, project_id: str, head_id: str, seconds: float
-) -> tuple[list[float], list[float]]:
-    """Raw driver: find_one by _id (read floor) and update_one of an autosave (write floor)."""
+async def driver_reads(uri: str, project_id: str, seconds: float) -> list[float]:
+    """Raw driver: find_one by _id, one at a time (the read floor)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
         db = client[DATABASE]
@@ -485,6 +483,19 @@ async def driver_floors(
             started = time.perf_counter()
             await db.projects.find_one({"_id": project_id})
             reads.append((time.perf_counter() - started) * 1000)
+        return reads
+    finally:
+        await client.close()
+
+
+async def driver_floors(
+    uri: str, project_id: str, head_id: str, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Raw driver: find_one by _id (read floor) and update_one of an autosave (write floor)."""
+    reads = await driver_reads(uri, project_id, seconds)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        db = client[DATABASE]
         # The write floor works on a copy of a 50-clip head, so the service's data is untouched.
         head = await db.timelines.find_one({"_id": head_id})
         assert head is not None
@@ -507,11 +518,9 @@ async def driver_floors(
         await client.close()
 
 
-async def driver_query_floors(
-    uri: str, user: str, word: str, seconds: float
-) -> tuple[list[float], list[float]]:
-    """Raw driver, the queries the list page and the text search send (same filter, hint,
-    projection, sort and limit): where the database alone stands."""
+async def driver_lists(uri: str, user: str, seconds: float) -> list[float]:
+    """Raw driver, the query the list page sends (same filter, hint, projection, sort and
+    limit), one at a time."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
         db = client[DATABASE]
@@ -523,6 +532,21 @@ async def driver_query_floors(
             found = db.projects.find(active, PROJECT_FIELDS, hint="active_by_updated")
             await found.sort([("updatedAt", -1), ("_id", -1)]).limit(51).to_list()
             lists.append((time.perf_counter() - started) * 1000)
+        return lists
+    finally:
+        await client.close()
+
+
+async def driver_query_floors(
+    uri: str, user: str, word: str, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Raw driver, the queries the list page and the text search send (same filter, hint,
+    projection, sort and limit): where the database alone stands."""
+    lists = await driver_lists(uri, user, seconds)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        db = client[DATABASE]
+        active = {"userId": user, "isDeleted": False}
         searches: list[float] = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -809,6 +833,19 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
                 ),
                 note="8 editors autosaving meanwhile",
             )
+            # The engine's own answer beside the same writers, without the service.
+            latency_row(
+                suite,
+                "floor: driver find_one by _id, 8 writers",
+                await driver_reads(uri, project_id, s),
+                note="8 editors autosaving meanwhile",
+            )
+            latency_row(
+                suite,
+                "floor: driver list query (50), 8 writers",
+                await driver_lists(uri, user, s),
+                note="8 editors autosaving meanwhile",
+            )
         print(f"  writers meanwhile: {done.count} autosaves, {done.errors} errors", flush=True)
         wrk_row(
             suite,
@@ -1000,14 +1037,18 @@ async def measure(uri: str, redis_url: str, scratch: Path, scale: Scale, suite: 
         (
             "GET project p95 under 8 writers <= 3 x idle (1 connection)",
             f"{suite.row('GET project, uncached, 1 connection, 8 writers').p95_ms:.1f}"
-            f" vs {miss_1.p95_ms:.1f} ms idle",
+            f" vs {miss_1.p95_ms:.1f} ms idle (driver floor p95"
+            f" {suite.row('floor: driver find_one by _id, 8 writers').p95_ms:.1f} beside"
+            f" the writers, {suite.row('floor: driver find_one by _id').p95_ms:.1f} idle)",
             (suite.row("GET project, uncached, 1 connection, 8 writers").p95_ms or 0)
             <= 3 * (miss_1.p95_ms or 0),
         ),
         (
             "list page p95 under 8 writers <= 3 x idle (1 connection)",
             f"{suite.row('list page (50), uncached, 1 connection, 8 writers').p95_ms:.1f}"
-            f" vs {suite.row('list page (50), uncached, 1 connection').p95_ms:.1f} ms idle",
+            f" vs {suite.row('list page (50), uncached, 1 connection').p95_ms:.1f} ms idle"
+            f" (driver floor p95 {suite.row('floor: driver list query (50), 8 writers').p95_ms:.1f}"
+            f" beside the writers, {suite.row('floor: driver list query (50)').p95_ms:.1f} idle)",
             (suite.row("list page (50), uncached, 1 connection, 8 writers").p95_ms or 0)
             <= 3 * (suite.row("list page (50), uncached, 1 connection").p95_ms or 0),
         ),
