@@ -238,7 +238,7 @@ async def test_a_written_through_state_is_read_on_every_replica_without_a_load(
     prefix = f"t{uuid.uuid4().hex[:8]}"
     one, two = (make_cache(RedisStore(c), prefix=prefix) for c in clients)
     assert await entity(two, "timeline", "p1", OWNER, Loader(1, b"v1")) == b"v1"
-    await one.replace("timeline", "p1", OWNER, Loaded(2, b"v2"))
+    await one.replace("timeline", "p1", OWNER, 2, lambda: b"v2")
     load = Loader(2, b"from the database")
     assert await entity(two, "timeline", "p1", OWNER, load) == b"v2"
     assert load.reads == 0
@@ -258,10 +258,10 @@ async def test_a_read_that_started_before_a_write_through_cannot_replace_it(
     await until(
         lambda: slow.reads == 1, what="the old read to reach the database", interval_s=0.001
     )
-    await cache.replace("timeline", "p1", OWNER, Loaded(3, b"v3"))
+    await cache.replace("timeline", "p1", OWNER, 3, lambda: b"v3")
     slow.gate.set()
     assert await reader == b"old"  # that request saw the database before the write
-    await cache.replace("timeline", "p1", OWNER, Loaded(2, b"v2"))  # a slower replica
+    await cache.replace("timeline", "p1", OWNER, 2, lambda: b"v2")  # a slower replica
     load = Loader(3, b"from the database")
     assert await entity(cache, "timeline", "p1", OWNER, load) == b"v3"
     assert load.reads == 0

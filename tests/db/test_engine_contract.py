@@ -297,3 +297,67 @@ def test_reads_are_submitted_to_the_pool_as_the_lane_expects() -> None:
         ("func", positional, NONE),
     ]
     assert "_shutdown_executor" in vars(SQLiteEngine)
+
+
+def test_the_scan_opening_the_lane_replaces_does_what_ours_mirrors() -> None:
+    """`_lane_open` replaces `SQLiteScanReader._open` for scans on the read lane and
+    mirrors its steps with the engine's lock left out: registration in the scan registry,
+    the TTL purge, a dedicated connection in its own transaction, then
+    `_open_scan_documents_sync`. If upstream's `_open` gains or renames a step, ours would
+    silently skip it."""
+    from mongoeco.engines._sqlite_reader import SQLiteScanReader
+
+    from snipix.db.engine import _stock_scan_open
+
+    source = inspect.getsource(_stock_scan_open)
+    for step in (
+        "with engine._lifecycle_condition:",
+        "if engine._disconnecting or engine._connection_count == 0:",
+        "with engine._scan_condition:",
+        "engine._runtime_state.scan_readers.add(self)",
+        "engine._runtime_state.scan_stop_events.add(self.stop_event)",
+        "engine._active_scan_count += 1",
+        "self._registered = True",
+        "engine._ensure_session_can_use_engine(self.context)",
+        "engine._purge_expired_documents_sync(",
+        "engine._can_use_dedicated_reader(",
+        "self.connection = engine._create_sqlite_connection()",
+        "self.owns_connection = True",
+        'self.connection.execute("BEGIN")',
+        "sqlite_read_scope(self.connection)",
+        "self._documents = iter(engine._open_scan_documents_sync(self))",
+    ):
+        assert step in source, f"SQLiteScanReader._open no longer does: {step}"
+    assert source.count("\n") < 60, "SQLiteScanReader._open grew: compare it with _lane_open"
+    # A dedicated connection is closed (ours: returned to the lane) when the scan ends.
+    close = inspect.getsource(SQLiteScanReader._close_locked)
+    assert "if self.owns_connection and self.connection is not None:" in close
+    assert "self.connection.close()" in close
+    assert "nullcontext() if self.owns_connection else self.engine._lock" in inspect.getsource(
+        SQLiteScanReader._connection_guard
+    )
+
+
+def test_features_and_catalogs_are_what_the_lane_connection_scopes() -> None:
+    """The lane keeps mongoeco's feature cache per connection by overriding the property
+    every access goes through, and clears it when `refresh_catalog_validity` sees another
+    connection's commit (the check mongoeco itself makes for index catalogs)."""
+    from mongoeco.engines import sqlite as sqlite_module
+
+    prop = vars(SQLiteEngine)["_collection_features_cache"]
+    assert isinstance(prop, property)
+    assert "self._cache_state.collection_features_cache" in inspect.getsource(prop.fget)
+    direct = inspect.getsource(sqlite_module).count("_cache_state.collection_features_cache")
+    assert direct == 1, "the feature cache is now reached other than through its property"
+    refresh = inspect.getsource(SQLiteConnection.refresh_catalog_validity)
+    assert "PRAGMA main.data_version" in refresh
+    assert "self._catalog_data_version = version" in refresh
+    assert 'self.execute("SELECT 1 FROM sqlite_schema LIMIT 1")' in refresh
+    assert parameters(SQLiteEngine._purge_expired_documents_sync) == [
+        ("self", POS, NONE),
+        ("conn", POS, NONE),
+        ("db_name", POS, NONE),
+        ("coll_name", POS, NONE),
+        ("context", KW, NONE),
+        ("now", KW, NONE),
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -420,3 +421,65 @@ def test_reads_are_answered_while_every_query_thread_is_busy(tmp_path: Path) -> 
             release.set()
             for job in held:
                 job.result(30)
+
+
+def test_reads_are_answered_while_a_write_holds_the_engine_lock(tmp_path: Path) -> None:
+    """A write in progress holds the engine's lock for its whole update: reads on the lane
+    do not wait for it (their own snapshot, on a lane connection), and see only what was
+    committed before they began."""
+    engine = DurableSQLiteEngine(str(tmp_path / "lane-lock.sqlite"))
+    holding = threading.Event()
+    release = threading.Event()
+
+    def write_in_progress() -> None:
+        with engine._lock:
+            holding.set()
+            release.wait(30)
+
+    with served(engine) as uri, sync_client(uri, socketTimeoutMS=5000) as client:
+        docs = client["db"]["docs"]
+        docs.insert_many([{"_id": n, "n": n, "owner": "a" if n % 2 else "b"} for n in range(10)])
+        docs.create_index([("owner", 1), ("n", 1)])
+        writer = threading.Thread(target=write_in_progress)
+        writer.start()
+        try:
+            assert holding.wait(30)
+            assert docs.find_one({"_id": 3}) == {"_id": 3, "n": 3, "owner": "a"}
+            page = docs.find({"owner": "a"}).sort("n", -1).limit(2)
+            assert [doc["_id"] for doc in page] == [9, 7]
+        finally:
+            release.set()
+            writer.join(30)
+        assert engine._read_connections, "the lane keeps its connection for the next read"
+
+
+def test_a_lane_read_never_plans_on_features_another_snapshot_saw(tmp_path: Path) -> None:
+    """mongoeco plans a read on what it knows of a collection (is there an array at this
+    path?). A read on the lane learns that on its own snapshot and keeps it to its own
+    connection: after a commit stores the first array there, the next read finds the
+    document by an element of it, and the writers' shared cache holds nothing the lane
+    learned."""
+    engine = DurableSQLiteEngine(str(tmp_path / "lane-features.sqlite"))
+    with served(engine) as uri, sync_client(uri, socketTimeoutMS=5000) as client:
+        docs = client["db"]["docs"]
+        docs.insert_many([{"_id": n, "n": n} for n in range(6)])
+        assert sorted(doc["_id"] for doc in docs.find({"n": {"$gt": 2}})) == [3, 4, 5]
+        learned = {key for connection in engine._read_connections for key in connection.features}
+        assert ("db", "docs", "top_level_array:n") in learned
+        shared = engine._cache_state.collection_features_cache
+        assert not any(key[:2] == ("db", "docs") for key in shared)
+        docs.insert_one({"_id": 6, "n": [1, 9]})
+        assert sorted(doc["_id"] for doc in docs.find({"n": {"$gt": 2}})) == [3, 4, 5, 6]
+
+
+def test_stopping_the_engine_closes_the_lane_connections(tmp_path: Path) -> None:
+    engine = DurableSQLiteEngine(str(tmp_path / "lane-close.sqlite"))
+    with served(engine) as uri, sync_client(uri) as client:
+        client["db"]["docs"].insert_one({"_id": 1})
+        assert client["db"]["docs"].find_one({"_id": 1}) == {"_id": 1}
+        kept = list(engine._read_connections)
+    assert kept
+    assert engine._read_connections == []
+    for connection in kept:
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.execute("SELECT 1")

@@ -598,8 +598,11 @@ class Cache:
             self._hold(key, version)
             await self._journal_record(key, version)
 
-    async def replace(self, kind: str, entity_id: str, owner: str, written: Loaded) -> None:
-        """After a committed write: its own state becomes the entry (write-through).
+    async def replace(
+        self, kind: str, entity_id: str, owner: str, version: int, render: Callable[[], bytes]
+    ) -> None:
+        """After a committed write at `version`: its own state (`render()`, called only
+        when there is a cache to fill) becomes the entry (write-through).
 
         The same fence as `invalidate` (a fill at the written version refuses nothing newer
         and nothing older can replace it), so it is exactly as safe; the next read is a hit
@@ -609,6 +612,7 @@ class Cache:
         key = self.key(kind, entity_id)
         if self._store is None:
             return
+        written = Loaded(version, render())
         if self._local is not None:
             self._local.evict(key)
         ttl_s = self._ttl_s_jittered()

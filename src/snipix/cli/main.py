@@ -161,7 +161,8 @@ def engine(
         typer.Option(
             min=1,
             max=64,
-            help="Threads running the engine's queries (default 2; docs/engine.md).",
+            help="Threads running the engine's writes; reads have one of their own (default 1; "
+            "docs/engine.md).",
         ),
     ] = None,
 ) -> None:

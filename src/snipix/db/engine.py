@@ -53,6 +53,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,11 @@ from mongoeco.core.operation_context import ChangePublicationPolicy
 from mongoeco.core.query_plan import AndCondition, EqualsCondition, QueryNode
 from mongoeco.engines import sqlite as _sqlite_module
 from mongoeco.engines._sqlite_connection import SQLiteConnection, sqlite_read_scope
+from mongoeco.engines._sqlite_index_catalog import SQLiteIndexCatalog
 from mongoeco.engines._sqlite_outbox import append_change as _stock_append_change
 from mongoeco.engines._sqlite_outbox import checkpoint_consumer as _checkpoint_consumer
 from mongoeco.engines._sqlite_outbox import outbox_info as _outbox_info
+from mongoeco.engines._sqlite_reader import SQLiteScanReader
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.errors import BulkWriteError
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
@@ -97,11 +100,17 @@ FSYNC_FAILURE_EXIT = 74
 # Names a file that receives every SQL statement the engine runs (see StatementTrace).
 SQL_TRACE_ENV = "SNIPIX_ENGINE_SQL_TRACE"
 
-# Threads running the engine's queries (mongoeco's `executor_workers`; its default is the
-# core count + 4, at least 4). Every query holds the GIL for its Python work and writes
-# take one lock, so more threads add no throughput, only contention: a read queued among
-# eight writers' updates waited twice as long with 6 threads as with 1 to 3 (docs/engine.md).
-ENGINE_THREADS = 2
+# Threads running the engine's writes and everything else that is not a read (mongoeco's
+# `executor_workers`; its default is the core count + 4, at least 4). Writes take one lock
+# and every query holds the GIL for its Python work, so a second thread adds no write
+# throughput; it only takes the GIL from the read lane beside it (docs/engine.md).
+ENGINE_THREADS = 1
+
+# How long a thread of the engine process may hold the GIL while others wait (CPython's
+# default is 5 ms). A read needs the GIL for a fraction of a millisecond at a time, between
+# SQLite calls that release it; beside writers holding it for their Python work, each such
+# step waited up to a whole interval (docs/engine.md, "Reads on a lane of their own").
+ENGINE_SWITCH_INTERVAL_S = 0.0005
 
 
 class StatementTrace:
@@ -290,6 +299,39 @@ class _CommitObservedConnection(SQLiteConnection):
             self._on_commit()
 
 
+class _ReadConnection(SQLiteConnection):
+    """A connection the read lane keeps between reads, with its own feature cache.
+
+    mongoeco caches per collection whether a field ever holds arrays, numbers of mixed
+    kinds and so on (`_collection_features_cache`), and plans reads on it. A read on its
+    own snapshot must not use answers computed on another snapshot, nor leave its own in
+    the cache writers share: each read connection has its own, cleared like mongoeco's
+    per-connection index catalogs whenever another connection has committed since
+    (`PRAGMA data_version`, compared once the read's snapshot is pinned).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features: dict[tuple[str, str, str], bool | str] = {}
+        self.pool: list[_ReadConnection] | None = None
+
+    def refresh_catalog_validity(self) -> None:
+        seen = self._catalog_data_version
+        super().refresh_catalog_validity()
+        if self._catalog_data_version != seen:
+            self.features.clear()
+
+    def close(self) -> None:
+        """Back to the lane's pool (its snapshot released), or closed once the pool is."""
+        pool = self.pool
+        if pool is None:
+            super().close()
+            return
+        if self.in_transaction:
+            self.rollback()
+        pool.append(self)
+
+
 class _WatcherAwareHub(ChangeStreamHub):
     """The proxy's change-stream hub, telling the engine when streams start to watch.
 
@@ -340,6 +382,8 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         install_document_copy()
         install_owning_outcomes()
         install_wire_values()
+        _install_lane_reads()
+        self._read_connections = []
         self.group_commit = GroupCommit(Path(path), fsync=fsync)
         self.change_hub = _WatcherAwareHub(self)
         self.change_dispatches_skipped = 0
@@ -363,17 +407,51 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         if getattr(func, "__name__", None) not in READ_CALLS:
             return await super()._run_blocking(func, *args, **kwargs)  # type: ignore[no-untyped-call]
         if self._read_lane is None:
-            self._read_lane = ThreadPoolExecutor(1, thread_name_prefix="snipix-engine-reads")
+            self._read_lane = ThreadPoolExecutor(
+                1, thread_name_prefix="snipix-engine-reads", initializer=_mark_lane_thread
+            )
         context = contextvars.copy_context()
         job = self._read_lane.submit(context.run, functools.partial(func, *args, **kwargs))
         return await asyncio.shield(asyncio.wrap_future(job))
 
     def _shutdown_executor(self) -> None:
-        """Stop the read lane with mongoeco's pool (at disconnect), after its last read."""
+        """Stop the read lane with mongoeco's pool (at disconnect), after its last read;
+        then close the lane's connections."""
         super()._shutdown_executor()
         lane, self._read_lane = self._read_lane, None
         if lane is not None:
             lane.shutdown(wait=True, cancel_futures=True)
+        pool, self._read_connections = self._read_connections, []
+        for connection in pool:
+            connection.pool = None
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+    # Connections the read lane reads on, kept between reads (see `_lane_open`).
+    _read_connections: list[_ReadConnection]
+
+    def _read_connection(self) -> _ReadConnection:
+        """A lane connection: one kept from an earlier read, or a new one."""
+        pool = self.__dict__.setdefault("_read_connections", [])
+        if pool:
+            connection: _ReadConnection = pool.pop()
+            return connection
+        connection = sqlite3.connect(self._path, check_same_thread=False, factory=_ReadConnection)
+        if self.statement_trace is not None:
+            connection.set_trace_callback(self.statement_trace.record)
+        connection.pool = pool
+        return connection
+
+    @property
+    def _collection_features_cache(self) -> dict[tuple[str, str, str], bool | str]:
+        """A lane read's own feature cache (see `_ReadConnection`); the shared one else."""
+        bound = getattr(self._thread_local, "connection", None)
+        if isinstance(bound, _ReadConnection):
+            return bound.features
+        features: dict[tuple[str, str, str], bool | str] = (
+            self._cache_state.collection_features_cache
+        )
+        return features
 
     def _create_sqlite_connection(self) -> sqlite3.Connection:
         # mongoeco's own body (4.11), with a connection class that reports commits. The
@@ -668,6 +746,87 @@ def _install_lean_change_gaps() -> None:
     _sqlite_module._sqlite_append_change = _lean_append_change  # type: ignore[attr-defined]
 
 
+# Set in the read lane's thread (`_mark_lane_thread`): scans opened there read on a lane
+# connection (`_lane_open`).
+_lane_thread = threading.local()
+
+
+def _mark_lane_thread() -> None:
+    _lane_thread.reading = True
+
+
+_stock_scan_open = SQLiteScanReader._open
+
+
+def _lane_open(reader: SQLiteScanReader) -> None:
+    """`SQLiteScanReader._open` for a scan on the read lane: its own snapshot on a lane
+    connection, without the engine's lock.
+
+    mongoeco's `_open` takes the engine lock (shared by every write, held for a whole
+    update) to register the reader, to purge expired documents, and, for a one-result
+    read, to read on the engine's one connection. A read then waited for the write in
+    progress and for the writers that took the lock before it. Here only a collection with
+    a TTL index takes the lock, for the same purge; the registration takes the scan
+    registry's own lock (a disconnect still finds and closes the reader), and the read runs
+    in a transaction of its own on a connection the lane keeps (WAL: a reader never blocks
+    a writer nor sees an uncommitted write), exactly as mongoeco's own dedicated readers of
+    multi-document scans do. Elsewhere (any other thread, a session's transaction, the
+    profile namespace) mongoeco's `_open` runs unchanged.
+    """
+    engine = reader.engine
+    if (
+        not getattr(_lane_thread, "reading", False)
+        or not isinstance(engine, DurableSQLiteEngine)
+        or not engine._can_use_dedicated_reader(reader.context)
+        or engine._is_profile_namespace(reader.coll_name)
+    ):
+        _stock_scan_open(reader)
+        return
+    if reader._tracked:
+        with engine._scan_condition:
+            if engine._disconnecting or engine._connection_count == 0:
+                raise RuntimeError("SQLiteEngine is disconnecting")
+            engine._runtime_state.scan_readers.add(reader)
+            engine._runtime_state.scan_stop_events.add(reader.stop_event)
+            engine._active_scan_count += 1
+            reader._registered = True
+    engine._ensure_session_can_use_engine(reader.context)
+    connection = engine._read_connection()
+    try:
+        with engine._bind_connection(connection):
+            catalog = engine._load_indexes(reader.db_name, reader.coll_name)
+        expiring = (
+            catalog.ttl_indexes
+            if isinstance(catalog, SQLiteIndexCatalog)
+            else [index for index in catalog if index.expire_after_seconds is not None]
+        )
+        if expiring:
+            with engine._lock:
+                shared = engine._require_connection(reader.context)
+                with engine._bind_connection(shared):
+                    engine._purge_expired_documents_sync(
+                        shared,
+                        reader.db_name,
+                        reader.coll_name,
+                        context=reader.context,
+                        now=reader.semantics.variables.now.replace(tzinfo=UTC),
+                    )
+        connection.execute("BEGIN")
+        # Pins the snapshot, then drops catalogs and features another commit outdated.
+        connection.refresh_catalog_validity()
+    except BaseException:
+        connection.close()
+        raise
+    reader.connection = connection
+    reader.owns_connection = True
+    with reader._binding(), sqlite_read_scope(connection):  # type: ignore[no-untyped-call]
+        reader._documents = iter(engine._open_scan_documents_sync(reader))
+
+
+def _install_lane_reads() -> None:
+    SQLiteScanReader._open = _lane_open  # type: ignore[method-assign,assignment]
+
+
 def _id_conjunct(plan: QueryNode) -> EqualsCondition | None:
     """The `_id` equality of a filter (alone or in an AND; a scalar id), if it has one."""
     clauses = plan.clauses if isinstance(plan, AndCondition) else (plan,)
@@ -716,6 +875,7 @@ async def serve_engine(
 
     Takes the data directory's lock first: two engines must never open the same files.
     """
+    sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)
     lock = DataDirLock(data_dir)
     try:
         lock.acquire()

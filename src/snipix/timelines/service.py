@@ -826,7 +826,8 @@ class TimelineService:
             CACHED_TIMELINE,
             project_id,
             owner_id,
-            Loaded(timeline.version, timeline.model_dump_json().encode()),
+            timeline.version,
+            lambda: timeline.model_dump_json().encode(),
         )
         snapshots: list[Document] = []
         if (version + 1) % self._snapshot_every == 0:
