@@ -346,6 +346,7 @@ def test_features_and_catalogs_are_what_the_lane_connection_scopes() -> None:
 
     prop = vars(SQLiteEngine)["_collection_features_cache"]
     assert isinstance(prop, property)
+    assert prop.fget is not None
     assert "self._cache_state.collection_features_cache" in inspect.getsource(prop.fget)
     direct = inspect.getsource(sqlite_module).count("_cache_state.collection_features_cache")
     assert direct == 1, "the feature cache is now reached other than through its property"
