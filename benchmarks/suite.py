@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -472,18 +472,23 @@ def latency_row(suite: Suite, name: str, samples: list[float], note: str = "", *
     )
 
 
+async def timed(seconds: float, once: Callable[[], Awaitable[object]]) -> list[float]:
+    """`once()` again and again, one at a time, for `seconds`: each call's milliseconds."""
+    samples: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        await once()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 async def driver_reads(uri: str, project_id: str, seconds: float) -> list[float]:
     """Raw driver: find_one by _id, one at a time (the read floor)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
-        db = client[DATABASE]
-        reads: list[float] = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            await db.projects.find_one({"_id": project_id})
-            reads.append((time.perf_counter() - started) * 1000)
-        return reads
+        projects = client[DATABASE].projects
+        return await timed(seconds, lambda: projects.find_one({"_id": project_id}))
     finally:
         await client.close()
 
@@ -522,17 +527,15 @@ async def driver_lists(uri: str, user: str, seconds: float) -> list[float]:
     """Raw driver, the query the list page sends (same filter, hint, projection, sort and
     limit), one at a time."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    active = {"userId": user, "isDeleted": False}
+    projects = client[DATABASE].projects
+
+    async def page() -> object:
+        found = projects.find(active, PROJECT_FIELDS, hint="active_by_updated")
+        return await found.sort([("updatedAt", -1), ("_id", -1)]).limit(51).to_list()
+
     try:
-        db = client[DATABASE]
-        active = {"userId": user, "isDeleted": False}
-        lists: list[float] = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            found = db.projects.find(active, PROJECT_FIELDS, hint="active_by_updated")
-            await found.sort([("updatedAt", -1), ("_id", -1)]).limit(51).to_list()
-            lists.append((time.perf_counter() - started) * 1000)
-        return lists
+        return await timed(seconds, page)
     finally:
         await client.close()
 

@@ -209,20 +209,29 @@ async def test_a_write_is_visible_at_once_on_every_replica(redis_server: RedisSe
         await client.aclose()
 
 
+async def read_held_at_the_database(
+    cache: Cache, kind: str
+) -> tuple[asyncio.Event, asyncio.Task[bytes | None]]:
+    """A read of `p1` (version 1, b"old") that has reached the database and waits there
+    until the test sets the returned gate."""
+    slow = Loader(1, b"old")
+    gate = slow.gate = asyncio.Event()
+    reader = asyncio.create_task(entity(cache, kind, "p1", OWNER, slow))
+    await until(
+        lambda: slow.reads == 1, what="the old read to reach the database", interval_s=0.001
+    )
+    return gate, reader
+
+
 async def test_a_read_that_started_before_a_write_cannot_cache_the_old_state(
     store: CacheStore,
 ) -> None:
     """The cache-aside race: an old read finishing after a write leaves no stale entry."""
     cache = make_cache(store)
-    slow = Loader(1, b"old")
-    slow.gate = asyncio.Event()
-    reader = asyncio.create_task(entity(cache, "project", "p1", OWNER, slow))
-    await until(
-        lambda: slow.reads == 1, what="the old read to reach the database", interval_s=0.001
-    )
+    gate, reader = await read_held_at_the_database(cache, "project")
     # The write commits version 2 and invalidates while the old read is still running.
     await cache.invalidate("project", "p1", 2)
-    slow.gate.set()
+    gate.set()
     assert await reader == b"old"  # that request saw the database before the write
     fresh = Loader(2, b"new")
     assert await entity(cache, "project", "p1", OWNER, fresh) == b"new"
@@ -252,14 +261,9 @@ async def test_a_read_that_started_before_a_write_through_cannot_replace_it(
     """The cache-aside race against a write-through: the old read's fill is refused, and
     an older write's late replace too."""
     cache = make_cache(store)
-    slow = Loader(1, b"old")
-    slow.gate = asyncio.Event()
-    reader = asyncio.create_task(entity(cache, "timeline", "p1", OWNER, slow))
-    await until(
-        lambda: slow.reads == 1, what="the old read to reach the database", interval_s=0.001
-    )
+    gate, reader = await read_held_at_the_database(cache, "timeline")
     await cache.replace("timeline", "p1", OWNER, 3, lambda: b"v3")
-    slow.gate.set()
+    gate.set()
     assert await reader == b"old"  # that request saw the database before the write
     await cache.replace("timeline", "p1", OWNER, 2, lambda: b"v2")  # a slower replica
     load = Loader(3, b"from the database")
