@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -21,19 +21,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 
 from snipix.backup.errors import BackupError
-from snipix.cache.metrics import CacheMetrics
-from snipix.cache.service import Cache
-from snipix.cache.store import RedisStore
 from snipix.db.client import DatabaseUnreachable
 from snipix.db.engine_record import DataDirInUse, EngineStartError
 from snipix.db.indexes import IndexConflict
 from snipix.db.launcher import EngineLaunchError
 from snipix.db.migrations import MigrationLocked
 from snipix.observability.logging import configure_logging
-from snipix.observability.metrics import Metrics
 from snipix.progress import NoProgress, Progress
-from snipix.retry import RetryMetrics, RetryPolicy
 from snipix.settings import Settings, describe_errors
+
+if TYPE_CHECKING:
+    from snipix.cache.service import Cache
 
 # Failures a person can act on: shown as one line, never as a traceback.
 EXPECTED: tuple[type[Exception], ...] = (
@@ -133,7 +131,14 @@ async def invalidation_cache(settings: Settings) -> AsyncIterator[Cache]:
     """The shared cache (Redis) when the service uses one, so a command's change reaches
     every replica (what an import replaced, an account's ended sessions); nothing otherwise
     (an in-process cache is another process's)."""
+    # Imported here: the cache pulls in the metrics stack (FastAPI, Prometheus), which
+    # every other command would pay for at start-up.
     from snipix.app import _redis_client
+    from snipix.cache.metrics import CacheMetrics
+    from snipix.cache.service import Cache
+    from snipix.cache.store import RedisStore
+    from snipix.observability.metrics import Metrics
+    from snipix.retry import RetryMetrics, RetryPolicy
 
     redis = _redis_client(settings) if settings.cache_enabled else None
     if redis is None:
