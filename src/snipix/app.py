@@ -32,6 +32,7 @@ from snipix.api.routes.events import router as events_router
 from snipix.api.routes.health import router as health_router
 from snipix.api.routes.media import router as media_router
 from snipix.api.routes.members import router as members_router
+from snipix.api.routes.metrics import router as metrics_router
 from snipix.api.routes.projects import admin_router
 from snipix.api.routes.projects import router as projects_router
 from snipix.api.routes.sessions import router as sessions_router
@@ -62,7 +63,6 @@ from snipix.db.transactions import UnitOfWork
 from snipix.events.bus import STOP_STREAMS, EventBus, EventMetrics, RedisEventBus
 from snipix.observability.logging import configure_logging
 from snipix.observability.metrics import Metrics
-from snipix.observability.metrics import router as metrics_router
 from snipix.projects.retention import LEASE_NAME, RetentionJob
 from snipix.resources import Resources
 from snipix.retry import RetryMetrics, RetryPolicy

@@ -27,10 +27,7 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -184,13 +181,3 @@ def zeroed[L: str](series: Counter, label: str, values: Sequence[L]) -> dict[L, 
     event; and looked up once, not through `labels()` on every event.
     """
     return {value: series.labels(**{label: value}) for value in values}
-
-
-router = APIRouter()
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus scrape target; no auth (restrict it at the network), not in OpenAPI."""
-    metrics: Metrics = request.app.state.metrics
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
