@@ -501,7 +501,9 @@ class JobRunner:
         actor = Actor(user_id=job["userId"], request_id=f"job:{job_id}")
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(job_id, lost))
-        workdir = tempfile.TemporaryDirectory(prefix="snipix-transcribe-")
+        workdir = tempfile.TemporaryDirectory(
+            prefix="snipix-transcribe-", ignore_cleanup_errors=True
+        )
         log.info(
             "transcription started",
             project_id=project_id,
@@ -597,8 +599,15 @@ class JobRunner:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            await asyncio.to_thread(workdir.cleanup)
-            self._slots.release()
+            try:
+                await asyncio.to_thread(workdir.cleanup)
+            except asyncio.CancelledError:
+                # Stopping: a thread not started yet never runs, and the directory would
+                # be left to the garbage collector (with a ResourceWarning). It goes now.
+                workdir.cleanup()
+                raise
+            finally:
+                self._slots.release()
 
     async def _progress(self, job_id: str, progress: float, lost: asyncio.Event) -> None:
         now = self.service.clock()
