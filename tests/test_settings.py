@@ -11,6 +11,12 @@ from pydantic import ValidationError
 from snipix.settings import Settings, describe_errors, mask_url
 
 STRONG_SECRET = "x" * 40
+# The least a production start needs; each test adds the setting it is about.
+PRODUCTION = {
+    "SNIPIX_ENV": "production",
+    "MONGODB_URI": "mongodb://db/editor",
+    "JWT_SECRET": STRONG_SECRET,
+}
 PUBLIC_KEY = (
     "-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\\n-----END PUBLIC KEY-----"
 )
@@ -136,18 +142,13 @@ def test_production_with_everything_set_is_accepted(monkeypatch: pytest.MonkeyPa
 def test_production_needs_smtp_only_when_verification_is_required(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    production = {
-        "SNIPIX_ENV": "production",
-        "MONGODB_URI": "mongodb://db/editor",
-        "JWT_SECRET": STRONG_SECRET,
-    }
-    assert load(monkeypatch, **production).smtp_url is None
-    lines = problems(monkeypatch, **production, SNIPIX_REQUIRE_EMAIL_VERIFICATION="true")
+    assert load(monkeypatch, **PRODUCTION).smtp_url is None
+    lines = problems(monkeypatch, **PRODUCTION, SNIPIX_REQUIRE_EMAIL_VERIFICATION="true")
     assert len(lines) == 1
     assert lines[0].startswith("invalid setting SMTP_URL: is required"), lines
     settings = load(
         monkeypatch,
-        **production,
+        **PRODUCTION,
         SNIPIX_REQUIRE_EMAIL_VERIFICATION="true",
         SMTP_URL="smtps://mailer:Mail-Secret%21@smtp.example.com",
         SNIPIX_WEB_APP_URL="https://app.example.com/",
@@ -162,13 +163,8 @@ def test_production_refuses_the_test_suites_password_hash_cost(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`minimal` argon2id would make stolen hashes cheap to crack: never in production."""
-    production = {
-        "SNIPIX_ENV": "production",
-        "MONGODB_URI": "mongodb://db/editor",
-        "JWT_SECRET": STRONG_SECRET,
-    }
-    assert load(monkeypatch, **production).password_hash_cost == "standard"
-    lines = problems(monkeypatch, **production, SNIPIX_PASSWORD_HASH_COST="minimal")
+    assert load(monkeypatch, **PRODUCTION).password_hash_cost == "standard"
+    lines = problems(monkeypatch, **PRODUCTION, SNIPIX_PASSWORD_HASH_COST="minimal")
     assert len(lines) == 1
     assert lines[0].startswith("invalid setting SNIPIX_PASSWORD_HASH_COST: only `standard`")
     local = load(monkeypatch, SNIPIX_ENV="local", SNIPIX_PASSWORD_HASH_COST="minimal")
