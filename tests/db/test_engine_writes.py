@@ -450,7 +450,8 @@ def test_reads_are_answered_while_a_write_holds_the_engine_lock(tmp_path: Path) 
         finally:
             release.set()
             writer.join(30)
-        assert engine._read_connections, "the lane keeps its connection for the next read"
+        assert engine._read_pool is not None
+        assert engine._read_pool.idle, "the lane keeps its connection for the next read"
 
 
 def test_a_lane_read_never_plans_on_features_another_snapshot_saw(tmp_path: Path) -> None:
@@ -464,7 +465,8 @@ def test_a_lane_read_never_plans_on_features_another_snapshot_saw(tmp_path: Path
         docs = client["db"]["docs"]
         docs.insert_many([{"_id": n, "n": n} for n in range(6)])
         assert sorted(doc["_id"] for doc in docs.find({"n": {"$gt": 2}})) == [3, 4, 5]
-        learned = {key for connection in engine._read_connections for key in connection.features}
+        assert engine._read_pool is not None
+        learned = {key for connection in engine._read_pool.idle for key in connection.features}
         assert ("db", "docs", "top_level_array:n") in learned
         shared = engine._cache_state.collection_features_cache
         assert not any(key[:2] == ("db", "docs") for key in shared)
@@ -477,9 +479,10 @@ def test_stopping_the_engine_closes_the_lane_connections(tmp_path: Path) -> None
     with served(engine) as uri, sync_client(uri) as client:
         client["db"]["docs"].insert_one({"_id": 1})
         assert client["db"]["docs"].find_one({"_id": 1}) == {"_id": 1}
-        kept = list(engine._read_connections)
+        assert engine._read_pool is not None
+        kept = list(engine._read_pool.idle)
     assert kept
-    assert engine._read_connections == []
+    assert engine._read_pool is None
     for connection in kept:
         with pytest.raises(sqlite3.ProgrammingError):
             connection.execute("SELECT 1")

@@ -313,7 +313,7 @@ class _ReadConnection(SQLiteConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.features: dict[tuple[str, str, str], bool | str] = {}
-        self.pool: list[_ReadConnection] | None = None
+        self.pool: _ReadPool | None = None
 
     def refresh_catalog_validity(self) -> None:
         seen = self._catalog_data_version
@@ -322,14 +322,44 @@ class _ReadConnection(SQLiteConnection):
             self.features.clear()
 
     def close(self) -> None:
-        """Back to the lane's pool (its snapshot released), or closed once the pool is."""
-        pool = self.pool
-        if pool is None:
+        """Back to the lane's pool (its snapshot released), or closed with the pool."""
+        if self.pool is None or self.pool.closed:
             super().close()
             return
         if self.in_transaction:
             self.rollback()
-        pool.append(self)
+        self.pool.idle.append(self)
+
+
+class _ReadPool:
+    """The read lane's connections, kept between reads until the engine disconnects.
+
+    A connection still reading when the pool closes (a paused cursor) is closed, not
+    kept, when its scan ends.
+    """
+
+    def __init__(self, path: str, trace: StatementTrace | None) -> None:
+        self._path = path
+        self._trace = trace
+        self.idle: list[_ReadConnection] = []
+        self.closed = False
+
+    def take(self) -> _ReadConnection:
+        """One kept from an earlier read, or a new one."""
+        if self.idle:
+            return self.idle.pop()
+        connection = sqlite3.connect(self._path, check_same_thread=False, factory=_ReadConnection)
+        if self._trace is not None:
+            connection.set_trace_callback(self._trace.record)
+        connection.pool = self
+        return connection
+
+    def close(self) -> None:
+        self.closed = True
+        idle, self.idle = self.idle, []
+        for connection in idle:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
 
 
 class _WatcherAwareHub(ChangeStreamHub):
@@ -383,7 +413,6 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         install_owning_outcomes()
         install_wire_values()
         _install_lane_reads()
-        self._read_connections = []
         self.group_commit = GroupCommit(Path(path), fsync=fsync)
         self.change_hub = _WatcherAwareHub(self)
         self.change_dispatches_skipped = 0
@@ -421,26 +450,17 @@ class DurableSQLiteEngine(IndexNarrowedReads, SQLiteEngine):
         lane, self._read_lane = self._read_lane, None
         if lane is not None:
             lane.shutdown(wait=True, cancel_futures=True)
-        pool, self._read_connections = self._read_connections, []
-        for connection in pool:
-            connection.pool = None
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
+        pool, self._read_pool = self._read_pool, None
+        if pool is not None:
+            pool.close()
 
-    # Connections the read lane reads on, kept between reads (see `_lane_open`).
-    _read_connections: list[_ReadConnection]
+    # The connections the read lane reads on (see `_lane_open`), made on first use.
+    _read_pool: _ReadPool | None = None
 
     def _read_connection(self) -> _ReadConnection:
-        """A lane connection: one kept from an earlier read, or a new one."""
-        pool = self.__dict__.setdefault("_read_connections", [])
-        if pool:
-            connection: _ReadConnection = pool.pop()
-            return connection
-        connection = sqlite3.connect(self._path, check_same_thread=False, factory=_ReadConnection)
-        if self.statement_trace is not None:
-            connection.set_trace_callback(self.statement_trace.record)
-        connection.pool = pool
-        return connection
+        if self._read_pool is None:
+            self._read_pool = _ReadPool(self._path, self.statement_trace)
+        return self._read_pool.take()
 
     @property
     def _collection_features_cache(self) -> dict[tuple[str, str, str], bool | str]:
