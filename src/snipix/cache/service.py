@@ -583,20 +583,12 @@ class Cache:
 
     async def invalidate(self, kind: str, entity_id: str, version: int) -> None:
         """After a committed write at `version`: nobody reads or stores an older state."""
-        key = self.key(kind, entity_id)
         if self._store is None:
             return
-        if self._local is not None:
-            self._local.evict(key)
         tombstone = Entry.tombstone_for(version).encode()
-        try:
-            await self._call(
-                "cache.invalidate",
-                lambda store: store.fill(key, tombstone, version, TOMBSTONE_TTL_MS),
-            )
-        except _StoreDown:
-            self._hold(key, version)
-            await self._journal_record(key, version)
+        await self._after_write(
+            self.key(kind, entity_id), version, tombstone, TOMBSTONE_TTL_MS, "cache.invalidate"
+        )
 
     async def replace(
         self, kind: str, entity_id: str, owner: str, version: int, render: Callable[[], bytes]
@@ -604,29 +596,35 @@ class Cache:
         """After a committed write at `version`: its own state (`render()`, called only
         when there is a cache to fill) becomes the entry (write-through).
 
-        The same fence as `invalidate` (a fill at the written version refuses nothing newer
-        and nothing older can replace it), so it is exactly as safe; the next read is a hit
-        instead of a database read. While Redis is out it degrades to `invalidate`'s hold
-        and journal.
+        The same fence as `invalidate`: the fill is refused if a newer version is stored,
+        and no older state can replace it, so it is exactly as safe; the next read is a hit
+        instead of a database read.
         """
-        key = self.key(kind, entity_id)
         if self._store is None:
             return
-        written = Loaded(version, render())
+        ttl_s = self._ttl_s_jittered()
+        entry = Entry(version, self._now_ms() + int(ttl_s * 1000), owner, render())
+        await self._after_write(
+            self.key(kind, entity_id),
+            version,
+            entry.encode(),
+            self._hard_ttl_ms(ttl_s),
+            "cache.replace",
+        )
+
+    async def _after_write(
+        self, key: str, version: int, value: bytes, ttl_ms: int, operation: str
+    ) -> None:
+        """`value` stored under `key`, fenced at the written `version`; while the store is
+        out, the key is held (never served from memory) and journalled, so the fence reaches
+        Redis before anyone reads it again."""
         if self._local is not None:
             self._local.evict(key)
-        ttl_s = self._ttl_s_jittered()
-        entry = Entry(written.version, self._now_ms() + int(ttl_s * 1000), owner, written.payload)
         try:
-            await self._call(
-                "cache.replace",
-                lambda store: store.fill(
-                    key, entry.encode(), written.version, self._hard_ttl_ms(ttl_s)
-                ),
-            )
+            await self._call(operation, lambda store: store.fill(key, value, version, ttl_ms))
         except _StoreDown:
-            self._hold(key, written.version)
-            await self._journal_record(key, written.version)
+            self._hold(key, version)
+            await self._journal_record(key, version)
 
     async def forget(self, kind: str, entity_id: str) -> None:
         """The entity is gone for good (purged): nothing may be cached for it again."""
